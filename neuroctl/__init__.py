@@ -1,0 +1,86 @@
+"""neuroctl: neural controllers in closed loop.
+
+Environments, exact local gains of networks, stability analysis through python-control,
+verification of ReLU networks, and training. Importing ``neuroctl`` registers the Gymnasium
+environment ids (``neuroctl/Arm-v0``, ...) with string entry points, without importing env code.
+"""
+
+from __future__ import annotations
+
+from ._array import namespace
+from .controllers import ACTIVATIONS, affine_layer, linear_controller, mlp
+from .plant import INTEGRATORS, Plant, euler, rk4, semi_implicit_euler
+from .simulate import Trajectory, simulate
+
+__version__ = "0.1.0"
+
+# Public names implemented in heavier modules, imported on first use (PEP 562) so that
+# ``import neuroctl`` stays light. name -> module (relative to this package).
+_LAZY = {
+    # linearization and stability analysis
+    "local_gain": ".linearize",
+    "LocalGain": ".linearize",
+    "plant_jacobians": ".linearize",
+    "operating_point": ".linearize",
+    "OperatingPoint": ".linearize",
+    "linearize": ".linearize",
+    "Linearization": ".linearize",
+    "lqr": ".linearize",
+    "analyze": ".analysis",
+    "StabilityReport": ".analysis",
+    "string_stability": ".analysis",
+    # piecewise-linear functions <-> ReLU networks
+    "relu_net_from_pwl": ".pwl",
+    "pwl_from_relu_net": ".pwl",
+    # pretrained policies shipped with the package
+    "pretrained": ".train.pretrained",
+}
+
+__all__ = [
+    "ACTIVATIONS",
+    "INTEGRATORS",
+    "Plant",
+    "Trajectory",
+    "affine_layer",
+    "euler",
+    "linear_controller",
+    "mlp",
+    "namespace",
+    "rk4",
+    "semi_implicit_euler",
+    "simulate",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'neuroctl' has no attribute {name!r}")
+
+
+def _register_envs() -> None:
+    from gymnasium.envs.registration import register, registry
+
+    specs = {
+        # id: (entry point, vector entry point, max_episode_steps)
+        "neuroctl/Arm-v0": ("neuroctl.envs.arm:ArmEnv", "neuroctl.envs.arm:ArmVectorEnv", 150),
+        "neuroctl/Arm2Link-v0": (
+            "neuroctl.envs.arm2link:Arm2LinkEnv", "neuroctl.envs.arm2link:Arm2LinkVectorEnv", 150),
+        "neuroctl/RingRoad-v0": (
+            "neuroctl.envs.ring_road.env:RingRoadEnv",
+            "neuroctl.envs.ring_road.env:RingRoadVectorEnv",
+            3000,
+        ),
+    }
+    for env_id, (entry, vec_entry, horizon) in specs.items():
+        if env_id not in registry:
+            register(id=env_id, entry_point=entry, vector_entry_point=vec_entry,
+                     max_episode_steps=horizon)
+
+
+_register_envs()

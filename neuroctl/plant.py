@@ -1,0 +1,431 @@
+"""The :class:`Plant` contract shared by simulation, linearization, verification and training.
+
+A plant is a discrete-time model ``x[k+1] = step(x[k], u[k])`` with named states and inputs, a
+sample time ``dt``, actuator bounds, and an observation map ``y = observe(x, r)`` that may depend
+on a reference ``r`` (for example the target angle of an arm). Where a continuous model exists,
+``rhs(x, u) = dx/dt`` is kept too and ``step`` is built from it with one of the integrators below.
+
+Every function here is array-namespace agnostic: it runs on numpy arrays (fast single
+environment) and on torch tensors (batched over any leading dimensions, differentiable), and
+accepts shapes ``(..., n)``. No physics is ever written twice.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ._array import as_like, is_torch, namespace
+
+__all__ = [
+    "Plant",
+    "INTEGRATORS",
+    "euler",
+    "semi_implicit_euler",
+    "rk4",
+]
+
+RHS = Callable[[Any, Any], Any]
+
+
+def euler(rhs: RHS, x, u, dt: float):
+    """Explicit Euler step ``x + dt * rhs(x, u)``.
+
+    Parameters
+    ----------
+    rhs : callable
+        Continuous dynamics ``(x, u) -> dx/dt`` with shapes ``(..., n), (..., m) -> (..., n)``.
+    x : array, shape (..., n)
+    u : array, shape (..., m)
+    dt : float
+        Step in seconds.
+    """
+    return x + dt * rhs(x, u)
+
+
+def semi_implicit_euler(rhs: RHS, x, u, dt: float):
+    """Semi-implicit (symplectic) Euler step for a state ``[q, v]`` of two equal halves.
+
+    The velocities are updated first and the positions move with the *new* velocities:
+    ``v' = v + dt * rhs(x, u)[v-part]``, ``q' = q + dt * v'`` (as Gymnasium's Pendulum and SUMO's
+    default update). The position half of ``rhs`` is ignored: it must equal ``v``.
+    """
+    xp = namespace(x)
+    n = x.shape[-1]
+    if n % 2:
+        raise ValueError(
+            "semi_implicit_euler needs a state [positions, velocities] of even size; "
+            f"received a state of size {n}"
+        )
+    h = n // 2
+    v_next = x[..., h:] + dt * rhs(x, u)[..., h:]
+    q_next = x[..., :h] + dt * v_next
+    return xp.concat([q_next, v_next], axis=-1)
+
+
+def rk4(rhs: RHS, x, u, dt: float):
+    """Classical fourth-order Runge-Kutta step with the input held constant over ``dt``."""
+    k1 = rhs(x, u)
+    k2 = rhs(x + 0.5 * dt * k1, u)
+    k3 = rhs(x + 0.5 * dt * k2, u)
+    k4 = rhs(x + dt * k3, u)
+    return x + (dt / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+
+
+INTEGRATORS: dict[str, Callable] = {
+    "euler": euler,
+    "semi_implicit_euler": semi_implicit_euler,
+    "rk4": rk4,
+}
+
+
+def _names(value: Sequence[str] | int, prefix: str, what: str) -> tuple[str, ...]:
+    if isinstance(value, (int, np.integer)):
+        if value < 0:
+            raise ValueError(f"{what}: expected a non-negative size or a list of names, received {value}")
+        return tuple(f"{prefix}[{i}]" for i in range(int(value)))
+    names = tuple(value)
+    if not all(isinstance(n, str) for n in names):
+        raise TypeError(f"{what}: expected a list of str names or an int size, received {value!r}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{what}: names must be unique, received {names}")
+    return names
+
+
+def _bounds(value, m: int, fill: float, what: str) -> np.ndarray:
+    if value is None:
+        return np.full(m, fill)
+    arr = np.broadcast_to(np.asarray(value, dtype=float), (m,)).copy()
+    if np.isnan(arr).any():
+        raise ValueError(f"{what}: expected numbers (±inf allowed), received {value!r}")
+    return arr
+
+
+def _n_positional(fn: Callable) -> int:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins
+        return 1
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    params = [p for p in sig.parameters.values() if p.kind in kinds]
+    if any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in sig.parameters.values()):
+        return 2
+    return len(params)
+
+
+class Plant:
+    """A discrete-time plant with named signals, written once for numpy and torch.
+
+    Define a plant from a continuous right-hand side (integrated with ``integrator``) or from a
+    discrete update. Everything in neuroctl (``simulate``, the Gymnasium wrapper, ``linearize``,
+    ``analyze``, ``verify``, training) works on any ``Plant``.
+
+    Parameters
+    ----------
+    states : sequence of str or int
+        State names (or the number of states), size ``n``.
+    inputs : sequence of str or int
+        Input names (or the number of inputs), size ``m``.
+    dt : float
+        Sample time of the discrete map in seconds (> 0).
+    rhs : callable, optional
+        Continuous dynamics ``rhs(x, u) -> dx/dt``, shapes ``(..., n), (..., m) -> (..., n)``.
+    update : callable, optional
+        Discrete update ``update(x, u) -> x_next``. Exactly one of ``rhs`` and ``update`` is given.
+    integrator : {"rk4", "euler", "semi_implicit_euler"}
+        How ``step`` integrates ``rhs`` over ``dt`` (ignored with ``update``).
+    input_lower, input_upper : array_like, optional
+        Actuator bounds, shape ``(m,)`` or scalar; ``step`` clips the input to them.
+    observe : callable, optional
+        Observation map ``observe(x) -> y`` or, when ``references`` are given,
+        ``observe(x, r) -> y``. Default: the full state.
+    outputs : sequence of str or int, optional
+        Observation names (default: the state names when ``observe`` is not given).
+    references : sequence of str or int
+        Names of the reference signals the observation depends on (e.g. a target angle).
+    disturbances : sequence of str or int
+        Names of exogenous disturbance inputs ``w`` (e.g. acceleration noise). When given,
+        ``rhs`` and ``update`` take ``(x, u, w)``; :meth:`step` passes zeros if ``w`` is omitted.
+    nominal_reference : array_like, optional
+        Reference used when none is passed, shape ``(n_ref,)`` (default zeros).
+    equilibrium : callable, optional
+        ``equilibrium(r) -> (x_eq, u_eq)``: the state and input that hold the plant at rest for
+        reference ``r`` (numpy arrays of shapes ``(n,)`` and ``(m,)``).
+    post_step : callable, optional
+        Projection applied after the integrator, ``post_step(x_next) -> x_next`` (e.g. a speed
+        clamp). It is part of ``step``.
+    name : str
+        A label for printing.
+    params : object, optional
+        The parameter object the plant was built from (for reference only).
+
+    Examples
+    --------
+    A damped pendulum with a torque limit, integrated with RK4 at 20 ms:
+
+    >>> import numpy as np
+    >>> from neuroctl import Plant, namespace
+    >>> def rhs(x, u):
+    ...     xp = namespace(x)
+    ...     return xp.stack([x[..., 1], -xp.sin(x[..., 0]) - 0.1 * x[..., 1] + u[..., 0]], axis=-1)
+    >>> p = Plant(states=["theta", "omega"], inputs=["torque"], dt=0.02, rhs=rhs,
+    ...           input_lower=-2.0, input_upper=2.0)
+    >>> p.step(np.array([0.1, 0.0]), np.array([5.0])).shape
+    (2,)
+    """
+
+    def __init__(
+        self,
+        *,
+        states: Sequence[str] | int,
+        inputs: Sequence[str] | int,
+        dt: float,
+        rhs: RHS | None = None,
+        update: RHS | None = None,
+        integrator: str = "rk4",
+        input_lower=None,
+        input_upper=None,
+        observe: Callable | None = None,
+        outputs: Sequence[str] | int | None = None,
+        references: Sequence[str] | int = (),
+        disturbances: Sequence[str] | int = (),
+        nominal_reference=None,
+        equilibrium: Callable | None = None,
+        post_step: Callable | None = None,
+        name: str = "plant",
+        params: Any = None,
+    ) -> None:
+        self.state_names = _names(states, "x", "states")
+        self.input_names = _names(inputs, "u", "inputs")
+        self.reference_names = _names(references, "r", "references")
+        self.disturbance_names = _names(disturbances, "w", "disturbances")
+        if not (isinstance(dt, (int, float, np.floating)) and np.isfinite(dt) and dt > 0):
+            raise ValueError(f"dt: expected a positive finite number of seconds, received {dt!r}")
+        self.dt = float(dt)
+        if (rhs is None) == (update is None):
+            raise ValueError(
+                "expected exactly one of rhs= (continuous dynamics) and update= (discrete map); "
+                f"received rhs={'given' if rhs is not None else None}, "
+                f"update={'given' if update is not None else None}"
+            )
+        if integrator not in INTEGRATORS:
+            raise ValueError(
+                f"integrator: expected one of {sorted(INTEGRATORS)}, received {integrator!r}"
+            )
+        self._rhs = rhs
+        self._update = update
+        self.integrator = integrator
+        m = len(self.input_names)
+        self.input_lower = _bounds(input_lower, m, -np.inf, "input_lower")
+        self.input_upper = _bounds(input_upper, m, np.inf, "input_upper")
+        if np.any(self.input_lower > self.input_upper):
+            raise ValueError(
+                "input bounds: expected input_lower <= input_upper, received "
+                f"{self.input_lower} and {self.input_upper}"
+            )
+        self._bounded = bool(np.isfinite(self.input_lower).any() or np.isfinite(self.input_upper).any())
+        self._observe = observe
+        self._observe_takes_reference = observe is not None and _n_positional(observe) >= 2
+        if self.reference_names and observe is not None and not self._observe_takes_reference:
+            raise ValueError("references were given, so observe must take (x, r)")
+        if outputs is None:
+            if observe is not None:
+                raise ValueError("outputs: give the observation names (or size) with observe=")
+            outputs = self.state_names
+        self.output_names = _names(outputs, "y", "outputs")
+        n_ref = len(self.reference_names)
+        self.nominal_reference = (
+            np.zeros(n_ref) if nominal_reference is None
+            else np.broadcast_to(np.asarray(nominal_reference, float), (n_ref,)).copy()
+        )
+        self._equilibrium = equilibrium
+        self._post_step = post_step
+        self.name = name
+        self.params = params
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def n_states(self) -> int:
+        """Number of states ``n``."""
+        return len(self.state_names)
+
+    @property
+    def n_inputs(self) -> int:
+        """Number of inputs ``m``."""
+        return len(self.input_names)
+
+    @property
+    def n_outputs(self) -> int:
+        """Number of observations ``p``."""
+        return len(self.output_names)
+
+    @property
+    def n_references(self) -> int:
+        """Number of reference signals."""
+        return len(self.reference_names)
+
+    @property
+    def n_disturbances(self) -> int:
+        """Number of disturbance inputs."""
+        return len(self.disturbance_names)
+
+    @property
+    def is_continuous(self) -> bool:
+        """True if a continuous right-hand side is available (``rhs``)."""
+        return self._rhs is not None
+
+    # --------------------------------------------------------------- dynamics
+    def _zero_disturbance(self, x):
+        xp = namespace(x)
+        return xp.zeros((*x.shape[:-1], self.n_disturbances), dtype=x.dtype)
+
+    def rhs(self, x, u, w=None):
+        """Continuous dynamics ``dx/dt``, shapes ``(..., n), (..., m) -> (..., n)``.
+
+        The input is used as given (no saturation); :meth:`step` saturates. ``w`` (shape
+        ``(..., n_w)``) is the disturbance, zeros if omitted; ignored by plants without one.
+        """
+        if self._rhs is None:
+            raise AttributeError(f"plant {self.name!r} is discrete only: it has no rhs")
+        if self.n_disturbances:
+            return self._rhs(x, u, self._zero_disturbance(x) if w is None else w)
+        return self._rhs(x, u)
+
+    def saturate(self, u):
+        """Clip ``u`` (shape ``(..., m)``) to the actuator bounds."""
+        if not self._bounded:
+            return u
+        if is_torch(u):
+            import torch
+
+            lo = torch.as_tensor(self.input_lower, dtype=u.dtype, device=u.device)
+            hi = torch.as_tensor(self.input_upper, dtype=u.dtype, device=u.device)
+            return torch.clamp(u, lo, hi)
+        return np.clip(u, self.input_lower, self.input_upper)
+
+    def step(self, x, u, w=None):
+        """The discrete map ``x[k+1]``: actuator saturation, integrator, then ``post_step``.
+
+        Parameters
+        ----------
+        x : array or tensor, shape (..., n)
+        u : array or tensor, shape (..., m)
+        w : array or tensor, shape (..., n_w), optional
+            Disturbance held over the step (zeros if omitted; plants without one ignore it).
+
+        Returns
+        -------
+        array or tensor, shape (..., n)
+        """
+        u = self.saturate(u)
+        if self.n_disturbances:
+            w = self._zero_disturbance(x) if w is None else w
+            if self._update is not None:
+                x_next = self._update(x, u, w)
+            else:
+                x_next = INTEGRATORS[self.integrator](
+                    lambda x_, u_: self._rhs(x_, u_, w), x, u, self.dt
+                )
+        elif self._update is not None:
+            x_next = self._update(x, u)
+        else:
+            x_next = INTEGRATORS[self.integrator](self._rhs, x, u, self.dt)
+        if self._post_step is not None:
+            x_next = self._post_step(x_next)
+        return x_next
+
+    def observe(self, x, r=None):
+        """What the controller sees, ``y = observe(x, r)``, shape ``(..., p)``.
+
+        Parameters
+        ----------
+        x : array or tensor, shape (..., n)
+        r : array or tensor, shape (..., n_ref), optional
+            Reference; defaults to ``nominal_reference``.
+        """
+        if self._observe is None:
+            return x
+        if self._observe_takes_reference:
+            if r is None:
+                r = as_like(self.nominal_reference, x)
+            return self._observe(x, r)
+        return self._observe(x)
+
+    def equilibrium(self, r=None):
+        """State and input that hold the plant at rest for reference ``r``.
+
+        Returns
+        -------
+        x_eq : ndarray, shape (n,)
+        u_eq : ndarray, shape (m,)
+        """
+        if self._equilibrium is None:
+            raise NotImplementedError(
+                f"plant {self.name!r} defines no equilibrium; pass equilibrium= to Plant or give "
+                "an initial guess to neuroctl.operating_point"
+            )
+        if r is None:
+            r = self.nominal_reference
+        x_eq, u_eq = self._equilibrium(np.asarray(r, dtype=float))
+        return np.asarray(x_eq, dtype=float), np.asarray(u_eq, dtype=float)
+
+    # ---------------------------------------------------------- python-control
+    def to_nlsys(self, *, continuous: bool = False):
+        """This plant as a python-control ``NonlinearIOSystem``.
+
+        Parameters
+        ----------
+        continuous : bool
+            If True, the continuous model from ``rhs`` (no saturation); otherwise the discrete
+            map ``step`` with sample time ``dt``.
+
+        Returns
+        -------
+        control.NonlinearIOSystem
+            Inputs are the plant inputs, then the disturbances, then the references; outputs are
+            the observations.
+        """
+        import control
+
+        m, mw = self.n_inputs, self.n_inputs + self.n_disturbances
+
+        def split(u):
+            u = np.asarray(u, float)
+            w = u[m:mw] if self.n_disturbances else None
+            return u[:m], w, (u[mw:] if self.n_references else None)
+
+        if continuous:
+            if self._rhs is None:
+                raise ValueError(f"plant {self.name!r} has no continuous model (rhs)")
+
+            def updfcn(t, x, u, params):
+                u_, w, _ = split(u)
+                return np.asarray(self.rhs(np.asarray(x, float), u_, w))
+        else:
+
+            def updfcn(t, x, u, params):
+                u_, w, _ = split(u)
+                return np.asarray(self.step(np.asarray(x, float), u_, w))
+
+        def outfcn(t, x, u, params):
+            return np.asarray(self.observe(np.asarray(x, float), split(u)[2]))
+
+        return control.nlsys(
+            updfcn,
+            outfcn,
+            inputs=list(self.input_names) + list(self.disturbance_names) + list(self.reference_names),
+            outputs=list(self.output_names),
+            states=list(self.state_names),
+            dt=0 if continuous else self.dt,
+            name=self.name,
+        )
+
+    def __repr__(self) -> str:
+        kind = f"rhs+{self.integrator}" if self._rhs is not None else "update"
+        return (
+            f"Plant({self.name!r}, states={list(self.state_names)}, inputs={list(self.input_names)}, "
+            f"outputs={self.n_outputs}, dt={self.dt}, {kind})"
+        )

@@ -1,0 +1,192 @@
+"""Batched closed-loop rollouts of a :class:`~neuroctl.plant.Plant` with a controller."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .plant import Plant
+
+__all__ = ["simulate", "Trajectory", "controller_dtype"]
+
+
+def controller_dtype(controller: Any, default: torch.dtype = torch.float64) -> torch.dtype:
+    """The floating dtype of a controller's parameters (``default`` if it has none)."""
+    if isinstance(controller, torch.nn.Module):
+        for p in controller.parameters():
+            if p.is_floating_point():
+                return p.dtype
+        for b in controller.buffers():
+            if b.is_floating_point():
+                return b.dtype
+    return default
+
+
+@dataclass
+class Trajectory:
+    """A batch of closed-loop trajectories.
+
+    Attributes
+    ----------
+    times : ndarray, shape (T+1,)
+        Sample times in seconds.
+    states : ndarray, shape (..., T+1, n)
+    inputs : ndarray, shape (..., T, m)
+        Commands after actuator saturation (what acted on the plant).
+    observations : ndarray, shape (..., T+1, p)
+    state_names, input_names, output_names : tuple of str
+    plant : Plant
+    """
+
+    times: np.ndarray
+    states: np.ndarray
+    inputs: np.ndarray
+    observations: np.ndarray
+    state_names: tuple[str, ...]
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    plant: Plant | None = field(default=None, repr=False)
+
+    def __iter__(self):
+        # unpack as ``t, x, u = simulate(...)``
+        return iter((self.times, self.states, self.inputs))
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        """Leading batch shape of the trajectories."""
+        return self.states.shape[:-2]
+
+    def state(self, name: str) -> np.ndarray:
+        """One state signal by name, shape ``(..., T+1)``."""
+        return self.states[..., self.state_names.index(name)]
+
+    def to_dict(self) -> dict:
+        """Plain-Python dictionary (lists), suitable for JSON."""
+        return {
+            "times": self.times.tolist(),
+            "states": self.states.tolist(),
+            "inputs": self.inputs.tolist(),
+            "observations": self.observations.tolist(),
+            "state_names": list(self.state_names),
+            "input_names": list(self.input_names),
+            "output_names": list(self.output_names),
+        }
+
+    def plot(self, *, ax=None, max_traces: int = 10):
+        """Plot states and inputs against time (first ``max_traces`` batch members).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        import matplotlib.pyplot as plt
+
+        n, m = self.states.shape[-1], self.inputs.shape[-1]
+        if ax is None:
+            fig, axes = plt.subplots(n + m, 1, sharex=True, figsize=(7, 1.6 * (n + m) + 0.6),
+                                     squeeze=False)
+            axes = axes[:, 0]
+        else:
+            axes = np.atleast_1d(ax)
+            fig = axes[0].figure
+        xs = self.states.reshape(-1, *self.states.shape[-2:])[:max_traces]
+        us = self.inputs.reshape(-1, *self.inputs.shape[-2:])[:max_traces]
+        for i in range(min(n, len(axes))):
+            axes[i].plot(self.times, xs[..., i].T, lw=1)
+            axes[i].set_ylabel(self.state_names[i])
+        for j in range(min(m, len(axes) - n)):
+            axes[n + j].step(self.times[:-1], us[..., j].T, where="post", lw=1)
+            axes[n + j].set_ylabel(self.input_names[j])
+        axes[-1].set_xlabel("time [s]")
+        fig.tight_layout()
+        return fig
+
+
+def simulate(
+    plant: Plant,
+    controller: Callable | torch.nn.Module | None,
+    x0,
+    steps: int,
+    *,
+    reference=None,
+    disturbance: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
+    differentiable: bool = False,
+) -> Trajectory:
+    """Run ``plant`` in closed loop with ``controller`` for a batch of initial states.
+
+    Parameters
+    ----------
+    plant : Plant
+    controller : nn.Module or callable or None
+        Maps observations ``(..., p)`` (a torch tensor in the controller's dtype) to commands
+        ``(..., m)``. ``None`` applies zero input.
+    x0 : array_like, shape (..., n)
+        Initial states; any leading batch shape.
+    steps : int
+        Number of steps ``T``.
+    reference : array_like, shape (..., n_ref), optional
+        Reference for the observation (default: the plant's nominal reference).
+    disturbance : callable, optional
+        ``disturbance(k, x) -> w`` with ``w`` of shape ``(..., n_w)``, called at every step.
+    differentiable : bool
+        Keep the autograd graph (for training through the rollout); then the result holds
+        tensors instead of numpy arrays.
+
+    Returns
+    -------
+    Trajectory
+    """
+    if not (isinstance(steps, (int, np.integer)) and steps >= 0):
+        raise ValueError(f"steps: expected a non-negative int, received {steps!r}")
+    x = torch.as_tensor(np.asarray(x0, dtype=float) if not torch.is_tensor(x0) else x0,
+                        dtype=torch.float64)
+    if x.ndim == 0 or x.shape[-1] != plant.n_states:
+        raise ValueError(
+            f"x0: expected shape (..., {plant.n_states}) for states {list(plant.state_names)}, "
+            f"received {tuple(x.shape)}"
+        )
+    r = None
+    if plant.n_references:
+        r = torch.as_tensor(plant.nominal_reference if reference is None else reference,
+                            dtype=torch.float64)
+        r = torch.broadcast_to(r, (*x.shape[:-1], plant.n_references))
+    ctrl_dtype = controller_dtype(controller)
+    states, inputs, observations = [x], [], []
+    grad = torch.enable_grad() if differentiable else torch.no_grad()
+    with grad:
+        y = plant.observe(x, r)
+        observations.append(y)
+        for k in range(steps):
+            if controller is None:
+                u = torch.zeros((*x.shape[:-1], plant.n_inputs), dtype=torch.float64)
+            else:
+                u = controller(y.to(ctrl_dtype)).to(torch.float64)
+                if u.shape[-1] != plant.n_inputs:
+                    raise ValueError(
+                        f"controller: expected {plant.n_inputs} outputs for inputs "
+                        f"{list(plant.input_names)}, received shape {tuple(u.shape)}"
+                    )
+            w = disturbance(k, x) if disturbance is not None else None
+            x = plant.step(x, u, w)
+            y = plant.observe(x, r)
+            states.append(x)
+            inputs.append(plant.saturate(u))
+            observations.append(y)
+    stack = (lambda seq, d: torch.stack(seq, d)) if differentiable else (
+        lambda seq, d: torch.stack(seq, d).detach().numpy())
+    batch_nd = x.ndim - 1
+    empty_u = torch.zeros((*x.shape[:-1], 0, plant.n_inputs), dtype=torch.float64)
+    return Trajectory(
+        times=np.arange(steps + 1) * plant.dt,
+        states=stack(states, batch_nd),
+        inputs=stack(inputs, batch_nd) if inputs else (empty_u if differentiable else empty_u.numpy()),
+        observations=stack(observations, batch_nd),
+        state_names=plant.state_names,
+        input_names=plant.input_names,
+        output_names=plant.output_names,
+        plant=plant,
+    )
