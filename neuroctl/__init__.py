@@ -70,7 +70,10 @@ def _register_envs() -> None:
         # id: (entry point, vector entry point, max_episode_steps)
         "neuroctl/Arm-v0": ("neuroctl.envs.arm:ArmEnv", "neuroctl.envs.arm:ArmVectorEnv", 150),
         "neuroctl/Arm2Link-v0": (
-            "neuroctl.envs.arm2link:Arm2LinkEnv", "neuroctl.envs.arm2link:Arm2LinkVectorEnv", 150),
+            "neuroctl.envs.arm2link:Arm2LinkEnv",
+            "neuroctl.envs.arm2link:Arm2LinkVectorEnv",
+            150,
+        ),
         "neuroctl/RingRoad-v0": (
             "neuroctl.envs.ring_road.env:RingRoadEnv",
             "neuroctl.envs.ring_road.env:RingRoadVectorEnv",
@@ -79,8 +82,12 @@ def _register_envs() -> None:
     }
     for env_id, (entry, vec_entry, horizon) in specs.items():
         if env_id not in registry:
-            register(id=env_id, entry_point=entry, vector_entry_point=vec_entry,
-                     max_episode_steps=horizon)
+            register(
+                id=env_id,
+                entry_point=entry,
+                vector_entry_point=vec_entry,
+                max_episode_steps=horizon,
+            )
 
 
 _register_envs()

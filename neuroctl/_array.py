@@ -33,7 +33,8 @@ def namespace(*arrays: Any):
     Returns
     -------
     module
-        An array-API compatible namespace (``array_api_compat.numpy`` or ``array_api_compat.torch``).
+        An array-API compatible namespace (``array_api_compat.numpy`` or
+        ``array_api_compat.torch``).
     """
     for a in arrays:
         if a is not None and is_torch(a):

@@ -14,7 +14,13 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "PIECEWISE_LINEAR_ACTIVATIONS", "mlp", "affine_layer", "linear_controller"]
+__all__ = [
+    "ACTIVATIONS",
+    "PIECEWISE_LINEAR_ACTIVATIONS",
+    "mlp",
+    "affine_layer",
+    "linear_controller",
+]
 
 #: Activation constructors by name. ``relu`` family entries are piecewise linear.
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -60,7 +66,9 @@ def affine_layer(scale, offset, *, dtype=torch.float32) -> nn.Linear:
     scale, offset = np.broadcast_arrays(np.asarray(scale, float), np.asarray(offset, float))
     scale, offset = np.atleast_1d(scale), np.atleast_1d(offset)
     if not (np.isfinite(scale).all() and np.isfinite(offset).all()):
-        raise ValueError(f"affine_layer: expected finite scale and offset, received {scale}, {offset}")
+        raise ValueError(
+            f"affine_layer: expected finite scale and offset, received {scale}, {offset}"
+        )
     k = scale.shape[0]
     layer = nn.Linear(k, k).to(dtype)
     with torch.no_grad():
@@ -124,11 +132,16 @@ def mlp(
         layers: list[nn.Module] = []
         if input_scale is not None or input_offset is not None:
             layers.append(
-                affine_layer(1.0 if input_scale is None else input_scale,
-                             np.zeros(n_in) if input_offset is None else input_offset, dtype=dtype)
+                affine_layer(
+                    1.0 if input_scale is None else input_scale,
+                    np.zeros(n_in) if input_offset is None else input_offset,
+                    dtype=dtype,
+                )
             )
             if layers[-1].in_features != n_in:
-                raise ValueError(f"input_scale/offset: expected size {n_in}, received {layers[-1].in_features}")
+                raise ValueError(
+                    f"input_scale/offset: expected size {n_in}, received {layers[-1].in_features}"
+                )
         widths = (n_in, *hidden)
         for a, b in zip(widths[:-1], widths[1:]):
             layers += [nn.Linear(a, b).to(dtype), _activation(activation)]
@@ -137,11 +150,17 @@ def mlp(
             layers.append(_activation(output_activation))
         if output_scale is not None or output_offset is not None:
             layers.append(
-                affine_layer(1.0 if output_scale is None else output_scale,
-                             np.zeros(n_out) if output_offset is None else output_offset, dtype=dtype)
+                affine_layer(
+                    1.0 if output_scale is None else output_scale,
+                    np.zeros(n_out) if output_offset is None else output_offset,
+                    dtype=dtype,
+                )
             )
             if layers[-1].out_features != n_out:
-                raise ValueError(f"output_scale/offset: expected size {n_out}, received {layers[-1].out_features}")
+                raise ValueError(
+                    "output_scale/offset: expected size "
+                    f"{n_out}, received {layers[-1].out_features}"
+                )
         return nn.Sequential(*layers)
 
     if seed is None:

@@ -85,7 +85,9 @@ INTEGRATORS: dict[str, Callable] = {
 def _names(value: Sequence[str] | int, prefix: str, what: str) -> tuple[str, ...]:
     if isinstance(value, (int, np.integer)):
         if value < 0:
-            raise ValueError(f"{what}: expected a non-negative size or a list of names, received {value}")
+            raise ValueError(
+                f"{what}: expected a non-negative size or a list of names, received {value}"
+            )
         return tuple(f"{prefix}[{i}]" for i in range(int(value)))
     names = tuple(value)
     if not all(isinstance(n, str) for n in names):
@@ -226,7 +228,9 @@ class Plant:
                 "input bounds: expected input_lower <= input_upper, received "
                 f"{self.input_lower} and {self.input_upper}"
             )
-        self._bounded = bool(np.isfinite(self.input_lower).any() or np.isfinite(self.input_upper).any())
+        self._bounded = bool(
+            np.isfinite(self.input_lower).any() or np.isfinite(self.input_upper).any()
+        )
         self._observe = observe
         self._observe_takes_reference = observe is not None and _n_positional(observe) >= 2
         if self.reference_names and observe is not None and not self._observe_takes_reference:
@@ -238,7 +242,8 @@ class Plant:
         self.output_names = _names(outputs, "y", "outputs")
         n_ref = len(self.reference_names)
         self.nominal_reference = (
-            np.zeros(n_ref) if nominal_reference is None
+            np.zeros(n_ref)
+            if nominal_reference is None
             else np.broadcast_to(np.asarray(nominal_reference, float), (n_ref,)).copy()
         )
         self._equilibrium = equilibrium
@@ -416,7 +421,9 @@ class Plant:
         return control.nlsys(
             updfcn,
             outfcn,
-            inputs=list(self.input_names) + list(self.disturbance_names) + list(self.reference_names),
+            inputs=list(self.input_names)
+            + list(self.disturbance_names)
+            + list(self.reference_names),
             outputs=list(self.output_names),
             states=list(self.state_names),
             dt=0 if continuous else self.dt,
@@ -426,6 +433,7 @@ class Plant:
     def __repr__(self) -> str:
         kind = f"rhs+{self.integrator}" if self._rhs is not None else "update"
         return (
-            f"Plant({self.name!r}, states={list(self.state_names)}, inputs={list(self.input_names)}, "
+            f"Plant({self.name!r}, states={list(self.state_names)}, "
+            f"inputs={list(self.input_names)}, "
             f"outputs={self.n_outputs}, dt={self.dt}, {kind})"
         )

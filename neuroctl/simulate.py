@@ -87,8 +87,9 @@ class Trajectory:
 
         n, m = self.states.shape[-1], self.inputs.shape[-1]
         if ax is None:
-            fig, axes = plt.subplots(n + m, 1, sharex=True, figsize=(7, 1.6 * (n + m) + 0.6),
-                                     squeeze=False)
+            fig, axes = plt.subplots(
+                n + m, 1, sharex=True, figsize=(7, 1.6 * (n + m) + 0.6), squeeze=False
+            )
             axes = axes[:, 0]
         else:
             axes = np.atleast_1d(ax)
@@ -142,8 +143,9 @@ def simulate(
     """
     if not (isinstance(steps, (int, np.integer)) and steps >= 0):
         raise ValueError(f"steps: expected a non-negative int, received {steps!r}")
-    x = torch.as_tensor(np.asarray(x0, dtype=float) if not torch.is_tensor(x0) else x0,
-                        dtype=torch.float64)
+    x = torch.as_tensor(
+        np.asarray(x0, dtype=float) if not torch.is_tensor(x0) else x0, dtype=torch.float64
+    )
     if x.ndim == 0 or x.shape[-1] != plant.n_states:
         raise ValueError(
             f"x0: expected shape (..., {plant.n_states}) for states {list(plant.state_names)}, "
@@ -151,8 +153,9 @@ def simulate(
         )
     r = None
     if plant.n_references:
-        r = torch.as_tensor(plant.nominal_reference if reference is None else reference,
-                            dtype=torch.float64)
+        r = torch.as_tensor(
+            plant.nominal_reference if reference is None else reference, dtype=torch.float64
+        )
         r = torch.broadcast_to(r, (*x.shape[:-1], plant.n_references))
     ctrl_dtype = controller_dtype(controller)
     states, inputs, observations = [x], [], []
@@ -176,14 +179,19 @@ def simulate(
             states.append(x)
             inputs.append(plant.saturate(u))
             observations.append(y)
-    stack = (lambda seq, d: torch.stack(seq, d)) if differentiable else (
-        lambda seq, d: torch.stack(seq, d).detach().numpy())
+    stack = (
+        (lambda seq, d: torch.stack(seq, d))
+        if differentiable
+        else (lambda seq, d: torch.stack(seq, d).detach().numpy())
+    )
     batch_nd = x.ndim - 1
     empty_u = torch.zeros((*x.shape[:-1], 0, plant.n_inputs), dtype=torch.float64)
     return Trajectory(
         times=np.arange(steps + 1) * plant.dt,
         states=stack(states, batch_nd),
-        inputs=stack(inputs, batch_nd) if inputs else (empty_u if differentiable else empty_u.numpy()),
+        inputs=stack(inputs, batch_nd)
+        if inputs
+        else (empty_u if differentiable else empty_u.numpy()),
         observations=stack(observations, batch_nd),
         state_names=plant.state_names,
         input_names=plant.input_names,
