@@ -1,0 +1,45 @@
+"""Training neural controllers: RL (Stable-Baselines3), differentiable simulation, diagnostics.
+
+Stable-Baselines3 is an optional extra (``pip install 'neuroctl[rl]'``), imported on first use.
+"""
+
+from __future__ import annotations
+
+from .diagnostics import (
+    DeadUnits,
+    RevivalCallback,
+    RevivalEvent,
+    RevivalMonitor,
+    RevivalSpikeWarning,
+    dead_units,
+)
+
+_LAZY = {
+    "export_policy": ".export",
+    "actor_network": ".export",
+    "train_rl": ".rl",
+    "TrainResult": ".result",
+    "train_diffsim": ".diffsim",
+    "train": ".rl",
+    "pretrained": ".pretrained",
+}
+
+__all__ = [
+    "DeadUnits",
+    "RevivalCallback",
+    "RevivalEvent",
+    "RevivalMonitor",
+    "RevivalSpikeWarning",
+    "dead_units",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'neuroctl.train' has no attribute {name!r}")
