@@ -1,0 +1,236 @@
+"""The result of a training run, and the pieces shared by the RL and diffsim trainers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .export import atomic_write_text
+
+__all__ = ["TrainResult", "CsvLog", "command_line", "policy_summary"]
+
+
+def command_line(func: str, **kwargs) -> str:
+    """The Python call that reproduces a run, e.g. ``neuroctl.train.train_rl('x', steps=10)``."""
+    args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    return f"{func}({args})"
+
+
+def cli_command(env_id: str, algo: str, activation: str, steps: int, seed: int, out) -> str:
+    """The equivalent ``neuroctl train`` command line."""
+    return (
+        f"neuroctl train {shlex.quote(env_id)} --algo {algo} --activation {activation} "
+        f"--steps {steps} --seed {seed} --out {shlex.quote(str(out))}"
+    )
+
+
+class CsvLog:
+    """Append-only CSV log (survives resumes: rows of earlier sessions are kept)."""
+
+    def __init__(self, path, fields: list[str]) -> None:
+        self.path = Path(path)
+        self.fields = list(fields)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        self._f = open(self.path, "a", newline="")  # noqa: SIM115 - closed in close()
+        self._w = csv.DictWriter(self._f, fieldnames=self.fields)
+        if new:
+            self._w.writeheader()
+            self._f.flush()
+
+    def write(self, **row) -> None:
+        self._w.writerow({k: row.get(k, "") for k in self.fields})
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+    @staticmethod
+    def read(path) -> list[dict]:
+        with open(path, newline="") as f:
+            return list(csv.DictReader(f))
+
+
+class TensorBoardLog:
+    """Scalars to TensorBoard if ``tensorboard`` is installed (silently off otherwise)."""
+
+    def __init__(self, logdir, enabled: bool = True) -> None:
+        self._w = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # pragma: no cover - optional
+                return
+            self._w = SummaryWriter(str(logdir))
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        if self._w is not None:
+            self._w.add_scalar(tag, float(value), int(step))
+
+    def close(self) -> None:
+        if self._w is not None:
+            self._w.close()
+
+
+def policy_summary(env_id: str, policy, *, seed: int = 0) -> dict:
+    """``analyze`` of a policy at the operating point of the env's plant (best effort).
+
+    Returns a dict with ``"analysis"`` (the StabilityReport's ``to_dict()`` and its text) or an
+    ``"analysis_error"`` string saying why it was not available.
+    """
+    out: dict[str, Any] = {}
+    try:
+        import gymnasium as gym
+
+        import neuroctl
+
+        env = gym.make(env_id)
+        plant = getattr(env.unwrapped, "plant", None)
+        env.close()
+        if plant is None:
+            out["analysis_error"] = f"{env_id} exposes no plant (env.unwrapped.plant)"
+            return out
+        report = neuroctl.analyze(plant, policy)
+        out["analysis_text"] = repr(report)
+        try:
+            out["analysis"] = report.to_dict()
+        except Exception as exc:  # noqa: BLE001 - the summary must not lose a trained policy
+            out["analysis"] = {"error": f"to_dict failed: {exc}"}
+    except Exception as exc:  # noqa: BLE001 - report, never lose the trained policy
+        out["analysis_error"] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`~neuroctl.train.train_rl` or :func:`~neuroctl.train.train_diffsim`.
+
+    Attributes
+    ----------
+    env_id, algo, activation : str
+    seed : int
+    steps : int
+        Requested total (env steps for RL, gradient steps for diffsim).
+    steps_done : int
+        Steps completed (over all sessions when resumed).
+    out_dir : Path
+    policy_path : Path or None
+        The exported policy (``policy.pt`` + ``policy.json``), None if interrupted before any.
+    checkpoint_path : Path
+    interrupted : bool
+        True if the run was stopped (Ctrl-C); a checkpoint was written, rerun to resume.
+    resumed : bool
+        True if this session continued an earlier checkpoint.
+    wall_time : float
+        Seconds spent in this session.
+    history : list of dict
+        Logged rows (steps, return/loss, ...).
+    summary : dict
+        Evaluation figures and the ``analyze`` report of the exported policy.
+    command : str
+        The ``neuroctl train`` command line that reproduces the run.
+    """
+
+    env_id: str
+    algo: str
+    activation: str
+    seed: int
+    steps: int
+    steps_done: int
+    out_dir: Path
+    policy_path: Path | None
+    checkpoint_path: Path
+    interrupted: bool = False
+    resumed: bool = False
+    wall_time: float = 0.0
+    history: list = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+    command: str = ""
+
+    def policy(self):
+        """The exported policy as an ``nn.Sequential`` (loaded from :attr:`policy_path`)."""
+        from .export import load_policy
+
+        if self.policy_path is None:
+            raise FileNotFoundError("this run exported no policy (interrupted before the end)")
+        return load_policy(self.policy_path)
+
+    def to_dict(self) -> dict:
+        d = {
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in self.__dict__.items()
+            if k not in ("history",)
+        }
+        d["history"] = list(self.history)
+        return d
+
+    def save(self) -> Path:
+        """Write ``summary.json`` in :attr:`out_dir` (atomically)."""
+        return atomic_write_text(
+            Path(self.out_dir) / "summary.json",
+            json.dumps(self.to_dict(), indent=2, default=_json_default) + "\n",
+        )
+
+    def __repr__(self) -> str:
+        state = "interrupted" if self.interrupted else "finished"
+        ev = {k: v for k, v in self.summary.items() if isinstance(v, (int, float))}
+        evs = ", ".join(f"{k}={v:.4g}" for k, v in ev.items())
+        return (
+            f"TrainResult({self.algo} on {self.env_id}, {self.activation}, seed={self.seed}, "
+            f"{state} at {self.steps_done}/{self.steps} steps in {self.wall_time:.1f} s"
+            f"{', ' + evs if evs else ''}; policy={self.policy_path})"
+        )
+
+    def report(self) -> str:
+        """A multi-line text summary (used by the command line)."""
+        lines = [repr(self), f"command: {self.command}"]
+        for k, v in self.summary.items():
+            if k in ("analysis",):
+                continue
+            lines.append(f"{k}: {v}")
+        return "\n".join(lines)
+
+    def plot(self, *, ax=None, y: str | None = None):
+        """Learning curve from :attr:`history`. Returns the matplotlib figure."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(6, 3))
+        else:
+            fig = ax.figure
+        if self.history:
+            keys = [k for k in self.history[0] if k != "steps"]
+            y = y or ("mean_return" if "mean_return" in keys else keys[0])
+            xs = [float(r["steps"]) for r in self.history if r.get(y) not in ("", None)]
+            ys = [float(r[y]) for r in self.history if r.get(y) not in ("", None)]
+            ax.plot(xs, ys)
+            ax.set_ylabel(y)
+        ax.set_xlabel("steps")
+        ax.set_title(f"{self.algo} on {self.env_id}")
+        fig.tight_layout()
+        return fig
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    return repr(o)
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __call__(self) -> float:
+        return time.perf_counter() - self.t0

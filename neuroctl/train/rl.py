@@ -1,0 +1,401 @@
+"""Reinforcement learning on neuroctl envs through Stable-Baselines3 (PPO, SAC).
+
+The algorithms are SB3's; this module adds what a controls workflow needs around them: the
+hidden activation as a choice (``neuroctl.ACTIVATIONS``), checkpoints at intervals written
+atomically, resume after an interruption (Ctrl-C writes a checkpoint), seeds, CSV and TensorBoard
+logs, a progress bar showing the current return, and the export of the deterministic actor as a
+plain ``nn.Sequential`` (:func:`~neuroctl.train.export_policy`).
+
+Stable-Baselines3 is the optional extra ``rl``: ``pip install 'neuroctl[rl]'``.
+
+Checkpoint files are SB3 ``.zip`` archives loaded with SB3's own loader (tensors with
+``torch.load(weights_only=True)``; the archive's ``data`` entry may hold cloudpickled objects such
+as schedules, and SAC's replay buffer is a pickle): resume only from run folders you made.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+from ..controllers import ACTIVATIONS
+from .export import atomic_write_bytes, atomic_write_text, export_policy, save_policy
+from .result import CsvLog, TensorBoardLog, Timer, TrainResult, cli_command, policy_summary
+
+__all__ = ["train_rl", "ALGOS", "DEFAULT_HYPERPARAMS"]
+
+ALGOS = ("ppo", "sac")
+
+#: Per-algorithm defaults (SB3 keyword arguments), overridable with ``algo_kwargs``. PPO follows
+#: rl-baselines3-zoo's Pendulum-v1 settings (short horizon, gamma 0.9, lr 1e-3, 4 envs).
+DEFAULT_HYPERPARAMS: dict[str, dict] = {
+    "ppo": dict(
+        n_steps=1024,
+        batch_size=256,
+        gae_lambda=0.95,
+        gamma=0.9,
+        n_epochs=10,
+        ent_coef=0.0,
+        learning_rate=1e-3,
+        clip_range=0.2,
+        use_sde=True,
+        sde_sample_freq=4,
+    ),
+    "sac": dict(learning_rate=1e-3, buffer_size=200_000, learning_starts=1000, batch_size=256),
+}
+
+#: Per-env overrides of the defaults (merged over ``DEFAULT_HYPERPARAMS``).
+ENV_HYPERPARAMS: dict[tuple[str, str], dict] = {
+    ("neuroctl/RingRoad-v0", "ppo"): dict(gamma=0.99, n_steps=1000, batch_size=250),
+    ("neuroctl/RingRoad-v0", "sac"): dict(gamma=0.99),
+}
+
+
+def _sb3():
+    try:
+        import stable_baselines3 as sb3
+    except ImportError as exc:
+        raise ImportError(
+            "neuroctl.train.train_rl needs Stable-Baselines3: pip install 'neuroctl[rl]'"
+        ) from exc
+    return sb3
+
+
+def _make_callback(*, ckpt, state_path, every, n_envs, csv_log, tb, progress, total, extra):
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class _RunCallback(BaseCallback):
+        """Checkpoints, CSV/TensorBoard logs and a progress bar with the current return."""
+
+        def __init__(self):
+            super().__init__()
+            self.returns: deque = deque(maxlen=20)
+            self.episodes = 0
+            self.last_ckpt = 0
+            self.bar = None
+            self.timer = Timer()
+            self.history: list[dict] = []
+
+        def _on_training_start(self) -> None:
+            self.last_ckpt = self.num_timesteps
+            self.t_start_steps = self.num_timesteps
+            if progress:
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(total=total, initial=self.num_timesteps, unit="step")
+
+        def _on_step(self) -> bool:
+            for info in self.locals.get("infos", ()):
+                ep = info.get("episode")
+                if ep is not None:
+                    self.returns.append(float(ep["r"]))
+                    self.episodes += 1
+            if self.bar is not None:
+                self.bar.update(n_envs)
+                if self.returns:
+                    self.bar.set_postfix(ret=f"{np.mean(self.returns):.3g}", refresh=False)
+            if self.num_timesteps - self.last_ckpt >= every:
+                self.save()
+            return True
+
+        def log_row(self) -> dict:
+            elapsed = self.timer()
+            row = dict(
+                steps=self.num_timesteps,
+                episodes=self.episodes,
+                mean_return=float(np.mean(self.returns)) if self.returns else "",
+                fps=(self.num_timesteps - self.t_start_steps) / max(elapsed, 1e-9),
+                time=elapsed,
+            )
+            csv_log.write(**row)
+            if self.returns:
+                tb.scalar("rollout/mean_return", row["mean_return"], self.num_timesteps)
+            tb.scalar("time/fps", row["fps"], self.num_timesteps)
+            self.history.append(row)
+            return row
+
+        def _on_rollout_end(self) -> None:
+            self.log_row()
+
+        def save(self) -> None:
+            _save_checkpoint(self.model, ckpt, state_path, self.num_timesteps)
+            self.last_ckpt = self.num_timesteps
+
+        def _on_training_end(self) -> None:
+            if self.bar is not None:
+                self.bar.close()
+
+    from stable_baselines3.common.callbacks import CallbackList
+
+    run_cb = _RunCallback()
+    cbs = [run_cb] + (list(extra) if isinstance(extra, (list, tuple)) else [extra] if extra else [])
+    return run_cb, CallbackList(cbs)
+
+
+def _save_checkpoint(model, ckpt: Path, state_path: Path, num_timesteps: int) -> None:
+    buf = io.BytesIO()
+    model.save(buf)
+    atomic_write_bytes(ckpt, buf.getvalue())
+    if hasattr(model, "replay_buffer") and model.replay_buffer is not None:
+        import pickle
+
+        atomic_write_bytes(ckpt.with_name("replay_buffer.pkl"), pickle.dumps(model.replay_buffer))
+    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    state["num_timesteps"] = int(num_timesteps)
+    atomic_write_text(state_path, json.dumps(state, indent=2) + "\n")
+
+
+def train_rl(
+    env_id: str,
+    *,
+    algo: str = "ppo",
+    activation: str = "relu",
+    hidden=(64, 64),
+    steps: int = 100_000,
+    seed: int = 0,
+    out_dir="runs/rl",
+    n_envs: int = 4,
+    checkpoint_every: int = 10_000,
+    resume: bool = True,
+    progress: bool = True,
+    tensorboard: bool = True,
+    algo_kwargs: dict | None = None,
+    env_kwargs: dict | None = None,
+    callback=None,
+    eval_episodes: int = 10,
+    analyze: bool = True,
+) -> TrainResult:
+    """Train PPO or SAC (Stable-Baselines3) on a Gymnasium env and export the actor.
+
+    Parameters
+    ----------
+    env_id : str
+        A registered Gymnasium id (``"neuroctl/Arm-v0"``, ``"Pendulum-v1"``, ...).
+    algo : {"ppo", "sac"}
+    activation : str
+        Hidden activation, a key of :data:`neuroctl.ACTIVATIONS` (``"relu"``, ``"tanh"``, ...);
+        used for the actor and the critic.
+    hidden : sequence of int
+        Hidden widths of the actor and critic MLPs.
+    steps : int
+        Total environment steps (over all sessions when resumed).
+    seed : int
+        Seed of the model (torch, numpy) and of the vectorised envs; a fresh run with the same
+        seed reproduces the same training.
+    out_dir : str or Path
+        Run folder: ``checkpoint.zip``, ``run.json``, ``progress.csv``, ``tb/``, ``policy.pt``,
+        ``policy.json``, ``summary.json``.
+    n_envs : int
+        Number of envs stepped in a ``DummyVecEnv``.
+    checkpoint_every : int
+        Env steps between checkpoints.
+    resume : bool
+        Continue from ``out_dir/checkpoint.zip`` if present (the run's configuration must match).
+    progress : bool
+        Show a progress bar with the mean return of the last 20 episodes.
+    tensorboard : bool
+        Also log to TensorBoard (``out_dir/tb``).
+    algo_kwargs : dict, optional
+        SB3 keyword arguments overriding :data:`DEFAULT_HYPERPARAMS`.
+    env_kwargs : dict, optional
+        Passed to ``gymnasium.make``.
+    callback : SB3 callback or list, optional
+        Extra callbacks (e.g. :func:`~neuroctl.train.RevivalCallback`).
+    eval_episodes : int
+        Deterministic evaluation episodes of the exported policy for the summary (0: none).
+    analyze : bool
+        Add ``neuroctl.analyze`` of the exported policy at the plant's operating point to the
+        summary (when the env exposes ``unwrapped.plant``).
+
+    Returns
+    -------
+    TrainResult
+        With ``interrupted=True`` if stopped by Ctrl-C (a checkpoint was saved: call again with
+        the same arguments to resume).
+    """
+    sb3 = _sb3()
+    from stable_baselines3.common.env_util import make_vec_env
+
+    algo = str(algo).lower()
+    if algo not in ALGOS:
+        raise ValueError(f"algo: expected one of {ALGOS}, received {algo!r}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(
+            f"activation: expected one of {sorted(ACTIVATIONS)}, received {activation!r}"
+        )
+    if not (isinstance(steps, (int, np.integer)) and steps > 0):
+        raise ValueError(f"steps: expected a positive int, received {steps!r}")
+    if not (isinstance(n_envs, (int, np.integer)) and n_envs > 0):
+        raise ValueError(f"n_envs: expected a positive int, received {n_envs!r}")
+    hidden = [int(h) for h in hidden]
+    import neuroctl  # noqa: F401 - registers the env ids
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt, state_path = out / "checkpoint.zip", out / "run.json"
+    hyper = {**DEFAULT_HYPERPARAMS[algo], **ENV_HYPERPARAMS.get((env_id, algo), {})}
+    hyper.update(algo_kwargs or {})
+    config = dict(
+        env_id=env_id,
+        algo=algo,
+        activation=activation,
+        hidden=hidden,
+        seed=int(seed),
+        n_envs=int(n_envs),
+        algo_kwargs={k: v for k, v in hyper.items() if isinstance(v, (int, float, str, bool))},
+        env_kwargs=env_kwargs or {},
+    )
+    cls = {"ppo": sb3.PPO, "sac": sb3.SAC}[algo]
+    venv = make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs or {})
+    resumed = bool(resume and ckpt.exists())
+    if resumed:
+        old = json.loads(state_path.read_text()) if state_path.exists() else {}
+        mismatched = {k: (old.get(k), v) for k, v in config.items() if k in old and old.get(k) != v}
+        if mismatched:
+            venv.close()
+            raise ValueError(
+                f"resume: the checkpoint in {out} was made with a different configuration "
+                f"(key: (checkpoint, now)) {mismatched}; use another out_dir or resume=False"
+            )
+        model = cls.load(ckpt, env=venv, device="cpu")
+        rb = ckpt.with_name("replay_buffer.pkl")
+        if algo == "sac" and rb.exists():
+            model.load_replay_buffer(rb)
+    else:
+        for stale in (ckpt, ckpt.with_name("replay_buffer.pkl"), out / "progress.csv"):
+            if stale.exists():
+                stale.unlink()
+        policy_kwargs = dict(net_arch=hidden, activation_fn=ACTIVATIONS[activation])
+        model = cls(
+            "MlpPolicy", venv, seed=seed, device="cpu", policy_kwargs=policy_kwargs, **hyper
+        )
+        atomic_write_text(state_path, json.dumps({**config, "num_timesteps": 0}, indent=2) + "\n")
+    done_before = int(model.num_timesteps)
+    csv_log = CsvLog(out / "progress.csv", ["steps", "episodes", "mean_return", "fps", "time"])
+    tb = TensorBoardLog(out / "tb", enabled=tensorboard)
+    run_cb, cb = _make_callback(
+        ckpt=ckpt,
+        state_path=state_path,
+        every=int(checkpoint_every),
+        n_envs=n_envs,
+        csv_log=csv_log,
+        tb=tb,
+        progress=progress,
+        total=int(steps),
+        extra=callback,
+    )
+    timer = Timer()
+    interrupted = False
+    try:
+        remaining = int(steps) - done_before
+        if remaining > 0:
+            model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=False)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        _save_checkpoint(model, ckpt, state_path, model.num_timesteps)
+        if model.num_timesteps > done_before:
+            run_cb.log_row()
+        if run_cb.bar is not None:
+            run_cb.bar.close()
+        csv_log.close()
+        tb.close()
+        venv.close()
+    wall = timer()
+    command = cli_command(env_id, algo, activation, int(steps), int(seed), out)
+    history = CsvLog.read(out / "progress.csv")
+    result = TrainResult(
+        env_id=env_id,
+        algo=algo,
+        activation=activation,
+        seed=int(seed),
+        steps=int(steps),
+        steps_done=int(model.num_timesteps),
+        out_dir=out,
+        policy_path=None,
+        checkpoint_path=ckpt,
+        interrupted=interrupted,
+        resumed=resumed,
+        wall_time=wall,
+        history=history,
+        command=command,
+    )
+    if interrupted:
+        result.save()
+        return result
+    net, info = export_policy(model, with_info=True)
+    meta = dict(
+        env_id=env_id,
+        algo=algo,
+        activation=activation,
+        hidden=hidden,
+        seed=int(seed),
+        steps=int(model.num_timesteps),
+        command=command,
+        export=info.to_dict(),
+    )
+    result.policy_path = save_policy(net, out / "policy", metadata=meta)
+    summary: dict = {"export": repr(info), "env_steps_per_s": _fps(history)}
+    if eval_episodes:
+        summary.update(
+            evaluate_policy(
+                env_id, net, episodes=eval_episodes, seed=seed + 10_000, env_kwargs=env_kwargs
+            )
+        )
+    if analyze:
+        summary.update(policy_summary(env_id, net, seed=seed))
+    result.summary = summary
+    result.save()
+    return result
+
+
+def _fps(history: list[dict]) -> float:
+    vals = [float(r["fps"]) for r in history if r.get("fps") not in ("", None)]
+    return vals[-1] if vals else math.nan
+
+
+def evaluate_policy(
+    env_id: str, policy, *, episodes: int = 10, seed: int = 0, env_kwargs: dict | None = None
+) -> dict:
+    """Mean and std of the undiscounted return of a policy ``nn.Module`` over episodes.
+
+    Parameters
+    ----------
+    env_id : str
+    policy : nn.Module
+        Observation ``(p,)`` -> action ``(m,)``.
+    episodes : int
+    seed : int
+        Episode ``i`` is reset with seed ``seed + i``.
+
+    Returns
+    -------
+    dict
+        ``{"eval_return_mean": float, "eval_return_std": float, "eval_episodes": int}``
+    """
+    import gymnasium as gym
+    import torch
+
+    env = gym.make(env_id, **(env_kwargs or {}))
+    returns = []
+    with torch.no_grad():
+        for i in range(episodes):
+            obs, _ = env.reset(seed=seed + i)
+            total, done = 0.0, False
+            while not done:
+                act = policy(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+                obs, r, term, trunc, _ = env.step(act)
+                total += float(r)
+                done = term or trunc
+            returns.append(total)
+    env.close()
+    return {
+        "eval_return_mean": float(np.mean(returns)),
+        "eval_return_std": float(np.std(returns)),
+        "eval_episodes": int(episodes),
+    }
