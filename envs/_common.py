@@ -1,0 +1,343 @@
+"""Gymnasium plumbing shared by the neuroctl environments (single env, batched vector env, drawing).
+
+An environment is described by an :class:`EnvModel`: a :class:`neuroctl.Plant` (the physics), a
+pure reward function, a sampler of initial states and references, and a drawing function. The
+generic :class:`PlantEnv` and :class:`PlantVectorEnv` own only the state, the reference, the step
+counters and the random generator; every step calls ``plant.step`` (no physics lives here).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from neuroctl.plant import Plant
+
+__all__ = [
+    "EnvModel",
+    "PlantEnv",
+    "PlantVectorEnv",
+    "make_params",
+    "option_array",
+    "draw_segments",
+]
+
+
+def make_params(params_class: type, params: Any, kwargs: dict) -> Any:
+    """Build a frozen ``Params`` object from keywords, naming the valid ones on a misspelling.
+
+    Parameters
+    ----------
+    params_class : type
+        A dataclass.
+    params : params_class or None
+        A ready-made parameter object (then ``kwargs`` must be empty).
+    kwargs : dict
+        Keyword overrides of the defaults.
+    """
+    if params is not None:
+        if not isinstance(params, params_class):
+            raise TypeError(
+                f"params: expected a {params_class.__name__}, received {type(params).__name__}"
+            )
+        if kwargs:
+            return dataclasses.replace(params, **kwargs)
+        return params
+    valid = [f.name for f in dataclasses.fields(params_class) if f.init]
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        raise TypeError(
+            f"unknown keyword(s) {unknown} for {params_class.__name__}; expected some of {valid}"
+        )
+    return params_class(**kwargs)
+
+
+def option_array(options: dict | None, key: str, default: np.ndarray) -> np.ndarray:
+    """Read ``options[key]`` broadcast to the shape of ``default`` (which it replaces).
+
+    Raises a ValueError naming the option if the value does not broadcast or is not finite.
+    """
+    if not options or key not in options or options[key] is None:
+        return default
+    value = np.asarray(options[key], dtype=np.float64)
+    try:
+        value = np.broadcast_to(value, default.shape).copy()
+    except ValueError:
+        raise ValueError(
+            f"options[{key!r}]: expected shape broadcastable to {default.shape}, "
+            f"received shape {value.shape}"
+        ) from None
+    if not np.isfinite(value).all():
+        raise ValueError(f"options[{key!r}]: expected finite numbers, received {options[key]!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class EnvModel:
+    """Everything an environment needs besides its state.
+
+    Attributes
+    ----------
+    plant : Plant
+        The physics; ``plant.step`` is the only state update.
+    reward : callable
+        Pure ``reward(x, u, r) -> (...)`` on the state before the step, the saturated input and
+        the reference.
+    sample : callable
+        ``sample(rng, n, options) -> (x, r)`` with shapes ``(n, n_states)`` and ``(n, n_ref)``.
+    draw : callable
+        ``draw(x, r) -> ndarray (H, W, 3) uint8`` for one state ``(n_states,)``.
+    obs_low, obs_high : ndarray, shape (p,)
+        Observation bounds (float32 Box).
+    render_fps : int
+    """
+
+    plant: Plant
+    reward: Callable
+    sample: Callable
+    draw: Callable
+    obs_low: np.ndarray
+    obs_high: np.ndarray
+    render_fps: int
+
+
+def _validate_render_mode(render_mode, modes):
+    if render_mode is not None and render_mode not in modes:
+        raise ValueError(f"render_mode: expected one of {modes} or None, received {render_mode!r}")
+
+
+class PlantEnv(gym.Env):
+    """Single Gymnasium environment around a :class:`EnvModel` (subclasses set ``self.model``)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
+
+    def _setup(self, model: EnvModel, params: Any, render_mode: str | None) -> None:
+        _validate_render_mode(render_mode, self.metadata["render_modes"])
+        self.model = model
+        self.params = params
+        self.plant = model.plant
+        self.render_mode = render_mode
+        self.metadata = {**type(self).metadata, "render_fps": model.render_fps}
+        plant = model.plant
+        self.action_space = spaces.Box(
+            plant.input_lower.astype(np.float32),
+            plant.input_upper.astype(np.float32),
+            dtype=np.float32,
+        )
+        self.observation_space = spaces.Box(
+            model.obs_low.astype(np.float32), model.obs_high.astype(np.float32), dtype=np.float32
+        )
+        self._m = plant.n_inputs
+        self._u_shape = (plant.n_inputs,)
+        self._step_fn = plant.step
+        self._observe = plant.observe
+        self._saturate = plant.saturate
+        self._reward = model.reward
+        self.state: np.ndarray | None = None
+        self.reference: np.ndarray | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        x, r = self.model.sample(self.np_random, 1, options)
+        self.state, self.reference = x[0], r[0]
+        return self._observe(self.state, self.reference).astype(np.float32), {}
+
+    def step(self, action):
+        if self.state is None:
+            raise RuntimeError("call reset() before step()")
+        u = np.asarray(action, dtype=np.float64)
+        if u.shape != self._u_shape:
+            u = u.reshape(self._u_shape)  # raises if the size is wrong
+        if not np.isfinite(u).all():
+            raise ValueError(f"action: expected finite numbers, received {action!r}")
+        u = self._saturate(u)
+        x, r = self.state, self.reference
+        reward = float(self._reward(x, u, r))
+        self.state = x = self._step_fn(x, u)
+        return self._observe(x, r).astype(np.float32), reward, False, False, {}
+
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array'")
+            return None
+        if self.state is None:
+            raise RuntimeError("call reset() before render()")
+        return self.model.draw(self.state, self.reference)
+
+
+class PlantVectorEnv(VectorEnv):
+    """Natively batched vector environment: all copies step in one ``plant.step`` call.
+
+    Autoreset follows Gymnasium's default next-step mode: the step after a copy is truncated
+    (or terminated) resets it, ignores its action and returns its reset observation with reward
+    0. ``options["reset_mask"]`` (bool array, shape ``(num_envs,)``) in :meth:`reset` resets only
+    the masked copies.
+    """
+
+    metadata = {
+        "render_modes": ["rgb_array"],
+        "render_fps": 50,
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+    }
+
+    def _setup(
+        self,
+        model: EnvModel,
+        params: Any,
+        num_envs: int,
+        max_episode_steps: int | None,
+        render_mode: str | None,
+    ) -> None:
+        if not (isinstance(num_envs, (int, np.integer)) and num_envs > 0):
+            raise ValueError(f"num_envs: expected a positive int, received {num_envs!r}")
+        if max_episode_steps is not None and not (
+            isinstance(max_episode_steps, (int, np.integer)) and max_episode_steps > 0
+        ):
+            raise ValueError(
+                f"max_episode_steps: expected a positive int or None, received {max_episode_steps!r}"
+            )
+        _validate_render_mode(render_mode, self.metadata["render_modes"])
+        self.model = model
+        self.params = params
+        self.plant = model.plant
+        self.num_envs = int(num_envs)
+        self.max_episode_steps = max_episode_steps
+        self.render_mode = render_mode
+        self.metadata = {**type(self).metadata, "render_fps": model.render_fps}
+        plant = model.plant
+        self.single_action_space = spaces.Box(
+            plant.input_lower.astype(np.float32),
+            plant.input_upper.astype(np.float32),
+            dtype=np.float32,
+        )
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.single_observation_space = spaces.Box(
+            model.obs_low.astype(np.float32), model.obs_high.astype(np.float32), dtype=np.float32
+        )
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.state: np.ndarray | None = None
+        self.reference: np.ndarray | None = None
+        self._steps = np.zeros(self.num_envs, dtype=np.int64)
+        self._prev_done = np.zeros(self.num_envs, dtype=bool)
+        self._no_term = np.zeros(self.num_envs, dtype=bool)
+
+    def _obs(self):
+        return self.plant.observe(self.state, self.reference).astype(np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        options = dict(options) if options else {}
+        mask = options.pop("reset_mask", None)
+        if mask is None or self.state is None:
+            self.state, self.reference = self.model.sample(self.np_random, self.num_envs, options)
+            self._steps[:] = 0
+            self._prev_done[:] = False
+        else:
+            mask = np.asarray(mask)
+            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
+                raise ValueError(
+                    f"options['reset_mask']: expected a bool array of shape ({self.num_envs},), "
+                    f"received {mask.dtype} array of shape {mask.shape}"
+                )
+            x, r = self.model.sample(self.np_random, int(mask.sum()), options)
+            self.state[mask], self.reference[mask] = x, r
+            self._steps[mask] = 0
+            self._prev_done[mask] = False
+        return self._obs(), {}
+
+    def step(self, actions):
+        if self.state is None:
+            raise RuntimeError("call reset() before step()")
+        m = self.plant.n_inputs
+        u = np.asarray(actions, dtype=np.float64)
+        if u.shape != (self.num_envs, m):
+            try:
+                u = u.reshape(self.num_envs, m)
+            except ValueError:
+                raise ValueError(
+                    f"actions: expected shape ({self.num_envs}, {m}), received {u.shape}"
+                ) from None
+        if not np.isfinite(u).all():
+            bad = np.flatnonzero(~np.isfinite(u).all(axis=-1))
+            raise ValueError(
+                f"actions: expected finite numbers, received non-finite actions for envs {bad}"
+            )
+        u = self.plant.saturate(u)
+        reward = np.asarray(self.model.reward(self.state, u, self.reference), dtype=np.float64)
+        self.state = self.plant.step(self.state, u)
+        self._steps += 1
+        if self.max_episode_steps is None:
+            truncated = np.zeros(self.num_envs, dtype=bool)
+        else:
+            truncated = self._steps >= self.max_episode_steps
+        terminated = self._no_term.copy()
+        done = self._prev_done
+        if done.any():
+            x, r = self.model.sample(self.np_random, int(done.sum()), None)
+            self.state[done], self.reference[done] = x, r
+            self._steps[done] = 0
+            reward[done] = 0.0
+            truncated[done] = False
+        self._prev_done = terminated | truncated
+        return self._obs(), reward, terminated, truncated, {}
+
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array'")
+            return None
+        if self.state is None:
+            raise RuntimeError("call reset() before render()")
+        return tuple(self.model.draw(x, r) for x, r in zip(self.state, self.reference))
+
+
+# ----------------------------------------------------------------------------- drawing
+_GRIDS: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def draw_segments(
+    segments,
+    *,
+    extent: float,
+    size: tuple[int, int] = (256, 256),
+    background=(255, 255, 255),
+) -> np.ndarray:
+    """Rasterize thick line segments and discs with numpy (no display, no extra dependency).
+
+    Parameters
+    ----------
+    segments : iterable of (p0, p1, width, rgb)
+        End points ``p0, p1`` in metres (world frame, y up, origin at the image centre), width in
+        metres, colour as three ints 0..255. A disc is a segment with ``p0 == p1``.
+    extent : float
+        Half the side of the square world window in metres.
+    size : (H, W)
+        Image size in pixels.
+
+    Returns
+    -------
+    ndarray, shape (H, W, 3), dtype uint8
+    """
+    h, w = size
+    if (h, w) not in _GRIDS:
+        py, px = np.mgrid[0:h, 0:w].astype(np.float64)
+        _GRIDS[(h, w)] = ((px + 0.5) / w * 2 - 1, 1 - (py + 0.5) / h * 2)
+    gx, gy = _GRIDS[(h, w)]
+    gx, gy = gx * extent, gy * extent
+    img = np.empty((h, w, 3), dtype=np.uint8)
+    img[:] = np.asarray(background, dtype=np.uint8)
+    for p0, p1, width, rgb in segments:
+        (x0, y0), (x1, y1) = p0, p1
+        dx, dy = x1 - x0, y1 - y0
+        ll = dx * dx + dy * dy
+        t = 0.0 if ll == 0 else np.clip(((gx - x0) * dx + (gy - y0) * dy) / ll, 0.0, 1.0)
+        d2 = (gx - x0 - t * dx) ** 2 + (gy - y0 - t * dy) ** 2
+        img[d2 <= (width / 2) ** 2] = np.asarray(rgb, dtype=np.uint8)
+    return img
