@@ -202,7 +202,8 @@ class PlantVectorEnv(VectorEnv):
             isinstance(max_episode_steps, (int, np.integer)) and max_episode_steps > 0
         ):
             raise ValueError(
-                f"max_episode_steps: expected a positive int or None, received {max_episode_steps!r}"
+                "max_episode_steps: expected a positive int or None, "
+                f"received {max_episode_steps!r}"
             )
         _validate_render_mode(render_mode, self.metadata["render_modes"])
         self.model = model
