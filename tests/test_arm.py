@@ -89,7 +89,8 @@ def test_vector_env_matches_single_envs_and_is_native():
     rng = np.random.default_rng(3)
     angle, velocity = rng.uniform(-1, 1, n), rng.uniform(-1, 1, n)
     target = rng.uniform(-1, 1, n)
-    actions = rng.uniform(-15, 15, size=(steps, n, 1))  # includes clipped actions
+    # includes clipped actions
+    actions = rng.uniform(-15, 15, size=(steps, n, 1)).astype(np.float32)
     venv = gym.make_vec("neuroctl/Arm-v0", num_envs=n, vectorization_mode="vector_entry_point")
     assert isinstance(venv, ArmVectorEnv) and isinstance(venv, gym.vector.VectorEnv)
     assert venv.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP
@@ -104,10 +105,10 @@ def test_vector_env_matches_single_envs_and_is_native():
     for k in range(steps):
         vobs, vrew, _, _, _ = venv.step(actions[k])
         for i, e in enumerate(singles):
-            obs, rew, *_ = e.step(actions[k, i].astype(np.float32))
+            obs, rew, *_ = e.step(actions[k, i])
             np.testing.assert_allclose(vobs[i], obs, atol=1e-6)
-            assert vrew[i] == pytest.approx(rew, rel=1e-6, abs=1e-9)
-            np.testing.assert_allclose(venv.unwrapped.state[i], e.unwrapped.state, atol=1e-6)
+            assert vrew[i] == pytest.approx(rew, rel=1e-12, abs=1e-12)
+            np.testing.assert_allclose(venv.unwrapped.state[i], e.unwrapped.state, atol=1e-12)
 
 
 def test_vector_env_next_step_autoreset():
