@@ -1,0 +1,92 @@
+"""Speed of the arm environments against Gymnasium's Pendulum-v1, measured side by side.
+
+Prints ratios measured in one run (absolute numbers depend on the machine):
+
+* single env through ``gymnasium.make`` (default wrappers): Arm-v0 steps/s / Pendulum-v1 steps/s
+  (goal >= 1);
+* batched: Arm-v0 ``make_vec(..., vectorization_mode="vector_entry_point")`` with 1024 envs,
+  env-steps/s / ``SyncVectorEnv`` of 64 Pendulum-v1 (goal >= 50).
+
+Run: ``python benchmarks/bench_arm.py [--seconds 1.0] [--num-envs 1024]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import neuroctl  # noqa: F401  (registers the ids)
+
+
+def single_rate(env_id: str, seconds: float, **kwargs) -> float:
+    env = gym.make(env_id, **kwargs)
+    env.reset(seed=0)
+    action = np.full(env.action_space.shape, 0.5, dtype=np.float32)
+    n, t0 = 0, time.perf_counter()
+    while True:
+        for _ in range(1000):
+            _, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                env.reset()
+        n += 1000
+        elapsed = time.perf_counter() - t0
+        if elapsed > seconds:
+            return n / elapsed
+
+
+def vector_rate(env, seconds: float) -> float:
+    env.reset(seed=0)
+    actions = np.full(env.action_space.shape, 0.5, dtype=np.float32)
+    n, t0 = 0, time.perf_counter()
+    while True:
+        for _ in range(20):
+            env.step(actions)
+        n += 20 * env.num_envs
+        elapsed = time.perf_counter() - t0
+        if elapsed > seconds:
+            return n / elapsed
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
+    parser.add_argument("--num-envs", type=int, default=1024, help="copies in the batched env")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+
+    pendulum = single_rate("Pendulum-v1", args.seconds)
+    arm = single_rate("neuroctl/Arm-v0", args.seconds)
+    arm_rk4 = single_rate("neuroctl/Arm-v0", args.seconds, integrator="rk4")
+    arm2 = single_rate("neuroctl/Arm2Link-v0", args.seconds)
+    sync = gym.make_vec("Pendulum-v1", num_envs=64, vectorization_mode="sync")
+    pendulum_sync = vector_rate(sync, args.seconds)
+    kw = dict(num_envs=args.num_envs, vectorization_mode="vector_entry_point")
+    arm_vec = vector_rate(gym.make_vec("neuroctl/Arm-v0", **kw), args.seconds)
+    arm2_vec = vector_rate(gym.make_vec("neuroctl/Arm2Link-v0", **kw), args.seconds)
+
+    rows = [
+        ("Pendulum-v1, gym.make", pendulum, 1.0),
+        ("Arm-v0, gym.make (semi-implicit Euler)", arm, arm / pendulum),
+        ("Arm-v0, gym.make (rk4)", arm_rk4, arm_rk4 / pendulum),
+        ("Arm2Link-v0, gym.make", arm2, arm2 / pendulum),
+        ("Pendulum-v1, SyncVectorEnv x 64", pendulum_sync, 1.0),
+        (f"Arm-v0, vector_entry_point x {args.num_envs}", arm_vec, arm_vec / pendulum_sync),
+        (f"Arm2Link-v0, vector_entry_point x {args.num_envs}", arm2_vec, arm2_vec / pendulum_sync),
+    ]
+    print(f"{'environment':48s} {'steps/s':>12s} {'ratio':>8s}")
+    for name, rate, ratio in rows:
+        print(f"{name:48s} {rate:12.0f} {ratio:8.2f}")
+    print(f"single-env goal (Arm-v0 / Pendulum-v1 >= 1.0): {arm / pendulum:.2f}")
+    print(
+        f"batched goal (Arm-v0 x {args.num_envs} / Sync Pendulum x 64 >= 50): "
+        f"{arm_vec / pendulum_sync:.1f}"
+    )
+    return {name: ratio for name, _, ratio in rows}
+
+
+if __name__ == "__main__":
+    main()
