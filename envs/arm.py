@@ -147,11 +147,10 @@ def arm_rhs(x, u, params: ArmParams):
         ``[ω, (u − b ω − m g (l/2) sin θ) / I]``.
     """
     xp = namespace(x, u)
-    theta = x[..., 0]
-    alpha = (
-        u[..., 0] - params.friction * x[..., 1] - params.gravity_torque * xp.sin(theta)
-    ) / params.inertia
-    return xp.concat([x[..., 1:2], alpha[..., None]], axis=-1)
+    # slices of width 1 keep the trailing axis: cheaper on small numpy arrays than stacking
+    theta, omega = x[..., 0:1], x[..., 1:2]
+    alpha = (u - params.friction * omega - params.gravity_torque * xp.sin(theta)) / params.inertia
+    return xp.concat([omega, alpha], axis=-1)
 
 
 def arm_observe(x, r):
