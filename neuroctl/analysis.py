@@ -1,0 +1,710 @@
+"""Stability of a plant closed with a (neural) controller, and string stability of car following.
+
+* :func:`analyze` -- per activation region of the controller at the operating point: closed-loop
+  poles, verdict, spectral radius or largest real part, dominant damping and frequency, the
+  least stable mode's growth rate and period, step response figures (``control.step_info``) and
+  margins (``control.stability_margins``), the validity radius; one overall verdict.
+* :func:`string_stability` -- the transfer function from leader speed to follower speed of a
+  car-following law (an acceleration function or a network on the observation), linearized
+  exactly at the uniform-flow equilibrium, its peak gain and the Ward--Wilson criterion.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .linearize import (
+    Linearization,
+    OperatingPoint,
+    _check_positive,
+    _float64,
+    _jacobians,
+    linearize,
+    local_gain,
+)
+from .plant import Plant
+
+__all__ = ["analyze", "StabilityReport", "RegionReport", "string_stability", "StringStability"]
+
+F64 = torch.float64
+VERDICTS = ("stable", "unstable", "marginal", "depends on region")
+
+
+def _dominant(poles: np.ndarray, continuous: bool) -> complex | None:
+    if poles.size == 0:
+        return None
+    key = poles.real if continuous else np.abs(poles)
+    top = key.max()
+    cands = poles[np.isclose(key, top, rtol=1e-12, atol=1e-12)]
+    return complex(cands[np.argmax(cands.imag)])
+
+
+@dataclass
+class RegionReport:
+    """Stability of the closed loop in one activation region.
+
+    Attributes
+    ----------
+    poles : ndarray of complex
+        Closed-loop poles (neutral modes of ``invariant`` directions removed).
+    verdict : {"stable", "unstable", "marginal"}
+        ``|z| < 1`` (discrete) or ``Re s < 0`` (continuous) for all poles, within ``marginal_tol``.
+    spectral_radius : float or None
+        ``max |z|`` (discrete only).
+    max_real : float or None
+        ``max Re s`` (continuous only).
+    dominant_pole : complex or None
+        The least stable pole (upper half plane for a pair).
+    damping, natural_frequency : float
+        Of the dominant pole (``s = log(z)/dt`` for discrete); rad/s.
+    growth_rate : float
+        ``Re s`` of the dominant pole, 1/s (positive: the mode grows).
+    period : float
+        ``2π/|Im s|`` of the dominant pole, s (inf for a real pole).
+    step_info : dict or None
+        ``control.step_info`` of the step from ``step_input`` to ``step_output`` (stable regions
+        only; computed on first access).
+    margins : dict or None
+        Gain margin, phase margin (degrees) and crossover frequencies of the loop broken at the
+        plant input, single-input plants only (computed on first access).
+    """
+
+    index: int
+    poles: np.ndarray
+    verdict: str
+    spectral_radius: float | None
+    max_real: float | None
+    dominant_pole: complex | None
+    damping: float
+    natural_frequency: float
+    growth_rate: float
+    period: float
+    saturated: np.ndarray
+    _report: Any = field(default=None, repr=False)
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def region(self):
+        """The :class:`~neuroctl.linearize.LoopRegion` (matrices and python-control systems)."""
+        return self._report.linearization.regions[self.index]
+
+    @property
+    def step_info(self) -> dict | None:
+        if "step" not in self._cache:
+            self._cache["step"] = self._report._step_info(self)
+        return self._cache["step"]
+
+    @property
+    def margins(self) -> dict | None:
+        if "margins" not in self._cache:
+            self._cache["margins"] = self._report._margins(self)
+        return self._cache["margins"]
+
+    def to_dict(self) -> dict:
+        return {
+            "poles": [[z.real, z.imag] for z in self.poles],
+            "verdict": self.verdict,
+            "spectral_radius": self.spectral_radius,
+            "max_real": self.max_real,
+            "dominant_pole": None
+            if self.dominant_pole is None
+            else [self.dominant_pole.real, self.dominant_pole.imag],
+            "damping": self.damping,
+            "natural_frequency": self.natural_frequency,
+            "growth_rate": self.growth_rate,
+            "period": self.period,
+            "saturated": self.saturated.tolist(),
+            "step_info": self.step_info,
+            "margins": self.margins,
+        }
+
+
+class StabilityReport:
+    """Result of :func:`analyze`.
+
+    Attributes
+    ----------
+    verdict : {"stable", "unstable", "marginal", "depends on region"}
+    regions : list of RegionReport
+        One per adjacent activation region (one off kinks).
+    linearization : Linearization
+    op : OperatingPoint
+    continuous : bool
+    radius, state_radius : float
+        Validity radius of the linear model in the observation and the state (see
+        :class:`~neuroctl.linearize.Linearization`).
+    step_input, step_output : str
+        Signals of the step response used for ``step_info``.
+    """
+
+    def __init__(
+        self, lin: Linearization, regions, *, step_input, step_output, reducer, marginal_tol
+    ):
+        self.linearization = lin
+        self.op = lin.op
+        self.continuous = lin.continuous
+        self.dt = lin.dt
+        self.regions = regions
+        self.radius = lin.radius
+        self.state_radius = lin.state_radius
+        self.step_input = step_input
+        self.step_output = step_output
+        self._reducer = reducer
+        self.marginal_tol = marginal_tol
+        verdicts = {r.verdict for r in regions}
+        self.verdict = verdicts.pop() if len(verdicts) == 1 else "depends on region"
+
+    @property
+    def at_kink(self) -> bool:
+        return self.linearization.at_kink
+
+    @property
+    def stable(self) -> bool:
+        """True if every region is stable."""
+        return self.verdict == "stable"
+
+    # lazy pieces ------------------------------------------------------------------------
+    def _reduced_closed_loop(self, reg: RegionReport):
+        import control
+
+        cl = reg.region.closed_loop
+        i = cl.input_labels.index(self.step_input)
+        o = cl.output_labels.index(self.step_output)
+        A, B, C, D = cl.A, cl.B[:, [i]], cl.C[[o], :], cl.D[[o]][:, [i]]
+        Q = self._reducer
+        if Q is not None:
+            A, B, C = Q.T @ A @ Q, Q.T @ B, C @ Q
+        return control.ss(A, B, C, D, self.dt)
+
+    def _step_info(self, reg: RegionReport) -> dict | None:
+        import control
+
+        if reg.verdict != "stable":
+            return None
+        sys = self._reduced_closed_loop(reg)
+        dc = sys.dcgain()
+        if not np.isfinite(dc) or abs(dc) < 1e-12:
+            return None
+        if self.continuous:
+            # python-control's default time grid is coarse (rise time off by ~3%): refine it
+            t_end = float(control.step_response(sys).time[-1])
+            info = control.step_info(sys, T=np.linspace(0.0, t_end, 20001))
+        else:
+            info = control.step_info(sys)
+        return {k: float(v) for k, v in info.items()}
+
+    def _margins(self, reg: RegionReport) -> dict | None:
+        import control
+
+        lin = self.linearization
+        if lin.plant.n_inputs != 1:
+            return None
+        loop = reg.region.loop
+        if not np.any(loop.C):
+            return None
+        with warnings.catch_warnings():
+            # python-control warns when a margin does not exist; the value is then inf / nan
+            warnings.simplefilter("ignore")
+            gm, pm, sm, wpc, wgc, wms = control.stability_margins(loop)
+        return {
+            "gain_margin": float(gm),
+            "phase_margin": float(pm),
+            "stability_margin": float(sm),
+            "phase_crossover": float(wpc),
+            "gain_crossover": float(wgc),
+        }
+
+    # presentation -----------------------------------------------------------------------
+    def __repr__(self) -> str:
+        lin = self.linearization
+        kind = "continuous" if self.continuous else f"discrete, dt={self.dt:g} s"
+        head = [
+            f"StabilityReport ({kind}): {self.verdict.upper()}"
+            + (f" -- at a kink, {len(self.regions)} regions" if self.at_kink else ""),
+            f"  operating point x = {np.array2string(self.op.x, precision=4)}, "
+            f"u = {np.array2string(self.op.u, precision=4)}, residual {self.op.residual_norm:.2g}",
+            f"  validity radius {lin.radius:.4g} (observation), {lin.state_radius:.4g} (state)",
+        ]
+        rad = "max Re" if self.continuous else "|z|max"
+        cols = f"  {'region':>6} {'verdict':>9} {rad:>9} {'zeta':>7} {'wn':>8} {'growth':>9}"
+        cols += f" {'period':>8} {'overshoot':>9} {'rise':>7} {'settle':>7} {'PM':>7} {'GM':>7}"
+        rows = [cols]
+        for r in self.regions:
+            si = r.step_info or {}
+            mg = r.margins or {}
+            rr = r.max_real if self.continuous else r.spectral_radius
+            rows.append(
+                f"  {r.index:>6} {r.verdict:>9} {_f(rr)} {_f(r.damping, 7)} "
+                f"{_f(r.natural_frequency, 8)} {_f(r.growth_rate)} {_f(r.period, 8)} "
+                f"{_f(si.get('Overshoot'))} {_f(si.get('RiseTime'), 7)} "
+                f"{_f(si.get('SettlingTime'), 7)} {_f(mg.get('phase_margin'), 7)} "
+                f"{_f(mg.get('gain_margin'), 7)}"
+            )
+        for r in self.regions:
+            rows.append(f"  region {r.index} poles: {np.array2string(r.poles, precision=4)}")
+        return "\n".join(head + rows)
+
+    def to_dict(self) -> dict:
+        return {
+            "verdict": self.verdict,
+            "continuous": self.continuous,
+            "dt": self.dt,
+            "at_kink": self.at_kink,
+            "radius": self.radius,
+            "state_radius": self.state_radius,
+            "op": self.op.to_dict(),
+            "step_input": self.step_input,
+            "step_output": self.step_output,
+            "regions": [r.to_dict() for r in self.regions],
+        }
+
+    def plot(self, *, duration: float | None = None, fig=None):
+        """Pole map (unit circle or imaginary axis) and the step response of every region.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        import control
+        import matplotlib.pyplot as plt
+
+        from .linearize import _pole_axes
+
+        if fig is None:
+            fig = plt.figure(figsize=(10, 4))
+        ax1, ax2 = fig.subplots(1, 2)
+        _pole_axes(ax1, self.continuous)
+        for r in self.regions:
+            ax1.plot(r.poles.real, r.poles.imag, "x", ms=8, label=f"region {r.index} ({r.verdict})")
+        ax1.legend(fontsize=8)
+        ax1.set_title("closed-loop poles")
+        for r in self.regions:
+            sys = self._reduced_closed_loop(r)
+            T = duration
+            if T is None:
+                g = abs(r.growth_rate) if r.growth_rate else 1.0
+                T = min(max(8.0 / max(g, 1e-3), 1.0), 200.0)
+            t = np.arange(0, T, self.dt) if self.dt else np.linspace(0, T, 500)
+            resp = control.step_response(sys, T=t)
+            ax2.plot(resp.time, np.squeeze(resp.outputs), label=f"region {r.index}")
+        ax2.set_xlabel("time [s]")
+        ax2.set_ylabel(f"{self.step_output} (step of {self.step_input})")
+        ax2.legend(fontsize=8)
+        fig.tight_layout()
+        return fig
+
+
+def _f(v, w: int = 9) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return f"{'-':>{w}}"
+    return f"{v:>{w}.4g}"
+
+
+def _region_report(i, reg, lin, reducer, marginal_tol) -> RegionReport:
+    A = reg.A_cl
+    if reducer is not None:
+        A = reducer.T @ A @ reducer
+    poles = np.linalg.eigvals(A) if A.size else np.zeros(0, complex)
+    cont = lin.continuous
+    dom = _dominant(poles, cont)
+    if cont:
+        rr = float(poles.real.max()) if poles.size else -math.inf
+        verdict = (
+            "stable" if rr < -marginal_tol else ("unstable" if rr > marginal_tol else "marginal")
+        )
+        s = dom
+    else:
+        rr = float(np.abs(poles).max()) if poles.size else 0.0
+        verdict = (
+            "stable"
+            if rr < 1 - marginal_tol
+            else ("unstable" if rr > 1 + marginal_tol else "marginal")
+        )
+        s = None if dom is None or dom == 0 else np.log(dom) / lin.dt
+    if s is None:
+        zeta, wn, growth, period = math.nan, math.nan, -math.inf, math.inf
+    else:
+        wn = abs(s)
+        zeta = -s.real / wn if wn > 0 else math.nan
+        growth = s.real
+        period = 2 * math.pi / abs(s.imag) if abs(s.imag) > 1e-12 else math.inf
+    return RegionReport(
+        index=i,
+        poles=poles,
+        verdict=verdict,
+        spectral_radius=None if cont else rr,
+        max_real=rr if cont else None,
+        dominant_pole=dom,
+        damping=float(zeta),
+        natural_frequency=float(wn),
+        growth_rate=float(growth),
+        period=float(period),
+        saturated=reg.saturated,
+    )
+
+
+def analyze(
+    plant: Plant,
+    controller,
+    op: OperatingPoint | None = None,
+    *,
+    reference=None,
+    continuous: bool | None = None,
+    step_input: str | None = None,
+    step_output: str | None = None,
+    invariant=None,
+    marginal_tol: float = 1e-9,
+    norm: float | str = 2,
+    kink_tol: float = 1e-9,
+    validity_tol: float = 1e-3,
+    max_kink_neurons: int = 10,
+) -> StabilityReport:
+    """Stability report of ``plant`` closed with ``controller`` at an operating point.
+
+    Parameters
+    ----------
+    plant : Plant
+    controller : nn.Module or callable or None
+    op : OperatingPoint, optional
+        Default: :func:`~neuroctl.operating_point` from the plant's nominal equilibrium.
+    reference : array_like, optional
+        Reference for the default operating point.
+    continuous : bool, optional
+        Continuous model from ``rhs`` or the discrete map (default: continuous if the plant has
+        an ``rhs``, or the kind of ``op``).
+    step_input : str, optional
+        Closed-loop input of the step response: default the first reference, else the first
+        disturbance, else the first plant-input disturbance.
+    step_output : str, optional
+        Closed-loop output of the step response (a state or input name), default the first state.
+    invariant : array_like, shape (n, k), optional
+        Directions of the state space along which the dynamics are invariant (e.g. shifting every
+        position on a ring road): their neutral modes (0, or 1 for a discrete map) are factored
+        out of the poles and the step response (quotient ``Qᵀ A Q`` with ``Q`` an orthonormal
+        basis of the orthogonal complement).
+    marginal_tol : float
+        Poles within this distance of the stability boundary are "marginal".
+    norm, kink_tol, validity_tol, max_kink_neurons
+        As in :func:`~neuroctl.local_gain`.
+
+    Returns
+    -------
+    StabilityReport
+        ``step_info`` and ``margins`` of each region are computed on first access (printing the
+        report computes them).
+    """
+    marginal_tol = _check_positive(marginal_tol, "marginal_tol", allow_zero=True)
+    lin = linearize(
+        plant,
+        controller,
+        op,
+        reference=reference,
+        continuous=continuous,
+        norm=norm,
+        kink_tol=kink_tol,
+        validity_tol=validity_tol,
+        max_kink_neurons=max_kink_neurons,
+    )
+    exo = lin.exogenous_names
+    if step_input is None:
+        step_input = exo[0]
+    elif step_input not in exo:
+        raise ValueError(f"step_input: expected one of {exo}, received {step_input!r}")
+    outs = list(plant.state_names) + list(plant.input_names)
+    if step_output is None:
+        step_output = outs[0]
+    elif step_output not in outs:
+        raise ValueError(f"step_output: expected one of {outs}, received {step_output!r}")
+    reducer = None
+    if invariant is not None:
+        V = np.asarray(invariant, float).reshape(plant.n_states, -1)
+        U, s, _ = np.linalg.svd(V, full_matrices=True)
+        rank = int(np.sum(s > 1e-12 * max(s.max(), 1e-300)))
+        reducer = U[:, rank:]
+        lam = 0.0 if lin.continuous else 1.0
+        for reg in lin.regions:
+            if np.abs(reg.A_cl @ V - lam * V).max() > 1e-8 * max(1.0, np.abs(reg.A_cl).max()):
+                raise ValueError(
+                    "invariant: expected directions V with A V = "
+                    f"{'0' if lin.continuous else 'V'} (neutral modes of the closed loop); "
+                    "the closed-loop matrix does not leave them invariant"
+                )
+    regions = [_region_report(i, r, lin, reducer, marginal_tol) for i, r in enumerate(lin.regions)]
+    rep = StabilityReport(
+        lin,
+        regions,
+        step_input=step_input,
+        step_output=step_output,
+        reducer=reducer,
+        marginal_tol=marginal_tol,
+    )
+    for r in regions:
+        r._report = rep
+    return rep
+
+
+# ============================================================================ string stability
+def flow_av_observation(gap, v, v_lead):
+    """Flow's AV observation ``[v/15, (v_lead - v)/15, gap/270]``, shape (..., 3)."""
+    xp = torch if torch.is_tensor(gap) else np
+    return xp.stack([v / 15.0, (v_lead - v) / 15.0, gap / 270.0], -1)
+
+
+@dataclass
+class StringStability:
+    """Leader-to-follower speed transfer of a car-following law at uniform flow.
+
+    With ``a_s = ∂f/∂s``, ``a_v = ∂f/∂v``, ``a_l = ∂f/∂v_lead`` at the equilibrium:
+    ``G(s) = (a_l s + a_s) / (s² - a_v s + a_s)``; string stable iff ``max_ω |G(jω)| <= 1``.
+    In the notation of Ward & Wilson (``f(s, Δv, v)``, ``Δv = v_lead - v``): ``f_s = a_s``,
+    ``f_Δv = a_l``, ``f_v = a_v + a_l``, criterion ``f_v²/2 - f_Δv f_v - f_s`` (string stable iff
+    > 0).
+
+    Attributes
+    ----------
+    gap, speed : float
+        Equilibrium gap (m) and speed (m/s).
+    partials : dict
+        ``a_s``, ``a_v``, ``a_l`` and ``f_s``, ``f_v``, ``f_dv`` (region 0 at a kink).
+    transfer : control.TransferFunction
+    peak_gain : float
+        ``max_ω |G(jω)|`` (largest over regions at a kink).
+    peak_frequency : float
+        rad/s.
+    string_stable : bool
+    ward_wilson : float
+    regions : list of dict
+        At a kink of a network, the partials, peak gain and criterion of every adjacent region.
+    method : str
+        "autograd" (acceleration function), "local_gain" (network, exact) or
+        "autograd (unsupported layers)".
+    """
+
+    gap: float
+    speed: float
+    partials: dict
+    transfer: Any
+    peak_gain: float
+    peak_frequency: float
+    string_stable: bool
+    ward_wilson: float
+    regions: list
+    method: str
+
+    @property
+    def at_kink(self) -> bool:
+        return len(self.regions) > 1
+
+    def __repr__(self) -> str:
+        p = self.partials
+        lines = [
+            f"StringStability at gap {self.gap:.4g} m, speed {self.speed:.4g} m/s ({self.method})",
+            f"  f_s = {p['f_s']:.4g} 1/s², f_v = {p['f_v']:.4g} 1/s, f_dv = {p['f_dv']:.4g} 1/s",
+            f"  peak |G(jw)| = {self.peak_gain:.5g} at w = {self.peak_frequency:.4g} rad/s: "
+            + ("string STABLE" if self.string_stable else "string UNSTABLE"),
+            f"  Ward-Wilson f_v²/2 - f_dv f_v - f_s = {self.ward_wilson:.4g}",
+        ]
+        if self.at_kink:
+            lines.append(
+                f"  AT A KINK: {len(self.regions)} regions, peaks "
+                + ", ".join(f"{r['peak_gain']:.4g}" for r in self.regions)
+            )
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {
+            "gap": self.gap,
+            "speed": self.speed,
+            "partials": dict(self.partials),
+            "peak_gain": self.peak_gain,
+            "peak_frequency": self.peak_frequency,
+            "string_stable": self.string_stable,
+            "ward_wilson": self.ward_wilson,
+            "regions": self.regions,
+            "method": self.method,
+        }
+
+    def plot(self, *, ax=None, omega=None):
+        """Magnitude of ``G(jω)`` of every region with the line ``|G| = 1``."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(6, 3.5))
+        else:
+            fig = ax.figure
+        w = np.logspace(-3, 1.5, 400) if omega is None else np.asarray(omega, float)
+        for i, r in enumerate(self.regions):
+            ax.loglog(w, _gain(r["a_s"], r["a_v"], r["a_l"], w), label=f"region {i}")
+        ax.axhline(1.0, color="grey", lw=0.8)
+        ax.set_xlabel("ω [rad/s]")
+        ax.set_ylabel("|G(jω)| leader → follower speed")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        return fig
+
+
+def _gain(a_s, a_v, a_l, w):
+    jw = 1j * np.asarray(w, float)
+    return np.abs((a_l * jw + a_s) / (jw * jw - a_v * jw + a_s))
+
+
+def _peak(a_s, a_v, a_l):
+    from scipy.optimize import minimize_scalar
+
+    w = np.concatenate([[0.0], np.logspace(-5, 3, 4000)])
+    g = _gain(a_s, a_v, a_l, w)
+    k = int(np.argmax(g))
+    if 0 < k < len(w) - 1:
+        res = minimize_scalar(
+            lambda t: -_gain(a_s, a_v, a_l, t),
+            bounds=(w[k - 1], w[k + 1]),
+            method="bounded",
+            options={"xatol": 1e-12},
+        )
+        if -res.fun > g[k]:
+            return float(-res.fun), float(res.x)
+    return float(g[k]), float(w[k])
+
+
+def _partials_region(a_s, a_v, a_l) -> dict:
+    f_s, f_dv, f_v = a_s, a_l, a_v + a_l
+    peak, wpk = _peak(a_s, a_v, a_l)
+    return {
+        "a_s": a_s,
+        "a_v": a_v,
+        "a_l": a_l,
+        "f_s": f_s,
+        "f_v": f_v,
+        "f_dv": f_dv,
+        "ward_wilson": f_v**2 / 2 - f_dv * f_v - f_s,
+        "peak_gain": peak,
+        "peak_frequency": wpk,
+    }
+
+
+def string_stability(
+    model,
+    *,
+    gap: float | None = None,
+    speed: float | None = None,
+    observe=None,
+    kink_tol: float = 1e-9,
+    speed_bracket: tuple[float, float] = (0.0, 100.0),
+) -> StringStability:
+    """String stability of a car-following law at its uniform-flow equilibrium.
+
+    Parameters
+    ----------
+    model : callable or nn.Module
+        Either an acceleration function ``f(gap, v, v_lead)`` written for numpy and torch
+        (e.g. ``functools.partial(idm_acceleration, params=IDMParams())``), differentiated by
+        autograd, or a network mapping the observation ``observe(gap, v, v_lead)`` to the
+        acceleration, linearized exactly with :func:`~neuroctl.local_gain` (every adjacent
+        region at a kink). Networks with layers outside the rule table are differentiated by
+        autograd.
+    gap, speed : float
+        Exactly one: the equilibrium gap (m; the speed solves ``f(gap, v, v) = 0``) or speed
+        (m/s; the gap solves it).
+    observe : callable, optional
+        Observation of a network model; default Flow's AV observation
+        ``[v/15, (v_lead - v)/15, gap/270]``.
+    kink_tol : float
+        As in :func:`~neuroctl.local_gain`.
+    speed_bracket : (float, float)
+        Search interval of the equilibrium speed (m/s) when ``gap`` is given.
+
+    Returns
+    -------
+    StringStability
+    """
+    import control
+    from scipy.optimize import brentq
+
+    if (gap is None) == (speed is None):
+        raise ValueError(
+            f"expected exactly one of gap= and speed=, received gap={gap!r}, speed={speed!r}"
+        )
+    is_net = isinstance(model, nn.Module)
+    if not is_net and not callable(model):
+        raise TypeError(f"model: expected a callable or an nn.Module, received {model!r}")
+    obs = flow_av_observation if observe is None else observe
+    net = _float64(model).eval() if is_net else None
+
+    def accel_np(s, v, vl):
+        if is_net:
+            with torch.no_grad():
+                y = obs(
+                    torch.tensor(s, dtype=F64),
+                    torch.tensor(v, dtype=F64),
+                    torch.tensor(vl, dtype=F64),
+                )
+                return float(net(y.reshape(1, -1))[0, 0])
+        return float(model(np.float64(s), np.float64(v), np.float64(vl)))
+
+    if gap is not None:
+        gap = _check_positive(gap, "gap")
+        lo, hi = speed_bracket
+        flo, fhi = accel_np(gap, lo, lo), accel_np(gap, hi, hi)
+        if flo * fhi > 0:
+            raise ValueError(
+                f"no equilibrium speed in speed_bracket={speed_bracket}: f(gap, v, v) is "
+                f"{flo:.3g} and {fhi:.3g} at its ends"
+            )
+        speed = brentq(lambda v: accel_np(gap, v, v), lo, hi, xtol=1e-14, rtol=1e-15)
+    else:
+        speed = _check_positive(speed, "speed", allow_zero=True)
+        g_lo, g_hi = 1e-3, 1.0
+        while accel_np(g_hi, speed, speed) < 0 and g_hi < 1e6:
+            g_hi *= 2
+        if accel_np(g_lo, speed, speed) * accel_np(g_hi, speed, speed) > 0:
+            raise ValueError(f"no equilibrium gap found for speed {speed!r}")
+        gap = brentq(lambda s: accel_np(s, speed, speed), g_lo, g_hi, xtol=1e-14, rtol=1e-15)
+    point = np.array([gap, speed, speed], float)
+    regions = []
+    if is_net:
+        n_obs = int(np.prod(obs(*torch.as_tensor(point, dtype=F64)).shape))
+        (Jo,), y0 = _jacobians(lambda p: obs(p[:, 0], p[:, 1], p[:, 2]), [point], (0,), n_obs)
+        try:
+            lg = local_gain(net, y0, kink_tol=kink_tol)
+            Ks = [r.K for r in lg.regions]
+            method = "local_gain"
+        except TypeError:
+            (K,), _ = _jacobians(lambda y: net(y), [y0], (0,), 1)
+            Ks = [K]
+            method = "autograd (unsupported layers)"
+        for K in Ks:
+            a = (K[:1] @ Jo)[0]
+            regions.append(_partials_region(float(a[0]), float(a[1]), float(a[2])))
+    else:
+        (J,), _ = _jacobians(lambda p: _as_col(model(p[:, 0], p[:, 1], p[:, 2])), [point], (0,), 1)
+        regions.append(_partials_region(float(J[0, 0]), float(J[0, 1]), float(J[0, 2])))
+        method = "autograd"
+    r0 = regions[0]
+    peak = max(r["peak_gain"] for r in regions)
+    wpk = max(regions, key=lambda r: r["peak_gain"])["peak_frequency"]
+    tf = control.tf(
+        [r0["a_l"], r0["a_s"]], [1.0, -r0["a_v"], r0["a_s"]], inputs="v_lead", outputs="v"
+    )
+    return StringStability(
+        gap=float(gap),
+        speed=float(speed),
+        partials={k: r0[k] for k in ("a_s", "a_v", "a_l", "f_s", "f_v", "f_dv")},
+        transfer=tf,
+        peak_gain=peak,
+        peak_frequency=wpk,
+        string_stable=bool(peak <= 1.0 + 1e-12),
+        ward_wilson=r0["ward_wilson"],
+        regions=regions,
+        method=method,
+    )
+
+
+def _as_col(a):
+    return a.reshape(-1, 1)
