@@ -1,0 +1,890 @@
+"""Pure dynamics of the single-lane ring road (Sugiyama 2008, Flow's wave-attenuation ring).
+
+Everything here is a pure function of arrays and frozen parameters, written once for numpy and
+torch, with shapes ``(..., n)`` (any leading batch shape). The Gymnasium environments in
+:mod:`neuroctl.envs.ring_road.env` only own the state and the random generator and call these.
+
+State convention (kept stable for linearization): ``x = [q_0 .. q_{N-1}, v_0 .. v_{N-1}]``,
+positions ``q`` of the front bumpers in metres along the ring (wrapped to ``[0, L)``) and speeds
+``v`` in m/s, in ring order: the leader of car ``i`` is car ``(i + 1) mod N``. The automated
+vehicles (AVs) are cars ``av_indices(N, n_av)`` (car 0 first, the others evenly spread).
+
+Update (SUMO's default Euler, as Flow): ``v' = max(v + a dt, 0)``, ``q' = q + v' dt``. It is the
+semi-implicit Euler step of :func:`ring_rhs` followed by the speed clamp and the wrap of
+:func:`ring_post_step`. Two safety limits are part of the acceleration (and inactive in ordinary
+traffic):
+
+* every car: ``-v/dt <= a <= (gap/dt - v)/dt`` -- its speed stays non-negative and it never moves
+  farther than its current gap in one step, so no car can overlap its leader (the leader never
+  moves backwards);
+* every AV: the fail-safe ``a <= (v_safe - v)/dt`` with Krauss' safe speed
+  ``v_safe = -b dt + sqrt((b dt)^2 + v_lead^2 + 2 b max(gap - s_min, 0))`` (``b`` =
+  ``failsafe_decel``, ``s_min`` = ``failsafe_min_gap``): after the step the AV can still stop
+  behind its leader even if the leader brakes at ``b``. The fail-safe may brake harder than the
+  action bound.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from neuroctl import Plant
+from neuroctl._array import is_torch
+
+__all__ = [
+    "IDMParams",
+    "OVMParams",
+    "Params",
+    "SPEED_SCALE",
+    "HEADWAY_SCALE",
+    "av_indices",
+    "idm_acceleration",
+    "ovm_acceleration",
+    "optimal_velocity",
+    "hinge_flux",
+    "uniform_flow_equilibrium",
+    "ring_gaps",
+    "ring_metrics",
+    "RingMetrics",
+    "ring_accelerations",
+    "ring_rhs",
+    "ring_post_step",
+    "ring_step",
+    "ring_observation",
+    "ring_reward",
+    "acceleration_noise",
+    "ring_plant",
+]
+
+#: Flow's normalisation of speeds (m/s) in the partial observation.
+SPEED_SCALE = 15.0
+#: Flow's normalisation of the headway (m) in the partial observation.
+HEADWAY_SCALE = 270.0
+
+
+def _num(value, name: str, *, positive: bool = True, allow_zero: bool = False) -> float:
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if ok:
+        value = float(value)
+        ok = math.isfinite(value) and (not positive or value > 0 or (allow_zero and value == 0))
+    if not ok:
+        want = "a finite number"
+        if positive:
+            want = "a non-negative finite number" if allow_zero else "a positive finite number"
+        raise ValueError(f"{name}: expected {want}, received {value!r}")
+    return value
+
+
+# ---------------------------------------------------------------------------- parameters
+@dataclass(frozen=True)
+class IDMParams:
+    """Intelligent Driver Model parameters (Flow's defaults, Treiber et al. 2000).
+
+    Attributes
+    ----------
+    v0 : float
+        Desired speed, m/s (30).
+    T : float
+        Time headway, s (1).
+    a : float
+        Maximum acceleration, m/s^2 (1).
+    b : float
+        Comfortable deceleration, m/s^2 (1.5).
+    delta : float
+        Acceleration exponent (4).
+    s0 : float
+        Jam distance (minimum bumper-to-bumper gap), m (2).
+    """
+
+    v0: float = 30.0
+    T: float = 1.0
+    a: float = 1.0
+    b: float = 1.5
+    delta: float = 4.0
+    s0: float = 2.0
+
+    def __post_init__(self):
+        for name in ("v0", "T", "a", "b", "delta"):
+            _num(getattr(self, name), f"IDMParams.{name}")
+        _num(self.s0, "IDMParams.s0", allow_zero=True)
+
+
+@dataclass(frozen=True)
+class OVMParams:
+    """Optimal-velocity model with the hinge optimal-velocity function.
+
+    ``a = alpha (V(s + l) - v) + beta (v_lead - v)`` with
+    ``V(h) = v_max max(0, 1 - 1/(rho_max h))`` of the spacing ``h`` (gap + vehicle length), so that
+    the uniform-flow flux ``rho V(1/rho)`` is the hinge flux ``q(rho) = v_max max(0, rho)
+    max(0, 1 - rho/rho_max)`` (:func:`hinge_flux`).
+
+    Attributes
+    ----------
+    v_max : float
+        Free-flow speed, m/s (30).
+    rho_max : float
+        Jam density, vehicles per metre (1/7: a 5 m car plus a 2 m gap).
+    alpha : float
+        Sensitivity to the optimal velocity, 1/s (0.6).
+    beta : float
+        Sensitivity to the speed difference, 1/s (0.2).
+    """
+
+    v_max: float = 30.0
+    rho_max: float = 1.0 / 7.0
+    alpha: float = 0.6
+    beta: float = 0.2
+
+    def __post_init__(self):
+        _num(self.v_max, "OVMParams.v_max")
+        _num(self.rho_max, "OVMParams.rho_max")
+        _num(self.alpha, "OVMParams.alpha")
+        _num(self.beta, "OVMParams.beta", allow_zero=True)
+
+
+_HUMAN_MODELS = ("idm", "ovm")
+_OBSERVATIONS = ("partial", "full")
+
+
+@dataclass(frozen=True)
+class Params:
+    """Parameters of the ring road (defaults: Flow's single-agent ring, see REFERENCE.md).
+
+    Attributes
+    ----------
+    n_vehicles : int
+        Number of cars ``N`` on the ring, humans and AVs (22).
+    n_av : int
+        Number of automated vehicles (1); 0 makes an all-human ring.
+    ring_length : float or (int, int)
+        Ring length in metres. A pair ``(lo, hi)`` draws an integer uniformly from ``lo..hi`` at
+        every reset (Flow: 220..270); a number fixes it.
+    vehicle_length : float
+        Car length, m (5).
+    dt : float
+        Step, s (0.1).
+    noise : float
+        Standard deviation of the human acceleration noise; each step adds
+        ``sqrt(dt) * N(0, noise)`` m/s^2 to every human (0.2).
+    warmup_steps : int
+        Steps run inside ``reset`` before control starts (750); AVs drive as noise-free humans.
+    human_model : {"idm", "ovm"}
+        Car-following model of the humans.
+    observation : {"partial", "full"}
+        Flow's partial observation of each AV, or all speeds and gaps.
+    idm, ovm : IDMParams, OVMParams
+        Model parameters.
+    accel_bounds : (float, float)
+        AV acceleration bounds, m/s^2 ((-1, 1)).
+    failsafe_decel : float
+        Braking the AV fail-safe assumes for itself and its leader, m/s^2 (1.5).
+    failsafe_min_gap : float
+        Gap the fail-safe keeps at standstill, m (1).
+    """
+
+    n_vehicles: int = 22
+    n_av: int = 1
+    ring_length: float | tuple[float, float] = (220, 270)
+    vehicle_length: float = 5.0
+    dt: float = 0.1
+    noise: float = 0.2
+    warmup_steps: int = 750
+    human_model: str = "idm"
+    observation: str = "partial"
+    idm: IDMParams = field(default_factory=IDMParams)
+    ovm: OVMParams = field(default_factory=OVMParams)
+    accel_bounds: tuple[float, float] = (-1.0, 1.0)
+    failsafe_decel: float = 1.5
+    failsafe_min_gap: float = 1.0
+
+    def __post_init__(self):
+        def is_int(v):
+            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+        if not (is_int(self.n_vehicles) and self.n_vehicles >= 1):
+            raise ValueError(f"n_vehicles: expected an int >= 1, received {self.n_vehicles!r}")
+        if not (is_int(self.n_av) and 0 <= self.n_av <= self.n_vehicles):
+            raise ValueError(
+                f"n_av: expected an int between 0 and n_vehicles={self.n_vehicles}, "
+                f"received {self.n_av!r}"
+            )
+        _num(self.vehicle_length, "vehicle_length")
+        _num(self.dt, "dt")
+        _num(self.noise, "noise", allow_zero=True)
+        if not (is_int(self.warmup_steps) and self.warmup_steps >= 0):
+            raise ValueError(f"warmup_steps: expected an int >= 0, received {self.warmup_steps!r}")
+        rl = self.ring_length
+        if isinstance(rl, (tuple, list)):
+            if len(rl) != 2:
+                raise ValueError(
+                    f"ring_length: expected a number or a pair (lo, hi) of metres, received {rl!r}"
+                )
+            lo = _num(rl[0], "ring_length[0]")
+            hi = _num(rl[1], "ring_length[1]")
+            if lo > hi:
+                raise ValueError(f"ring_length: expected lo <= hi, received {rl!r}")
+            object.__setattr__(self, "ring_length", (lo, hi))
+        else:
+            lo = _num(rl, "ring_length")
+            object.__setattr__(self, "ring_length", lo)
+        need = self.n_vehicles * self.vehicle_length
+        if lo <= need:
+            raise ValueError(
+                f"ring_length: {self.n_vehicles} cars of {self.vehicle_length} m need a ring "
+                f"longer than {need:g} m; received ring_length={rl!r}"
+            )
+        if self.human_model not in _HUMAN_MODELS:
+            raise ValueError(
+                f"human_model: expected one of {_HUMAN_MODELS}, received {self.human_model!r}"
+            )
+        if self.observation not in _OBSERVATIONS:
+            raise ValueError(
+                f"observation: expected one of {_OBSERVATIONS}, received {self.observation!r}"
+            )
+        if not isinstance(self.idm, IDMParams):
+            raise TypeError(f"idm: expected an IDMParams, received {self.idm!r}")
+        if not isinstance(self.ovm, OVMParams):
+            raise TypeError(f"ovm: expected an OVMParams, received {self.ovm!r}")
+        ab = tuple(self.accel_bounds)
+        if len(ab) != 2 or not all(math.isfinite(float(b)) for b in ab) or ab[0] > ab[1]:
+            raise ValueError(
+                f"accel_bounds: expected finite (low, high) with low <= high, received {ab!r}"
+            )
+        object.__setattr__(self, "accel_bounds", (float(ab[0]), float(ab[1])))
+        _num(self.failsafe_decel, "failsafe_decel")
+        _num(self.failsafe_min_gap, "failsafe_min_gap", allow_zero=True)
+
+    @property
+    def av_indices(self) -> np.ndarray:
+        """Indices of the AVs in ring order, shape ``(n_av,)``."""
+        return av_indices(self.n_vehicles, self.n_av)
+
+    @property
+    def length_range(self) -> tuple[float, float]:
+        """``(lo, hi)`` of the ring length in metres (``lo == hi`` when fixed)."""
+        rl = self.ring_length
+        return tuple(rl) if isinstance(rl, tuple) else (rl, rl)
+
+
+def av_indices(n_vehicles: int, n_av: int) -> np.ndarray:
+    """Ring indices of the AVs: ``floor(k N / n_av)`` for ``k = 0..n_av-1`` (car 0 is an AV)."""
+    return (np.arange(n_av) * n_vehicles) // max(n_av, 1)
+
+
+# ---------------------------------------------------------------------------- helpers
+def _clamp_min(a, lo):
+    if is_torch(a):
+        import torch
+
+        return torch.clamp(a, min=lo) if not is_torch(lo) else torch.maximum(a, lo)
+    return np.maximum(a, lo)
+
+
+def _clamp_max(a, hi):
+    if is_torch(a):
+        import torch
+
+        return torch.clamp(a, max=hi) if not is_torch(hi) else torch.minimum(a, hi)
+    return np.minimum(a, hi)
+
+
+def _sqrt(a):
+    return a.sqrt() if is_torch(a) else np.sqrt(a)
+
+
+def _where(c, a, b):
+    if is_torch(c):
+        import torch
+
+        return torch.where(c, a, b)
+    return np.where(c, a, b)
+
+
+def _length_like(ring_length, x):
+    """Ring length as an array broadcastable against ``x`` of shape ``(..., N)``."""
+    if is_torch(x):
+        import torch
+
+        L = torch.as_tensor(ring_length, dtype=x.dtype, device=x.device)
+    else:
+        L = np.asarray(ring_length, dtype=float)
+    return L[..., None] if L.ndim else L
+
+
+_LEADERS: dict[int, np.ndarray] = {}
+
+
+def _leader_index(n: int) -> np.ndarray:
+    idx = _LEADERS.get(n)
+    if idx is None:
+        idx = _LEADERS[n] = np.roll(np.arange(n), -1)
+    return idx
+
+
+# ---------------------------------------------------------------------------- car following
+_GAP_EPS = 1e-9
+
+def idm_acceleration(gap, v, v_lead, params: IDMParams | None = None):
+    """Intelligent Driver Model acceleration (Flow's form).
+
+    ``s* = s0 + max(0, v T + v (v - v_lead) / (2 sqrt(a b)))``,
+    ``accel = a [1 - (v/v0)^delta - (s*/s)^2]``.
+
+    Parameters
+    ----------
+    gap : array or tensor, shape (...,)
+        Bumper-to-bumper gap ``s`` to the leader, m (gaps below 1e-9 m count as 1e-9 m, as
+        in SUMO, so touching cars brake as hard as they can instead of dividing by 0).
+    v, v_lead : array or tensor, shape (...,)
+        Own and leader speed, m/s.
+    params : IDMParams, optional
+        Defaults to Flow's parameters.
+
+    Returns
+    -------
+    array or tensor, shape (...,)
+        Acceleration, m/s^2.
+    """
+    p = IDMParams() if params is None else params
+    s_star = p.s0 + _clamp_min(v * p.T + v * (v - v_lead) * (0.5 / math.sqrt(p.a * p.b)), 0.0)
+    ratio = s_star / _clamp_min(gap, _GAP_EPS)
+    if p.delta == 4.0:
+        vr = v * (1.0 / p.v0)
+        vr = vr * vr
+        free = vr * vr
+    else:
+        free = (v * (1.0 / p.v0)) ** p.delta
+    return p.a * (1.0 - free - ratio * ratio)
+
+
+def optimal_velocity(spacing, v_max: float, rho_max: float):
+    """Hinge optimal velocity ``V(h) = v_max max(0, 1 - 1/(rho_max h))`` of the spacing ``h`` (m).
+
+    Shapes ``(...,)``; returns m/s. Its uniform-flow flux ``V(1/rho) rho`` is :func:`hinge_flux`.
+    """
+    return v_max * _clamp_min(1.0 - (1.0 / rho_max) / spacing, 0.0)
+
+
+def ovm_acceleration(gap, v, v_lead, params: OVMParams | None = None, *, vehicle_length=5.0):
+    """Optimal-velocity-model acceleration ``alpha (V(gap + l) - v) + beta (v_lead - v)``.
+
+    Parameters
+    ----------
+    gap : array or tensor, shape (...,)
+        Bumper-to-bumper gap, m.
+    v, v_lead : array or tensor, shape (...,)
+        Own and leader speed, m/s.
+    params : OVMParams, optional
+    vehicle_length : float
+        Car length ``l`` in metres (spacing = gap + l).
+
+    Returns
+    -------
+    array or tensor, shape (...,)
+        Acceleration, m/s^2.
+    """
+    p = OVMParams() if params is None else params
+    V = optimal_velocity(gap + vehicle_length, p.v_max, p.rho_max)
+    return p.alpha * (V - v) + p.beta * (v_lead - v)
+
+
+def hinge_flux(rho, v_max: float, rho_max: float):
+    """Macroscopic flux with hinges ``q(rho) = v_max max(0, rho) max(0, 1 - rho/rho_max)``.
+
+    Parameters
+    ----------
+    rho : array or tensor, shape (...,)
+        Density, vehicles per metre.
+    v_max : float
+        Free-flow speed, m/s.
+    rho_max : float
+        Jam density, vehicles per metre.
+
+    Returns
+    -------
+    array or tensor, shape (...,)
+        Flux, vehicles per second.
+    """
+    return v_max * _clamp_min(rho, 0.0) * _clamp_min(1.0 - rho * (1.0 / rho_max), 0.0)
+
+
+def uniform_flow_equilibrium(
+    params: Params | None = None,
+    *,
+    n_vehicles: int | None = None,
+    ring_length=None,
+    vehicle_length: float | None = None,
+    human_model: str | None = None,
+    idm: IDMParams | None = None,
+    ovm: OVMParams | None = None,
+):
+    """Gap and speed of uniform flow on the ring (all cars equally spaced at one speed).
+
+    For IDM, the speed solves ``1 - (v/v0)^delta = ((s0 + v T)/s)^2`` at the gap
+    ``s = L/N - l`` (bisection to machine precision); for the OVM it is ``V(L/N)``.
+    Keywords override the corresponding fields of ``params`` (default ``Params()`` with the
+    ring length 230 m when the length is a range).
+
+    Returns
+    -------
+    gap : ndarray, shape of ``ring_length``
+        Bumper-to-bumper gap, m.
+    speed : ndarray, same shape
+        Equilibrium speed, m/s.
+
+    Examples
+    --------
+    >>> gap, v = uniform_flow_equilibrium(n_vehicles=22, ring_length=230.0)
+    >>> round(float(gap), 3), round(float(v), 3)
+    (5.455, 3.454)
+    """
+    p = Params() if params is None else params
+    n = p.n_vehicles if n_vehicles is None else n_vehicles
+    if ring_length is None:
+        ring_length = p.ring_length if not isinstance(p.ring_length, tuple) else 230.0
+    length = p.vehicle_length if vehicle_length is None else vehicle_length
+    model = p.human_model if human_model is None else human_model
+    L = np.asarray(ring_length, dtype=float)
+    gap = L / n - length
+    if np.any(gap <= 0):
+        raise ValueError(
+            f"ring_length: {n} cars of {length} m do not fit on a ring of {ring_length} m"
+        )
+    if model == "ovm":
+        o = p.ovm if ovm is None else ovm
+        return gap, np.asarray(optimal_velocity(gap + length, o.v_max, o.rho_max))
+    if model != "idm":
+        raise ValueError(f"human_model: expected one of {_HUMAN_MODELS}, received {model!r}")
+    q = p.idm if idm is None else idm
+    lo, hi = np.zeros_like(gap), np.full_like(gap, q.v0)
+
+    def resid(v):
+        return 1.0 - (v / q.v0) ** q.delta - ((q.s0 + v * q.T) / gap) ** 2
+
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        pos = resid(mid) > 0
+        lo, hi = np.where(pos, mid, lo), np.where(pos, hi, mid)
+    return gap, 0.5 * (lo + hi)
+
+
+# ---------------------------------------------------------------------------- ring geometry
+def ring_gaps(positions, ring_length, vehicle_length=5.0):
+    """Bumper-to-bumper gap of every car to its leader (car ``i+1 mod N``).
+
+    Parameters
+    ----------
+    positions : array or tensor, shape (..., N)
+        Front-bumper positions along the ring, m.
+    ring_length : float or array, shape (...,)
+        Ring length(s), m (one per batch member allowed).
+    vehicle_length : float
+        Car length, m.
+
+    Returns
+    -------
+    array or tensor, shape (..., N)
+        ``((q_lead - q) mod L) - vehicle_length``, m.
+    """
+    L = ring_length if isinstance(ring_length, float) else _length_like(ring_length, positions)
+    lead = positions[..., _leader_index(positions.shape[-1])]
+    return (lead - positions) % L - vehicle_length
+
+
+@dataclass(frozen=True)
+class RingMetrics:
+    """Ring metrics over the samples given (time and cars pooled).
+
+    Attributes
+    ----------
+    mean_speed : float
+        m/s.
+    speed_std : float
+        Standard deviation of the speeds over cars and samples, m/s.
+    min_gap : float
+        Smallest bumper-to-bumper gap, m.
+    flow : float
+        Flow past a point, vehicles per hour (density times mean speed).
+    """
+
+    mean_speed: float
+    speed_std: float
+    min_gap: float
+    flow: float
+
+    def to_dict(self) -> dict:
+        """Plain dictionary of the metrics."""
+        return {
+            "mean_speed": self.mean_speed,
+            "speed_std": self.speed_std,
+            "min_gap": self.min_gap,
+            "flow": self.flow,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"RingMetrics(mean_speed={self.mean_speed:.3f} m/s, speed_std={self.speed_std:.3f} "
+            f"m/s, min_gap={self.min_gap:.3f} m, flow={self.flow:.1f} veh/h)"
+        )
+
+
+def ring_metrics(speeds, gaps, *, vehicle_length: float = 5.0) -> RingMetrics:
+    """Mean speed, speed standard deviation, minimum gap and flow of ring samples.
+
+    Parameters
+    ----------
+    speeds, gaps : array_like, shape (..., N)
+        Speeds (m/s) and gaps (m) of all cars, for any number of samples (the ring length of a
+        sample is ``sum(gaps) + N vehicle_length``).
+    vehicle_length : float
+        Car length, m.
+
+    Returns
+    -------
+    RingMetrics
+    """
+    speeds = np.asarray(speeds, dtype=float)
+    gaps = np.asarray(gaps, dtype=float)
+    if speeds.shape != gaps.shape or speeds.ndim == 0:
+        raise ValueError(
+            "speeds and gaps: expected equal shapes (..., N), received "
+            f"{speeds.shape} and {gaps.shape}"
+        )
+    n = speeds.shape[-1]
+    L = gaps.sum(-1) + n * vehicle_length
+    flow = float(np.mean(n / L * speeds.mean(-1))) * 3600.0
+    return RingMetrics(
+        mean_speed=float(speeds.mean()),
+        speed_std=float(speeds.std()),
+        min_gap=float(gaps.min()),
+        flow=flow,
+    )
+
+
+# ---------------------------------------------------------------------------- the step
+class _Consts:
+    """Per-``Params`` constants cached for a lean step (index arrays, masks, matrices)."""
+
+    def __init__(self, p: Params):
+        n = p.n_vehicles
+        self.n = n
+        self.dt = p.dt
+        self.inv_dt = 1.0 / p.dt
+        self.length = p.vehicle_length
+        self.av = p.av_indices
+        self.lead = _leader_index(n)
+        mask = np.zeros(n, dtype=bool)
+        mask[self.av] = True
+        self.human = ~mask
+        self.human_f = self.human.astype(float)
+        sel = np.zeros((p.n_av, n))
+        sel[np.arange(p.n_av), self.av] = 1.0
+        self.select = sel
+        self.b = p.failsafe_decel
+        self.bdt = p.failsafe_decel * p.dt
+        self.smin = p.failsafe_min_gap
+        # observation = [v, gaps] @ obs_matrix (one matmul, numpy and torch, any batch shape)
+        if p.observation == "full":
+            m = np.zeros((2 * n, 2 * n))
+            m[np.arange(n), np.arange(n)] = 1.0 / SPEED_SCALE
+            m[n + np.arange(n), n + np.arange(n)] = 1.0 / HEADWAY_SCALE
+        else:
+            m = np.zeros((2 * n, 3 * p.n_av))
+            for k, i in enumerate(self.av):
+                m[i, 3 * k] = 1.0 / SPEED_SCALE
+                m[i, 3 * k + 1] = -1.0 / SPEED_SCALE
+                m[(i + 1) % n, 3 * k + 1] = 1.0 / SPEED_SCALE
+                m[n + i, 3 * k + 2] = 1.0 / HEADWAY_SCALE
+        self.obs_matrix = m
+        if p.human_model == "idm":
+            idm = p.idm
+            self.human_fn = lambda gap, v, vl: idm_acceleration(gap, v, vl, idm)
+        else:
+            ovm, length = p.ovm, p.vehicle_length
+            self.human_fn = lambda gap, v, vl: ovm_acceleration(
+                gap, v, vl, ovm, vehicle_length=length
+            )
+
+
+_CONSTS: dict[int, tuple[Params, _Consts]] = {}
+
+
+def _consts(p: Params) -> _Consts:
+    hit = _CONSTS.get(id(p))
+    if hit is None or hit[0] is not p:
+        hit = _CONSTS[id(p)] = (p, _Consts(p))
+    return hit[1]
+
+
+def _as(a, like):
+    if is_torch(like):
+        import torch
+
+        return torch.as_tensor(a, dtype=like.dtype, device=like.device)
+    return a
+
+
+def _mask(m, like):
+    if is_torch(like):
+        import torch
+
+        return torch.as_tensor(m, device=like.device)
+    return m
+
+
+def _commanded(x, u, w, ring_length, params: Params, gaps):
+    """Accelerations before the no-overlap limits, and the AVs' commands.
+
+    Humans: car-following model plus noise ``w``. AVs: ``u`` cut by the fail-safe (``u=None``:
+    the noise-free human model). Returns ``(accel, v, gaps, cmd)`` with ``cmd`` the AV commands
+    before the fail-safe, shape ``(..., n_av)``.
+    """
+    c = _consts(params)
+    n = c.n
+    v = x[..., n:]
+    if gaps is None:
+        gaps = ring_gaps(x[..., :n], ring_length, c.length)
+    v_lead = v[..., c.lead]
+    human = c.human_fn(gaps, v, v_lead)
+    if not params.n_av:
+        return (human if w is None else human + w), v, gaps, human[..., :0]
+    av = c.av
+    cmd = human[..., av] if u is None else u
+    # Krauss safe speed of the AVs: after the step they can stop behind their leader
+    gap_av = gaps[..., av]
+    vl_av = v_lead[..., av]
+    room = _clamp_min(gap_av - c.smin, 0.0)
+    v_safe = _sqrt(c.bdt * c.bdt + vl_av * vl_av + (2.0 * c.b) * room) - c.bdt
+    av_acc = _clamp_max(cmd, (v_safe - v[..., av]) * c.inv_dt)
+    acc = human if w is None else human + w * _as(c.human_f, w)
+    acc = _where(_mask(c.human, acc), acc, av_acc @ _as(c.select, av_acc))
+    return acc, v, gaps, cmd
+
+
+def ring_accelerations(x, u, w, ring_length, params: Params, *, gaps=None):
+    """Accelerations of all cars, with the AV fail-safe and the no-overlap limits.
+
+    Parameters
+    ----------
+    x : array or tensor, shape (..., 2N)
+        State ``[positions, speeds]``.
+    u : array or tensor, shape (..., n_av), or None
+        AV accelerations (m/s^2), used as given (saturate before). ``None`` lets the AVs drive
+        as noise-free humans (Flow's warm-up).
+    w : array or tensor, shape (..., N), or None
+        Acceleration noise (m/s^2) added to the humans (AV entries are ignored).
+    ring_length : float or array, shape (...,)
+        Ring length(s), m.
+    params : Params
+    gaps : array or tensor, shape (..., N), optional
+        The gaps of ``x`` if already known (saves a computation).
+
+    Returns
+    -------
+    accel : array or tensor, shape (..., N)
+        m/s^2, applied over the step: ``-v/dt <= accel <= (gap/dt - v)/dt``.
+    failsafe : array or tensor of bool, shape (..., n_av)
+        True where a limit reduced the AV's command.
+    """
+    acc, v, gaps, cmd = _commanded(x, u, w, ring_length, params, gaps)
+    c = _consts(params)
+    acc = _clamp_min(_clamp_max(acc, (gaps * c.inv_dt - v) * c.inv_dt), -v * c.inv_dt)
+    return acc, acc[..., c.av] < cmd
+
+
+def ring_rhs(x, u, w, ring_length, params: Params):
+    """Continuous right-hand side ``dx/dt = [v, accel]`` (shape ``(..., 2N)``) for the plant.
+
+    The acceleration is :func:`ring_accelerations` (its safety limits use ``params.dt``).
+    """
+    acc, _ = ring_accelerations(x, u, w, ring_length, params)
+    v = x[..., params.n_vehicles :]
+    if is_torch(x):
+        import torch
+
+        return torch.cat([v, acc], dim=-1)
+    return np.concatenate([v, acc], axis=-1)
+
+
+def ring_post_step(x, ring_length, params: Params):
+    """Speed clamp ``max(v, 0)`` and wrap of the positions to ``[0, L)`` after the integrator."""
+    n = params.n_vehicles
+    L = _length_like(ring_length, x)
+    q = x[..., :n] % L
+    v = _clamp_min(x[..., n:], 0.0)
+    if is_torch(x):
+        import torch
+
+        return torch.cat([q, v], dim=-1)
+    return np.concatenate([q, v], axis=-1)
+
+
+def ring_step(x, u, w, ring_length, params: Params, *, gaps=None):
+    """One SUMO/Flow Euler step: ``v' = max(v + a dt, 0)``, ``q' = (q + v' dt) mod L``.
+
+    The accelerations are those of :func:`ring_accelerations`, applied in speed form
+    ``v' = max(min(v + a dt, gap/dt), 0)``; the result equals
+    ``ring_plant(params, ring_length).step(x, u, w)`` (for a saturated ``u``) up to rounding
+    (bit for bit while no limit acts).
+
+    Parameters
+    ----------
+    x : array or tensor, shape (..., 2N)
+    u : array or tensor, shape (..., n_av), or None (AVs drive as noise-free humans)
+    w : array or tensor, shape (..., N), or None
+    ring_length : float or array, shape (...,)
+    params : Params
+    gaps : array, shape (..., N), optional
+        Gaps of ``x`` if already known.
+
+    Returns
+    -------
+    x_next : array or tensor, shape (..., 2N)
+    accel : array or tensor, shape (..., N)
+        The accelerations applied, ``(v' - v)/dt``, m/s^2.
+    failsafe : bool array or tensor, shape (..., n_av)
+        True where the fail-safe or the no-overlap limit reduced the AV's command.
+    """
+    acc, v, gaps, cmd = _commanded(x, u, w, ring_length, params, gaps)
+    c = _consts(params)
+    dt = c.dt
+    v_next = _clamp_min(_clamp_max(v + dt * acc, gaps * c.inv_dt), 0.0)
+    q_next = x[..., : c.n] + dt * v_next
+    L = ring_length if isinstance(ring_length, float) else _length_like(ring_length, x)
+    applied = (v_next - v) * c.inv_dt
+    av = c.av
+    failsafe = v_next[..., av] < v[..., av] + dt * cmd
+    if is_torch(x):
+        import torch
+
+        return torch.cat([q_next % L, v_next], dim=-1), applied, failsafe
+    return np.concatenate([q_next % L, v_next], axis=-1), applied, failsafe
+
+
+def ring_observation(x, ring_length, params: Params, *, gaps=None):
+    """Observation of the ring state.
+
+    ``params.observation == "partial"`` (Flow): for each AV
+    ``[v/15, (v_lead - v)/15, gap/270]``, concatenated, shape ``(..., 3 n_av)``.
+    ``"full"``: ``[v_0..v_{N-1}]/15`` then ``[gap_0..gap_{N-1}]/270``, shape ``(..., 2N)``.
+    """
+    c = _consts(params)
+    n = c.n
+    if gaps is None:
+        gaps = ring_gaps(x[..., :n], ring_length, c.length)
+    if is_torch(x):
+        import torch
+
+        vg = torch.cat([x[..., n:], gaps], dim=-1)
+    else:
+        vg = np.concatenate([x[..., n:], gaps], axis=-1)
+    return vg @ _as(c.obs_matrix, vg)
+
+
+def ring_reward(speeds, av_actions):
+    """Flow's wave-attenuation reward ``4 mean(v)/20 - 4 mean|a_av|`` (numpy, batched).
+
+    Parameters
+    ----------
+    speeds : ndarray, shape (..., N)
+    av_actions : ndarray, shape (..., n_av)
+        The (clipped) AV actions.
+    """
+    r = 0.2 * speeds.mean(-1)
+    if av_actions.shape[-1]:
+        r = r - 4.0 * np.abs(av_actions).mean(-1)
+    return r
+
+
+def acceleration_noise(rng: np.random.Generator, params: Params, shape=()) -> np.ndarray | None:
+    """Draw Flow's human acceleration noise ``sqrt(dt) N(0, noise)``, shape ``(*shape, N)``.
+
+    Returns ``None`` when ``params.noise == 0`` (no draw, nothing consumed from ``rng``).
+    """
+    if params.noise == 0:
+        return None
+    return rng.standard_normal((*shape, params.n_vehicles)) * (math.sqrt(params.dt) * params.noise)
+
+
+# ---------------------------------------------------------------------------- the plant
+def ring_plant(params: Params | None = None, ring_length: Any = None) -> Plant:
+    """The ring road as a :class:`neuroctl.Plant`.
+
+    Parameters
+    ----------
+    params : Params, optional
+    ring_length : float or array, shape (...,), optional
+        Ring length(s) in metres; an array gives one length per batch member (states of shape
+        ``(..., 2N)``). Defaults to ``params.ring_length`` if fixed, else 230 m.
+
+    Returns
+    -------
+    Plant
+        States ``q[i]`` then ``v[i]`` (2N), inputs ``a_av[k]`` (n_av, bounds
+        ``params.accel_bounds``), disturbances ``w[i]`` (N, human acceleration noise),
+        observation :func:`ring_observation`; ``rhs`` = :func:`ring_rhs` integrated with
+        ``semi_implicit_euler``, ``post_step`` = :func:`ring_post_step` (so ``step`` is SUMO's
+        Euler update). ``equilibrium()`` is uniform flow with car 0 at position 0.
+    """
+    p = Params() if params is None else params
+    if not isinstance(p, Params):
+        raise TypeError(f"params: expected a ring_road Params, received {p!r}")
+    if ring_length is None:
+        ring_length = p.ring_length if not isinstance(p.ring_length, tuple) else 230.0
+    L = np.asarray(ring_length, dtype=float)
+    if not np.all(np.isfinite(L)) or np.any(L <= p.n_vehicles * p.vehicle_length):
+        raise ValueError(
+            f"ring_length: expected lengths > {p.n_vehicles * p.vehicle_length:g} m for "
+            f"{p.n_vehicles} cars of {p.vehicle_length} m, received {ring_length!r}"
+        )
+    L_arg = float(L) if L.ndim == 0 else L
+    n = p.n_vehicles
+
+    def rhs(x, u, w):
+        return ring_rhs(x, u, w, L_arg, p)
+
+    def post(x):
+        return ring_post_step(x, L_arg, p)
+
+    def observe(x):
+        return ring_observation(x, L_arg, p)
+
+    def equilibrium(r):
+        if L.ndim:
+            raise ValueError("equilibrium: defined for a plant with one ring length")
+        gap, speed = uniform_flow_equilibrium(p, ring_length=float(L))
+        spacing = float(L) / n
+        x = np.concatenate([np.arange(n) * spacing, np.full(n, float(speed))])
+        return x, np.zeros(p.n_av)
+
+    n_out = 2 * n if p.observation == "full" else 3 * p.n_av
+    if p.observation == "full":
+        outputs = [f"v[{i}]/15" for i in range(n)] + [f"gap[{i}]/270" for i in range(n)]
+    else:
+        outputs = [
+            name
+            for k in range(p.n_av)
+            for name in (f"v_av[{k}]/15", f"dv_av[{k}]/15", f"gap_av[{k}]/270")
+        ]
+    assert len(outputs) == n_out
+    lo, hi = p.accel_bounds
+    return Plant(
+        states=[f"q[{i}]" for i in range(n)] + [f"v[{i}]" for i in range(n)],
+        inputs=[f"a_av[{k}]" for k in range(p.n_av)],
+        dt=p.dt,
+        rhs=rhs,
+        integrator="semi_implicit_euler",
+        input_lower=lo,
+        input_upper=hi,
+        observe=observe,
+        outputs=outputs,
+        disturbances=[f"w[{i}]" for i in range(n)],
+        equilibrium=equilibrium,
+        post_step=post,
+        name="ring_road",
+        params=p,
+    )

@@ -1,0 +1,562 @@
+"""Gymnasium environments of the ring road: ``RingRoadEnv`` and the batched ``RingRoadVectorEnv``.
+
+Both own only the state, the ring length and the random generator; the physics is
+:func:`~neuroctl.envs.ring_road.dynamics.ring_step` (the same map as ``env.unwrapped.plant.step``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+from .dynamics import (
+    HEADWAY_SCALE,
+    Params,
+    _consts,
+    acceleration_noise,
+    ring_gaps,
+    ring_observation,
+    ring_plant,
+    ring_reward,
+    ring_step,
+)
+
+__all__ = ["RingRoadEnv", "RingRoadVectorEnv", "make_params", "rollout"]
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(Params))
+
+
+def make_params(params: Params | None = None, **overrides) -> Params:
+    """A :class:`Params` from ``params`` (default ``Params()``) with keyword overrides.
+
+    Unknown keywords raise ``TypeError`` naming the accepted ones.
+    """
+    unknown = sorted(set(overrides) - set(_FIELDS))
+    if unknown:
+        raise TypeError(f"unknown keyword(s) {unknown}; expected some of {list(_FIELDS)}")
+    base = Params() if params is None else params
+    if not isinstance(base, Params):
+        raise TypeError(f"params: expected a ring_road Params, received {base!r}")
+    return dataclasses.replace(base, **overrides) if overrides else base
+
+
+def _spaces(p: Params):
+    lo, hi = p.accel_bounds
+    action_space = spaces.Box(lo, hi, shape=(p.n_av,), dtype=np.float32)
+    # speeds up to 75 m/s and gaps up to the ring length (at least 1350 m) fit the bounds
+    top = max(5.0, p.length_range[1] / HEADWAY_SCALE)
+    if p.observation == "full":
+        n = p.n_vehicles
+        low = np.zeros(2 * n, dtype=np.float32)
+        high = np.concatenate([np.full(n, 5.0), np.full(n, top)]).astype(np.float32)
+    else:
+        low = np.tile(np.array([0.0, -5.0, 0.0], dtype=np.float32), p.n_av)
+        high = np.tile(np.array([5.0, 5.0, top], dtype=np.float32), p.n_av)
+    obs_space = spaces.Box(low, high, dtype=np.float32)
+    return action_space, obs_space
+
+
+def _check_action(action, m: int, lo: float, hi: float) -> np.ndarray:
+    a = np.asarray(action, dtype=np.float64)
+    if a.shape != (m,):
+        if a.size == m and a.ndim <= 1:
+            a = a.reshape(m)
+        else:
+            raise ValueError(f"action: expected shape ({m},), received shape {a.shape}")
+    if m and not all(map(math.isfinite, a.tolist())):
+        raise ValueError(f"action: expected finite accelerations, received {a}")
+    return np.minimum(np.maximum(a, lo), hi)
+
+
+def _initial_state(p: Params, L: float, options: dict | None):
+    n = p.n_vehicles
+    options = {} if options is None else dict(options)
+    unknown = set(options) - {"positions", "speeds", "ring_length"}
+    if unknown:
+        raise ValueError(
+            f"options: unknown key(s) {sorted(unknown)}; expected 'positions', 'speeds', "
+            "'ring_length'"
+        )
+    if "positions" in options:
+        q = np.asarray(options["positions"], dtype=float)
+        if q.shape != (n,) or not np.isfinite(q).all():
+            raise ValueError(
+                f"options['positions']: expected {n} finite positions in metres, received "
+                f"{options['positions']!r}"
+            )
+        q = q % L
+    else:
+        q = np.arange(n) * (L / n)
+    if "speeds" in options:
+        v = np.asarray(options["speeds"], dtype=float)
+        if v.shape != (n,) or not np.isfinite(v).all() or (v < 0).any():
+            raise ValueError(
+                f"options['speeds']: expected {n} finite non-negative speeds in m/s, received "
+                f"{options['speeds']!r}"
+            )
+    else:
+        v = np.zeros(n)
+    gaps = ring_gaps(q, L, p.vehicle_length)
+    if (gaps < 0).any() or not np.isclose(gaps.sum() + n * p.vehicle_length, L):
+        raise ValueError(
+            "options['positions']: cars overlap or are not in ring order (car i+1 must be the "
+            f"leader of car i); gaps {np.round(gaps, 3)} m on a ring of {L} m"
+        )
+    return np.concatenate([q, v])
+
+
+def _ring_length(p: Params, rng: np.random.Generator, options: dict | None, size=None):
+    if options is not None and "ring_length" in options:
+        L = np.asarray(options["ring_length"], dtype=float)
+        if (
+            (size is None and L.ndim)
+            or not np.isfinite(L).all()
+            or (L <= p.n_vehicles * p.vehicle_length).any()
+        ):
+            raise ValueError(
+                "options['ring_length']: expected a length (one per copy for a vector env) "
+                f"> {p.n_vehicles * p.vehicle_length:g} m, received {options['ring_length']!r}"
+            )
+        return float(L) if size is None else np.broadcast_to(L, (size,)).astype(float)
+    lo, hi = p.length_range
+    if lo == hi:
+        return lo if size is None else np.full(size, lo)
+    # Flow draws an integer length uniformly from lo..hi at every reset
+    draw = rng.integers(math.ceil(lo), math.floor(hi) + 1, size=size)
+    return float(draw) if size is None else draw.astype(float)
+
+
+class RingRoadEnv(gym.Env):
+    """Single-lane ring road with human drivers and automated vehicles (Sugiyama 2008, Flow).
+
+    ## Description
+
+    ``N`` cars drive around a single-lane ring of length ``L``. Humans follow the Intelligent
+    Driver Model (or an optimal-velocity model) with Flow's acceleration noise; on a 22-car,
+    230 m ring uniform flow is string unstable and a stop-and-go wave forms without any
+    bottleneck (Sugiyama et al. 2008). The agent drives the automated vehicles (AVs) by their
+    accelerations, as in Flow's ``WaveAttenuationPOEnv`` (``singleagent_ring``): the goal is to
+    dissipate the wave. Defaults: 21 humans + 1 AV, ``L`` an integer drawn from 220..270 m at
+    every reset, cars 5 m long, ``dt = 0.1`` s, 750 warm-up steps, 3000-step episodes.
+
+    Cars are numbered in ring order: the leader of car ``i`` is car ``i + 1 mod N``. The AVs are
+    cars ``floor(k N / n_av)``, ``k = 0..n_av-1`` -- with one AV, car 0.
+
+    Update (SUMO's default Euler, as Flow): ``v' = max(v + a dt, 0)``, ``x' = x + v' dt``. No car
+    ever overlaps its leader: every car's step is limited to its gap, and an AV command that
+    would leave the AV unable to stop behind its leader (braking at ``failsafe_decel``) is cut
+    by a fail-safe (Krauss' safe speed); ``info["failsafe"]`` tells when it acted. The fail-safe
+    may brake harder than the action bound.
+
+    ## Action Space
+
+    ``Box(-1, 1, (n_av,), float32)``: acceleration of each AV in m/s^2. Actions outside the box
+    are clipped to it (the reward uses the clipped action); a non-finite action raises
+    ``ValueError``. With ``n_av=0`` the action has shape ``(0,)``.
+
+    ## Observation Space
+
+    ``observation="partial"`` (Flow), ``Box(shape=(3 n_av,), float32)``; per AV:
+
+    | index | observation                 | unit           |
+    |-------|-----------------------------|----------------|
+    | 3k    | ``v_av / 15``               | (m/s) / 15     |
+    | 3k+1  | ``(v_lead - v_av) / 15``    | (m/s) / 15     |
+    | 3k+2  | ``headway / 270``           | m / 270        |
+
+    (headway = bumper-to-bumper gap to the leader). ``observation="full"``:
+    ``Box(shape=(2N,))`` with all speeds ``/15`` then all gaps ``/270``, in ring order.
+
+    ## Rewards
+
+    Flow's ``4 mean(v) / 20 - 4 mean|a_av|`` (all cars' speeds after the step, clipped AV
+    actions); nothing is paid during the warm-up, which runs inside ``reset``.
+
+    ## Starting State
+
+    Cars evenly spaced and at rest; then ``warmup_steps`` steps in which the AVs drive as
+    noise-free humans. ``reset(options={"positions": q, "speeds": v, "ring_length": L})`` sets
+    the positions (m, ring order), speeds (m/s) and ring length before the warm-up (pass
+    ``warmup_steps=0`` to start exactly there).
+
+    ## Episode End
+
+    Never terminates (no crash is possible); truncated after 3000 steps by the ``TimeLimit``
+    set at registration.
+
+    ## Info
+
+    ``speeds`` (m/s) and ``gaps`` (m) of all cars in ring order, ``failsafe`` (bool per AV),
+    ``accelerations`` (applied, m/s^2), ``ring_length`` (m).
+
+    ## Arguments
+
+    ``gymnasium.make("neuroctl/RingRoad-v0", n_vehicles=22, n_av=1, ring_length=(220, 270),
+    noise=0.2, warmup_steps=750, human_model="idm", observation="partial", render_mode=None)``;
+    any other field of :class:`~neuroctl.envs.ring_road.dynamics.Params` is accepted too, or a
+    whole ``params=Params(...)``. A number ``ring_length`` fixes the length. ``human_model="ovm"``
+    uses the optimal-velocity model whose uniform-flow flux is the hinge flux. Unknown keywords
+    raise ``TypeError``; invalid values raise ``ValueError`` saying what was expected.
+    ``render_mode="rgb_array"`` draws the ring with cars coloured by speed (no display needed).
+
+    ``env.unwrapped.plant`` is the :class:`neuroctl.Plant` of the current ring (rebuilt when the
+    length changes at reset); ``env.unwrapped.state`` the state ``[positions, speeds]``.
+
+    ## Version History
+
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, *, params: Params | None = None, render_mode: str | None = None, **kw):
+        self.params = p = make_params(params, **kw)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode: expected None or one of {self.metadata['render_modes']}, "
+                f"received {render_mode!r}"
+            )
+        self.render_mode = render_mode
+        self.action_space, self.observation_space = _spaces(p)
+        self._n = p.n_vehicles
+        self._m = p.n_av
+        self._lo, self._hi = p.accel_bounds
+        self._av = p.av_indices
+        self._noise_scale = math.sqrt(p.dt) * p.noise
+        self._length = float(p.length_range[0] if p.length_range[0] == p.length_range[1] else 230)
+        self._plant = None
+        self._plant_length = None
+        self.state = None
+        self._gaps = None
+        # constants of the lean step: reward 4 mean(v)/20 - 4 mean|a|, obs = [v, gaps] @ M
+        self._veh_length = p.vehicle_length
+        self._reward_speed = 0.2 / p.n_vehicles
+        self._reward_accel = 4.0 / max(p.n_av, 1)
+        self._obs_matrix = _consts(p).obs_matrix
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def ring_length(self) -> float:
+        """Current ring length, m."""
+        return self._length
+
+    @property
+    def plant(self):
+        """The :class:`neuroctl.Plant` of the current ring (its length as of the last reset)."""
+        if self._plant is None or self._plant_length != self._length:
+            self._plant = ring_plant(self.params, self._length)
+            self._plant_length = self._length
+        return self._plant
+
+    # ------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        p = self.params
+        self._length = _ring_length(p, self.np_random, options)
+        x = _initial_state(p, self._length, options)
+        for _ in range(p.warmup_steps):
+            w = acceleration_noise(self.np_random, p)
+            x, _, _ = ring_step(x, None, w, self._length, p)
+        self.state = x
+        self._gaps = ring_gaps(x[: self._n], self._length, p.vehicle_length)
+        return self._obs(), self._info(np.zeros(self._n), np.zeros(self._m, dtype=bool))
+
+    def step(self, action):
+        if self.state is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        a = _check_action(action, self._m, self._lo, self._hi)
+        n = self._n
+        w = self.np_random.standard_normal(n) * self._noise_scale if self._noise_scale else None
+        x, acc, failsafe = ring_step(self.state, a, w, self._length, self.params, gaps=self._gaps)
+        self.state = x
+        self._gaps = gaps = ring_gaps(x[:n], self._length, self._veh_length)
+        v = x[n:]
+        reward = self._reward_speed * float(v.sum())
+        if self._m:
+            reward -= self._reward_accel * float(np.abs(a).sum())
+        obs = (np.concatenate([v, gaps]) @ self._obs_matrix).astype(np.float32)
+        info = {
+            "speeds": v,
+            "gaps": gaps,
+            "failsafe": failsafe,
+            "accelerations": acc,
+            "ring_length": self._length,
+        }
+        return obs, reward, False, False, info
+
+    def _obs(self):
+        return ring_observation(self.state, self._length, self.params, gaps=self._gaps).astype(
+            np.float32
+        )
+
+    def _info(self, acc, failsafe):
+        n = self._n
+        return {
+            "speeds": self.state[n:],
+            "gaps": self._gaps,
+            "failsafe": failsafe,
+            "accelerations": acc,
+            "ring_length": self._length,
+        }
+
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array'")
+            return None
+        from .render import render_ring
+
+        n = self._n
+        return render_ring(self.state[:n], self.state[n:], self._length, av_indices=self._av)
+
+
+class RingRoadVectorEnv(VectorEnv):
+    """``num_envs`` ring roads stepped together in one array operation (no Python loop).
+
+    Same arguments, spaces and dynamics as :class:`RingRoadEnv`; each copy draws its own ring
+    length at reset, and the batched step is
+    :func:`~neuroctl.envs.ring_road.dynamics.ring_step` on states of shape ``(num_envs, 2N)`` with
+    lengths of shape ``(num_envs,)``. Episodes are truncated after ``max_episode_steps`` (3000 when
+    made through ``gymnasium.make_vec``) and reset on the next step (gymnasium 1.x
+    ``AutoresetMode.NEXT_STEP``: that step returns the first observation of the new episode,
+    reward 0; the copies being reset are not stepped).
+
+    ``info`` holds ``speeds``, ``gaps`` (``(num_envs, N)``), ``failsafe`` (``(num_envs, n_av)``),
+    ``accelerations`` and ``ring_length`` (``(num_envs,)``). ``reset(options=...)`` accepts the
+    single-env keys with a leading ``num_envs`` axis (``ring_length`` of shape ``(num_envs,)``).
+    ``plant`` is the batched :class:`neuroctl.Plant` (per-copy lengths) as of the last reset.
+    """
+
+    metadata = {
+        "render_modes": ["rgb_array"],
+        "render_fps": 10,
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+    }
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        *,
+        params: Params | None = None,
+        max_episode_steps: int | None = None,
+        render_mode: str | None = None,
+        **kw,
+    ):
+        if not (isinstance(num_envs, (int, np.integer)) and num_envs >= 1):
+            raise ValueError(f"num_envs: expected an int >= 1, received {num_envs!r}")
+        if max_episode_steps is not None and not (
+            isinstance(max_episode_steps, (int, np.integer)) and max_episode_steps >= 1
+        ):
+            raise ValueError(
+                f"max_episode_steps: expected None or an int >= 1, received {max_episode_steps!r}"
+            )
+        self.params = p = make_params(params, **kw)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode: expected None or one of {self.metadata['render_modes']}, "
+                f"received {render_mode!r}"
+            )
+        self.render_mode = render_mode
+        self.num_envs = int(num_envs)
+        self.max_episode_steps = max_episode_steps
+        self.single_action_space, self.single_observation_space = _spaces(p)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
+        self.observation_space = gym.vector.utils.batch_space(
+            self.single_observation_space, self.num_envs
+        )
+        self._n, self._m = p.n_vehicles, p.n_av
+        self._lo, self._hi = p.accel_bounds
+        self._noise_scale = math.sqrt(p.dt) * p.noise
+        B = self.num_envs
+        self.state = np.zeros((B, 2 * self._n))
+        self.lengths = np.full(B, 230.0)
+        self._gaps = None
+        self._elapsed = np.zeros(B, dtype=np.int64)
+        self._autoreset = np.zeros(B, dtype=bool)
+        self._plant = None
+        self._plant_lengths = None
+
+    @property
+    def plant(self):
+        """Batched :class:`neuroctl.Plant` with the per-copy ring lengths of the last reset."""
+        if self._plant is None or not np.array_equal(self._plant_lengths, self.lengths):
+            self._plant = ring_plant(self.params, self.lengths.copy())
+            self._plant_lengths = self.lengths.copy()
+        return self._plant
+
+    def _reset_rows(self, rows: np.ndarray, options: dict | None):
+        p = self.params
+        k = len(rows)
+        opts = {} if options is None else dict(options)
+        L = _ring_length(p, self.np_random, opts if "ring_length" in opts else None, size=k)
+        if "ring_length" in opts:
+            L = np.broadcast_to(np.asarray(opts["ring_length"], float), (self.num_envs,))[rows]
+        n = p.n_vehicles
+        x = np.empty((k, 2 * n))
+        for j in range(k):
+            one = {
+                key: np.asarray(opts[key])[rows[j]]
+                for key in ("positions", "speeds")
+                if key in opts
+            }
+            x[j] = _initial_state(p, float(L[j]), one)
+        for _ in range(p.warmup_steps):
+            w = acceleration_noise(self.np_random, p, (k,))
+            x, _, _ = ring_step(x, None, w, L, p)
+        self.state[rows] = x
+        self.lengths[rows] = L
+        self._elapsed[rows] = 0
+
+    def reset(self, *, seed: int | list | None = None, options: dict | None = None):
+        if isinstance(seed, (list, tuple)):
+            seed = seed[0] if seed else None
+        super().reset(seed=seed)
+        unknown = set(options or {}) - {"positions", "speeds", "ring_length"}
+        if unknown:
+            raise ValueError(
+                f"options: unknown key(s) {sorted(unknown)}; expected 'positions', 'speeds', "
+                "'ring_length'"
+            )
+        rows = np.arange(self.num_envs)
+        self._reset_rows(rows, options)
+        self._autoreset[:] = False
+        n = self._n
+        self._gaps = ring_gaps(self.state[:, :n], self.lengths, self.params.vehicle_length)
+        acc = np.zeros((self.num_envs, n))
+        fs = np.zeros((self.num_envs, self._m), dtype=bool)
+        return self._obs(), self._info(acc, fs)
+
+    def step(self, actions):
+        B, m, n = self.num_envs, self._m, self._n
+        p = self.params
+        a = np.asarray(actions, dtype=np.float64)
+        if a.shape != (B, m):
+            if a.size == B * m:
+                a = a.reshape(B, m)
+            else:
+                raise ValueError(f"actions: expected shape ({B}, {m}), received {a.shape}")
+        if m and not np.isfinite(a).all():
+            raise ValueError("actions: expected finite accelerations, received non-finite values")
+        a = a.clip(self._lo, self._hi)
+        w = (
+            self.np_random.standard_normal((B, n)) * self._noise_scale
+            if self._noise_scale
+            else None
+        )
+        x, acc, failsafe = ring_step(self.state, a, w, self.lengths, p, gaps=self._gaps)
+        reward = ring_reward(x[:, n:], a)
+        done = self._autoreset
+        if done.any():
+            rows = np.flatnonzero(done)
+            keep = ~done
+            self.state = np.where(keep[:, None], x, self.state)
+            self._reset_rows(rows, None)
+            reward[rows] = 0.0
+            acc[rows] = 0.0
+            failsafe[rows] = False
+        else:
+            self.state = x
+        self._elapsed += 1
+        self._elapsed[done] = 0
+        self._gaps = ring_gaps(self.state[:, :n], self.lengths, p.vehicle_length)
+        terminated = np.zeros(B, dtype=bool)
+        if self.max_episode_steps is not None:
+            truncated = self._elapsed >= self.max_episode_steps
+        else:
+            truncated = np.zeros(B, dtype=bool)
+        self._autoreset = terminated | truncated
+        return self._obs(), reward, terminated, truncated, self._info(acc, failsafe)
+
+    def _obs(self):
+        return ring_observation(self.state, self.lengths, self.params, gaps=self._gaps).astype(
+            np.float32
+        )
+
+    def _info(self, acc, failsafe):
+        n = self._n
+        return {
+            "speeds": self.state[:, n:].copy(),
+            "gaps": self._gaps,
+            "failsafe": failsafe,
+            "accelerations": acc,
+            "ring_length": self.lengths.copy(),
+        }
+
+    def render(self):
+        """Image of the first ring (``render_mode="rgb_array"``), shape ``(H, W, 3)``."""
+        if self.render_mode is None:
+            gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array'")
+            return None
+        from .render import render_ring
+
+        n = self._n
+        return render_ring(
+            self.state[0, :n],
+            self.state[0, n:],
+            float(self.lengths[0]),
+            av_indices=self.params.av_indices,
+        )
+
+
+def rollout(env, controller=None, steps: int = 3000, *, seed=None, options=None, label=""):
+    """Run a single ring env for ``steps`` steps and record a :class:`RingTrajectory`.
+
+    Parameters
+    ----------
+    env : RingRoadEnv or a wrapper of it
+    controller : callable, optional
+        Applied to each AV's partial observation as a float64 tensor of shape ``(n_av, 3)``,
+        returning accelerations ``(n_av, 1)`` (e.g. :class:`FollowerStopper`); its ``reset()`` is
+        called first if it has one. ``None`` sends zero accelerations. With
+        ``observation="full"`` the controller receives the full observation, shape ``(2N,)``.
+    steps : int
+    seed, options
+        Passed to ``env.reset``.
+    label : str
+
+    Returns
+    -------
+    RingTrajectory
+        Times start at 0 at the end of the warm-up.
+    """
+    import torch
+
+    from .render import RingTrajectory
+
+    base = env.unwrapped
+    p = base.params
+    if controller is not None and hasattr(controller, "reset"):
+        controller.reset()
+    obs, info = env.reset(seed=seed, options=options)
+    n, m = p.n_vehicles, p.n_av
+    qs, vs, gs, fs = [base.state[:n].copy()], [info["speeds"].copy()], [info["gaps"].copy()], []
+    for _ in range(steps):
+        if controller is None or m == 0:
+            a = np.zeros(m)
+        else:
+            y = torch.as_tensor(np.asarray(obs, dtype=np.float64))
+            if p.observation == "partial":
+                y = y.reshape(m, 3)
+            with torch.no_grad():
+                a = controller(y).detach().numpy().reshape(m)
+        obs, _, _, _, info = env.step(a)
+        qs.append(base.state[:n].copy())
+        vs.append(info["speeds"].copy())
+        gs.append(info["gaps"].copy())
+        fs.append(np.asarray(info["failsafe"], dtype=bool).copy())
+    return RingTrajectory(
+        times=np.arange(steps + 1) * p.dt,
+        positions=np.array(qs),
+        speeds=np.array(vs),
+        gaps=np.array(gs),
+        ring_length=base.ring_length,
+        av_indices=p.av_indices,
+        failsafe=np.array(fs).reshape(steps, m),
+        label=label,
+        vehicle_length=p.vehicle_length,
+    )
