@@ -205,7 +205,7 @@ class PISaturation(_Bounded):
         dx_s = torch.clamp(2.0 * (v_lead - v), min=4.0)
         alpha = torch.clamp((gap - dx_s) / self.gamma, 0.0, 1.0)
         beta = 1.0 - 0.5 * alpha
-        self._v_cmd = beta * (alpha * v_target + (1.0 - alpha) * v_lead) + (
-            1.0 - beta
-        ) * self._v_cmd.detach()
+        self._v_cmd = (
+            beta * (alpha * v_target + (1.0 - alpha) * v_lead) + (1.0 - beta) * self._v_cmd.detach()
+        )
         return self._out((self._v_cmd - v) / self.dt)

@@ -328,6 +328,7 @@ def _leader_index(n: int) -> np.ndarray:
 # ---------------------------------------------------------------------------- car following
 _GAP_EPS = 1e-9
 
+
 def idm_acceleration(gap, v, v_lead, params: IDMParams | None = None):
     """Intelligent Driver Model acceleration (Flow's form).
 
