@@ -13,6 +13,7 @@ from .diagnostics import (
     RevivalSpikeWarning,
     dead_units,
 )
+from .pretrained import pretrained
 
 _LAZY = {
     "export_policy": ".export",
@@ -20,8 +21,9 @@ _LAZY = {
     "train_rl": ".rl",
     "TrainResult": ".result",
     "train_diffsim": ".diffsim",
-    "train": ".rl",
-    "pretrained": ".pretrained",
+    "train": ".run",
+    "evaluate_policy": ".rl",
+    "arm_success_rate": ".tasks",
 }
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "RevivalMonitor",
     "RevivalSpikeWarning",
     "dead_units",
+    "pretrained",
     *_LAZY,
 ]
 

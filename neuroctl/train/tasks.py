@@ -1,0 +1,188 @@
+"""Training tasks for differentiable simulation, and the success metrics of the issue.
+
+A :class:`DiffsimTask` says how to draw a batch of initial states and references, what a step
+costs, how long a rollout window is, and how to judge a finished policy. Rollouts always go
+through ``plant.step`` / ``plant.observe`` (the physics is never re-implemented here).
+
+Tasks:
+
+* any env built on ``neuroctl.envs._common.PlantEnv`` (``Arm-v0``, ``Arm2Link-v0``): the cost is
+  the env's own reward with the sign flipped (its reward functions are array-agnostic, so they
+  run on torch tensors), over one episode;
+* ``RingRoad-v0``: see :mod:`neuroctl.train.ring_task`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["DiffsimTask", "make_task", "arm_success_rate", "TASK_FACTORIES"]
+
+
+@dataclass
+class DiffsimTask:
+    """What :func:`~neuroctl.train.train_diffsim` trains on.
+
+    Attributes
+    ----------
+    env_id : str
+    plant : Plant
+    sample : callable
+        ``sample(rng: numpy Generator, n) -> (x0, r, ctx)``: float64 tensors ``(n, n_states)`` and
+        ``(n, n_ref)`` (or None), and a per-batch context passed to the other callables.
+    cost : callable
+        ``cost(x, u, r, ctx) -> (n,)`` tensor: stage cost of state ``x`` (before the step) and
+        saturated input ``u``.
+    window : int
+        Steps per gradient step (truncated backpropagation window).
+    windows : int
+        Windows per sampled batch (state carried over, detached, between windows).
+    disturbance : callable, optional
+        ``disturbance(gen: torch.Generator, x) -> w`` for plants with disturbance inputs.
+    obs_scale, obs_offset : ndarray, optional
+        Input normalization layer of the policy (``y_n = scale * y + offset``).
+    evaluate : callable, optional
+        ``evaluate(policy, seed) -> dict`` of task metrics for the summary and benchmarks.
+    policy_input : callable, optional
+        ``policy_input(x, r, ctx) -> y`` if the controller does not see ``plant.observe(x, r)``.
+    apply_input : callable, optional
+        ``apply_input(x, u_policy, ctx) -> u_plant`` mapping the policy's action to the plant
+        input (e.g. the AV acceleration into the ring's input vector).
+    """
+
+    env_id: str
+    plant: Any
+    sample: Callable
+    cost: Callable
+    window: int
+    windows: int = 1
+    disturbance: Callable | None = None
+    obs_scale: np.ndarray | None = None
+    obs_offset: np.ndarray | None = None
+    evaluate: Callable | None = None
+    policy_input: Callable | None = None
+    apply_input: Callable | None = None
+    action_low: np.ndarray = field(default_factory=lambda: np.array([-1.0]))
+    action_high: np.ndarray = field(default_factory=lambda: np.array([1.0]))
+    n_obs: int = 0
+
+
+def _env_model(env_id: str, env_kwargs: dict | None):
+    import gymnasium as gym
+
+    import neuroctl  # noqa: F401 - registers the ids
+
+    env = gym.make(env_id, **(env_kwargs or {}))
+    try:
+        model = getattr(env.unwrapped, "model", None)
+        horizon = env.spec.max_episode_steps if env.spec is not None else None
+    finally:
+        env.close()
+    return model, horizon
+
+
+def plant_env_task(env_id: str, env_kwargs: dict | None = None, *, horizon: int | None = None):
+    """Task from an env built on ``PlantEnv``: minimise minus the env's reward over an episode."""
+    model, max_steps = _env_model(env_id, env_kwargs)
+    if model is None or not hasattr(model, "sample"):
+        raise ValueError(
+            f"train_diffsim: {env_id} is not a neuroctl plant env (no env.unwrapped.model); "
+            f"supported: {sorted(TASK_FACTORIES)} and envs built on neuroctl.envs PlantEnv"
+        )
+    plant = model.plant
+    horizon = int(horizon or max_steps or 200)
+
+    def sample(rng, n):
+        x, r = model.sample(rng, n, None)
+        return (
+            torch.as_tensor(x, dtype=torch.float64),
+            torch.as_tensor(r, dtype=torch.float64) if r is not None else None,
+            None,
+        )
+
+    def cost(x, u, r, ctx):
+        return -model.reward(x, u, r)
+
+    return DiffsimTask(
+        env_id=env_id,
+        plant=plant,
+        sample=sample,
+        cost=cost,
+        window=horizon,
+        windows=1,
+        action_low=plant.input_lower.copy(),
+        action_high=plant.input_upper.copy(),
+        n_obs=plant.n_outputs,
+        evaluate=(lambda policy, seed: arm_success_rate(policy, seed=seed, env_kwargs=env_kwargs))
+        if env_id == "neuroctl/Arm-v0"
+        else None,
+    )
+
+
+def arm_success_rate(
+    policy,
+    *,
+    n: int = 100,
+    seed: int = 0,
+    seconds: float = 3.0,
+    angle_tol: float = 0.05,
+    speed_tol: float = 0.1,
+    env_kwargs: dict | None = None,
+) -> dict:
+    """Fraction of random targets reached by a policy on ``neuroctl/Arm-v0``.
+
+    Initial states and targets are drawn by the env's own sampler (``np.random.default_rng(seed)``);
+    the closed loop runs ``plant.step`` for ``seconds``; a target is reached when
+    ``|target - θ| < angle_tol`` and ``|ω| < speed_tol`` at the end.
+
+    Returns
+    -------
+    dict
+        ``success_rate``, ``n``, ``max_abs_error`` and ``max_abs_speed`` at the end (rad, rad/s).
+    """
+    from ..simulate import simulate
+
+    model, _ = _env_model("neuroctl/Arm-v0", env_kwargs)
+    plant = model.plant
+    x0, r = model.sample(np.random.default_rng(seed), n, None)
+    steps = int(round(seconds / plant.dt))
+    traj = simulate(plant, policy, x0, steps, reference=r)
+    err = np.abs(r[:, 0] - traj.states[:, -1, 0])
+    spd = np.abs(traj.states[:, -1, 1])
+    ok = (err < angle_tol) & (spd < speed_tol)
+    return {
+        "success_rate": float(ok.mean()),
+        "n_targets": int(n),
+        "max_abs_error": float(err.max()),
+        "max_abs_speed": float(spd.max()),
+    }
+
+
+def _ring_task(env_id: str, env_kwargs: dict | None = None, **kw):
+    from .ring_task import ring_task
+
+    return ring_task(env_id, env_kwargs, **kw)
+
+
+#: env id -> task factory ``(env_id, env_kwargs, **options) -> DiffsimTask``
+TASK_FACTORIES: dict[str, Callable] = {
+    "neuroctl/Arm-v0": plant_env_task,
+    "neuroctl/Arm2Link-v0": plant_env_task,
+    "neuroctl/RingRoad-v0": _ring_task,
+}
+
+
+def make_task(env_id: str, env_kwargs: dict | None = None, **options) -> DiffsimTask:
+    """The diffsim task of an env id (see :data:`TASK_FACTORIES`)."""
+    factory = TASK_FACTORIES.get(env_id, plant_env_task)
+    return factory(env_id, env_kwargs, **options)
+
+
+def _finite_or_none(v: float) -> float | None:
+    return None if not math.isfinite(v) else v
