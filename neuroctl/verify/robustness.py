@@ -147,7 +147,8 @@ class LocalCertificate:
             net64 = _float64(net)
             with torch.no_grad():
                 out = net64(torch.as_tensor(self.x + s[:, None] * d)).numpy()
-            ax.plot(s, out, lw=1)
+            lines = ax.plot(s, out, lw=1)
+            ax.legend(lines, [f"output {i}" for i in range(out.shape[1])], fontsize=7)
         nl = "inf" if math.isinf(self.norm) else "2"
         for sgn in (-1, 1):
             ax.axvline(sgn * self.region_radius, color="grey", ls="--", lw=1)
