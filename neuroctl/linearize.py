@@ -574,6 +574,8 @@ def _jacobians(f: Callable, args: list[np.ndarray], wrt: tuple[int, ...], p: int
 
     Reverse mode on a batch of ``p`` copies: one forward and one backward pass.
     """
+    if p == 0:
+        return [np.zeros((0, np.asarray(args[i]).size)) for i in wrt], np.zeros(0)
     ts = []
     for i, a in enumerate(args):
         t = torch.as_tensor(np.asarray(a, float), dtype=F64).reshape(1, -1).expand(p, -1).clone()
@@ -1286,7 +1288,10 @@ def linearize(
             validity_tol=validity_tol,
             max_kink_neurons=max_kink_neurons,
         )
-        raw = [(r.K, r.pattern, r.direction) for r in local.regions]
+        raw = []
+        for r in local.regions:  # distinct regions with the same affine map: one closed loop
+            if not any(np.array_equal(r.K, k) for k, _, _ in raw):
+                raw.append((r.K, r.pattern, r.direction))
         u_cmd = local.value
         radius = float(local.radius)
         at_kink = bool(local.at_kink)
