@@ -53,20 +53,32 @@ def vector_rate(env, seconds: float) -> float:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
+    parser.add_argument("--seconds", type=float, default=0.5, help="time per measurement")
     parser.add_argument("--num-envs", type=int, default=1024, help="copies in the batched env")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (best kept)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
-    pendulum = single_rate("Pendulum-v1", args.seconds)
-    arm = single_rate("neuroctl/Arm-v0", args.seconds)
-    arm_rk4 = single_rate("neuroctl/Arm-v0", args.seconds, integrator="rk4")
-    arm2 = single_rate("neuroctl/Arm2Link-v0", args.seconds)
-    sync = gym.make_vec("Pendulum-v1", num_envs=64, vectorization_mode="sync")
-    pendulum_sync = vector_rate(sync, args.seconds)
+    # the machine is shared: measure in interleaved rounds and keep each one's best round
+    best: dict[str, float] = {}
     kw = dict(num_envs=args.num_envs, vectorization_mode="vector_entry_point")
-    arm_vec = vector_rate(gym.make_vec("neuroctl/Arm-v0", **kw), args.seconds)
-    arm2_vec = vector_rate(gym.make_vec("neuroctl/Arm2Link-v0", **kw), args.seconds)
+    envs = {
+        "pendulum_sync": gym.make_vec("Pendulum-v1", num_envs=64, vectorization_mode="sync"),
+        "arm_vec": gym.make_vec("neuroctl/Arm-v0", **kw),
+        "arm2_vec": gym.make_vec("neuroctl/Arm2Link-v0", **kw),
+    }
+    for _ in range(args.rounds):
+        rates = {
+            "pendulum": single_rate("Pendulum-v1", args.seconds),
+            "arm": single_rate("neuroctl/Arm-v0", args.seconds),
+            "arm_rk4": single_rate("neuroctl/Arm-v0", args.seconds, integrator="rk4"),
+            "arm2": single_rate("neuroctl/Arm2Link-v0", args.seconds),
+            **{name: vector_rate(env, args.seconds) for name, env in envs.items()},
+        }
+        for name, rate in rates.items():
+            best[name] = max(best.get(name, 0.0), rate)
+    pendulum, arm, arm_rk4, arm2 = (best[k] for k in ("pendulum", "arm", "arm_rk4", "arm2"))
+    pendulum_sync, arm_vec, arm2_vec = (best[k] for k in envs)
 
     rows = [
         ("Pendulum-v1, gym.make", pendulum, 1.0),

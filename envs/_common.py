@@ -9,6 +9,7 @@ counters and the random generator; every step calls ``plant.step`` (no physics l
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -155,8 +156,10 @@ class PlantEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         u = np.asarray(action, dtype=np.float64)
         if u.shape != self._u_shape:
-            u = u.reshape(self._u_shape)  # raises if the size is wrong
-        if not np.isfinite(u).all():
+            if u.size != self._m:
+                raise ValueError(f"action: expected shape {self._u_shape}, received {u.shape}")
+            u = u.reshape(self._u_shape)
+        if not all(map(math.isfinite, u.tolist())):  # cheaper than np.isfinite on tiny arrays
             raise ValueError(f"action: expected finite numbers, received {action!r}")
         u = self._saturate(u)
         x, r = self.state, self.reference

@@ -66,6 +66,8 @@ def test_non_finite_action_raises(bad):
     env.reset(seed=0)
     with pytest.raises(ValueError, match="finite"):
         env.step(np.array([bad], np.float32))
+    with pytest.raises(ValueError, match=r"action: expected shape \(1,\), received \(2,\)"):
+        env.step(np.zeros(2, np.float32))
     venv = gym.make_vec("neuroctl/Arm-v0", num_envs=3, vectorization_mode="vector_entry_point")
     venv.reset(seed=0)
     with pytest.raises(ValueError, match=r"finite.*\[1\]"):
