@@ -309,7 +309,8 @@ class Plant:
             lo = torch.as_tensor(self.input_lower, dtype=u.dtype, device=u.device)
             hi = torch.as_tensor(self.input_upper, dtype=u.dtype, device=u.device)
             return torch.clamp(u, lo, hi)
-        return np.clip(u, self.input_lower, self.input_upper)
+        # same result as np.clip, at less than half its cost on the small arrays of a single env
+        return np.minimum(np.maximum(u, self.input_lower), self.input_upper)
 
     def step(self, x, u, w=None):
         """The discrete map ``x[k+1]``: actuator saturation, integrator, then ``post_step``.
