@@ -292,6 +292,10 @@ def _clamp_max(a, hi):
     return np.minimum(a, hi)
 
 
+def _floor(a):
+    return a.floor() if is_torch(a) else np.floor(a)
+
+
 def _sqrt(a):
     return a.sqrt() if is_torch(a) else np.sqrt(a)
 
@@ -492,8 +496,9 @@ def ring_gaps(positions, ring_length, vehicle_length=5.0):
         ``((q_lead - q) mod L) - vehicle_length``, m.
     """
     L = ring_length if isinstance(ring_length, float) else _length_like(ring_length, positions)
-    lead = positions[..., _leader_index(positions.shape[-1])]
-    return (lead - positions) % L - vehicle_length
+    d = positions[..., _leader_index(positions.shape[-1])] - positions
+    # d mod L without the (slow) floating remainder
+    return d - L * _floor(d * (1.0 / L)) - vehicle_length
 
 
 @dataclass(frozen=True)
@@ -756,14 +761,15 @@ def ring_step(x, u, w, ring_length, params: Params, *, gaps=None):
     v_next = _clamp_min(_clamp_max(v + dt * acc, gaps * c.inv_dt), 0.0)
     q_next = x[..., : c.n] + dt * v_next
     L = ring_length if isinstance(ring_length, float) else _length_like(ring_length, x)
+    q_next = q_next - L * (q_next >= L)  # = q_next mod L, exactly, as 0 <= q_next < 2L
     applied = (v_next - v) * c.inv_dt
     av = c.av
     failsafe = v_next[..., av] < v[..., av] + dt * cmd
     if is_torch(x):
         import torch
 
-        return torch.cat([q_next % L, v_next], dim=-1), applied, failsafe
-    return np.concatenate([q_next % L, v_next], axis=-1), applied, failsafe
+        return torch.cat([q_next, v_next], dim=-1), applied, failsafe
+    return np.concatenate([q_next, v_next], axis=-1), applied, failsafe
 
 
 def ring_observation(x, ring_length, params: Params, *, gaps=None):

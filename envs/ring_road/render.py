@@ -229,7 +229,7 @@ class RingTrajectory:
             stride=stride,
         )
         if self.label:
-            fig.axes[0].set_title(self.label)
+            (fig.axes[0] if ax is None else ax).set_title(self.label)
         return fig
 
     def __repr__(self) -> str:

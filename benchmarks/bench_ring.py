@@ -1,0 +1,199 @@
+"""Ring road speed, side by side with libsumo on the same 22-car, 230 m ring (one run).
+
+Prints steps per second and ratios:
+  RingRoad-v0 single env (gymnasium.make, default wrappers; and unwrapped) / libsumo
+  RingRoadVectorEnv with 1024 rings (ring-steps per second) / libsumo
+libsumo reads the speeds of all cars every step (subscriptions, its fastest way; per-vehicle
+getSpeed calls reported too). Run: python benchmarks/bench_ring.py [--steps 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import neuroctl  # noqa: F401  (registers the env ids)
+
+
+@dataclass
+class Args:
+    steps: int = 20000
+    vector_envs: int = 1024
+    vector_steps: int = 300
+    repeats: int = 3
+
+
+def build_sumo_ring(folder: Path, n: int = 22, L: float = 230.0) -> None:
+    import sumo
+
+    netconvert = os.path.join(sumo.SUMO_HOME, "bin", "netconvert")
+    if not os.path.exists(netconvert):
+        netconvert = shutil.which("netconvert")
+    R = L / (2 * math.pi)
+
+    def arc(a0, a1, k=24):
+        return " ".join(
+            f"{R * math.cos(t):.4f},{R * math.sin(t):.4f}" for t in np.linspace(a0, a1, k)
+        )
+
+    (folder / "ring.nod.xml").write_text(
+        f'<nodes><node id="bottom" x="0" y="{-R:.4f}" type="priority"/>'
+        f'<node id="top" x="0" y="{R:.4f}" type="priority"/></nodes>'
+    )
+    (folder / "ring.edg.xml").write_text(
+        "<edges>"
+        f'<edge id="right" from="bottom" to="top" numLanes="1" speed="30" length="{L / 2}" '
+        f'shape="{arc(-math.pi / 2, math.pi / 2)}"/>'
+        f'<edge id="left" from="top" to="bottom" numLanes="1" speed="30" length="{L / 2}" '
+        f'shape="{arc(math.pi / 2, 3 * math.pi / 2)}"/></edges>'
+    )
+    subprocess.run(
+        [
+            netconvert,
+            "--node-files",
+            "ring.nod.xml",
+            "--edge-files",
+            "ring.edg.xml",
+            "--no-internal-links",
+            "true",
+            "--no-turnarounds",
+            "true",
+            "-o",
+            "ring.net.xml",
+        ],
+        cwd=folder,
+        check=True,
+        capture_output=True,
+    )
+    rng = np.random.default_rng(0)
+    q = (np.arange(n) * L / n + rng.uniform(-0.5, 0.5, n)) % L
+    veh = []
+    for i in np.argsort(q)[::-1]:
+        edge, pos = ("right", q[i]) if q[i] < L / 2 else ("left", q[i] - L / 2)
+        route = " ".join([f"{edge} {'left' if edge == 'right' else 'right'}"] * 400)
+        veh.append(
+            f'<vehicle id="c{i}" type="idm" depart="0" departPos="{pos:.6f}" '
+            f'departSpeed="0"><route edges="{route}"/></vehicle>'
+        )
+    (folder / "ring.rou.xml").write_text(
+        '<routes><vType id="idm" carFollowModel="IDM" accel="1" decel="1.5" tau="1" minGap="2" '
+        'length="5" maxSpeed="30" delta="4" speedDev="0" sigma="0"/>' + "".join(veh) + "</routes>"
+    )
+
+
+def bench_libsumo(folder: Path, steps: int, *, subscribe: bool) -> float:
+    import libsumo
+    from libsumo import constants as tc
+
+    libsumo.start(
+        [
+            "sumo",
+            "-n",
+            str(folder / "ring.net.xml"),
+            "-r",
+            str(folder / "ring.rou.xml"),
+            "--step-length",
+            "0.1",
+            "--no-step-log",
+            "true",
+            "--time-to-teleport",
+            "-1",
+            "--no-warnings",
+            "true",
+        ]
+    )
+    try:
+        libsumo.simulationStep()
+        ids = libsumo.vehicle.getIDList()
+        if subscribe:
+            for v in ids:
+                libsumo.vehicle.subscribe(v, [tc.VAR_SPEED])
+        t = time.perf_counter()
+        for _ in range(steps):
+            libsumo.simulationStep()
+            if subscribe:
+                speeds = libsumo.vehicle.getAllSubscriptionResults()
+            else:
+                speeds = [libsumo.vehicle.getSpeed(v) for v in ids]
+        assert len(speeds) == len(ids)
+        return steps / (time.perf_counter() - t)
+    finally:
+        libsumo.close()
+
+
+def bench_env(env, steps: int) -> float:
+    env.reset(seed=0)
+    a = np.zeros(env.action_space.shape, dtype=np.float32)
+    t = time.perf_counter()
+    for _ in range(steps):
+        env.step(a)
+    return steps / (time.perf_counter() - t)
+
+
+def bench_vector(num_envs: int, steps: int) -> float:
+    venv = gym.make_vec(
+        "neuroctl/RingRoad-v0",
+        num_envs=num_envs,
+        vectorization_mode="vector_entry_point",
+        warmup_steps=0,
+    )
+    venv.reset(seed=0)
+    a = np.zeros((num_envs, 1), dtype=np.float32)
+    t = time.perf_counter()
+    for _ in range(steps):
+        venv.step(a)
+    return num_envs * steps / (time.perf_counter() - t)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for f, default in Args().__dict__.items():
+        parser.add_argument(f"--{f.replace('_', '-')}", type=int, default=default)
+    args = Args(**vars(parser.parse_args()))
+    torch.set_num_threads(1)
+
+    single = gym.make("neuroctl/RingRoad-v0", ring_length=230.0)
+    rates = {"env": [], "unwrapped": [], "vector": [], "sumo_sub": [], "sumo_get": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        build_sumo_ring(folder)
+        for _ in range(args.repeats):  # interleaved, best of each (the machine is shared)
+            rates["sumo_sub"].append(bench_libsumo(folder, args.steps, subscribe=True))
+            rates["sumo_get"].append(bench_libsumo(folder, args.steps // 4, subscribe=False))
+            rates["env"].append(bench_env(single, args.steps))
+            rates["unwrapped"].append(bench_env(single.unwrapped, args.steps))
+            rates["vector"].append(bench_vector(args.vector_envs, args.vector_steps))
+    best = {k: max(v) for k, v in rates.items()}
+    sumo = best["sumo_sub"]
+    print(f"libsumo, speeds by subscription   {best['sumo_sub']:12,.0f} steps/s   (1.00)")
+    print(
+        f"libsumo, getSpeed per car          {best['sumo_get']:12,.0f} steps/s   "
+        f"({best['sumo_get'] / sumo:.2f})"
+    )
+    print(
+        f"RingRoad-v0 gymnasium.make         {best['env']:12,.0f} steps/s   "
+        f"({best['env'] / sumo:.2f})   goal >= 1.0"
+    )
+    print(
+        f"RingRoad-v0 unwrapped              {best['unwrapped']:12,.0f} steps/s   "
+        f"({best['unwrapped'] / sumo:.2f})"
+    )
+    print(
+        f"RingRoadVectorEnv x{args.vector_envs:<5d}           {best['vector']:12,.0f} "
+        f"ring-steps/s ({best['vector'] / sumo:.1f})   goal >= 100"
+    )
+
+
+if __name__ == "__main__":
+    main()
