@@ -132,6 +132,20 @@ def test_vector_env_next_step_autoreset():
     np.testing.assert_allclose(obs, venv.plant.observe(venv.state, venv.reference), atol=1e-6)
 
 
+def test_vector_env_reset_mask_resets_only_the_masked_copies():
+    venv = ArmVectorEnv(num_envs=4)
+    venv.reset(seed=0, options={"angle": [0.5, 0.6, 0.7, 0.8], "target": 1.0})
+    venv.step(np.zeros((4, 1)))
+    before = venv.state.copy()
+    mask = np.array([False, True, False, True])
+    obs, _ = venv.reset(options={"reset_mask": mask, "angle": 0.0, "velocity": 0.0})
+    np.testing.assert_array_equal(venv.state[~mask], before[~mask])
+    np.testing.assert_array_equal(venv.state[mask], 0.0)
+    np.testing.assert_allclose(obs[mask, 0], venv.reference[mask, 0], rtol=1e-6)
+    with pytest.raises(ValueError, match="reset_mask"):
+        venv.reset(options={"reset_mask": np.array([1, 0, 0, 1])})
+
+
 def test_same_seed_same_trajectory():
     def rollout(seed):
         env = gym.make("neuroctl/Arm-v0")

@@ -173,3 +173,19 @@ def test_semi_implicit_euler_rejects_odd_states():
     with pytest.raises(ValueError, match="even size"):
         plant.step(np.zeros(3), np.zeros(1))
     assert neuroctl.INTEGRATORS["rk4"] is neuroctl.rk4
+
+
+def test_saturate_equals_clip_for_numpy_and_torch():
+    plant = Plant(
+        states=1,
+        inputs=3,
+        dt=0.1,
+        rhs=lambda x, u: x,
+        input_lower=[-1.0, 0.0, -np.inf],
+        input_upper=[1.0, 2.0, 5.0],
+    )
+    u = np.random.default_rng(0).normal(scale=4.0, size=(100, 3))
+    u[0] = [np.nan, np.inf, -np.inf]
+    expected = np.clip(u, [-1.0, 0.0, -np.inf], [1.0, 2.0, 5.0])
+    np.testing.assert_array_equal(plant.saturate(u), expected)
+    np.testing.assert_array_equal(plant.saturate(torch.as_tensor(u)).numpy(), expected)
