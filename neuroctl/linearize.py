@@ -18,6 +18,8 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import sys
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -936,7 +938,7 @@ def operating_point(
     sol = root(fun, guess, jac=True, method="hybr", options={"xtol": 1e-13})
     op = _make_op(plant, ctrl, np.asarray(sol.x, float), r, w, cont, success=None, message="")
     op.success = bool(op.residual_norm <= tol)
-    op.message = ("converged" if op.success else "NOT converged") + f" ({sol.message.strip()})"
+    op.message = "converged" if op.success else f"NOT converged ({' '.join(sol.message.split())})"
     return op
 
 
@@ -1422,12 +1424,26 @@ def lqr(plant: Plant, op, Q, R, *, continuous: bool | None = None, on: str = "au
                 f"{np.linalg.matrix_rank(C)} < n={n}; the state is not recoverable from y"
             )
         G = -K @ np.linalg.pinv(C)
-        layer = linear_controller(G, u0 - G @ jac.y0)
-        layer.acts_on = "observation"
+        offset = u0 - G @ jac.y0
     else:
-        layer = linear_controller(-K, u0 + K @ x0)
-        layer.acts_on = "state"
+        G, offset = -K, u0 + K @ x0
+    layer = linear_controller(G)
+    with torch.no_grad():
+        layer.bias.copy_(torch.tensor(np.array(offset, dtype=float), dtype=F64))
+    layer.acts_on = "observation" if use_obs else "state"
     layer.state_gain = K
     layer.riccati = np.asarray(S)
     layer.poles = np.asarray(E)
     return layer
+
+
+# ``neuroctl.linearize`` is both this module and the function :func:`linearize`: once the module
+# is imported (e.g. ``from neuroctl.linearize import local_gain``), Python binds the package
+# attribute ``neuroctl.linearize`` to the module, shadowing the function. Calling the module
+# therefore calls the function, so ``neuroctl.linearize(plant, controller, op)`` always works.
+class _CallableModule(types.ModuleType):
+    def __call__(self, *args, **kwargs):
+        return linearize(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
