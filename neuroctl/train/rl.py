@@ -160,6 +160,7 @@ def train_rl(
     seed: int = 0,
     out_dir="runs/rl",
     n_envs: int = 4,
+    native_vec: bool = True,
     checkpoint_every: int = 10_000,
     resume: bool = True,
     progress: bool = True,
@@ -191,7 +192,10 @@ def train_rl(
         Run folder: ``checkpoint.zip``, ``run.json``, ``progress.csv``, ``tb/``, ``policy.pt``,
         ``policy.json``, ``summary.json``.
     n_envs : int
-        Number of envs stepped in a ``DummyVecEnv``.
+        Number of env copies.
+    native_vec : bool
+        Step the copies with the env's native batched vector env when it has one
+        (:mod:`neuroctl.train.vec`), else (or if False) with SB3's ``DummyVecEnv``.
     checkpoint_every : int
         Env steps between checkpoints.
     resume : bool
@@ -220,6 +224,8 @@ def train_rl(
     """
     sb3 = _sb3()
     from stable_baselines3.common.env_util import make_vec_env
+
+    from .vec import make_sb3_vec_env
 
     algo = str(algo).lower()
     if algo not in ALGOS:
@@ -251,7 +257,10 @@ def train_rl(
         env_kwargs=env_kwargs or {},
     )
     cls = {"ppo": sb3.PPO, "sac": sb3.SAC}[algo]
-    venv = make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs or {})
+    if native_vec:
+        venv = make_sb3_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs)
+    else:
+        venv = make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs or {})
     resumed = bool(resume and ckpt.exists())
     if resumed:
         old = json.loads(state_path.read_text()) if state_path.exists() else {}

@@ -1,0 +1,138 @@
+"""Differentiable-simulation training and the shipped pretrained policies."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import neuroctl
+from neuroctl.train import train_diffsim
+from neuroctl.train.diffsim import diffsim_policy
+from neuroctl.train.rl import evaluate_policy
+from neuroctl.train.tasks import make_task
+
+ARM = "neuroctl/Arm-v0"
+RING = "neuroctl/RingRoad-v0"
+FAST = dict(hidden=(16, 16), batch=32, progress=False, tensorboard=False, analyze=False)
+
+
+def test_short_diffsim_run_improves_the_env_return(tmp_path):
+    res = train_diffsim(
+        ARM,
+        steps=15,
+        seed=0,
+        lr=3e-2,
+        lr_final=3e-2,
+        out_dir=tmp_path / "arm",
+        task_options={"horizon": 75},
+        **FAST,
+    )
+    assert not res.interrupted and res.steps_done == 15
+    # judged by the env itself (gym.make, its reward), on episodes the training never saw
+    untrained = diffsim_policy(make_task(ARM), (16, 16), "relu", 0)
+    before = evaluate_policy(ARM, untrained, episodes=8, seed=777)["eval_return_mean"]
+    after = evaluate_policy(ARM, res.policy(), episodes=8, seed=777)["eval_return_mean"]
+    assert after > before + 0.5 * abs(before)
+    costs = [float(r["cost"]) for r in res.history]
+    assert costs[-1] < costs[0]
+
+
+class _StopAt:
+    def __init__(self, at):
+        self.at = at
+
+    def __call__(self, step, policy, cost):
+        if step == self.at:
+            raise KeyboardInterrupt
+
+
+def test_diffsim_resume_after_interrupt_reproduces_the_uninterrupted_run(tmp_path):
+    kw = dict(steps=12, seed=5, checkpoint_every=100, task_options={"horizon": 20}, **FAST)
+    straight = train_diffsim(ARM, out_dir=tmp_path / "a", **kw)
+    cut = train_diffsim(ARM, out_dir=tmp_path / "b", callback=_StopAt(7), **kw)
+    assert cut.interrupted and cut.steps_done == 7 and cut.policy_path is None
+    state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert int(state["step"]) == 7
+    resumed = train_diffsim(ARM, out_dir=tmp_path / "b", **kw)
+    assert resumed.resumed and resumed.steps_done == 12
+    for (ka, va), (kb, vb) in zip(
+        straight.policy().state_dict().items(), resumed.policy().state_dict().items()
+    ):
+        assert ka == kb and torch.equal(va, vb)
+    rows = [int(r["steps"]) for r in resumed.history]
+    assert rows == [10, 12] or rows == sorted(rows)
+    with pytest.raises(ValueError, match="different configuration"):
+        train_diffsim(ARM, out_dir=tmp_path / "b", **{**kw, "seed": 6})
+
+
+def test_diffsim_policy_is_a_plain_relu_sequential_with_explicit_clip():
+    net = diffsim_policy(make_task(ARM), (8, 8), "relu", 0)
+    assert isinstance(net, nn.Sequential)
+    kinds = [type(m).__name__ for m in net]
+    assert kinds == ["Linear", "ReLU", "Linear", "ReLU", "Linear", "Hardtanh", "Linear"]
+    y = torch.randn(1000, 4) * 1e3  # far outside: the output is clipped to the torque bounds
+    with torch.no_grad():
+        net[-3].weight.fill_(1.0)
+        u = net(y)
+    max_torque = gym.make(ARM).unwrapped.params.max_torque
+    assert u.abs().max() == pytest.approx(max_torque)
+
+
+def test_pretrained_arm_policy_reaches_95_percent_of_100_random_targets():
+    policy = neuroctl.pretrained(ARM)
+    assert isinstance(policy, nn.Sequential)
+    assert {type(m).__name__ for m in policy} <= {"Linear", "ReLU", "Hardtanh"}
+    env = gym.make(ARM)
+    plant = env.unwrapped.plant
+    rng = np.random.default_rng(2024)  # targets never used in training or in the recipe check
+    x0, r = env.unwrapped.model.sample(rng, 100, None)
+    traj = neuroctl.simulate(plant, policy, x0, 150, reference=r)  # 3 s at dt = 0.02
+    err = np.abs(r[:, 0] - traj.states[:, -1, 0])
+    speed = np.abs(traj.states[:, -1, 1])
+    assert np.mean((err < 0.05) & (speed < 0.1)) >= 0.95
+    info = neuroctl.train.pretrained.__module__  # the function lives in neuroctl.train
+    assert info.startswith("neuroctl.train")
+
+
+def test_pretrained_ring_policy_damps_the_wave_against_all_human_traffic():
+    from neuroctl.train.ring_task import ring_wave_metrics
+
+    policy = neuroctl.pretrained(RING)
+    m = ring_wave_metrics(policy, n_rings=4, seed=99, horizon=1500)
+    # the all-human ring on the same lengths and noise is the baseline (string unstable)
+    assert m["speed_std_human"] > 0.5
+    assert m["std_reduction"] >= 0.80
+    assert m["speed_ratio_min"] >= 0.95
+    assert m["min_gap"] > 0.0
+
+
+def test_pretrained_files_are_small_and_record_their_command():
+    from neuroctl.train.pretrained import _DIR, available, pretrained_info
+
+    assert set(available()) >= {ARM, RING}
+    for env_id in available():
+        meta = pretrained_info(env_id)
+        assert meta["command"].startswith(f"neuroctl train {env_id} --algo")
+        assert (_DIR / f"{env_id.split('/')[-1].lower()}.pt").stat().st_size < 200_000
+        spec = json.loads((_DIR / f"{env_id.split('/')[-1].lower()}.json").read_text())
+        assert spec["format"] == "neuroctl.policy/1"
+
+
+def test_example_train_arm_relu_reaches_the_targets(tmp_path):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "train_arm_relu.py"
+    spec = importlib.util.spec_from_file_location("train_arm_relu", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["train_arm_relu"] = mod
+    spec.loader.exec_module(mod)
+    out = mod.main(["--out", str(tmp_path)])
+    assert out["success_rate"] >= 0.95
+    assert 0.0 <= out["dead_fraction"] < 1.0
