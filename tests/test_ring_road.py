@@ -164,6 +164,25 @@ def test_plant_layout_equilibrium_and_torch_batch_with_per_copy_lengths():
     np.testing.assert_allclose(batched.numpy(), np.array(single), atol=1e-12)
 
 
+def test_plant_jacobians_at_uniform_flow_match_reference_stability_figures():
+    """REFERENCE: 44-state ring, max real part +0.0235 /s (4 unstable), Euler radius 1.00227."""
+    plant = ring_plant(Params(n_av=0, ring_length=230.0))
+    x, u = (torch.as_tensor(a) for a in plant.equilibrium())
+    A_c = torch.autograd.functional.jacobian(lambda z: plant.rhs(z, u), x).numpy()
+    ev = np.linalg.eigvals(A_c)
+    assert ev.real.max() == pytest.approx(0.0235, abs=5e-5)
+    assert (ev.real > 1e-9).sum() == 4
+    A_d = torch.autograd.functional.jacobian(lambda z: plant.step(z, u), x).numpy()
+    assert np.abs(np.linalg.eigvals(A_d)).max() == pytest.approx(1.00227, abs=5e-6)
+    # the AV's input acts on its own speed only, through dt
+    av_plant = ring_plant(Params(n_av=1, ring_length=230.0))
+    x1, u1 = (torch.as_tensor(a) for a in av_plant.equilibrium())
+    B = torch.func.jacrev(lambda uu: av_plant.step(x1, uu))(u1).numpy()[:, 0]
+    expected = np.zeros(44)
+    expected[22], expected[0] = 0.1, 0.01
+    np.testing.assert_allclose(B, expected, atol=1e-15)
+
+
 def test_env_step_equals_plant_step_with_the_drawn_noise():
     env = RingRoadEnv(ring_length=(220, 270), warmup_steps=50)
     env.reset(seed=3)
