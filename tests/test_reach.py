@@ -217,6 +217,20 @@ def test_ring_av_gap_never_below_safe_value_for_leader_speeds_in_range():
         max_boxes=512,
     )
     assert res.holds is True
+    # the whole initial box is too wide for one set: the proof needed bisection
+    assert res.n_boxes > 1
+    unsplit = check_invariant(
+        FOLLOWER,
+        ctrl,
+        [SAFE_GAP, -np.inf, -np.inf],
+        [np.inf] * 3,
+        initial_lower=lo,
+        initial_upper=hi,
+        steps=100,
+        max_boxes=1,
+        samples=16,
+    )
+    assert unsplit.holds is None
     rng = np.random.default_rng(5)
     tr = simulate(FOLLOWER, ctrl, rng.uniform(lo, hi, (3000, 3)), 100)
     assert res.reach.contains(tr.states).all()
@@ -265,3 +279,54 @@ def test_errors_and_result_objects():
     fig = res.plot()
     assert len(fig.axes) == 2
     plt.close(fig)
+
+
+# ------------------------------------------------------------------ exact MILP for linear plants
+A_DI = np.array([[1.0, 0.1], [0.0, 1.0]])
+B_DI = np.array([[0.005], [0.1]])
+E_DI = np.array([[0.0], [0.1]])
+
+
+def _double_integrator_update(x, u, w):
+    if torch.is_tensor(x):
+        t = torch.as_tensor
+        return x @ t(A_DI.T) + u @ t(B_DI.T) + w @ t(E_DI.T)
+    return x @ A_DI.T + u @ B_DI.T + w @ E_DI.T
+
+
+DOUBLE_INTEGRATOR = Plant(
+    states=["p", "v"],
+    inputs=["a"],
+    disturbances=["push"],
+    dt=0.1,
+    update=_double_integrator_update,
+    input_lower=-1.0,
+    input_upper=1.0,
+)
+
+
+def test_milp_reach_of_linear_plant_is_exact_and_attained_by_simulation():
+    net = mlp(2, 1, (8,), seed=0, dtype=torch.float64, output_scale=[3.0])
+    lo, hi, steps = np.array([-1.0, -0.5]), np.array([1.0, 0.5]), 6
+    kw = dict(disturbance_lower=[-0.2], disturbance_upper=[0.2])
+    exact = reach(DOUBLE_INTEGRATOR, net, lo, hi, steps, method="milp", **kw)
+    zono = reach(DOUBLE_INTEGRATOR, net, lo, hi, steps, **kw)
+    assert np.all(exact.lower >= zono.lower - 1e-9) and np.all(exact.upper <= zono.upper + 1e-9)
+    assert np.any(exact.upper - exact.lower < zono.upper - zono.lower - 1e-3)  # strictly tighter
+    # every bound is attained: simulate the MILP's own initial state and disturbances
+    for (b, k, i, side), (x0, w) in exact.witnesses.items():
+        wt = torch.as_tensor(w)
+        tr = simulate(DOUBLE_INTEGRATOR, net, x0, k, disturbance=lambda j, x, wt=wt: wt[j])
+        bound = (exact.box_lower if side == "lower" else exact.box_upper)[b, k, i]
+        assert tr.states[k, i] == pytest.approx(bound, abs=1e-6)
+    # and random trajectories (random disturbances) stay inside
+    rng = np.random.default_rng(0)
+    x0 = rng.uniform(lo, hi, (3000, 2))
+    w = torch.as_tensor(rng.uniform(-0.2, 0.2, (3000, steps, 1)))
+    tr = simulate(DOUBLE_INTEGRATOR, net, x0, steps, disturbance=lambda j, x: w[:, j])
+    assert exact.contains(tr.states, atol=1e-9).all()
+
+
+def test_milp_reach_refuses_a_nonlinear_plant():
+    with pytest.raises(ValueError, match="affine"):
+        reach(arm_plant(ARM), _arm_controller(10.0, 2.0), INIT_LO, INIT_HI, 2, method="milp")
