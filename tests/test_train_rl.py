@@ -26,10 +26,10 @@ def _random_obs(n=2000, seed=0):
     ).astype(np.float32)
 
 
-@pytest.mark.parametrize("algo", ["ppo", "sac"])
+@pytest.mark.parametrize("algo", ["ppo", "sac", "td3"])
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 def test_export_equals_sb3_deterministic_action(algo, activation, tmp_path):
-    cls = {"ppo": sb3.PPO, "sac": sb3.SAC}[algo]
+    cls = {"ppo": sb3.PPO, "sac": sb3.SAC, "td3": sb3.TD3}[algo]
     from neuroctl import ACTIVATIONS
 
     model = cls(
@@ -39,7 +39,11 @@ def test_export_equals_sb3_deterministic_action(algo, activation, tmp_path):
         device="cpu",
         policy_kwargs=dict(net_arch=[16, 16], activation_fn=ACTIVATIONS[activation]),
     )
-    head = model.policy.action_net if algo == "ppo" else model.policy.actor.mu
+    head = {
+        "ppo": lambda: model.policy.action_net,
+        "sac": lambda: model.policy.actor.mu,
+        "td3": lambda: model.policy.actor.mu[-2],
+    }[algo]()
     with torch.no_grad():  # large outputs so that the clip / tanh saturation is exercised
         gen = torch.Generator().manual_seed(0)
         head.weight.copy_(5 * torch.randn(head.weight.shape, generator=gen))
@@ -117,3 +121,29 @@ def test_interrupt_saves_checkpoint_and_resume_continues_the_run(tmp_path):
     # mismatched configuration refuses to resume instead of mixing runs
     with pytest.raises(ValueError, match="different configuration"):
         train_rl(PENDULUM, out_dir=out, **{**kw, "seed": 4})
+
+
+def test_revival_callback_hooks_the_sb3_optimizer_and_logs_dead_units(tmp_path):
+    from neuroctl.train import RevivalCallback
+
+    cb = RevivalCallback(min_dead_steps=5)
+    res = train_rl(
+        PENDULUM,
+        algo="ppo",
+        steps=512,
+        seed=0,
+        n_envs=2,
+        hidden=(8,),
+        out_dir=tmp_path,
+        progress=False,
+        tensorboard=False,
+        eval_episodes=0,
+        analyze=False,
+        callback=cb,
+        algo_kwargs=dict(n_steps=128, batch_size=64, n_epochs=3),
+    )
+    mon = cb.monitors["policy"]
+    model = cb.model
+    # every Adam step of SB3 went through the hook: n_epochs x minibatches per rollout
+    assert mon.n_steps == model._n_updates * (128 * 2 // 64)
+    assert res.steps_done == model.num_timesteps

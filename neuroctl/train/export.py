@@ -120,11 +120,21 @@ def _actor_parts(model) -> tuple[list[nn.Module], nn.Linear, str]:
         raise ValueError(
             f"export_policy: expected a 1-D Box observation space, received {obs_space}"
         )
-    if hasattr(policy, "actor") and hasattr(policy.actor, "mu"):  # SAC
+    if hasattr(policy, "actor") and hasattr(policy.actor, "latent_pi"):  # SAC
         actor = policy.actor
         extractor, hidden, head = actor.features_extractor, actor.latent_pi, actor.mu
         if not isinstance(head, nn.Linear):  # gSDE actor: mu is Sequential(Linear, Hardtanh)
             raise ValueError("export_policy: gSDE SAC actors are not supported")
+        squash = "tanh"
+    elif hasattr(policy, "actor") and isinstance(getattr(policy.actor, "mu", None), nn.Sequential):
+        # TD3 / DDPG: mu = Sequential(Linear, act, ..., Linear, Tanh)
+        actor = policy.actor
+        mods = list(actor.mu)
+        if not (
+            len(mods) >= 2 and isinstance(mods[-1], nn.Tanh) and isinstance(mods[-2], nn.Linear)
+        ):
+            raise ValueError("export_policy: expected a TD3 actor ending in Linear, Tanh")
+        extractor, hidden, head = actor.features_extractor, nn.Sequential(*mods[:-2]), mods[-2]
         squash = "tanh"
     elif hasattr(policy, "mlp_extractor") and hasattr(policy, "action_net"):  # PPO, A2C
         extractor = getattr(policy, "pi_features_extractor", policy.features_extractor)
@@ -133,7 +143,7 @@ def _actor_parts(model) -> tuple[list[nn.Module], nn.Linear, str]:
     else:
         raise ValueError(
             f"export_policy: unsupported policy {type(policy).__name__}; supported: PPO, A2C "
-            "(ActorCriticPolicy) and SAC"
+            "(ActorCriticPolicy), SAC, TD3 and DDPG"
         )
     from stable_baselines3.common.torch_layers import FlattenExtractor
 
@@ -180,7 +190,7 @@ def export_policy(model, *, vec_normalize=None, with_info: bool = False):
 
     Parameters
     ----------
-    model : stable_baselines3 PPO, A2C or SAC
+    model : stable_baselines3 PPO, A2C, SAC, TD3 or DDPG
         A model with a 1-D Box observation space, a Box action space and an MLP policy.
     vec_normalize : stable_baselines3.common.vec_env.VecNormalize, optional
         If the model was trained behind ``VecNormalize``, its observation normalization (mean,

@@ -169,7 +169,7 @@ class TrainResult:
             if k not in ("history",)
         }
         d["history"] = list(self.history)
-        return d
+        return json.loads(json.dumps(d, default=_json_default))
 
     def save(self) -> Path:
         """Write ``summary.json`` in :attr:`out_dir` (atomically)."""
