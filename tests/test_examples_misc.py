@@ -72,3 +72,33 @@ def test_value_function_kink_relu_breakpoint_sits_at_the_kink(tmp_path):
     relu, tanh = result["errors"]["relu"], result["errors"]["tanh"]
     assert relu["near_kink"] < 0.5 * tanh["near_kink"]
     assert Path(result["figure"]).stat().st_size > 0
+
+
+def test_hinge_flux_matches_the_ring_where_uniform_flow_is_string_stable(tmp_path):
+    import functools
+
+    from neuroctl.envs.ring_road import OVMParams, ovm_acceleration
+
+    import neuroctl
+
+    example = load("hinge_flux")
+    result = example.main(example.Args(out=str(tmp_path)))
+    rho = np.array(result["rho"])
+    model, measured = np.array(result["hinge_flux"]), np.array(result["measured_flux"])
+    p = OVMParams()
+    # the hinge flux itself: Greenshields' parabola clipped by the two ReLUs
+    np.testing.assert_allclose(model, p.v_max * rho * (1 - rho / p.rho_max), rtol=1e-12)
+    # the critical density agrees with neuroctl.string_stability of the OVM law
+    rho_c = result["critical_density"]
+    law = functools.partial(ovm_acceleration, params=p)
+    assert neuroctl.string_stability(law, gap=1 / (0.97 * rho_c) - 5.0).string_stable
+    assert not neuroctl.string_stability(law, gap=1 / (1.03 * rho_c) - 5.0).string_stable
+    # below it the simulated ring realises the hinge flux (to 1%); above it waves form (speed
+    # std > 1 m/s) and, once clear of the threshold, the flux departs from q by more than 5%
+    stable, waves, far = rho < 0.95 * rho_c, rho > 1.1 * rho_c, rho > 1.3 * rho_c
+    assert stable.sum() >= 3 and far.sum() >= 3
+    np.testing.assert_allclose(measured[stable], model[stable], rtol=1e-2)
+    assert np.all(np.array(result["speed_std"])[stable] < 0.1)
+    assert np.all(np.array(result["speed_std"])[waves] > 1.0)
+    assert np.all(np.abs(measured[far] - model[far]) > 0.05 * model[far])
+    assert Path(result["figure"]).stat().st_size > 0
