@@ -63,20 +63,31 @@ def chromium_check(index: Path) -> dict:
     with tempfile.TemporaryDirectory(prefix="neuroctl-chromium-") as profile:
         proc = subprocess.run(
             [
-                CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-                "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000",
-                "--dump-dom", probe_page.as_uri(),
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                "--enable-logging=stderr",
+                "--v=0",
+                "--virtual-time-budget=10000",
+                "--dump-dom",
+                probe_page.as_uri(),
             ],
-            capture_output=True, text=True, timeout=120,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     probe_page.unlink()
     dom = proc.stdout
     start = dom.find('<pre id="__probe">')
     assert start >= 0, f"the probe did not run; chromium stderr tail: {proc.stderr[-2000:]}"
     end = dom.find("</pre>", start)
-    payload = dom[start + len('<pre id="__probe">'):end]
+    payload = dom[start + len('<pre id="__probe">') : end]
     payload = payload.replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">")
     result = json.loads(payload.replace("&amp;", "&"))
     result["console"] = [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln]
