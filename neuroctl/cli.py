@@ -829,9 +829,10 @@ def cmd_train(args) -> int:
     if args.json:
         _print_json(result.to_dict())
     else:
-        print(result.report())
+        summary = result.report()
+        print(summary)
         text = result.summary.get("analysis_text")
-        if text:
+        if text and text not in summary:
             print(f"\nanalyze of the exported policy at the operating point of {env_id}:")
             print(text)
         elif result.summary.get("analysis_error"):

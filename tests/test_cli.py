@@ -278,3 +278,43 @@ def test_demo_report_loads_in_headless_chromium(demo_run):
     assert len(result["images"]) >= 5  # space-time, speeds, arm steps, pole maps
     assert all(img["complete"] and img["width"] > 0 for img in result["images"]), result
     assert result["errors"] == [] and result["console"] == [], result
+
+
+# --- train -------------------------------------------------------------------------------------
+
+
+def test_train_exports_a_policy_and_analyzes_it(capsys, tmp_path):
+    out = tmp_path / "run"
+    code, text, _ = run(
+        capsys,
+        "train",
+        "Arm-v0",
+        "--algo",
+        "diffsim",
+        "--activation",
+        "tanh",
+        "--steps",
+        "3",
+        "--seed",
+        "1",
+        "--out",
+        str(out),
+        "--json",
+        "--no-progress",
+    )
+    assert code == 0
+    result = json.loads(text)
+    assert result["steps_done"] == 3 and not result["interrupted"]
+    from neuroctl.train.export import load_policy
+
+    policy = load_policy(result["policy_path"])
+    assert any(isinstance(m, nn.Tanh) for m in policy.modules())
+    # the summary's analysis is that of the exported file, as `neuroctl analyze` computes it
+    code, text, _ = run(capsys, "analyze", "Arm-v0", "-c", result["policy_path"], "--json")
+    direct = json.loads(text)
+    summary = result["summary"]["analysis"]
+    assert summary["verdict"] == direct["verdict"]
+    np.testing.assert_allclose(
+        poles_of(summary["regions"][0]), poles_of(direct["regions"][0]), atol=1e-9
+    )
+    assert code == {"stable": 0, "unstable": 1}.get(direct["verdict"], 3)
