@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import shutil
 from collections import deque
 from pathlib import Path
 
@@ -189,8 +190,10 @@ def train_rl(
         Seed of the model (torch, numpy) and of the vectorised envs; a fresh run with the same
         seed reproduces the same training.
     out_dir : str or Path
-        Run folder: ``checkpoint.zip``, ``run.json``, ``progress.csv``, ``tb/``, ``policy.pt``,
-        ``policy.json``, ``summary.json``.
+        Run folder: ``checkpoint.zip``, ``run.json``, ``progress.csv`` (steps, episodes, mean
+        return, env-steps/s), ``tb/`` (TensorBoard), ``sb3/session<k>/`` (SB3's own losses, CSV
+        and TensorBoard, one folder per session), ``policy.pt``, ``policy.json``,
+        ``summary.json``.
     n_envs : int
         Number of env copies.
     native_vec : bool
@@ -279,12 +282,21 @@ def train_rl(
         for stale in (ckpt, ckpt.with_name("replay_buffer.pkl"), out / "progress.csv"):
             if stale.exists():
                 stale.unlink()
+        if (out / "sb3").exists():
+            shutil.rmtree(out / "sb3")
         policy_kwargs = dict(net_arch=hidden, activation_fn=ACTIVATIONS[activation])
         model = cls(
             "MlpPolicy", venv, seed=seed, device="cpu", policy_kwargs=policy_kwargs, **hyper
         )
         atomic_write_text(state_path, json.dumps({**config, "num_timesteps": 0}, indent=2) + "\n")
     done_before = int(model.num_timesteps)
+    # SB3's own metrics (losses, entropy, ...) per session: its CSV writer truncates files
+    from stable_baselines3.common.logger import configure
+
+    sessions = out / "sb3"
+    k = len(list(sessions.glob("session*"))) if sessions.exists() else 0
+    formats = ["csv", "tensorboard"] if tensorboard else ["csv"]
+    model.set_logger(configure(str(sessions / f"session{k}"), formats))
     csv_log = CsvLog(out / "progress.csv", ["steps", "episodes", "mean_return", "fps", "time"])
     tb = TensorBoardLog(out / "tb", enabled=tensorboard)
     run_cb, cb = _make_callback(
@@ -314,6 +326,7 @@ def train_rl(
             run_cb.bar.close()
         csv_log.close()
         tb.close()
+        model.logger.close()
         venv.close()
     wall = timer()
     command = cli_command(env_id, algo, activation, int(steps), int(seed), out)
