@@ -228,7 +228,7 @@ class StabilityReport:
         head = [
             f"StabilityReport ({kind}): {self.verdict.upper()}"
             + (f" -- at a kink, {len(self.regions)} regions" if self.at_kink else ""),
-            f"  operating point x = {np.array2string(self.op.x, precision=4)}, "
+            f"  operating point x = {np.array2string(self.op.x, precision=4, threshold=12)}, "
             f"u = {np.array2string(self.op.u, precision=4)}, residual {self.op.residual_norm:.2g}",
             f"  validity radius {lin.radius:.4g} (observation), {lin.state_radius:.4g} (state)",
         ]

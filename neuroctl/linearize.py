@@ -729,6 +729,9 @@ class OperatingPoint:
     steady_state_error : ndarray, shape (n,) or None
         ``x - x_eq(r)``: how far the closed loop settles from the state at which the plant rests
         for the reference (from ``plant.equilibrium``); ``None`` if the plant defines none.
+    drift : ndarray, shape (k,) or None
+        For a relative equilibrium (``invariant=``), the rate of motion along the invariant
+        directions (per second, or per step for a discrete map).
     success : bool
         The root finder converged and the residual is below ``tol`` (``None`` for a point given
         by the user with :meth:`at`).
@@ -748,6 +751,7 @@ class OperatingPoint:
     success: bool | None = None
     message: str = ""
     state_names: tuple = field(default=(), repr=False)
+    drift: np.ndarray | None = None
 
     @property
     def residual_norm(self) -> float:
@@ -764,11 +768,14 @@ class OperatingPoint:
         reference=None,
         disturbance=None,
         continuous: bool | None = None,
+        invariant=None,
     ) -> OperatingPoint:
         """The operating point at a given state (no root finding; the residual is reported).
 
         Useful for relative equilibria, e.g. a ring road in uniform flow, where positions move
-        at a common speed but the dynamics are translation invariant.
+        at a common speed but the dynamics are translation invariant: with ``invariant=`` (see
+        :func:`operating_point`) the motion along those directions is reported as ``drift``
+        and removed from the residual.
         """
         cont = _is_continuous(plant, continuous)
         r, w = _ref_dist(plant, reference, disturbance)
@@ -781,12 +788,19 @@ class OperatingPoint:
             cont,
             success=None,
             message="given",
+            invariant=invariant,
         )
 
     def __repr__(self) -> str:
         names = self.state_names or tuple(f"x[{i}]" for i in range(self.x.size))
         lines = [f"OperatingPoint ({'continuous' if self.continuous else 'discrete'})"]
-        for i, nm in enumerate(names):
+        shown = (
+            range(len(names))
+            if len(names) <= 12
+            else [*range(6), *range(len(names) - 6, len(names))]
+        )
+        for i in shown:
+            nm = names[i]
             e = (
                 ""
                 if self.steady_state_error is None
@@ -849,12 +863,28 @@ def _ref_dist(plant: Plant, reference, disturbance):
     return r, w
 
 
-def _make_op(plant, ctrl, x, r, w, cont, *, success, message):
+def _invariant(invariant, n: int) -> np.ndarray:
+    V = np.asarray(invariant, float)
+    if V.ndim == 1:
+        V = V[:, None]
+    if V.shape[0] != n or V.ndim != 2:
+        raise ValueError(
+            f"invariant: expected directions of shape ({n}, k), received {np.shape(invariant)}"
+        )
+    return V
+
+
+def _make_op(plant, ctrl, x, r, w, cont, *, success, message, invariant=None):
     F, command = _closed_loop_fn(plant, ctrl, r, w, cont)
     with torch.no_grad():
         xt = torch.as_tensor(x, dtype=F64)
         u_cmd, y = command(xt)
         res = F(xt).numpy()
+    drift = None
+    if invariant is not None:
+        V = _invariant(invariant, x.size)
+        drift = np.linalg.lstsq(V, res, rcond=None)[0]
+        res = res - V @ drift
     u_cmd = u_cmd.numpy()
     sse = None
     if plant._equilibrium is not None:
@@ -875,6 +905,7 @@ def _make_op(plant, ctrl, x, r, w, cont, *, success, message):
         success=success,
         message=message,
         state_names=plant.state_names,
+        drift=drift,
     )
 
 
@@ -886,6 +917,7 @@ def operating_point(
     disturbance=None,
     guess=None,
     continuous: bool | None = None,
+    invariant=None,
     tol: float = 1e-9,
 ) -> OperatingPoint:
     """The closed-loop equilibrium of ``plant`` with ``controller``.
@@ -907,6 +939,11 @@ def operating_point(
         Initial guess (default: ``plant.equilibrium(r)`` if defined, else zeros).
     continuous : bool, optional
         Default: continuous if the plant has an ``rhs``.
+    invariant : array_like, shape (n, k), optional
+        Directions along which the dynamics are invariant (e.g. shifting every car on a ring
+        road). Then a *relative* equilibrium is solved for: ``F(x) = V c`` (the state drifts at
+        the constant rate ``c`` along them, reported as ``drift``), with ``Vᵀ (x - guess) = 0``
+        fixing the position along them. The residual is ``F(x) - V c``.
     tol : float
         Success if the max-norm of the residual is at most ``tol``.
 
@@ -935,8 +972,26 @@ def operating_point(
         (J,), val = _jacobians(F, [x], (0,), n)
         return val, J
 
-    sol = root(fun, guess, jac=True, method="hybr", options={"xtol": 1e-13})
-    op = _make_op(plant, ctrl, np.asarray(sol.x, float), r, w, cont, success=None, message="")
+    if invariant is None:
+        sol = root(fun, guess, jac=True, method="hybr", options={"xtol": 1e-13})
+        x_sol = np.asarray(sol.x, float)
+    else:
+        V = _invariant(invariant, n)
+        k = V.shape[1]
+
+        def fun_rel(z):
+            x, c = z[:n], z[n:]
+            val, J = fun(x)
+            res = np.concatenate([val - V @ c, V.T @ (x - guess)])
+            jac = np.block([[J, -V], [V.T, np.zeros((k, k))]])
+            return res, jac
+
+        c0 = np.linalg.lstsq(V, fun(guess)[0], rcond=None)[0]
+        sol = root(
+            fun_rel, np.concatenate([guess, c0]), jac=True, method="hybr", options={"xtol": 1e-13}
+        )
+        x_sol = np.asarray(sol.x[:n], float)
+    op = _make_op(plant, ctrl, x_sol, r, w, cont, success=None, message="", invariant=invariant)
     op.success = bool(op.residual_norm <= tol)
     op.message = "converged" if op.success else f"NOT converged ({' '.join(sol.message.split())})"
     return op
