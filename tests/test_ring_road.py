@@ -191,7 +191,7 @@ def test_env_step_equals_plant_step_with_the_drawn_noise():
     for a in actions:
         x = env.state.copy()
         rng = copy.deepcopy(env.np_random)
-        w = rng.standard_normal(22) * math.sqrt(0.1) * 0.2
+        w = rng.standard_normal(22, dtype=np.float32).astype(float) * (math.sqrt(0.1) * 0.2)
         env.step(np.array([a], dtype=np.float32))
         expected = plant.step(x, np.array([np.float32(a)], dtype=float), w)
         np.testing.assert_allclose(env.state, expected, rtol=0, atol=1e-12)

@@ -272,7 +272,7 @@ class RingRoadEnv(gym.Env):
             raise gym.error.ResetNeeded("call reset() before step()")
         a = _check_action(action, self._m, self._lo, self._hi)
         n = self._n
-        w = self.np_random.standard_normal(n) * self._noise_scale if self._noise_scale else None
+        w = acceleration_noise(self.np_random, self.params)
         x, acc, failsafe = ring_step(self.state, a, w, self._length, self.params, gaps=self._gaps)
         self.state = x
         self._gaps = gaps = ring_gaps(x[:n], self._length, self._veh_length)
@@ -443,11 +443,7 @@ class RingRoadVectorEnv(VectorEnv):
         if m and not np.isfinite(a).all():
             raise ValueError("actions: expected finite accelerations, received non-finite values")
         a = a.clip(self._lo, self._hi)
-        w = (
-            self.np_random.standard_normal((B, n)) * self._noise_scale
-            if self._noise_scale
-            else None
-        )
+        w = acceleration_noise(self.np_random, p, (B,))
         x, acc, failsafe = ring_step(self.state, a, w, self.lengths, p, gaps=self._gaps)
         reward = ring_reward(x[:, n:], a)
         done = self._autoreset
