@@ -34,6 +34,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,8 +256,9 @@ def _builtin_controllers(env_id: str) -> dict[str, tuple[str, Callable]]:
 def _construct_ring_controller(cls, env):
     """Instantiate a ring AV controller class with the env's parameters where it takes them.
 
-    A target speed ``v_des`` is Flow's ``v_eq_max``: the uniform-flow speed at the gap
-    ``(L - N l) / (N - 1)`` (the ring with the AV's space shared out among the others).
+    A target speed ``v_des`` is 90% of the ring's uniform-flow speed (as in
+    ``examples/ring_wave.py``): FollowerStopper damps the wave by driving a little slower than
+    the flow the humans would settle to.
     """
     import inspect
 
@@ -271,11 +273,8 @@ def _construct_ring_controller(cls, env):
         elif name == "accel_bounds":
             kwargs[name] = tuple(float(b) for b in params.accel_bounds)
         elif name == "v_des":
-            n, length = params.n_vehicles, base.ring_length
-            _, v = uniform_flow_equilibrium(
-                params, n_vehicles=n - 1, ring_length=length - params.vehicle_length
-            )
-            kwargs[name] = float(v)
+            _, v = uniform_flow_equilibrium(params, ring_length=base.ring_length)
+            kwargs[name] = 0.9 * float(v)
     return cls(**kwargs)
 
 
@@ -627,7 +626,16 @@ def ring_uniform_state(env, module) -> np.ndarray:
         acc = np.asarray(plant.rhs(x, u), float)[n:]
         return np.concatenate([acc, [z[1:].sum() - (length - n * car)]])
 
-    sol = root(residual, np.concatenate([[v0], np.full(n, gap0)]), method="hybr")
+    guess = np.concatenate([[v0], np.full(n, gap0)])
+    sol = root(residual, guess, method="lm")
+    if not sol.success or np.max(np.abs(residual(sol.x))) > 1e-6:
+        # a saturated or flat control law can stall the solver far from the flow it settles
+        # to: let the noise-free closed loop run from uniform flow, then polish its end state
+        from .simulate import simulate
+
+        x_end = simulate(plant, module, state(guess), 3000).states[-1]
+        gaps = (np.roll(x_end[:n], -1) - x_end[:n]) % length - car
+        sol = root(residual, np.concatenate([[x_end[n:].mean()], gaps]), method="lm")
     if not sol.success or np.max(np.abs(residual(sol.x))) > 1e-6:
         raise RuntimeError(f"no uniform-flow state found for this controller ({sol.message})")
     return state(sol.x)
@@ -655,8 +663,16 @@ def stability_report(env, module, *, reference=None):
     if _is_ring(env.spec.id):
         n = plant.n_states // 2
         kw["invariant"] = np.concatenate([np.ones(n), np.zeros(n)])[:, None]
-        x = ring_uniform_state(env, module)
-        op = neuroctl.OperatingPoint.at(plant, module, x)
+        from neuroctl.envs.ring_road import uniform_flow_equilibrium
+
+        p, length = env.unwrapped.params, env.unwrapped.ring_length
+        gap, v = uniform_flow_equilibrium(p, ring_length=length)
+        spacing = float(gap) + p.vehicle_length
+        guess = np.concatenate([spacing * np.arange(n), np.full(n, float(v))])
+        op = neuroctl.operating_point(plant, module, invariant=kw["invariant"], guess=guess)
+        if not op.success:  # e.g. a flat or saturated AV law: settle first, then polish
+            x = ring_uniform_state(env, module)
+            op = neuroctl.OperatingPoint.at(plant, module, x, invariant=kw["invariant"])
         return neuroctl.analyze(plant, module, op, **kw)
     return neuroctl.analyze(plant, module, **kw)
 
@@ -664,8 +680,18 @@ def stability_report(env, module, *, reference=None):
 _VERDICT_EXIT = {"stable": EXIT_OK, "unstable": EXIT_FAIL}
 
 
+def _static(ctrl: Controller, what: str) -> None:
+    """Analysis and verification need a static map; a controller with internal state is not."""
+    if callable(getattr(ctrl.module, "reset", None)):
+        raise UsageError(
+            f"{what}: expected a static controller (a map from observation to command), "
+            f"received {ctrl.name!r}, which has internal state (it is reset every episode)"
+        )
+
+
 def cmd_analyze(args) -> int:
     env, ctrl = _env_and_controller(args)
+    _static(ctrl, "analyze")
     report = stability_report(env, ctrl.module, reference=args.target)
     env.close()
     if args.plot:
@@ -712,6 +738,7 @@ def cmd_verify(args) -> int:
     env, ctrl = _env_and_controller(args)
     if ctrl.module is None:
         raise UsageError(f"verify: controller {ctrl.name!r} is not a network")
+    _static(ctrl, "verify")
     n_in = int(np.prod(env.observation_space.shape))
     n_out = int(np.prod(env.action_space.shape))
     queries = []
@@ -975,14 +1002,8 @@ def _ring_section(demo: _Demo) -> None:
                 vehicle_length=p.vehicle_length,
             )
         )
-        env.close()
         try:
-            # the all-human ring is analysed as a ring whose AV drives as a (noise-free) human
-            env = make_env("neuroctl/RingRoad-v0", {**kw, "n_av": 1})
-            env.reset(seed=0)
-            module = ctrl.module if ctrl_name != "human" else load_controller("idm", env).module
-            rep = stability_report(env, module)
-            env.close()
+            rep = stability_report(env, ctrl.module)
             for reg in rep.regions:
                 stab_rows.append(
                     {
@@ -999,6 +1020,7 @@ def _ring_section(demo: _Demo) -> None:
             demo.note(
                 sec, f"{label}: stability analysis not available ({type(exc).__name__}: {exc})"
             )
+        env.close()
         demo.progress.update(1)
     # string stability of each car-following law at the uniform-flow equilibrium
     try:
@@ -1017,7 +1039,11 @@ def _ring_section(demo: _Demo) -> None:
             env.close()
         for label, law in laws:
             try:
-                ss = neuroctl.string_stability(law, gap=float(gap))
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    ss = neuroctl.string_stability(law, gap=float(gap))
+                for w in caught:
+                    demo.note(sec, f"string stability of {label}: warning {w.message}")
                 string_rows.append(
                     {
                         "law": label,
