@@ -99,6 +99,16 @@ def test_pretrained_arm_policy_reaches_95_percent_of_100_random_targets():
     assert info.startswith("neuroctl.train")
 
 
+def test_pretrained_arm2link_policy_reaches_its_targets():
+    policy = neuroctl.pretrained("neuroctl/Arm2Link-v0")
+    env = gym.make("neuroctl/Arm2Link-v0")
+    x0, r = env.unwrapped.model.sample(np.random.default_rng(2024), 100, None)
+    traj = neuroctl.simulate(env.unwrapped.plant, policy, x0, 150, reference=r)
+    err = np.abs(r - traj.states[:, -1, :2]).max(-1)
+    speed = np.abs(traj.states[:, -1, 2:]).max(-1)
+    assert np.mean((err < 0.05) & (speed < 0.1)) >= 0.95
+
+
 def test_pretrained_ring_policy_damps_the_wave_against_all_human_traffic():
     from neuroctl.train.ring_task import ring_wave_metrics
 
@@ -114,7 +124,7 @@ def test_pretrained_ring_policy_damps_the_wave_against_all_human_traffic():
 def test_pretrained_files_are_small_and_record_their_command():
     from neuroctl.train.pretrained import _DIR, available, pretrained_info
 
-    assert set(available()) >= {ARM, RING}
+    assert set(available()) == {ARM, RING, "neuroctl/Arm2Link-v0"}
     for env_id in available():
         meta = pretrained_info(env_id)
         assert meta["command"].startswith(f"neuroctl train {env_id} --algo")
