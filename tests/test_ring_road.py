@@ -67,6 +67,7 @@ def test_uniform_flow_equilibrium_matches_reference_and_closed_form():
     # the closed form 1 - (v/v0)^4 = ((s0 + v T)/s)^2 holds, so IDM's acceleration vanishes
     assert 1 - (v / 30) ** 4 - ((2 + v) / gap) ** 2 == pytest.approx(0.0, abs=1e-12)
     assert idm_scalar(float(gap), float(v), float(v)) == pytest.approx(0.0, abs=1e-12)
+    assert uniform_flow_equilibrium(22, 230.0) == (gap, v)  # (n, L) positional form
     # REFERENCE: the sign of the string-stability criterion changes at gap 21.6 m, speed 18.1
     _, v_long = uniform_flow_equilibrium(n_vehicles=22, ring_length=22 * (21.6 + 5.0))
     assert v_long == pytest.approx(18.1, abs=0.05)
@@ -412,6 +413,17 @@ def test_render_rgb_array_colours_cars_by_speed():
     np.testing.assert_array_equal(colours, speed_colour(speeds))
     assert colours[0, 0] > colours[0, 1]  # stopped car red
     assert colours[3, 1] > colours[3, 0]  # fast car green
+    venv = gym.make_vec(
+        ENV_ID,
+        num_envs=2,
+        vectorization_mode="vector_entry_point",
+        render_mode="rgb_array",
+        warmup_steps=0,
+    )
+    venv.reset(seed=0)
+    frames = venv.render()
+    assert len(frames) == 2 and all(f.shape == (400, 400, 3) for f in frames)
+    venv.close()
 
 
 # --------------------------------------------------------------------------- controllers

@@ -427,10 +427,10 @@ def hinge_flux(rho, v_max: float, rho_max: float):
 
 
 def uniform_flow_equilibrium(
-    params: Params | None = None,
+    params: Params | int | None = None,
+    ring_length=None,
     *,
     n_vehicles: int | None = None,
-    ring_length=None,
     vehicle_length: float | None = None,
     human_model: str | None = None,
     idm: IDMParams | None = None,
@@ -442,6 +442,15 @@ def uniform_flow_equilibrium(
     ``s = L/N - l`` (bisection to machine precision); for the OVM it is ``V(L/N)``.
     Keywords override the corresponding fields of ``params`` (default ``Params()`` with the
     ring length 230 m when the length is a range).
+
+    Parameters
+    ----------
+    params : Params or int, optional
+        Ring parameters, or the number of cars ``N`` (then the other fields are the defaults).
+    ring_length : float or array_like, shape (...,), optional
+        Ring length(s) ``L``, m.
+    n_vehicles, vehicle_length, human_model, idm, ovm : optional
+        Overrides of the fields of ``params``.
 
     Returns
     -------
@@ -455,7 +464,15 @@ def uniform_flow_equilibrium(
     >>> gap, v = uniform_flow_equilibrium(n_vehicles=22, ring_length=230.0)
     >>> round(float(gap), 3), round(float(v), 3)
     (5.455, 3.454)
+    >>> bool(uniform_flow_equilibrium(22, 230.0)[1] == v)
+    True
     """
+    if isinstance(params, (int, np.integer)) and not isinstance(params, bool):
+        params, n_vehicles = None, int(params) if n_vehicles is None else n_vehicles
+    if params is not None and not isinstance(params, Params):
+        raise TypeError(
+            f"params: expected a ring_road Params or a number of cars, received {params!r}"
+        )
     p = Params() if params is None else params
     n = p.n_vehicles if n_vehicles is None else n_vehicles
     if ring_length is None:

@@ -484,18 +484,16 @@ class RingRoadVectorEnv(VectorEnv):
         }
 
     def render(self):
-        """Image of the first ring (``render_mode="rgb_array"``), shape ``(H, W, 3)``."""
+        """Images of all rings (``render_mode="rgb_array"``): a tuple of ``(H, W, 3)`` arrays."""
         if self.render_mode is None:
             gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array'")
             return None
         from .render import render_ring
 
         n = self._n
-        return render_ring(
-            self.state[0, :n],
-            self.state[0, n:],
-            float(self.lengths[0]),
-            av_indices=self.params.av_indices,
+        return tuple(
+            render_ring(x[:n], x[n:], float(L), av_indices=self.params.av_indices)
+            for x, L in zip(self.state, self.lengths)
         )
 
 
