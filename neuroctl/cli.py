@@ -1187,6 +1187,59 @@ def _arm_section(demo: _Demo) -> None:
     )
     sec.add_table(stab_rows, caption="Linear stability at the target (continuous model)")
     demo.summary["arm"] = {"simulation": rows, "stability": stab_rows}
+    _arm_policy_part(demo, sec)
+
+
+def _arm_policy_part(demo: _Demo, sec) -> None:
+    """The shipped ReLU policy of Arm-v0 (gravity on): success rate and stability at a target."""
+    env = make_env("neuroctl/Arm-v0")
+    try:
+        ctrl = load_controller("pretrained", env)
+    except UsageError as exc:
+        demo.note(sec, f"shipped arm policy: skipped ({exc})")
+        env.close()
+        return
+    try:
+        from neuroctl.train import arm_success_rate
+
+        n = 20 if demo.quick else 100
+        res = arm_success_rate(ctrl.module, n=n, seed=0)
+        target = 0.5
+        rep = stability_report(env, ctrl.module, reference=[target])
+        sec.add_text(
+            "The shipped ReLU policy of neuroctl/Arm-v0 (vertical arm with gravity, trained by "
+            "differentiable simulation; a small ReLU network): a target is reached when |error| < "
+            "0.05 rad and |speed| < 0.1 rad/s at 3 s. Its closed loop at a target is analysed "
+            "with the network's exact local gain."
+        )
+        sec.add_table(
+            [
+                {
+                    "random targets": res.get("n_targets", n),
+                    "reached (fraction)": res.get("success_rate"),
+                    "max |error| [rad]": res.get("max_abs_error"),
+                    "max |speed| [rad/s]": res.get("max_abs_speed"),
+                }
+            ],
+            caption="Shipped policy on random targets (simulated, nonlinear plant)",
+        )
+        sec.add_table(
+            stability_rows(f"shipped ReLU policy, target {target} rad", rep),
+            caption="Shipped policy: linear stability at the target",
+        )
+        fig = rep.plot()
+        fig.suptitle(f"shipped ReLU policy at target {target} rad: {rep.verdict}")
+        fig.tight_layout()
+        sec.add_figure(
+            fig,
+            "arm-pretrained",
+            caption="Shipped policy: closed-loop poles and the "
+            "step response of every activation region at the target",
+        )
+        demo.summary["arm"]["pretrained"] = {**res, "verdict": rep.verdict}
+    except Exception as exc:  # noqa: BLE001
+        demo.note(sec, f"shipped arm policy: not available ({type(exc).__name__}: {exc})")
+    env.close()
 
 
 def _verify_section(demo: _Demo) -> None:
