@@ -318,3 +318,36 @@ def test_train_exports_a_policy_and_analyzes_it(capsys, tmp_path):
         poles_of(summary["regions"][0]), poles_of(direct["regions"][0]), atol=1e-9
     )
     assert code == {"stable": 0, "unstable": 1}.get(direct["verdict"], 3)
+
+
+# --- saved networks: SB3 zip ----------------------------------------------------------------
+
+
+def test_sb3_zip_controller_acts_as_sb3_predicts(capsys, tmp_path):
+    sb3 = pytest.importorskip("stable_baselines3", reason="stable-baselines3 not installed")
+    import gymnasium as gym
+
+    env = gym.make("neuroctl/Arm-v0")
+    model = sb3.PPO("MlpPolicy", env, seed=0, device="cpu", policy_kwargs={"net_arch": [16]})
+    model.save(tmp_path / "ppo")
+    code, out, _ = run(
+        capsys, "simulate", "Arm-v0", "-c", str(tmp_path / "ppo.zip"), "--seed", "5", "--json"
+    )
+    assert code == 0
+    # the same episode driven by SB3's own deterministic predict
+    obs, _ = env.reset(seed=5)
+    total, done = 0.0, False
+    while not done:
+        action, _ = model.predict(obs, deterministic=True)
+        obs, r, term, trunc, _ = env.step(action)
+        total += r
+        done = term or trunc
+    assert json.loads(out)["episodes"][0]["return"] == pytest.approx(total, rel=1e-4)
+    # an SB3 model of another env (Pendulum-v1: 3 observations) does not fit the arm
+    other = sb3.PPO("MlpPolicy", gym.make("Pendulum-v1"), seed=0, device="cpu")
+    other.save(tmp_path / "pendulum")
+    code, _, err = run(capsys, "analyze", "Arm-v0", "-c", str(tmp_path / "pendulum.zip"))
+    assert_one_line_error(code, err, "expected 4 inputs", "3 inputs")
+    (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 not really a zip")
+    code, _, err = run(capsys, "analyze", "Arm-v0", "-c", str(tmp_path / "broken.zip"))
+    assert_one_line_error(code, err, "broken.zip", "expected an SB3 model")
