@@ -171,7 +171,9 @@ class RingRoadEnv(gym.Env):
     | 3k+2  | ``headway / 270``           | m / 270        |
 
     (headway = bumper-to-bumper gap to the leader). ``observation="full"``:
-    ``Box(shape=(2N,))`` with all speeds ``/15`` then all gaps ``/270``, in ring order.
+    ``Box(shape=(2N,))`` with all speeds ``/15`` then all gaps ``/270``, in ring order. Box
+    bounds: speeds ``[0, 5]`` (75 m/s), speed differences ``[-5, 5]``, gaps
+    ``[0, max(5, L_max/270)]``.
 
     ## Rewards
 
@@ -206,7 +208,19 @@ class RingRoadEnv(gym.Env):
     ``render_mode="rgb_array"`` draws the ring with cars coloured by speed (no display needed).
 
     ``env.unwrapped.plant`` is the :class:`neuroctl.Plant` of the current ring (rebuilt when the
-    length changes at reset); ``env.unwrapped.state`` the state ``[positions, speeds]``.
+    length changes at reset); ``env.unwrapped.state`` the state ``[positions, speeds]``;
+    ``env.unwrapped.ring_length`` the length in metres. :func:`rollout` records a run as a
+    :class:`~neuroctl.envs.ring_road.render.RingTrajectory` (metrics, ``to_dict``, and a
+    space-time diagram as ``plot()``).
+
+    ## Example
+
+    >>> import gymnasium as gym, numpy as np, neuroctl
+    >>> env = gym.make("neuroctl/RingRoad-v0", ring_length=230.0, warmup_steps=100)
+    >>> obs, info = env.reset(seed=0)
+    >>> obs, reward, terminated, truncated, info = env.step(np.array([0.5], dtype=np.float32))
+    >>> obs.shape, info["speeds"].shape, info["gaps"].shape
+    ((3,), (22,), (22,))
 
     ## Version History
 
