@@ -652,6 +652,8 @@ _CONSTS: dict[int, tuple[Params, _Consts]] = {}
 def _consts(p: Params) -> _Consts:
     hit = _CONSTS.get(id(p))
     if hit is None or hit[0] is not p:
+        if len(_CONSTS) > 256:  # keep the cache small when many Params are made
+            _CONSTS.clear()
         hit = _CONSTS[id(p)] = (p, _Consts(p))
     return hit[1]
 
