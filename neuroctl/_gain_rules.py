@@ -77,6 +77,7 @@ class Walk:
     binding: torch.Tensor | None = None  # (B, 2) record index, neuron
     binding_dir: torch.Tensor | None = None  # (B, n)
     kink_mask: torch.Tensor | None = None  # (B,) a point lies on an unresolved kink
+    need_lip: bool = True  # track Lipschitz bounds (networks with smooth layers)
 
 
 class KinkFound(Exception):
@@ -93,6 +94,18 @@ class KinkFound(Exception):
 
 def _dual_norm(g: torch.Tensor, norm: float, dim: int) -> torch.Tensor:
     """Dual norm of gradients along ``dim`` (ℓ2 -> ℓ2, ℓ∞ -> ℓ1, ℓ1 -> ℓ∞)."""
+    if dim == 1 and g.ndim == 3 and g.shape[1] <= 16:
+        # a short loop over the rows is much faster than a strided reduction over dim 1
+        rows = [g[:, i, :] for i in range(g.shape[1])]
+        if norm == 2:
+            acc = rows[0] * rows[0]
+            for r in rows[1:]:
+                acc = acc + r * r
+            return acc.sqrt()
+        acc = rows[0].abs()
+        for r in rows[1:]:
+            acc = acc + r.abs() if math.isinf(norm) else torch.maximum(acc, r.abs())
+        return acc
     if norm == 2:
         return torch.linalg.vector_norm(g, 2, dim=dim)
     if math.isinf(norm):
@@ -117,9 +130,10 @@ def _linear(layer: nn.Linear, w: Walk) -> None:
     w.T = w.T @ W.T
     if layer.bias is not None:
         w.T[:, 0, :] += layer.bias.detach().to(F64)
-    s = float(torch.linalg.matrix_norm(W, 2)) if W.numel() else 0.0
-    w.lip *= s
-    w.curv *= s
+    if w.need_lip:  # only smooth layers use the Lipschitz bounds (an SVD per layer)
+        s = float(torch.linalg.matrix_norm(W, 2)) if W.numel() else 0.0
+        w.lip *= s
+        w.curv *= s
 
 
 def _identity(layer: nn.Module, w: Walk) -> None:
@@ -171,9 +185,15 @@ def _pwl(layer: nn.Module, w: Walk) -> None:
     breaks = torch.tensor(spec.breaks, dtype=F64)
     slopes = torch.stack([_as_row(s, k) for s in spec.slopes])  # (P, k)
     inter = torch.stack([_as_row(c, k) for c in spec.intercepts])  # (P, k)
-    piece = (z.unsqueeze(-1) > breaks).sum(-1)  # (B, k)
-    gap = (z.unsqueeze(-1) - breaks).abs()  # (B, k, nb)
-    mingap, nearest = gap.min(-1)
+    if len(spec.breaks) == 1:  # fast path (ReLU, LeakyReLU, PReLU)
+        diff = z - spec.breaks[0]
+        piece = (diff > 0).long()
+        mingap = diff.abs()
+        nearest = torch.zeros_like(piece)
+    else:
+        piece = (z.unsqueeze(-1) > breaks).sum(-1)  # (B, k)
+        gap = (z.unsqueeze(-1) - breaks).abs()  # (B, k, nb)
+        mingap, nearest = gap.min(-1)
     if w.smooth_seen:
         # pre-activation not affine: bound its variation by a global Lipschitz constant
         Wprev = w.lip
@@ -206,7 +226,9 @@ def _pwl(layer: nn.Module, w: Walk) -> None:
     # points at a kink have distance 0 (they lie on the boundary)
     dist = torch.where(ambiguous, torch.zeros_like(dist), dist)
     s = torch.gather(slopes, 0, piece) if slopes.shape[1] else slopes[:0]
-    c = torch.gather(inter, 0, piece) if inter.shape[1] else inter[:0]
+    has_intercepts = any(float(c_) != 0.0 for c_ in spec.intercepts)
+    if has_intercepts:
+        c = torch.gather(inter, 0, piece) if inter.shape[1] else inter[:0]
     # record before scaling
     d_min, j_min = dist.min(-1)
     better = d_min < w.binding_dist
@@ -226,10 +248,11 @@ def _pwl(layer: nn.Module, w: Walk) -> None:
     if grad is not None:
         offset = z - torch.einsum("bkn,bn->bk", grad, w.x)
     w.records.append(
-        Record(type(layer).__name__, z.clone(), piece.to(torch.int8), dist, grad, offset)
+        Record(type(layer).__name__, z, piece.to(torch.int8), dist, grad, offset)
     )
-    w.T = w.T * s.unsqueeze(1)
-    w.T[:, 0, :] += c
+    w.T = w.T * s.unsqueeze(1)  # a new tensor: the recorded z (a view of the old one) stays
+    if has_intercepts:
+        w.T[:, 0, :] += c
     smax = float(slopes.abs().max()) if slopes.numel() else 0.0
     w.lip *= smax
     w.curv *= smax
@@ -330,6 +353,7 @@ GAIN_RULES: dict[type, Callable[[nn.Module, Walk], None]] = {
 }
 
 PIECEWISE_LINEAR_LAYERS = (nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.ReLU6, nn.Hardtanh)
+SMOOTH_LAYERS = (nn.Tanh, nn.Sigmoid, nn.Softplus, nn.ELU, nn.GELU, nn.SiLU)
 
 
 def supported_layers() -> list[str]:
@@ -374,6 +398,7 @@ def walk_network(
         binding=torch.full((B, 2), -1, dtype=torch.long),
         binding_dir=torch.zeros((B, n), dtype=F64),
         kink_mask=torch.zeros(B, dtype=torch.bool),
+        need_lip=any(isinstance(m, SMOOTH_LAYERS) for m in net.modules()),
     )
     with torch.no_grad():
         apply_rule(net, w)

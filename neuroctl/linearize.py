@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 F64 = torch.float64
-_CHUNK = 32768
+_CHUNK = 1024
 
 
 def _check_norm(norm) -> float:
@@ -168,6 +168,22 @@ class LocalGain:
     def batched(self) -> bool:
         return self._batched
 
+    def _regions_of(self, b: int) -> tuple:
+        regs = self._kink_regions.get(b)
+        if regs is not None:
+            return regs
+        if self._batched:
+            return (Region(K=self.K[b], c=self.c[b], pattern=tuple(p[b] for p in self.patterns)),)
+        return (Region(K=self.K, c=self.c, pattern=tuple(self.patterns)),)
+
+    @property
+    def regions(self):
+        """Adjacent non-empty regions: a tuple of :class:`Region` (one off kinks); for a batch,
+        a list of such tuples (built on access)."""
+        if self._batched:
+            return [self._regions_of(b) for b in range(self.x.shape[0])]
+        return self._regions_of(0)
+
     def __len__(self) -> int:
         if not self._batched:
             raise TypeError("a single-point LocalGain has no len()")
@@ -190,7 +206,7 @@ class LocalGain:
             smooth_radius=self.smooth_radius,
             exact=self.exact,
             at_kink=bool(self.at_kink[i]),
-            regions=self.regions[i],
+            _kink_regions={0: self._kink_regions[i]} if i in self._kink_regions else {},
             patterns=[p[i] for p in self.patterns],
             layers=self.layers,
             binding=self.binding[i],
@@ -466,7 +482,6 @@ def local_gain(
         raise ValueError(f"x: expected shape (n,) or (B, n), received {tuple(xt.shape)}")
     batched = xt.ndim == 2
     X = xt if batched else xt[None]
-    net64 = _float64(net)
     B, n = X.shape
 
     # one vectorized pass, in chunks to bound memory
@@ -474,7 +489,7 @@ def local_gain(
     for s in range(0, B, _CHUNK):
         parts.append(
             walk_network(
-                net64, X[s : s + _CHUNK], norm=norm, kink_tol=kink_tol, keep_grads=preactivations
+                net, X[s : s + _CHUNK], norm=norm, kink_tol=kink_tol, keep_grads=preactivations
             )
         )
     w0 = parts[0]
@@ -511,23 +526,19 @@ def local_gain(
                     "distance": torch.cat([p.records[i].distance for p in parts]).numpy(),
                 }
             )
-    regions = []
-    for b in range(B):
-        if at_kink[b]:
-            regs = _enumerate_regions(
-                net64,
-                X[b : b + 1],
-                norm=norm,
-                kink_tol=kink_tol,
-                max_kink_neurons=int(max_kink_neurons),
-            )
-            if len(regs) >= 1:
-                K[b], c[b] = regs[0].K, regs[0].c
-            if len(regs) <= 1:
-                at_kink[b] = len(regs) > 1
-        else:
-            regs = (Region(K=K[b], c=c[b], pattern=tuple(p[b] for p in patterns)),)
-        regions.append(regs)
+    kink_regions = {}
+    for b in np.flatnonzero(at_kink):
+        regs = _enumerate_regions(
+            net,
+            X[b : b + 1],
+            norm=norm,
+            kink_tol=kink_tol,
+            max_kink_neurons=int(max_kink_neurons),
+        )
+        if len(regs) >= 1:
+            K[b], c[b] = regs[0].K, regs[0].c
+        at_kink[b] = len(regs) > 1
+        kink_regions[int(b)] = regs
     result = LocalGain(
         _batched=True,
         x=Xn,
@@ -539,7 +550,7 @@ def local_gain(
         smooth_radius=smooth_radius,
         exact=exact,
         at_kink=at_kink,
-        regions=regions,
+        _kink_regions=kink_regions,
         patterns=patterns,
         layers=tuple(r.name for r in w0.records),
         binding=cat(lambda p: p.binding),
@@ -1328,7 +1339,10 @@ def linearize(
         raise TypeError(f"op: expected an OperatingPoint, received {type(op).__name__}")
     cont = op.continuous if continuous is None else _is_continuous(plant, continuous)
     jac = plant_jacobians(plant, op.x, op.u, op.w, op.r, continuous=cont)
-    ctrl = _controller64(controller)
+    if isinstance(controller, nn.Module) and _supported(controller):
+        ctrl = controller  # walked by the rule table in float64, no copy needed
+    else:
+        ctrl = _controller64(controller)
     m, p = plant.n_inputs, plant.n_outputs
     local = None
     if ctrl is None:
