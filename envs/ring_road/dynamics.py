@@ -111,6 +111,9 @@ class IDMParams:
         for name in ("v0", "T", "a", "b", "delta"):
             _num(getattr(self, name), f"IDMParams.{name}")
         _num(self.s0, "IDMParams.s0", allow_zero=True)
+        # derived constants (not fields) for a lean evaluation
+        object.__setattr__(self, "_k", 0.5 / math.sqrt(self.a * self.b))
+        object.__setattr__(self, "_inv_v0", 1.0 / self.v0)
 
 
 @dataclass(frozen=True)
@@ -363,16 +366,20 @@ def idm_acceleration(gap, v, v_lead, params: IDMParams | None = None):
     array or tensor, shape (...,)
         Acceleration, m/s^2.
     """
-    p = IDMParams() if params is None else params
-    s_star = p.s0 + _clamp_min(v * (p.T + (v - v_lead) * (0.5 / math.sqrt(p.a * p.b))), 0.0)
+    p = _DEFAULT_IDM if params is None else params
+    s_star = p.s0 + _clamp_min(v * (p.T + (v - v_lead) * p._k), 0.0)
     ratio = s_star / _clamp_min(gap, _GAP_EPS)
     if p.delta == 4.0:
-        vr = v * (1.0 / p.v0)
+        vr = v * p._inv_v0
         vr = vr * vr
         free = vr * vr
     else:
-        free = (v * (1.0 / p.v0)) ** p.delta
-    return p.a * (1.0 - free - ratio * ratio)
+        free = (v * p._inv_v0) ** p.delta
+    accel = (1.0 - free) - ratio * ratio
+    return accel if p.a == 1.0 else p.a * accel
+
+
+_DEFAULT_IDM = IDMParams()
 
 
 def optimal_velocity(spacing, v_max: float, rho_max: float):
@@ -706,11 +713,11 @@ def _commanded(x, u, w, ring_length, params: Params, gaps):
     v_safe = _sqrt(c.bdt * c.bdt + vl_av * vl_av + (2.0 * c.b) * room) - c.bdt
     av_acc = _clamp_max(cmd, (v_safe - v_av) * c.inv_dt)
     acc = human if w is None else human + w  # the AV entries are replaced below
-    if is_torch(acc) or is_torch(av_acc):
-        acc = _where(_mask(c.human, acc), acc, av_acc @ _as(c.select, av_acc))
-    else:
+    if type(acc) is np.ndarray and not is_torch(av_acc):
         acc = acc.copy() if w is None else acc
         acc[..., av] = av_acc
+    else:
+        acc = _where(_mask(c.human, acc), acc, av_acc @ _as(c.select, av_acc))
     return acc, v, gaps, cmd
 
 
@@ -811,11 +818,11 @@ def ring_step(x, u, w, ring_length, params: Params, *, gaps=None):
         failsafe = np.array([v_next.item(i) < v.item(i) + dt * cmd])
     else:
         failsafe = v_next[..., c.av] < v[..., c.av] + dt * cmd
-    if is_torch(x):
-        import torch
+    if type(x) is np.ndarray:
+        return np.concatenate([q_next, v_next], axis=-1), applied, failsafe
+    import torch
 
-        return torch.cat([q_next, v_next], dim=-1), applied, failsafe
-    return np.concatenate([q_next, v_next], axis=-1), applied, failsafe
+    return torch.cat([q_next, v_next], dim=-1), applied, failsafe
 
 
 def ring_observation(x, ring_length, params: Params, *, gaps=None):
