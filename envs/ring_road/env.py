@@ -242,7 +242,6 @@ class RingRoadEnv(gym.Env):
         self._m = p.n_av
         self._lo, self._hi = p.accel_bounds
         self._av = p.av_indices
-        self._noise_scale = math.sqrt(p.dt) * p.noise
         self._length = float(p.length_range[0] if p.length_range[0] == p.length_range[1] else 230)
         self._plant = None
         self._plant_length = None
@@ -385,7 +384,6 @@ class RingRoadVectorEnv(VectorEnv):
         )
         self._n, self._m = p.n_vehicles, p.n_av
         self._lo, self._hi = p.accel_bounds
-        self._noise_scale = math.sqrt(p.dt) * p.noise
         B = self.num_envs
         self.state = np.zeros((B, 2 * self._n))
         self.lengths = np.full(B, 230.0)
