@@ -31,10 +31,10 @@ torch.set_num_threads(1)
 
 @dataclass
 class Args:
-    arm_ppo_budget: int = 300_000
+    arm_ppo_budget: int = 1_000_000
     ring_ppo_budget: int = 150_000
     eval_every_ppo: int = 16_384
-    eval_every_diffsim: int = 10
+    eval_every_diffsim: int = 5
     fps_steps: int = 16_384
     seed: int = 0
 
@@ -72,13 +72,17 @@ def arm_ok(policy) -> tuple[bool, dict]:
 
 
 def ring_ok(policy) -> tuple[bool, dict]:
+    """The issue's ring criterion, tightened: a zero-acceleration AV (coasting at its speed at the
+    end of the warm-up) already meets ">= 80% std reduction and >= 95% of v_eq" (see main), so
+    the benchmark also asks for the mean speed of every ring to be >= 99% of v_eq."""
     from neuroctl.train.ring_task import ring_wave_metrics
 
     m = ring_wave_metrics(policy, n_rings=4, seed=2024)
-    return (m["std_reduction"] >= 0.80 and m["speed_ratio_min"] >= 0.95), m
+    ok = m["std_reduction"] >= 0.80 and m["speed_ratio_min"] >= 0.99
+    return ok, m
 
 
-def diffsim_to_criterion(env_id, check, args, out, max_steps=400):
+def diffsim_to_criterion(env_id, check, args, out, max_steps=400, **options):
     from neuroctl.train import train_diffsim
 
     clock = Clock()
@@ -105,6 +109,7 @@ def diffsim_to_criterion(env_id, check, args, out, max_steps=400):
         analyze=False,
         resume=False,
         callback=cb,
+        **options,
     )
     return state, clock()
 
@@ -197,13 +202,22 @@ def main(argv=None):
     print(f"neuroctl train_rl PPO on Arm-v0 : {fps_ours:8.0f} env-steps/s")
     print(f"ratio ours / SB3 Pendulum       : {fps_ours / fps_sb3:.2f}  (goal: >= 1, not slower)")
 
-    for env_id, check, budget in (
-        ("neuroctl/Arm-v0", arm_ok, args.arm_ppo_budget),
-        ("neuroctl/RingRoad-v0", ring_ok, args.ring_ppo_budget),
+    from neuroctl.train.ring_task import ring_wave_metrics
+
+    zero = torch.nn.Linear(3, 1)
+    torch.nn.init.zeros_(zero.weight)
+    torch.nn.init.zeros_(zero.bias)
+    print(
+        "\nring, zero-acceleration AV (no training):", ring_wave_metrics(zero, n_rings=4, seed=2024)
+    )
+
+    for env_id, check, budget, options in (
+        ("neuroctl/Arm-v0", arm_ok, args.arm_ppo_budget, dict(lr=1e-2, lr_final=1e-3, batch=64)),
+        ("neuroctl/RingRoad-v0", ring_ok, args.ring_ppo_budget, {}),
     ):
         name = env_id.split("/")[-1]
         print(f"\n## {name}: wall-clock time to the criterion")
-        d, d_total = diffsim_to_criterion(env_id, check, args, tmp / f"{name}_diffsim")
+        d, d_total = diffsim_to_criterion(env_id, check, args, tmp / f"{name}_diffsim", **options)
         if d["reached"]:
             print(
                 f"diffsim : reached at gradient step {d['reached'][0]} in {d['reached'][1]:.1f} s"

@@ -37,13 +37,6 @@ __all__ = [
     "RevivalCallback",
 ]
 
-#: Activation layers counted by :func:`dead_units` and the test "unit is active".
-_ACTIVE = {
-    nn.ReLU: lambda z: z > 0,
-    nn.ReLU6: lambda z: (z > 0) & (z < 6),
-    nn.Hardtanh: None,  # filled per instance (min_val, max_val)
-}
-
 
 # --------------------------------------------------------------------------- dead units
 @dataclass
@@ -112,9 +105,9 @@ class DeadUnits:
 
 def _active_fn(module: nn.Module):
     if isinstance(module, nn.ReLU6):
-        return _ACTIVE[nn.ReLU6]
+        return lambda z: (z > 0) & (z < 6)
     if isinstance(module, nn.ReLU):
-        return _ACTIVE[nn.ReLU]
+        return lambda z: z > 0
     if isinstance(module, nn.Hardtanh):  # strictly inside the linear zone
         lo, hi = module.min_val, module.max_val
         return lambda z: (z > lo) & (z < hi)

@@ -14,7 +14,6 @@ Tasks:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -203,7 +202,3 @@ def make_task(env_id: str, env_kwargs: dict | None = None, **options) -> Diffsim
     """The diffsim task of an env id (see :data:`TASK_FACTORIES`)."""
     factory = TASK_FACTORIES.get(env_id, plant_env_task)
     return factory(env_id, env_kwargs, **options)
-
-
-def _finite_or_none(v: float) -> float | None:
-    return None if not math.isfinite(v) else v
