@@ -152,8 +152,9 @@ def test_numpy_ring_agrees_with_sumo_and_reference(tmp_path):
         vs.append(x[N:])
     v_np = np.array(vs)
 
-    # step by step, the two agree closely while the wave forms (first 100 s)
-    assert np.abs(v_np[:1000] - v_sumo[:1000]).max() < 1e-3
+    # step by step, the two are the same map: speeds agree to 1e-6 m/s over the 600 s
+    # (measured: 1e-8; SUMO's IDM with idmStepping gives one iteration at dt = 0.1)
+    assert np.abs(v_np - v_sumo).max() < 1e-6
 
     window = slice(3000, 6001)  # t = 300..600 s
     gaps_np = ring_gaps(np.array(qs)[window], L)
