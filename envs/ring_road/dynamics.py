@@ -532,7 +532,9 @@ def ring_gaps(positions, ring_length, vehicle_length=5.0):
     if isinstance(positions, np.ndarray) and positions.ndim > 1:
         positions = np.ascontiguousarray(positions)
     d = positions[..., _leader_index(positions.shape[-1])] - positions
-    # d mod L without the (slow) floating remainder
+    if type(d) is np.ndarray and d.ndim == 1:
+        return d % L - vehicle_length  # one car row: the remainder is the cheapest
+    # d mod L without the floating remainder (several times slower on big batches)
     return d - L * _floor(d * (1.0 / L)) - vehicle_length
 
 
@@ -811,7 +813,8 @@ def ring_step(x, u, w, ring_length, params: Params, *, gaps=None):
     v_next = _clamp_min(_clamp_max(v + dt * acc, gaps * c.inv_dt), 0.0)
     q_next = x[..., : c.n] + dt * v_next
     L = ring_length if isinstance(ring_length, float) else _length_like(ring_length, x)
-    q_next = q_next - L * (q_next >= L)  # = q_next mod L, exactly, as 0 <= q_next < 2L
+    # q_next mod L, exactly (0 <= q_next < 2L); the remainder is slow on big batches only
+    q_next = q_next % L if q_next.ndim == 1 else q_next - L * (q_next >= L)
     applied = (v_next - v) * c.inv_dt
     if type(cmd) is float:
         i = c.av0
