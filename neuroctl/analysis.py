@@ -485,6 +485,8 @@ class StringStability:
     method : str
         "autograd" (acceleration function), "local_gain" (network, exact) or
         "autograd (unsupported layers)".
+    residual : float
+        ``f(gap, speed, speed)`` at the point (0 up to the solver's tolerance).
     """
 
     gap: float
@@ -497,6 +499,7 @@ class StringStability:
     ward_wilson: float
     regions: list
     method: str
+    residual: float = 0.0
 
     @property
     def at_kink(self) -> bool:
@@ -529,6 +532,7 @@ class StringStability:
             "ward_wilson": self.ward_wilson,
             "regions": self.regions,
             "method": self.method,
+            "residual": self.residual,
         }
 
     def plot(self, *, ax=None, omega=None):
@@ -552,6 +556,9 @@ class StringStability:
 
 def _gain(a_s, a_v, a_l, w):
     jw = 1j * np.asarray(w, float)
+    if a_s == 0:  # no gap feedback: the factor s cancels, G = a_l / (s - a_v)
+        with np.errstate(divide="ignore"):
+            return np.abs(a_l / (jw - a_v))
     return np.abs((a_l * jw + a_s) / (jw * jw - a_v * jw + a_s))
 
 
@@ -610,8 +617,8 @@ def string_stability(
         region at a kink). Networks with layers outside the rule table are differentiated by
         autograd.
     gap, speed : float
-        Exactly one: the equilibrium gap (m; the speed solves ``f(gap, v, v) = 0``) or speed
-        (m/s; the gap solves it).
+        The equilibrium gap (m; the speed solves ``f(gap, v, v) = 0``) or speed (m/s; the gap
+        solves it), or both (no solve; ``residual`` reports ``f(gap, v, v)``).
     observe : callable, optional
         Observation of a network model; default Flow's AV observation
         ``[v/15, (v_lead - v)/15, gap/270]``.
@@ -627,10 +634,8 @@ def string_stability(
     import control
     from scipy.optimize import brentq
 
-    if (gap is None) == (speed is None):
-        raise ValueError(
-            f"expected exactly one of gap= and speed=, received gap={gap!r}, speed={speed!r}"
-        )
+    if gap is None and speed is None:
+        raise ValueError("expected gap= or speed= (or both), received neither")
     is_net = isinstance(model, nn.Module)
     if not is_net and not callable(model):
         raise TypeError(f"model: expected a callable or an nn.Module, received {model!r}")
@@ -648,7 +653,10 @@ def string_stability(
                 return float(net(y.reshape(1, -1))[0, 0])
         return float(model(np.float64(s), np.float64(v), np.float64(vl)))
 
-    if gap is not None:
+    if gap is not None and speed is not None:
+        gap = _check_positive(gap, "gap")
+        speed = _check_positive(speed, "speed", allow_zero=True)
+    elif gap is not None:
         gap = _check_positive(gap, "gap")
         lo, hi = speed_bracket
         flo, fhi = accel_np(gap, lo, lo), accel_np(gap, hi, hi)
@@ -666,6 +674,7 @@ def string_stability(
         if accel_np(g_lo, speed, speed) * accel_np(g_hi, speed, speed) > 0:
             raise ValueError(f"no equilibrium gap found for speed {speed!r}")
         gap = brentq(lambda s: accel_np(s, speed, speed), g_lo, g_hi, xtol=1e-14, rtol=1e-15)
+    residual = accel_np(gap, speed, speed)
     point = np.array([gap, speed, speed], float)
     regions = []
     if is_net:
@@ -703,6 +712,7 @@ def string_stability(
         ward_wilson=r0["ward_wilson"],
         regions=regions,
         method=method,
+        residual=float(residual),
     )
 
 
