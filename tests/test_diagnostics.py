@@ -39,6 +39,10 @@ def test_dead_units_match_brute_force_preactivations():
     assert set(range(5)) <= set(rep.dead[0].tolist())
     assert rep.fractions[0] == pytest.approx(len(expected[0]) / 16)
     assert rep.to_dict()["widths"] == [16, 8]
+    # an output clip between frozen scaling layers is not a hidden layer
+    clipped = mlp(3, 1, (16, 8), "relu", output_activation="hardtanh", output_scale=2.0, seed=0)
+    assert len(dead_units(clipped, x).layers) == 3
+    assert len(dead_units(clipped, x, hidden_only=True).layers) == 2
 
 
 def test_revival_spike_matches_closed_form_and_mitigations_remove_it():

@@ -116,7 +116,7 @@ def _active_fn(module: nn.Module):
     return None
 
 
-def dead_units(net: nn.Module, states) -> DeadUnits:
+def dead_units(net: nn.Module, states, *, hidden_only: bool = False) -> DeadUnits:
     """Fraction of piecewise-linear units never active over a batch of states, per layer.
 
     A ReLU unit is active on a state when its pre-activation is ``> 0`` (its gradient is then
@@ -130,6 +130,10 @@ def dead_units(net: nn.Module, states) -> DeadUnits:
         The network; it is called as ``net(states)``.
     states : array_like or Tensor, shape (B, p)
         Inputs of the network (e.g. observations visited in rollouts).
+    hidden_only : bool
+        Skip activation layers after the last trainable ``nn.Linear`` (an output clip such as the
+        ``Hardtanh`` of an exported policy, between frozen scaling layers); a dead output clip
+        means an always saturated action.
 
     Returns
     -------
@@ -146,9 +150,18 @@ def dead_units(net: nn.Module, states) -> DeadUnits:
         )
     records: dict[str, torch.Tensor] = {}
     hooks = []
-    for name, mod in net.named_modules():
+    modules = list(net.named_modules())
+    last_linear = max(
+        (
+            i
+            for i, (_, m) in enumerate(modules)
+            if isinstance(m, nn.Linear) and m.weight.requires_grad
+        ),
+        default=len(modules),
+    )
+    for i, (name, mod) in enumerate(modules):
         fn = _active_fn(mod)
-        if fn is None:
+        if fn is None or (hidden_only and i > last_linear):
             continue
 
         def hook(m, inputs, output, name=name, fn=fn):

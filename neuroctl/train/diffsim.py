@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..controllers import ACTIVATIONS, mlp
+from .diagnostics import dead_units
 from .export import atomic_torch_save, atomic_write_text, save_policy
 from .result import CsvLog, TensorBoardLog, Timer, TrainResult, cli_command, policy_summary
 from .tasks import DiffsimTask, make_task
@@ -53,11 +54,13 @@ def diffsim_policy(task: DiffsimTask, hidden, activation: str, seed: int) -> tor
     return net
 
 
-def _rollout_cost(task: DiffsimTask, policy, x, r, ctx, gen: torch.Generator):
+def _rollout_cost(task: DiffsimTask, policy, x, r, ctx, gen: torch.Generator, seen=None):
     plant = task.plant
     total = 0.0
-    for _ in range(task.window):
+    for k in range(task.window):
         y = task.policy_input(x, r, ctx) if task.policy_input else plant.observe(x, r)
+        if seen is not None and k % 10 == 0:
+            seen.append(y.detach().to(torch.float32))
         a = policy(y.to(torch.float32)).to(torch.float64)
         u = task.apply_input(x, a, ctx) if task.apply_input else a
         u = plant.saturate(u)
@@ -205,7 +208,7 @@ def train_diffsim(
             ckpt,
         )
 
-    csv_log = CsvLog(out / "progress.csv", ["steps", "cost", "lr", "time"])
+    csv_log = CsvLog(out / "progress.csv", ["steps", "cost", "lr", "dead_fraction", "time"])
     tb = TensorBoardLog(out / "tb", enabled=tensorboard)
     bar = None
     if progress:
@@ -225,7 +228,9 @@ def train_diffsim(
             for _ in range(task.windows):
                 if step >= steps:
                     break
-                cost, x = _rollout_cost(task, policy, x, r, ctx, gen)
+                log_now = (step + 1) % log_every == 0 or step + 1 == steps
+                seen: list | None = [] if log_now else None
+                cost, x = _rollout_cost(task, policy, x, r, ctx, gen, seen)
                 opt.zero_grad()
                 cost.backward()
                 torch.nn.utils.clip_grad_norm_(params, grad_clip)
@@ -237,15 +242,20 @@ def train_diffsim(
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(cost=f"{costs[-1]:.4g}", refresh=False)
-                if step % log_every == 0 or step == steps:
+                if log_now:
+                    dead = dead_units(
+                        policy, torch.cat(seen).reshape(-1, task.n_obs), hidden_only=True
+                    )
                     row = dict(
                         steps=step,
                         cost=float(np.mean(costs[-log_every:])),
                         lr=sched.get_last_lr()[0],
+                        dead_fraction=dead.total_fraction,
                         time=timer(),
                     )
                     csv_log.write(**row)
                     tb.scalar("train/cost", row["cost"], step)
+                    tb.scalar("diagnostics/dead_unit_fraction", row["dead_fraction"], step)
                 if step % checkpoint_every == 0:
                     save(step)
                 if callback is not None and callback(step, policy, costs[-1]) is False:
