@@ -69,9 +69,10 @@ def _check_action(action, m: int, lo: float, hi: float) -> np.ndarray:
             a = a.reshape(m)
         else:
             raise ValueError(f"action: expected shape ({m},), received shape {a.shape}")
-    if m and not all(map(math.isfinite, a.tolist())):
+    vals = a.tolist()
+    if not all(map(math.isfinite, vals)):
         raise ValueError(f"action: expected finite accelerations, received {a}")
-    return np.minimum(np.maximum(a, lo), hi)
+    return np.array([min(max(t, lo), hi) for t in vals])
 
 
 def _initial_state(p: Params, L: float, options: dict | None):
@@ -292,7 +293,7 @@ class RingRoadEnv(gym.Env):
         v = x[n:]
         reward = self._reward_speed * float(v.sum())
         if self._m:
-            reward -= self._reward_accel * float(np.abs(a).sum())
+            reward -= self._reward_accel * sum(map(abs, a.tolist()))
         obs = (np.concatenate([v, gaps]) @ self._obs_matrix).astype(np.float32)
         info = {
             "speeds": v,
