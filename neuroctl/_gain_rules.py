@@ -18,21 +18,65 @@ the bookkeeping of :class:`Walk`:
   derivative and update global bounds on the Lipschitz constant and on the Lipschitz constant of
   the gradient, which give the validity radius of the affine model.
 
+The rules are written once for numpy and torch (``xp`` below is the namespace of the walk):
+:func:`walk_network` runs small batches on numpy float64 arrays (little per-operation overhead,
+for the single-point path of ``analyze``) and large batches on torch float64 tensors.
+
 Unsupported layers raise a ``TypeError`` naming the layer and listing :data:`GAIN_RULES`.
 """
 
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
+from scipy.special import expit
 from torch import nn
 
 __all__ = ["GAIN_RULES", "Walk", "KinkFound", "walk_network", "supported_layers"]
 
 F64 = torch.float64
+
+#: Batches up to this size are walked with numpy (lower overhead per operation).
+NUMPY_MAX_BATCH = 64
+
+_PARAM_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _is_np(a) -> bool:
+    return isinstance(a, np.ndarray)
+
+
+def _param(layer: nn.Module, name: str, like):
+    """A float64 copy of ``layer.<name>`` as numpy or torch (cached, refreshed on change)."""
+    p = getattr(layer, name)
+    if p is None:
+        return None
+    key = (name, _is_np(like))
+    cache = _PARAM_CACHE.setdefault(layer, {})
+    hit = cache.get(key)
+    if hit is not None and hit[0] is p and hit[1] == p._version:
+        return hit[2]
+    val = p.detach().to(F64)
+    if _is_np(like):
+        val = val.cpu().numpy().copy()
+    cache[key] = (p, p._version, val)
+    return val
+
+
+def _take(a, idx, axis):
+    """``take_along_axis`` / ``gather``."""
+    if _is_np(a):
+        return np.take_along_axis(a, idx, axis)
+    return torch.gather(a, axis, idx)
+
+
+def _where(c, a, b):
+    return np.where(c, a, b) if _is_np(c) else torch.where(c, a, b)
 
 
 @dataclass
@@ -101,37 +145,46 @@ def _dual_norm(g: torch.Tensor, norm: float, dim: int) -> torch.Tensor:
             acc = rows[0] * rows[0]
             for r in rows[1:]:
                 acc = acc + r * r
-            return acc.sqrt()
-        acc = rows[0].abs()
+            return np.sqrt(acc) if _is_np(acc) else acc.sqrt()
+        acc = abs(rows[0])
+        mx = np.maximum if _is_np(g) else torch.maximum
         for r in rows[1:]:
-            acc = acc + r.abs() if math.isinf(norm) else torch.maximum(acc, r.abs())
+            acc = acc + abs(r) if math.isinf(norm) else mx(acc, abs(r))
         return acc
     if norm == 2:
-        return torch.linalg.vector_norm(g, 2, dim=dim)
+        return (g * g).sum(dim).sqrt() if not _is_np(g) else np.sqrt((g * g).sum(dim))
     if math.isinf(norm):
-        return g.abs().sum(dim=dim)
-    return g.abs().amax(dim=dim)
+        return abs(g).sum(dim)
+    return abs(g).max(dim) if _is_np(g) else abs(g).amax(dim=dim)
 
 
 def _ball_direction(g: torch.Tensor, norm: float) -> torch.Tensor:
     """Unit vector (in ``norm``) that maximises ``g . d``, rows of ``g`` of shape (B, n)."""
+    xp = np if _is_np(g) else torch
     if norm == 2:
-        return g / torch.linalg.vector_norm(g, 2, dim=-1, keepdim=True).clamp_min(1e-300)
+        nrm = (g * g).sum(-1, keepdims=True) if _is_np(g) else (g * g).sum(-1, keepdim=True)
+        return (
+            g / xp.sqrt(nrm).clip(1e-300, None) if _is_np(g) else g / nrm.sqrt().clamp_min(1e-300)
+        )
     if math.isinf(norm):
-        return torch.sign(g)
-    idx = g.abs().argmax(dim=-1, keepdim=True)
-    d = torch.zeros_like(g)
-    return d.scatter(-1, idx, torch.sign(torch.gather(g, -1, idx)))
+        return xp.sign(g)
+    rows = xp.arange(g.shape[0])
+    idx = abs(g).argmax(-1)
+    d = g * 0
+    d[rows, idx] = xp.sign(g[rows, idx])
+    return d
 
 
 # ----------------------------------------------------------------------------- affine layers
 def _linear(layer: nn.Linear, w: Walk) -> None:
-    W = layer.weight.detach().to(F64)
+    W = _param(layer, "weight", w.T)
     w.T = w.T @ W.T
-    if layer.bias is not None:
-        w.T[:, 0, :] += layer.bias.detach().to(F64)
+    b = _param(layer, "bias", w.T)
+    if b is not None:
+        w.T[:, 0, :] += b
     if w.need_lip:  # only smooth layers use the Lipschitz bounds (an SVD per layer)
-        s = float(torch.linalg.matrix_norm(W, 2)) if W.numel() else 0.0
+        Wn = W if _is_np(W) else W.numpy()
+        s = float(np.linalg.norm(Wn, 2)) if Wn.size else 0.0
         w.lip *= s
         w.curv *= s
 
@@ -163,7 +216,7 @@ def _pwl_spec(layer: nn.Module) -> PWLSpec:
     if isinstance(layer, nn.LeakyReLU):
         return PWLSpec([0.0], [float(layer.negative_slope), 1.0], [0.0, 0.0])
     if isinstance(layer, nn.PReLU):
-        a = layer.weight.detach().to(F64).reshape(-1)
+        a = layer.weight.detach().to(F64).reshape(-1).numpy().copy()
         return PWLSpec([0.0], [a, 1.0], [0.0, 0.0])
     if isinstance(layer, nn.Hardtanh):
         lo, hi = float(layer.min_val), float(layer.max_val)
@@ -171,40 +224,46 @@ def _pwl_spec(layer: nn.Module) -> PWLSpec:
     raise TypeError(f"no piecewise-linear description of {type(layer).__name__}")
 
 
-def _as_row(v, k: int) -> torch.Tensor:
-    t = torch.as_tensor(v, dtype=F64)
-    return t.expand(k) if t.numel() == 1 else t.reshape(k)
+def _as_row(v, k: int) -> np.ndarray:
+    t = np.asarray(v, dtype=float)
+    return np.broadcast_to(t, (k,)) if t.size == 1 else t.reshape(k)
 
 
 def _pwl(layer: nn.Module, w: Walk) -> None:
     spec = _pwl_spec(layer)
-    z = w.T[:, 0, :]  # (B, k)
-    G = w.T[:, 1:, :]  # (B, n, k)
+    T = w.T
+    use_np = _is_np(T)
+    z = T[:, 0, :]  # (B, k)
+    G = T[:, 1:, :]  # (B, n, k)
     B, k = z.shape
     rec_idx = len(w.records)
-    breaks = torch.tensor(spec.breaks, dtype=F64)
-    slopes = torch.stack([_as_row(s, k) for s in spec.slopes])  # (P, k)
-    inter = torch.stack([_as_row(c, k) for c in spec.intercepts])  # (P, k)
+    breaks = np.asarray(spec.breaks, dtype=float)
+    slopes = np.stack([_as_row(s_, k) for s_ in spec.slopes])  # (P, k)
+    inter = np.stack([_as_row(c_, k) for c_ in spec.intercepts])  # (P, k)
+    if not use_np:
+        slopes, inter = torch.from_numpy(slopes), torch.from_numpy(inter)
     if len(spec.breaks) == 1:  # fast path (ReLU, LeakyReLU, PReLU)
         diff = z - spec.breaks[0]
-        piece = (diff > 0).long()
-        mingap = diff.abs()
-        nearest = torch.zeros_like(piece)
+        piece = (diff > 0).astype(np.int64) if use_np else (diff > 0).long()
+        mingap = abs(diff)
+        nearest = piece * 0
     else:
-        piece = (z.unsqueeze(-1) > breaks).sum(-1)  # (B, k)
-        gap = (z.unsqueeze(-1) - breaks).abs()  # (B, k, nb)
-        mingap, nearest = gap.min(-1)
+        br = breaks if use_np else torch.from_numpy(breaks)
+        piece = (z[..., None] > br).sum(-1)  # (B, k)
+        gap = abs(z[..., None] - br)  # (B, k, nb)
+        if use_np:
+            mingap, nearest = gap.min(-1), gap.argmin(-1)
+        else:
+            mingap, nearest = gap.min(-1)
     if w.smooth_seen:
         # pre-activation not affine: bound its variation by a global Lipschitz constant
-        Wprev = w.lip
-        gnorm = torch.full_like(z, Wprev)
-        if not (w.norm == 2):
-            n = G.shape[1]
-            gnorm = gnorm * (math.sqrt(n) if math.isinf(w.norm) else 1.0)
+        n = G.shape[1]
+        factor = math.sqrt(n) if math.isinf(w.norm) else 1.0
+        gnorm = z * 0 + w.lip * factor
     else:
         gnorm = _dual_norm(G, w.norm, dim=1)  # (B, k)
     live = gnorm > 0
-    dist = torch.where(live, mingap / torch.where(live, gnorm, 1.0), torch.inf)
+    dist = _where(live, mingap / _where(live, gnorm, 1.0), math.inf)
     ambiguous = (mingap <= w.kink_tol) & live
     forced = w.forced.get(rec_idx, {})
     if forced:
@@ -212,70 +271,80 @@ def _pwl(layer: nn.Module, w: Walk) -> None:
             piece[:, j] = p
             ambiguous[:, j] = False
     if w.stop_at_kink and bool(ambiguous.any()):
-        js = torch.nonzero(ambiguous[0]).reshape(-1).tolist()
-        sides = [(int(nearest[0, j]), int(nearest[0, j]) + 1) for j in js]
-        raise KinkFound(
-            rec_idx,
-            js,
-            sides,
-            G[0, :, js].T.clone(),
-            (z[0, js] - breaks[nearest[0, js]]).clone(),
-        )
-    if ambiguous.any():
-        w.kink_mask = w.kink_mask | ambiguous.any(-1)
-    # points at a kink have distance 0 (they lie on the boundary)
-    dist = torch.where(ambiguous, torch.zeros_like(dist), dist)
-    s = torch.gather(slopes, 0, piece) if slopes.shape[1] else slopes[:0]
+        amb0 = np.asarray(ambiguous[0])
+        js = [int(j) for j in np.flatnonzero(amb0)]
+        near0 = np.asarray(nearest[0])
+        sides = [(int(near0[j]), int(near0[j]) + 1) for j in js]
+        G0, z0 = np.asarray(G[0]), np.asarray(z[0])
+        raise KinkFound(rec_idx, js, sides, G0[:, js].T.copy(), z0[js] - breaks[near0[js]])
+    any_amb = ambiguous.any(-1)
+    if bool(any_amb.any()):
+        w.kink_mask = w.kink_mask | any_amb
+        # points at a kink have distance 0 (they lie on the boundary)
+        dist = _where(ambiguous, 0.0, dist)
+    s = _take(slopes, piece, 0) if k else slopes[:0]
     has_intercepts = any(float(c_) != 0.0 for c_ in spec.intercepts)
     if has_intercepts:
-        c = torch.gather(inter, 0, piece) if inter.shape[1] else inter[:0]
-    # record before scaling
-    d_min, j_min = dist.min(-1)
-    better = d_min < w.binding_dist
-    if bool(better.any()):
-        w.binding_dist = torch.where(better, d_min, w.binding_dist)
-        w.binding[better, 0] = rec_idx
-        w.binding[better, 1] = j_min[better]
-        gj = torch.gather(G, 2, j_min.view(B, 1, 1).expand(B, G.shape[1], 1)).squeeze(-1)
-        zj = torch.gather(z, 1, j_min.view(B, 1)).squeeze(-1)
-        bj = breaks[torch.gather(nearest, 1, j_min.view(B, 1)).squeeze(-1)]
-        sign = torch.where(zj > bj, -1.0, 1.0).to(F64).unsqueeze(-1)
-        w.binding_dir = torch.where(
-            better.unsqueeze(-1), sign * _ball_direction(gj, w.norm), w.binding_dir
-        )
-    grad = G.transpose(1, 2).clone() if w.keep_grads else None
-    offset = None
-    if grad is not None:
-        offset = z - torch.einsum("bkn,bn->bk", grad, w.x)
-    w.records.append(
-        Record(type(layer).__name__, z, piece.to(torch.int8), dist, grad, offset)
-    )
-    w.T = w.T * s.unsqueeze(1)  # a new tensor: the recorded z (a view of the old one) stays
+        c = _take(inter, piece, 0) if k else inter[:0]
+    # the nearest breakpoint of all neurons so far (before scaling)
+    if k:
+        if use_np:
+            j_min = dist.argmin(-1)
+            d_min = np.take_along_axis(dist, j_min[:, None], 1)[:, 0]
+        else:
+            d_min, j_min = dist.min(-1)
+        better = d_min < w.binding_dist
+        if bool(better.any()):
+            rows = np.arange(B) if use_np else torch.arange(B)
+            w.binding_dist = _where(better, d_min, w.binding_dist)
+            w.binding[better, 0] = rec_idx
+            w.binding[better, 1] = j_min[better]
+            gj = G[rows, :, j_min]  # (B, n)
+            zj = z[rows, j_min]
+            bj = breaks[np.asarray(nearest[rows, j_min])]
+            if not use_np:
+                bj = torch.from_numpy(np.atleast_1d(bj))
+            sign = _where(zj > bj, -1.0, 1.0)[:, None]
+            w.binding_dir = _where(
+                better[:, None], sign * _ball_direction(gj, w.norm), w.binding_dir
+            )
+    grad = offset = None
+    if w.keep_grads:
+        grad = G.transpose(0, 2, 1).copy() if use_np else G.transpose(1, 2).clone()
+        ein = np.einsum if use_np else torch.einsum
+        offset = z - ein("bkn,bn->bk", grad, w.x)
+    p8 = piece.astype(np.int8) if use_np else piece.to(torch.int8)
+    w.records.append(Record(type(layer).__name__, z, p8, dist, grad, offset))
+    w.T = T * s[:, None, :]  # a new array: the recorded z (a view of the old one) stays
     if has_intercepts:
         w.T[:, 0, :] += c
-    smax = float(slopes.abs().max()) if slopes.numel() else 0.0
+    smax = float(abs(slopes).max()) if k else 0.0
     w.lip *= smax
     w.curv *= smax
 
 
 # ------------------------------------------------------------------------ smooth activations
 def _sigmoid_d(z):
-    s = torch.sigmoid(z)
+    s = expit(z) if _is_np(z) else torch.sigmoid(z)
     return s, s * (1 - s)
 
 
 def _tanh_d(z):
-    t = torch.tanh(z)
+    t = np.tanh(z) if _is_np(z) else torch.tanh(z)
     return t, 1 - t * t
 
 
 def _autograd_d(fn: Callable) -> Callable:
     def d(z):
+        zt = torch.from_numpy(z) if _is_np(z) else z
         with torch.enable_grad():
-            zz = z.detach().requires_grad_(True)
+            zz = zt.detach().requires_grad_(True)
             y = fn(zz)
             (g,) = torch.autograd.grad(y.sum(), zz)
-        return y.detach(), g
+        y = y.detach()
+        if _is_np(z):
+            return y.numpy(), g.numpy()
+        return y, g
 
     return d
 
@@ -311,22 +380,20 @@ def _smooth(layer: nn.Module, w: Walk) -> None:
     z = w.T[:, 0, :]
     val, d = fn(z)
     B, k = z.shape
-    grad = w.T[:, 1:, :].transpose(1, 2).clone() if w.keep_grads else None
-    offset = None
-    if grad is not None:
-        offset = z - torch.einsum("bkn,bn->bk", grad, w.x)
-    w.records.append(
-        Record(
-            type(layer).__name__,
-            z.clone(),
-            torch.full((B, k), -1, dtype=torch.int8),
-            torch.full((B, k), torch.inf, dtype=F64),
-            grad,
-            offset,
-            smooth=True,
-        )
-    )
-    w.T = w.T * d.unsqueeze(1)
+    use_np = _is_np(z)
+    grad = offset = None
+    if w.keep_grads:
+        G = w.T[:, 1:, :]
+        grad = G.transpose(0, 2, 1).copy() if use_np else G.transpose(1, 2).clone()
+        ein = np.einsum if use_np else torch.einsum
+        offset = z - ein("bkn,bn->bk", grad, w.x)
+    if use_np:
+        piece, dist = np.full((B, k), -1, dtype=np.int8), np.full((B, k), np.inf)
+    else:
+        piece = torch.full((B, k), -1, dtype=torch.int8)
+        dist = torch.full((B, k), torch.inf, dtype=F64)
+    w.records.append(Record(type(layer).__name__, z, piece, dist, grad, offset, smooth=True))
+    w.T = w.T * d[:, None, :]
     w.T[:, 0, :] = val
     w.curv = s2 * w.lip**2 + s1 * w.curv
     w.lip *= s1
@@ -373,7 +440,7 @@ def apply_rule(layer: nn.Module, w: Walk) -> None:
 
 def walk_network(
     net: nn.Module,
-    x: torch.Tensor,
+    x,
     *,
     norm: float,
     kink_tol: float,
@@ -381,11 +448,32 @@ def walk_network(
     stop_at_kink: bool = False,
     forced: dict | None = None,
 ) -> Walk:
-    """Run the rule table over ``net`` at the points ``x`` (shape (B, n), float64)."""
+    """Run the rule table over ``net`` at the points ``x`` (shape (B, n), float64).
+
+    ``x`` as a numpy array walks in numpy, as a torch tensor in torch; every array of the
+    returned :class:`Walk` is of the same kind.
+    """
     B, n = x.shape
-    T = torch.empty((B, 1 + n, n), dtype=F64)
-    T[:, 0, :] = x
-    T[:, 1:, :] = torch.eye(n, dtype=F64)
+    if _is_np(x):
+        T = np.empty((B, 1 + n, n))
+        T[:, 0, :] = x
+        T[:, 1:, :] = np.eye(n)
+        extra = dict(
+            binding_dist=np.full(B, np.inf),
+            binding=np.full((B, 2), -1, dtype=np.int64),
+            binding_dir=np.zeros((B, n)),
+            kink_mask=np.zeros(B, dtype=bool),
+        )
+    else:
+        T = torch.empty((B, 1 + n, n), dtype=F64)
+        T[:, 0, :] = x
+        T[:, 1:, :] = torch.eye(n, dtype=F64)
+        extra = dict(
+            binding_dist=torch.full((B,), torch.inf, dtype=F64),
+            binding=torch.full((B, 2), -1, dtype=torch.long),
+            binding_dir=torch.zeros((B, n), dtype=F64),
+            kink_mask=torch.zeros(B, dtype=torch.bool),
+        )
     w = Walk(
         T=T,
         x=x,
@@ -394,11 +482,8 @@ def walk_network(
         keep_grads=keep_grads,
         stop_at_kink=stop_at_kink,
         forced=forced or {},
-        binding_dist=torch.full((B,), torch.inf, dtype=F64),
-        binding=torch.full((B, 2), -1, dtype=torch.long),
-        binding_dir=torch.zeros((B, n), dtype=F64),
-        kink_mask=torch.zeros(B, dtype=torch.bool),
         need_lip=any(isinstance(m, SMOOTH_LAYERS) for m in net.modules()),
+        **extra,
     )
     with torch.no_grad():
         apply_rule(net, w)

@@ -30,6 +30,7 @@ from torch import nn
 
 from ._gain_rules import (
     GAIN_RULES,
+    NUMPY_MAX_BATCH,
     KinkFound,
     supported_layers,
     walk_network,
@@ -320,6 +321,10 @@ class LocalGain:
         return fig
 
 
+def _np(a) -> np.ndarray:
+    return a if isinstance(a, np.ndarray) else a.numpy()
+
+
 def _float64(net: nn.Module) -> nn.Module:
     """A float64 copy of a network (the original is untouched)."""
     if all(p.dtype == F64 for p in net.parameters()) and all(
@@ -359,7 +364,7 @@ def _lp_direction(constraints: list[tuple[np.ndarray, float]], n: int):
     return t > 1e-9, res.x[:n], t
 
 
-def _enumerate_regions(net, y1: torch.Tensor, *, norm, kink_tol, max_kink_neurons):
+def _enumerate_regions(net, y1: np.ndarray, *, norm, kink_tol, max_kink_neurons):
     """All non-empty regions adjacent to the single point ``y1`` (shape (1, n))."""
     n = y1.shape[1]
     regions: list[Region] = []
@@ -379,7 +384,7 @@ def _enumerate_regions(net, y1: torch.Tensor, *, norm, kink_tol, max_kink_neuron
                     f"exceeds max_kink_neurons={max_kink_neurons}. Pass a larger "
                     "max_kink_neurons= or analyse a point off the kinks."
                 ) from None
-            grads = k.grads.numpy()
+            grads = np.asarray(k.grads)
             for combo in itertools.product((0, 1), repeat=a):
                 cons = list(constraints)
                 new = dict(forced)
@@ -391,13 +396,13 @@ def _enumerate_regions(net, y1: torch.Tensor, *, norm, kink_tol, max_kink_neuron
                 if ok:
                     recurse(new, cons, d)
             return
-        K = w.T[0, 1:, :].T.numpy().copy()
-        val = w.T[0, 0, :].numpy().copy()
+        K = np.array(w.T[0, 1:, :]).T.copy()
+        val = np.array(w.T[0, 0, :])
         regions.append(
             Region(
                 K=K,
-                c=val - K @ y1[0].numpy(),
-                pattern=tuple(r.piece[0].numpy().copy() for r in w.records),
+                c=val - K @ np.asarray(y1[0]),
+                pattern=tuple(np.array(r.piece[0]) for r in w.records),
                 direction=direction,
             )
         )
@@ -477,12 +482,14 @@ def local_gain(
     validity_tol = _check_positive(validity_tol, "validity_tol")
     if not (isinstance(max_kink_neurons, (int, np.integer)) and max_kink_neurons >= 1):
         raise ValueError(f"max_kink_neurons: expected an int >= 1, received {max_kink_neurons!r}")
-    xt = x.detach().to(F64) if torch.is_tensor(x) else torch.as_tensor(np.asarray(x, float))
-    if xt.ndim not in (1, 2):
-        raise ValueError(f"x: expected shape (n,) or (B, n), received {tuple(xt.shape)}")
-    batched = xt.ndim == 2
-    X = xt if batched else xt[None]
-    B, n = X.shape
+    xn = x.detach().to(F64).cpu().numpy() if torch.is_tensor(x) else np.asarray(x, float)
+    if xn.ndim not in (1, 2):
+        raise ValueError(f"x: expected shape (n,) or (B, n), received {tuple(xn.shape)}")
+    batched = xn.ndim == 2
+    Xn = np.ascontiguousarray(xn if batched else xn[None])
+    B, n = Xn.shape
+    # small batches walk in numpy (low overhead per operation), large ones in torch
+    X = Xn if B <= NUMPY_MAX_BATCH else torch.from_numpy(Xn)
 
     # one vectorized pass, in chunks to bound memory
     parts = []
@@ -496,11 +503,10 @@ def local_gain(
     exact = not w0.smooth_seen
 
     def cat(get):
-        return torch.cat([get(p) for p in parts]).numpy()
+        return np.concatenate([_np(get(p)) for p in parts])
 
     value = cat(lambda p: p.T[:, 0, :])
-    K = cat(lambda p: p.T[:, 1:, :].transpose(1, 2))
-    Xn = X.numpy()
+    K = cat(lambda p: p.T[:, 1:, :].swapaxes(1, 2))
     c = value - np.einsum("bmn,bn->bm", K, Xn)
     region_radius = cat(lambda p: p.binding_dist)
     at_kink = cat(lambda p: p.kink_mask)
@@ -511,26 +517,24 @@ def local_gain(
     else:
         smooth_radius = math.inf
     radius = np.minimum(region_radius, smooth_radius)
-    patterns = [
-        torch.cat([p.records[i].piece for p in parts]).numpy() for i in range(len(w0.records))
-    ]
+    patterns = [cat(lambda p, i=i: p.records[i].piece) for i in range(len(w0.records))]
     pre = None
     if preactivations:
         pre = []
         for i in range(len(w0.records)):
             pre.append(
                 {
-                    "z": torch.cat([p.records[i].z for p in parts]).numpy(),
-                    "grad": torch.cat([p.records[i].grad for p in parts]).numpy(),
-                    "offset": torch.cat([p.records[i].offset for p in parts]).numpy(),
-                    "distance": torch.cat([p.records[i].distance for p in parts]).numpy(),
+                    "z": cat(lambda p, i=i: p.records[i].z),
+                    "grad": cat(lambda p, i=i: p.records[i].grad),
+                    "offset": cat(lambda p, i=i: p.records[i].offset),
+                    "distance": cat(lambda p, i=i: p.records[i].distance),
                 }
             )
     kink_regions = {}
     for b in np.flatnonzero(at_kink):
         regs = _enumerate_regions(
             net,
-            X[b : b + 1],
+            Xn[b : b + 1],
             norm=norm,
             kink_tol=kink_tol,
             max_kink_neurons=int(max_kink_neurons),

@@ -214,10 +214,10 @@ def test_too_many_ambiguous_neurons_is_a_clear_error():
 
 def test_batched_results_equal_single_point_results():
     net = nc.mlp(4, 2, (64, 64), "relu", seed=7)
-    X = np.random.default_rng(3).normal(size=(50, 4))
+    X = np.random.default_rng(3).normal(size=(300, 4))  # > 64 points: the torch walk
     batch = nc.local_gain(net, X, norm="inf")
-    assert len(batch) == 50
-    for i in (0, 17, 49):
+    assert len(batch) == 300
+    for i in (0, 17, 299):  # single points: the numpy walk
         single = nc.local_gain(net, X[i], norm="inf")
         np.testing.assert_allclose(batch.K[i], single.K, rtol=1e-13, atol=1e-15)
         assert batch.radius[i] == pytest.approx(single.radius, rel=1e-12)
