@@ -229,19 +229,33 @@ def _as_row(v, k: int) -> np.ndarray:
     return np.broadcast_to(t, (k,)) if t.size == 1 else t.reshape(k)
 
 
-def _pwl(layer: nn.Module, w: Walk) -> None:
+def _pwl_tables(layer: nn.Module, k: int, use_np: bool):
+    """(spec, breaks, slopes (P, k), intercepts (P, k)) of a PWL layer, cached per layer
+    (refreshed when a PReLU's weight changes)."""
+    cache = _PARAM_CACHE.setdefault(layer, {})
+    stamp = (layer.weight, layer.weight._version) if isinstance(layer, nn.PReLU) else None
+    key = ("pwl", k, use_np)
+    hit = cache.get(key)
+    if hit is not None and (stamp is None or (hit[0][0] is stamp[0] and hit[0][1] == stamp[1])):
+        return hit[1:]
     spec = _pwl_spec(layer)
+    breaks = np.asarray(spec.breaks, dtype=float)
+    slopes = np.stack([_as_row(s_, k) for s_ in spec.slopes])  # (P, k)
+    inter = np.stack([_as_row(c_, k) for c_ in spec.intercepts])  # (P, k)
+    if not use_np:
+        slopes, inter = torch.from_numpy(slopes), torch.from_numpy(inter)
+    cache[key] = (stamp, spec, breaks, slopes, inter)
+    return spec, breaks, slopes, inter
+
+
+def _pwl(layer: nn.Module, w: Walk) -> None:
     T = w.T
     use_np = _is_np(T)
     z = T[:, 0, :]  # (B, k)
     G = T[:, 1:, :]  # (B, n, k)
     B, k = z.shape
     rec_idx = len(w.records)
-    breaks = np.asarray(spec.breaks, dtype=float)
-    slopes = np.stack([_as_row(s_, k) for s_ in spec.slopes])  # (P, k)
-    inter = np.stack([_as_row(c_, k) for c_ in spec.intercepts])  # (P, k)
-    if not use_np:
-        slopes, inter = torch.from_numpy(slopes), torch.from_numpy(inter)
+    spec, breaks, slopes, inter = _pwl_tables(layer, k, use_np)
     if len(spec.breaks) == 1:  # fast path (ReLU, LeakyReLU, PReLU)
         diff = z - spec.breaks[0]
         piece = (diff > 0).astype(np.int64) if use_np else (diff > 0).long()

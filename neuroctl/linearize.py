@@ -670,19 +670,20 @@ def plant_jacobians(plant: Plant, x, u, w=None, r=None, *, continuous: bool | No
     w = np.zeros(nw) if w is None else np.asarray(w, float).reshape(nw)
     r = plant.nominal_reference if r is None else np.asarray(r, float).reshape(nr)
 
-    def f(xt, ut, wt):
-        if cont:
-            return plant.rhs(xt, ut, wt if nw else None)
-        return _raw_step(plant, xt, ut, wt if nw else None)
-
-    (A, Bm, Bw), f0 = _jacobians(f, [x, u, w], (0, 1, 2), n)
     p = plant.n_outputs
 
-    def g(xt, rt):
-        return plant.observe(xt, rt if nr else None)
+    def fg(xt, ut, wt, rt):
+        # dynamics and observation stacked: one forward and one backward pass for both
+        if cont:
+            f = plant.rhs(xt, ut, wt if nw else None)
+        else:
+            f = _raw_step(plant, xt, ut, wt if nw else None)
+        return torch.cat([f, plant.observe(xt, rt if nr else None)], -1)
 
-    (C, Cr), y0 = _jacobians(g, [x, r], (0, 1), p)
-    return PlantJacobians(A, Bm, Bw, C, Cr, f0, y0, 0.0 if cont else plant.dt)
+    (Jx, Ju, Jw, Jr), v = _jacobians(fg, [x, u, w, r], (0, 1, 2, 3), n + p)
+    return PlantJacobians(
+        Jx[:n], Ju[:n], Jw[:n], Jx[n:], Jr[n:], v[:n], v[n:], 0.0 if cont else plant.dt
+    )
 
 
 # ========================================================================= operating point
