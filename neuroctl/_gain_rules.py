@@ -452,6 +452,18 @@ def apply_rule(layer: nn.Module, w: Walk) -> None:
     rule(layer, w)
 
 
+def _has_smooth(net: nn.Module) -> bool:
+    """Whether ``net`` has a smooth activation (cached per module and its children)."""
+    cache = _PARAM_CACHE.setdefault(net, {})
+    kids = tuple(map(id, net.children()))
+    hit = cache.get("smooth")
+    if hit is not None and hit[0] == kids:
+        return hit[1]
+    val = any(isinstance(m, SMOOTH_LAYERS) for m in net.modules())
+    cache["smooth"] = (kids, val)
+    return val
+
+
 def walk_network(
     net: nn.Module,
     x,
@@ -496,7 +508,7 @@ def walk_network(
         keep_grads=keep_grads,
         stop_at_kink=stop_at_kink,
         forced=forced or {},
-        need_lip=any(isinstance(m, SMOOTH_LAYERS) for m in net.modules()),
+        need_lip=_has_smooth(net),
         **extra,
     )
     with torch.no_grad():

@@ -42,7 +42,7 @@ def _dominant(poles: np.ndarray, continuous: bool) -> complex | None:
         return None
     key = poles.real if continuous else np.abs(poles)
     top = key.max()
-    cands = poles[np.isclose(key, top, rtol=1e-12, atol=1e-12)]
+    cands = poles[key >= top - 1e-12 * max(1.0, abs(top))]
     return complex(cands[np.argmax(cands.imag)])
 
 
@@ -153,7 +153,6 @@ class StabilityReport:
         self.dt = lin.dt
         self.regions = regions
         self.radius = lin.radius
-        self.state_radius = lin.state_radius
         self.step_input = step_input
         self.step_output = step_output
         self._reducer = reducer
@@ -164,6 +163,10 @@ class StabilityReport:
     @property
     def at_kink(self) -> bool:
         return self.linearization.at_kink
+
+    @property
+    def state_radius(self) -> float:
+        return self.linearization.state_radius
 
     @property
     def stable(self) -> bool:

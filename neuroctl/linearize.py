@@ -20,6 +20,7 @@ import itertools
 import math
 import sys
 import types
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -1122,8 +1123,12 @@ class Linearization:
         self.input_names = plant.input_names
         self.output_names = plant.output_names
         self._exo = exo
-        Cn = _induced_norm(jac.C, norm)
-        self.state_radius = radius / Cn if Cn > 0 else math.inf
+
+    @property
+    def state_radius(self) -> float:
+        """The validity radius mapped to the state (``radius / ||C||``, induced norm)."""
+        Cn = _induced_norm(self.jacobians.C, self.norm)
+        return self.radius / Cn if Cn > 0 else math.inf
 
     # python-control objects ------------------------------------------------------------
     @property
@@ -1419,14 +1424,18 @@ def linearize(
     return lin
 
 
+_SUPPORTED_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _supported(net: nn.Module) -> bool:
-    try:
-        for mod in [net, *net.modules()]:
-            if type(mod) not in GAIN_RULES:
-                return False
-    except TypeError:
-        return False
-    return True
+    """Whether every module of ``net`` has a gain rule (cached per module and its children)."""
+    kids = tuple(map(id, net.children()))
+    hit = _SUPPORTED_CACHE.get(net)
+    if hit is not None and hit[0] == kids:
+        return hit[1]
+    val = all(type(mod) in GAIN_RULES for mod in net.modules())
+    _SUPPORTED_CACHE[net] = (kids, val)
+    return val
 
 
 # =================================================================================== lqr
