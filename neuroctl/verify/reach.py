@@ -254,10 +254,9 @@ class AffineForm:
     def sum(self, axis=None, keepdims=False):
         if axis is None or axis == 0:
             raise ValueError("AffineForm.sum: summing over the batch axis 0 is not supported")
-        ax = axis if axis < 0 else axis
         return self._new(
-            self.c.sum(axis=ax, keepdims=keepdims),
-            self.g.sum(axis=ax if ax < 0 else ax + 1, keepdims=keepdims),
+            self.c.sum(axis=axis, keepdims=keepdims),
+            self.g.sum(axis=axis if axis < 0 else axis + 1, keepdims=keepdims),
         )
 
     # ------------------------------------------------------------------ nonlinear functions
@@ -387,12 +386,52 @@ class AffineForm:
             "stack, concat, concatenate, clip, sum, reshape, where (with a constant condition)"
         )
 
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        # plants may fall back to torch for anything that is not a numpy array
+        kwargs = dict(kwargs or {})
+        name = getattr(func, "__name__", str(func))
+        if name in ("clamp", "clip"):
+            x, *rest = args
+            lo = rest[0] if len(rest) > 0 else kwargs.pop("min", None)
+            hi = rest[1] if len(rest) > 1 else kwargs.pop("max", None)
+            return _clip(x, _from_torch(lo), _from_torch(hi))
+        if name in ("maximum", "max") and len(args) == 2:
+            return _maximum(*(_from_torch(a) for a in args))
+        if name in ("minimum", "min") and len(args) == 2:
+            return _minimum(*(_from_torch(a) for a in args))
+        if name in ("stack", "cat", "concat", "concatenate"):
+            seq = [_from_torch(a) for a in args[0]]
+            dim = args[1] if len(args) > 1 else kwargs.pop("dim", kwargs.pop("axis", 0))
+            return _join("stack" if name == "stack" else "concat", seq, axis=dim)
+        unary = {
+            "sin": AffineForm.sin,
+            "cos": AffineForm.cos,
+            "tanh": AffineForm.tanh,
+            "exp": AffineForm.exp,
+            "sqrt": AffineForm.sqrt,
+            "square": AffineForm.square,
+            "abs": AffineForm.abs,
+            "relu": AffineForm.relu,
+            "reciprocal": AffineForm.reciprocal,
+        }
+        if name in unary and len(args) == 1 and not kwargs:
+            return unary[name](args[0])
+        raise TypeError(
+            f"AffineForm: torch function {name!r} is not supported on sets; supported: clamp, "
+            f"clip, maximum, minimum, stack, cat, {', '.join(sorted(unary))}"
+        )
+
 
 def _expand(g: np.ndarray, nd_from: int, nd_to: int) -> np.ndarray:
     """Generators ``(p, *s)`` of a value of ndim ``nd_from`` aligned for ndim ``nd_to``."""
     if nd_to <= nd_from:
         return g
     return g.reshape(g.shape[0], *((1,) * (nd_to - nd_from)), *g.shape[1:])
+
+
+def _from_torch(v):
+    return v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v
 
 
 def _lift_form(a, ctx):
@@ -478,14 +517,11 @@ def _join(name, arrays, axis=0, **kwargs):
         c = f.c if f.c.shape[:1] == (shape0,) else np.broadcast_to(f.c, (shape0, *f.c.shape[1:]))
         cs.append(c)
         gs.append(np.broadcast_to(f._pad(p), (p, *c.shape)))
+    gax = axis if axis < 0 else axis + 1  # the generators lead with the symbol axis
     if name == "stack":
-        ax = axis if axis < 0 else axis
-        c = np.stack(cs, axis=ax)
-        g = np.stack(gs, axis=ax if ax < 0 else ax + 1)
+        c, g = np.stack(cs, axis=axis), np.stack(gs, axis=gax)
     else:
-        ax = axis if axis < 0 else axis
-        c = np.concatenate(cs, axis=ax)
-        g = np.concatenate(gs, axis=ax if ax < 0 else ax + 1)
+        c, g = np.concatenate(cs, axis=axis), np.concatenate(gs, axis=gax)
     return AffineForm(c, g, ctx)
 
 
