@@ -1,8 +1,8 @@
 """Per-layer rule table for the local-gain analysis of a network (DESIGN.md convention 8).
 
-The walk propagates, for a batch of ``B`` points, an *augmented* tensor ``T`` of shape
-``(B, 1 + n, k)``: row 0 is the value of the current layer's output (``k`` channels) and rows
-``1..n`` are its Jacobian with respect to the network input (transposed, ``dz_k/dx_i``). This is
+The walk propagates, for a batch of ``B`` points, an *augmented* array ``T`` of shape
+``(1 + n, B, k)``: ``T[0]`` is the value of the current layer's output (``k`` channels) and
+``T[1 + i]`` its derivative with respect to input ``i`` (``dz_k/dx_i``). This is
 forward-mode differentiation done with one matrix product per ``nn.Linear`` and one elementwise
 scaling per activation, in float64 whatever the network's dtype.
 
@@ -136,26 +136,18 @@ class KinkFound(Exception):
         self.values = values  # (a,) pre-activation minus breakpoint
 
 
-def _dual_norm(g: torch.Tensor, norm: float, dim: int) -> torch.Tensor:
-    """Dual norm of gradients along ``dim`` (ℓ2 -> ℓ2, ℓ∞ -> ℓ1, ℓ1 -> ℓ∞)."""
-    if dim == 1 and g.ndim == 3 and g.shape[1] <= 16:
-        # a short loop over the rows is much faster than a strided reduction over dim 1
-        rows = [g[:, i, :] for i in range(g.shape[1])]
-        if norm == 2:
-            acc = rows[0] * rows[0]
-            for r in rows[1:]:
-                acc = acc + r * r
-            return np.sqrt(acc) if _is_np(acc) else acc.sqrt()
-        acc = abs(rows[0])
-        mx = np.maximum if _is_np(g) else torch.maximum
-        for r in rows[1:]:
-            acc = acc + abs(r) if math.isinf(norm) else mx(acc, abs(r))
-        return acc
+def _dual_norm(g, norm: float):
+    """Dual norm (ℓ2 -> ℓ2, ℓ∞ -> ℓ1, ℓ1 -> ℓ∞) of gradients stored as rows ``g[i]`` (axis 0)."""
     if norm == 2:
-        return (g * g).sum(dim).sqrt() if not _is_np(g) else np.sqrt((g * g).sum(dim))
-    if math.isinf(norm):
-        return abs(g).sum(dim)
-    return abs(g).max(dim) if _is_np(g) else abs(g).amax(dim=dim)
+        acc = g[0] * g[0]
+        for r in g[1:]:
+            acc = acc + r * r
+        return np.sqrt(acc) if _is_np(acc) else acc.sqrt()
+    acc = abs(g[0])
+    mx = np.maximum if _is_np(g) else torch.maximum
+    for r in g[1:]:
+        acc = acc + abs(r) if math.isinf(norm) else mx(acc, abs(r))
+    return acc
 
 
 def _ball_direction(g: torch.Tensor, norm: float) -> torch.Tensor:
@@ -181,7 +173,7 @@ def _linear(layer: nn.Linear, w: Walk) -> None:
     w.T = w.T @ W.T
     b = _param(layer, "bias", w.T)
     if b is not None:
-        w.T[:, 0, :] += b
+        w.T[0] += b
     if w.need_lip:  # only smooth layers use the Lipschitz bounds (an SVD per layer)
         Wn = W if _is_np(W) else W.numpy()
         s = float(np.linalg.norm(Wn, 2)) if Wn.size else 0.0
@@ -251,8 +243,8 @@ def _pwl_tables(layer: nn.Module, k: int, use_np: bool):
 def _pwl(layer: nn.Module, w: Walk) -> None:
     T = w.T
     use_np = _is_np(T)
-    z = T[:, 0, :]  # (B, k)
-    G = T[:, 1:, :]  # (B, n, k)
+    z = T[0]  # (B, k)
+    G = T[1:]  # (n, B, k)
     B, k = z.shape
     rec_idx = len(w.records)
     spec, breaks, slopes, inter = _pwl_tables(layer, k, use_np)
@@ -271,11 +263,11 @@ def _pwl(layer: nn.Module, w: Walk) -> None:
             mingap, nearest = gap.min(-1)
     if w.smooth_seen:
         # pre-activation not affine: bound its variation by a global Lipschitz constant
-        n = G.shape[1]
+        n = G.shape[0]
         factor = math.sqrt(n) if math.isinf(w.norm) else 1.0
         gnorm = z * 0 + w.lip * factor
     else:
-        gnorm = _dual_norm(G, w.norm, dim=1)  # (B, k)
+        gnorm = _dual_norm(G, w.norm)  # (B, k)
     live = gnorm > 0
     dist = _where(live, mingap / _where(live, gnorm, 1.0), math.inf)
     ambiguous = (mingap <= w.kink_tol) & live
@@ -289,7 +281,7 @@ def _pwl(layer: nn.Module, w: Walk) -> None:
         js = [int(j) for j in np.flatnonzero(amb0)]
         near0 = np.asarray(nearest[0])
         sides = [(int(near0[j]), int(near0[j]) + 1) for j in js]
-        G0, z0 = np.asarray(G[0]), np.asarray(z[0])
+        G0, z0 = np.asarray(G[:, 0]), np.asarray(z[0])
         raise KinkFound(rec_idx, js, sides, G0[:, js].T.copy(), z0[js] - breaks[near0[js]])
     any_amb = ambiguous.any(-1)
     if bool(any_amb.any()):
@@ -313,7 +305,7 @@ def _pwl(layer: nn.Module, w: Walk) -> None:
             w.binding_dist = _where(better, d_min, w.binding_dist)
             w.binding[better, 0] = rec_idx
             w.binding[better, 1] = j_min[better]
-            gj = G[rows, :, j_min]  # (B, n)
+            gj = G[:, rows, j_min].T  # (B, n)
             zj = z[rows, j_min]
             bj = breaks[np.asarray(nearest[rows, j_min])]
             if not use_np:
@@ -324,14 +316,14 @@ def _pwl(layer: nn.Module, w: Walk) -> None:
             )
     grad = offset = None
     if w.keep_grads:
-        grad = G.transpose(0, 2, 1).copy() if use_np else G.transpose(1, 2).clone()
+        grad = G.transpose(1, 2, 0).copy() if use_np else G.permute(1, 2, 0).clone()
         ein = np.einsum if use_np else torch.einsum
         offset = z - ein("bkn,bn->bk", grad, w.x)
     p8 = piece.astype(np.int8) if use_np else piece.to(torch.int8)
     w.records.append(Record(type(layer).__name__, z, p8, dist, grad, offset))
-    w.T = T * s[:, None, :]  # a new array: the recorded z (a view of the old one) stays
+    w.T = T * s  # a new array: the recorded z (a view of the old one) stays
     if has_intercepts:
-        w.T[:, 0, :] += c
+        w.T[0] += c
     smax = float(abs(slopes).max()) if k else 0.0
     w.lip *= smax
     w.curv *= smax
@@ -391,14 +383,14 @@ def _smooth_spec(layer: nn.Module):
 
 def _smooth(layer: nn.Module, w: Walk) -> None:
     fn, s1, s2 = _smooth_spec(layer)
-    z = w.T[:, 0, :]
+    z = w.T[0]
     val, d = fn(z)
     B, k = z.shape
     use_np = _is_np(z)
     grad = offset = None
     if w.keep_grads:
-        G = w.T[:, 1:, :]
-        grad = G.transpose(0, 2, 1).copy() if use_np else G.transpose(1, 2).clone()
+        G = w.T[1:]
+        grad = G.transpose(1, 2, 0).copy() if use_np else G.permute(1, 2, 0).clone()
         ein = np.einsum if use_np else torch.einsum
         offset = z - ein("bkn,bn->bk", grad, w.x)
     if use_np:
@@ -407,8 +399,8 @@ def _smooth(layer: nn.Module, w: Walk) -> None:
         piece = torch.full((B, k), -1, dtype=torch.int8)
         dist = torch.full((B, k), torch.inf, dtype=F64)
     w.records.append(Record(type(layer).__name__, z, piece, dist, grad, offset, smooth=True))
-    w.T = w.T * d[:, None, :]
-    w.T[:, 0, :] = val
+    w.T = w.T * d
+    w.T[0] = val
     w.curv = s2 * w.lip**2 + s1 * w.curv
     w.lip *= s1
     w.smooth_seen = True
@@ -481,9 +473,9 @@ def walk_network(
     """
     B, n = x.shape
     if _is_np(x):
-        T = np.empty((B, 1 + n, n))
-        T[:, 0, :] = x
-        T[:, 1:, :] = np.eye(n)
+        T = np.zeros((1 + n, B, n))
+        T[0] = x
+        T[1 + np.arange(n), :, np.arange(n)] = 1.0
         extra = dict(
             binding_dist=np.full(B, np.inf),
             binding=np.full((B, 2), -1, dtype=np.int64),
@@ -491,9 +483,9 @@ def walk_network(
             kink_mask=np.zeros(B, dtype=bool),
         )
     else:
-        T = torch.empty((B, 1 + n, n), dtype=F64)
-        T[:, 0, :] = x
-        T[:, 1:, :] = torch.eye(n, dtype=F64)
+        T = torch.zeros((1 + n, B, n), dtype=F64)
+        T[0] = x
+        T[1 + torch.arange(n), :, torch.arange(n)] = 1.0
         extra = dict(
             binding_dist=torch.full((B,), torch.inf, dtype=F64),
             binding=torch.full((B, 2), -1, dtype=torch.long),

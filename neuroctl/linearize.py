@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 F64 = torch.float64
-_CHUNK = 1024
+_CHUNK = 2048
 
 
 def _check_norm(norm) -> float:
@@ -397,7 +397,7 @@ def _enumerate_regions(net, y1: np.ndarray, *, norm, kink_tol, max_kink_neurons)
                 if ok:
                     recurse(new, cons, d)
             return
-        K = np.array(w.T[0, 1:, :]).T.copy()
+        K = np.array(w.T[1:, 0, :]).T.copy()
         val = np.array(w.T[0, 0, :])
         regions.append(
             Region(
@@ -506,8 +506,10 @@ def local_gain(
     def cat(get):
         return np.concatenate([_np(get(p)) for p in parts])
 
-    value = cat(lambda p: p.T[:, 0, :])
-    K = cat(lambda p: p.T[:, 1:, :].swapaxes(1, 2))
+    value = cat(lambda p: p.T[0])
+    K = cat(
+        lambda p: p.T[1:].permute(1, 2, 0) if torch.is_tensor(p.T) else p.T[1:].transpose(1, 2, 0)
+    )
     c = value - np.einsum("bmn,bn->bm", K, Xn)
     region_radius = cat(lambda p: p.binding_dist)
     at_kink = cat(lambda p: p.kink_mask)
