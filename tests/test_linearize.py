@@ -215,3 +215,15 @@ def test_options_are_checked():
     lin = nc.linearize(arm, net, reference=[0.1])
     d = lin.to_dict()
     assert d["A"] == lin.jacobians.A.tolist() and len(d["regions"]) == 1
+
+
+def test_linearize_stays_callable_after_importing_the_module():
+    import neuroctl.linearize as module  # binds the package attribute to the module
+
+    arm = arm_plant(ArmParams())
+    net = nc.mlp(4, 1, (4,), "tanh", seed=0)
+    lin = nc.linearize(arm, net, reference=[0.1])
+    assert isinstance(lin, module.Linearization)
+    np.testing.assert_allclose(
+        lin.regions[0].A_cl, module.linearize(arm, net, lin.op).regions[0].A_cl
+    )
