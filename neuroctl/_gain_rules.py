@@ -88,6 +88,10 @@ class PWLSpec:
     slopes: list  # floats or tensors of shape (k,)
     intercepts: list[float]
 
+    @property
+    def has_intercepts(self) -> bool:
+        return any(float(c) != 0.0 for c in self.intercepts)
+
 
 @dataclass
 class Record:
@@ -288,15 +292,21 @@ def _pwl(layer: nn.Module, w: Walk) -> None:
         w.kink_mask = w.kink_mask | any_amb
         # points at a kink have distance 0 (they lie on the boundary)
         dist = _where(ambiguous, 0.0, dist)
-    s = _take(slopes, piece, 0) if k else slopes[:0]
-    has_intercepts = any(float(c_) != 0.0 for c_ in spec.intercepts)
-    if has_intercepts:
-        c = _take(inter, piece, 0) if k else inter[:0]
+    has_intercepts = spec.has_intercepts
+    if len(spec.slopes) == 2:  # one breakpoint: select rather than gather
+        on = piece > 0  # (forced sides included)
+        s = _where(on, slopes[1], slopes[0])
+        if has_intercepts:
+            c = _where(on, inter[1], inter[0])
+    else:
+        s = _take(slopes, piece, 0) if k else slopes[:0]
+        if has_intercepts:
+            c = _take(inter, piece, 0) if k else inter[:0]
     # the nearest breakpoint of all neurons so far (before scaling)
     if k:
         if use_np:
             j_min = dist.argmin(-1)
-            d_min = np.take_along_axis(dist, j_min[:, None], 1)[:, 0]
+            d_min = dist[np.arange(B), j_min]
         else:
             d_min, j_min = dist.min(-1)
         better = d_min < w.binding_dist
