@@ -716,7 +716,7 @@ def cmd_analyze(args) -> int:
 def _box(values, n: int, what: str) -> np.ndarray:
     arr = np.asarray(values, dtype=float)
     if arr.size == 1:
-        arr = np.full(n, float(arr))
+        arr = np.full(n, float(arr.reshape(())))
     if arr.shape != (n,):
         raise UsageError(f"{what}: expected 1 or {n} values, received {arr.size}")
     return arr
@@ -762,7 +762,12 @@ def cmd_verify(args) -> int:
             raise UsageError(f"verify: expected --lower <= --upper, received {lo} and {hi}")
         if args.max_abs is not None:
             bound = _box(args.max_abs, n_out, "--max-abs")
-            spec = Spec.output_range(n_out, lower=-bound, upper=bound, name=f"|u| <= {bound}")
+            spec = Spec.output_range(
+                n_out,
+                lower=-bound,
+                upper=bound,
+                name="|u| <= " + ", ".join(f"{b:g}" for b in bound),
+            )
         elif args.output_lower is not None or args.output_upper is not None:
             ol = (
                 None

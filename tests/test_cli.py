@@ -351,3 +351,105 @@ def test_sb3_zip_controller_acts_as_sb3_predicts(capsys, tmp_path):
     (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 not really a zip")
     code, _, err = run(capsys, "analyze", "Arm-v0", "-c", str(tmp_path / "broken.zip"))
     assert_one_line_error(code, err, "broken.zip", "expected an SB3 model")
+
+
+# --- saved networks: ONNX and .nnet, each against an independent evaluator --------------------
+
+
+def _mlp_weights(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return [
+        (rng.normal(size=(8, 4)) * 0.5, rng.normal(size=8) * 0.1),
+        (rng.normal(size=(1, 8)) * 0.5, rng.normal(size=1) * 0.1),
+    ]
+
+
+def _episode_return(policy_fn, seed: int) -> float:
+    import gymnasium as gym
+
+    env = gym.make("neuroctl/Arm-v0")
+    obs, _ = env.reset(seed=seed)
+    total, done = 0.0, False
+    while not done:
+        obs, r, term, trunc, _ = env.step(np.asarray(policy_fn(obs), np.float32).reshape(1))
+        total += r
+        done = term or trunc
+    return total
+
+
+def test_onnx_controller_acts_as_onnxruntime_computes(capsys, tmp_path):
+    needs_verify()
+    onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install onnx)")
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
+    from onnx import TensorProto, helper, numpy_helper
+
+    (w1, b1), (w2, b2) = _mlp_weights(1)
+    inits = [
+        numpy_helper.from_array(a.astype(np.float32), name)
+        for a, name in ((w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2"))
+    ]
+    nodes = [
+        helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], transB=1),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("Gemm", ["r", "w2", "b2"], ["y"], transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    path = tmp_path / "mlp.onnx"
+    onnx.save(model, path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def reference(obs):
+        return session.run(None, {"x": np.asarray(obs, np.float32).reshape(1, 4)})[0][0]
+
+    code, out, _ = run(capsys, "simulate", "Arm-v0", "-c", str(path), "--seed", "2", "--json")
+    assert code == 0
+    assert json.loads(out)["episodes"][0]["return"] == pytest.approx(
+        _episode_return(reference, 2), rel=1e-4
+    )
+
+
+def test_nnet_controller_acts_as_the_format_defines(capsys, tmp_path):
+    needs_verify()
+
+    def num(v):
+        return f"{float(v):.17g}"
+
+    (w1, b1), (w2, b2) = _mlp_weights(2)
+    mean_in, range_in = np.array([0.1, -0.2, 0.0, 0.5]), np.array([2.0, 4.0, 1.0, 1.5])
+    mean_out, range_out = 0.3, 5.0
+    lines = [
+        "// a hand-written .nnet file",
+        "2,4,1,8,",
+        "4,8,1,",
+        "0,",
+        ",".join(["-1e6"] * 4) + ",",
+        ",".join(["1e6"] * 4) + ",",
+        ",".join(map(num, [*mean_in, mean_out])) + ",",
+        ",".join(map(num, [*range_in, range_out])) + ",",
+    ]
+    for w, b in ((w1, b1), (w2, b2)):
+        lines += [",".join(map(num, row)) + "," for row in w]
+        lines += [num(v) + "," for v in b]
+    path = tmp_path / "mlp.nnet"
+    path.write_text("\n".join(lines) + "\n")
+
+    def reference(obs):  # the .nnet semantics: normalize inputs, ReLU hidden, unnormalize
+        x = (np.asarray(obs, float) - mean_in) / range_in
+        h = np.maximum(w1 @ x + b1, 0.0)
+        return (w2 @ h + b2) * range_out + mean_out
+
+    code, out, _ = run(capsys, "simulate", "Arm-v0", "-c", str(path), "--seed", "4", "--json")
+    assert code == 0
+    assert json.loads(out)["episodes"][0]["return"] == pytest.approx(
+        _episode_return(reference, 4), rel=1e-4
+    )
+    (tmp_path / "bad.nnet").write_text("2,4,1,8,\nnot numbers\n")
+    code, _, err = run(capsys, "simulate", "Arm-v0", "-c", str(tmp_path / "bad.nnet"))
+    assert_one_line_error(code, err, "bad.nnet", "expected an .nnet network")
