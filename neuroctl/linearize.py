@@ -598,7 +598,7 @@ def _jacobians(f: Callable, args: list[np.ndarray], wrt: tuple[int, ...], p: int
         return [np.zeros((0, np.asarray(args[i]).size)) for i in wrt], np.zeros(0)
     ts = []
     for i, a in enumerate(args):
-        t = torch.as_tensor(np.asarray(a, float), dtype=F64).reshape(1, -1).expand(p, -1).clone()
+        t = torch.from_numpy(np.tile(np.asarray(a, dtype=float).reshape(1, -1), (p, 1)))
         if i in wrt:
             t.requires_grad_(True)
         ts.append(t)
