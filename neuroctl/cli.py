@@ -1332,6 +1332,10 @@ def _verify_section(demo: _Demo) -> None:
     )
     demo.summary["verification"] = {
         **row,
+        "status": res.status,
+        "lower": lower,
+        "upper": upper,
+        "bound": bound,
         "counterexample": res.counterexample,
         "output": res.output,
     }

@@ -268,6 +268,29 @@ def test_demo_numbers_match_closed_forms_and_reference(demo_run):
     assert metrics["all human"]["min_gap"] >= 0.0
 
 
+def test_demo_verification_result_agrees_with_brute_force(demo_run):
+    needs_verify()
+    code, summary, out = demo_run
+    ver = summary["verification"]
+    import neuroctl
+
+    policy = neuroctl.pretrained("neuroctl/Arm-v0")
+    lower, upper, bound = np.array(ver["lower"]), np.array(ver["upper"]), ver["bound"]
+    rng = np.random.default_rng(1)
+    y = lower + (upper - lower) * rng.random((100_000, 4))
+    with torch.no_grad():
+        u = policy(torch.as_tensor(y, dtype=torch.float32)).double().numpy()[:, 0]
+    if ver["status"] == "holds":  # a proof: no sample may contradict it
+        assert np.abs(u).max() <= bound + 1e-5
+    else:
+        assert ver["status"] == "violated"
+        x = np.array(ver["counterexample"])
+        assert np.all(x >= lower - 1e-9) and np.all(x <= upper + 1e-9)
+        with torch.no_grad():
+            ux = policy(torch.as_tensor(x[None], dtype=torch.float32)).double().item()
+        assert abs(ux) > bound - 1e-5
+
+
 def test_demo_report_loads_in_headless_chromium(demo_run):
     from test_report import CHROMIUM, chromium_check
 
@@ -292,7 +315,7 @@ def test_train_exports_a_policy_and_analyzes_it(capsys, tmp_path):
         "--algo",
         "diffsim",
         "--activation",
-        "tanh",
+        "leaky_relu",
         "--steps",
         "3",
         "--seed",
@@ -308,7 +331,7 @@ def test_train_exports_a_policy_and_analyzes_it(capsys, tmp_path):
     from neuroctl.train.export import load_policy
 
     policy = load_policy(result["policy_path"])
-    assert any(isinstance(m, nn.Tanh) for m in policy.modules())
+    assert any(isinstance(m, nn.LeakyReLU) for m in policy.modules())
     # the summary's analysis is that of the exported file, as `neuroctl analyze` computes it
     code, text, _ = run(capsys, "analyze", "Arm-v0", "-c", result["policy_path"], "--json")
     direct = json.loads(text)
