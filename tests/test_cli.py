@@ -230,6 +230,30 @@ def test_verify_holds_and_violated_with_a_checked_counterexample(capsys, tmp_pat
     assert res["queries"][0]["output"][0] == pytest.approx(u, abs=1e-5)
 
 
+def test_verify_reads_the_property_from_a_vnnlib_file(capsys, tmp_path):
+    needs_verify()
+    net = slope_net("relu", 4.0, shift=0.5, centre=-2.0)  # increasing in e, u(0.5) = 2
+    path = saved(tmp_path, net)
+    decls = "\n".join(f"(declare-const X_{i} Real)" for i in range(4))
+    box = "\n".join(
+        f"(assert (>= X_{i} {lo}))\n(assert (<= X_{i} {hi}))"
+        for i, (lo, hi) in enumerate([(-0.5, 0.5), (-1, 1), (-1, 1), (0, 1)])
+    )
+    for threshold, status, code_expected in ((2.5, "holds", 0), (1.5, "violated", 1)):
+        # unsafe: u >= threshold somewhere in the box (the largest u is 4 relu(1) - 2 = 2)
+        query = f"{decls}\n(declare-const Y_0 Real)\n{box}\n(assert (>= Y_0 {threshold}))\n"
+        (tmp_path / "q.vnnlib").write_text(query)
+        code, out, _ = run(
+            capsys, "verify", "Arm-v0", "-c", path, "--vnnlib", str(tmp_path / "q.vnnlib"), "--json"
+        )
+        res = json.loads(out)
+        assert (code, res["status"]) == (code_expected, status)
+    x = np.array(res["queries"][0]["counterexample"])
+    assert 4.0 * max(x[0] + 0.5, 0.0) - 2.0 >= 1.5 - 1e-9
+    code, _, err = run(capsys, "verify", "Arm-v0", "-c", path, "--vnnlib", str(tmp_path / "no"))
+    assert_one_line_error(code, err, "--vnnlib", "not found")
+
+
 # --- the demo ----------------------------------------------------------------------------------
 
 
