@@ -1127,7 +1127,7 @@ def _arm_section(demo: _Demo) -> None:
     # (name, gravity, gain k, initial angle, target): a step for the horizontal arm, a release
     # from 0.1 rad off the balance point for the upright one
     configs = [("horizontal", 0.0, 4.0, 0.0, 0.3), ("upright", -10.0, 8.0, 0.1, 0.0)]
-    rows, stab_rows = [], []
+    rows, stab_rows, pole_figs = [], [], []
     steps = 150
     fig_sim, axes_sim = plt.subplots(1, len(configs), figsize=(10, 3.4), squeeze=False)
     for ci, (config, gravity, gain, theta0, target) in enumerate(configs):
@@ -1162,12 +1162,7 @@ def _arm_section(demo: _Demo) -> None:
                 fig = rep.plot()
                 fig.suptitle(f"{label}: {rep.verdict}")
                 fig.tight_layout()
-                sec.add_figure(
-                    fig,
-                    f"arm-{config}-{activation}",
-                    caption=f"{label}: closed-loop poles and the step response of "
-                    "every activation region",
-                )
+                pole_figs.append((fig, f"arm-{config}-{activation}", label))
             except Exception as exc:  # noqa: BLE001
                 demo.note(
                     sec, f"{label}: stability analysis not available ({type(exc).__name__}: {exc})"
@@ -1191,6 +1186,14 @@ def _arm_section(demo: _Demo) -> None:
         "upright arm.",
     )
     sec.add_table(stab_rows, caption="Linear stability at the target (continuous model)")
+    for fig, name, label in pole_figs:
+        sec.add_figure(
+            fig,
+            name,
+            half=True,
+            caption=f"{label}: closed-loop poles and the step "
+            "response of every activation region (linear model)",
+        )
     demo.summary["arm"] = {"simulation": rows, "stability": stab_rows}
     _arm_policy_part(demo, sec)
 

@@ -43,7 +43,8 @@ th { background: #eef2f6; }
 td.text, th.text { text-align: left; }
 caption { caption-side: top; text-align: left; font-weight: 600; padding: .3em 0; }
 figure { margin: 1em 0; }
-figure img { max-width: 100%; border: 1px solid #ddd; }
+figure.half { display: inline-block; width: 49%; margin: .5em 0; vertical-align: top; }
+figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
 figcaption { font-size: .9em; color: #555; }
 pre { background: #f6f8fa; padding: .6em; overflow-x: auto; font-size: .85em; }
 .note { color: #8a5a00; background: #fff6e0; padding: .4em .6em; border-left: 3px solid #e0a800; }
@@ -136,6 +137,7 @@ class Figure:
     caption: str | None = None
     width: int = 0
     height: int = 0
+    half: bool = False
 
 
 @dataclass
@@ -188,7 +190,14 @@ class Section:
         return table
 
     def add_figure(
-        self, fig, name: str, *, caption: str | None = None, dpi: int = 90, close: bool = True
+        self,
+        fig,
+        name: str,
+        *,
+        caption: str | None = None,
+        dpi: int = 90,
+        close: bool = True,
+        half: bool = False,
     ) -> Figure:
         """Render a matplotlib figure to PNG and add it.
 
@@ -202,6 +211,8 @@ class Section:
             Resolution of the PNG.
         close : bool
             Close the matplotlib figure afterwards (default True).
+        half : bool
+            Show it at half the page width (two such figures side by side).
         """
         import io
 
@@ -218,7 +229,9 @@ class Section:
             k += 1
             unique = f"{stem}-{k}"
         self._used.add(unique)
-        figure = Figure(name=unique, png=buf.getvalue(), caption=caption, width=w, height=h)
+        figure = Figure(
+            name=unique, png=buf.getvalue(), caption=caption, width=w, height=h, half=half
+        )
         self.items.append(("figure", figure))
         return figure
 
@@ -329,7 +342,8 @@ class Report:
                     cap = (
                         f"<figcaption>{html.escape(it.caption)}</figcaption>" if it.caption else ""
                     )
-                    parts.append(f'<figure><img src="{src}" alt="{alt}"{size}>{cap}</figure>')
+                    cls = ' class="half"' if it.half else ""
+                    parts.append(f'<figure{cls}><img src="{src}" alt="{alt}"{size}>{cap}</figure>')
             parts.append("</section>")
         parts.append("</body></html>")
         return "\n".join(parts) + "\n"
