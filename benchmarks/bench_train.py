@@ -5,14 +5,17 @@
    * Arm-v0: >= 95% of 100 random targets reached (|error| < 0.05 rad, |speed| < 0.1 rad/s at
      3 s);
    * RingRoad-v0: speed std reduced by >= 80% against all-human traffic on the same seeds and
-     mean speed >= 95% of the uniform-flow equilibrium speed.
+     mean speed >= 95% of the uniform-flow equilibrium speed; tightened here to >= 99% and a
+     minimum gap >= 2 m, because a zero-acceleration AV already meets the issue's version (see
+     ``ring_ok``).
    Evaluation time is excluded from the clocks (they pause while the criterion is checked).
    PPO gets a budget of env steps; if it does not reach the criterion, the best figure is
    reported with the time spent.
 2. Env-steps/s of ``neuroctl.train.train_rl`` PPO on Arm-v0 against plain SB3 PPO on
    Pendulum-v1 (same hyper-parameters, same number of envs).
 
-Run: ``python benchmarks/bench_train.py [--quick]`` (prints ratios; single-threaded torch).
+Run: ``python benchmarks/bench_train.py [--quick | --fps-only]`` (prints ratios; torch on one
+thread).
 """
 
 from __future__ import annotations
@@ -32,10 +35,11 @@ torch.set_num_threads(1)
 @dataclass
 class Args:
     arm_ppo_budget: int = 1_000_000
-    ring_ppo_budget: int = 150_000
+    ring_ppo_budget: int = 300_000
     eval_every_ppo: int = 16_384
     eval_every_diffsim: int = 5
     fps_steps: int = 16_384
+    fps_rounds: int = 3
     seed: int = 0
 
 
@@ -72,13 +76,18 @@ def arm_ok(policy) -> tuple[bool, dict]:
 
 
 def ring_ok(policy) -> tuple[bool, dict]:
-    """The issue's ring criterion, tightened: a zero-acceleration AV (coasting at its speed at the
-    end of the warm-up) already meets ">= 80% std reduction and >= 95% of v_eq" (see main), so
-    the benchmark also asks for the mean speed of every ring to be >= 99% of v_eq."""
+    """The issue's ring criterion, tightened so that it cannot be met without damping control.
+
+    A zero-acceleration AV (coasting at its speed at the end of the warm-up) already meets the
+    issue's ">= 80% std reduction and mean speed >= 95% of v_eq" (printed by main), and an AV
+    that tailgates its leader (engaging its fail-safe) raises the others' speeds above v_eq. The
+    benchmark therefore also asks for the mean speed of every ring to be >= 99% of v_eq and for
+    the AV never to come closer than the humans' jam distance s0 = 2 m.
+    """
     from neuroctl.train.ring_task import ring_wave_metrics
 
     m = ring_wave_metrics(policy, n_rings=4, seed=2024)
-    ok = m["std_reduction"] >= 0.80 and m["speed_ratio_min"] >= 0.99
+    ok = m["std_reduction"] >= 0.80 and m["speed_ratio_min"] >= 0.99 and m["min_gap"] >= 2.0
     return ok, m
 
 
@@ -168,12 +177,12 @@ def sb3_pendulum_fps(args) -> float:
     return model.num_timesteps / (time.perf_counter() - t)
 
 
-def ours_arm_fps(args, out) -> float:
+def ours_fps(args, out, env_id="neuroctl/Arm-v0") -> float:
+    """Env-steps/s of ``train_rl`` while learning (as for SB3: setup and export not counted)."""
     from neuroctl.train import train_rl
 
-    t = time.perf_counter()
     res = train_rl(
-        "neuroctl/Arm-v0",
+        env_id,
         algo="ppo",
         steps=args.fps_steps,
         seed=args.seed,
@@ -184,7 +193,7 @@ def ours_arm_fps(args, out) -> float:
         analyze=False,
         resume=False,
     )
-    return res.steps_done / (time.perf_counter() - t)
+    return float(res.summary["env_steps_per_s"])
 
 
 def main(argv=None):
@@ -192,16 +201,30 @@ def main(argv=None):
     args = Args()
     if "--quick" in argv:
         args.arm_ppo_budget, args.ring_ppo_budget = 32_768, 16_384
+    if "--fps-only" in argv:
+        args.arm_ppo_budget = args.ring_ppo_budget = 0
     tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))
     print(f"# bench_train (torch threads = 1), runs in {tmp}")
 
     print("\n## env-steps/s (PPO, 4 envs, same hyper-parameters)")
-    fps_sb3 = sb3_pendulum_fps(args)
-    fps_ours = ours_arm_fps(args, tmp / "fps")
-    print(f"SB3 PPO on Pendulum-v1          : {fps_sb3:8.0f} env-steps/s")
-    print(f"neuroctl train_rl PPO on Arm-v0 : {fps_ours:8.0f} env-steps/s")
-    print(f"ratio ours / SB3 Pendulum       : {fps_ours / fps_sb3:.2f}  (goal: >= 1, not slower)")
+    # alternate the two measurements (the machine is shared) and keep the best of each
+    runs_sb3, runs_ours, runs_pend = [], [], []
+    for k in range(args.fps_rounds):
+        runs_sb3.append(sb3_pendulum_fps(args))
+        runs_ours.append(ours_fps(args, tmp / f"fps{k}"))
+        runs_pend.append(ours_fps(args, tmp / f"fpsp{k}", "Pendulum-v1"))
+    print("rounds SB3 Pendulum:", [round(v) for v in runs_sb3])
+    print("rounds ours Arm    :", [round(v) for v in runs_ours])
+    print("rounds ours Pend.  :", [round(v) for v in runs_pend])
+    fps_sb3, fps_ours, fps_pend = max(runs_sb3), max(runs_ours), max(runs_pend)
+    print(f"SB3 PPO on Pendulum-v1               : {fps_sb3:8.0f} env-steps/s")
+    print(f"neuroctl train_rl PPO on Arm-v0      : {fps_ours:8.0f} env-steps/s")
+    print(f"neuroctl train_rl PPO on Pendulum-v1 : {fps_pend:8.0f} env-steps/s")
+    print(f"ratio ours Arm / SB3 Pendulum        : {fps_ours / fps_sb3:.2f}  (goal: >= 1)")
+    print(f"ratio ours Pendulum / SB3 Pendulum   : {fps_pend / fps_sb3:.2f}  (pipeline overhead)")
 
+    if args.arm_ppo_budget == 0:
+        return
     from neuroctl.train.ring_task import ring_wave_metrics
 
     zero = torch.nn.Linear(3, 1)
