@@ -192,8 +192,8 @@ class TrainResult:
         """A multi-line text summary (used by the command line)."""
         lines = [repr(self), f"command: {self.command}"]
         for k, v in self.summary.items():
-            if k in ("analysis",):
-                continue
+            if k in ("analysis", "analysis_text"):
+                continue  # the full report is summary["analysis_text"]
             lines.append(f"{k}: {v}")
         return "\n".join(lines)
 
