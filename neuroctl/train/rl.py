@@ -208,7 +208,9 @@ def train_rl(
     tensorboard : bool
         Also log to TensorBoard (``out_dir/tb``).
     algo_kwargs : dict, optional
-        SB3 keyword arguments overriding :data:`DEFAULT_HYPERPARAMS`.
+        SB3 keyword arguments overriding :data:`DEFAULT_HYPERPARAMS`; a ``policy_kwargs`` entry
+        (e.g. ``{"log_std_init": -2}``) is merged with the network set by ``hidden`` and
+        ``activation``.
     env_kwargs : dict, optional
         Passed to ``gymnasium.make``.
     callback : SB3 callback or list, optional
@@ -284,7 +286,16 @@ def train_rl(
                 stale.unlink()
         if (out / "sb3").exists():
             shutil.rmtree(out / "sb3")
-        policy_kwargs = dict(net_arch=hidden, activation_fn=ACTIVATIONS[activation])
+        hyper = dict(hyper)
+        extra_policy = dict(hyper.pop("policy_kwargs", None) or {})
+        clash = {"net_arch", "activation_fn"} & set(extra_policy)
+        if clash:
+            venv.close()
+            raise ValueError(
+                f"algo_kwargs['policy_kwargs']: {sorted(clash)} are set by hidden= and "
+                "activation=; remove them"
+            )
+        policy_kwargs = dict(net_arch=hidden, activation_fn=ACTIVATIONS[activation], **extra_policy)
         model = cls(
             "MlpPolicy", venv, seed=seed, device="cpu", policy_kwargs=policy_kwargs, **hyper
         )
