@@ -1,0 +1,112 @@
+"""Verification of piecewise-linear (ReLU) networks: output bounds, specification checks, formats.
+
+``output_bounds`` gives sound bounds on every output over an input box (interval propagation,
+CROWN-style linear relaxation, or exact MILP); ``check`` decides a linear output specification
+(falsification, then input-splitting branch and bound, with MILP on small sub-problems).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .bab import CheckResult, check, falsify
+from .bounds import (
+    LAYER_RULES,
+    OutputBounds,
+    ReluNetwork,
+    as_relu_network,
+    crown_bounds,
+    interval_bounds,
+    pre_activation_bounds,
+)
+from .formats import load_nnet, load_onnx
+from .reach import InvarianceResult, ReachResult, check_invariant, reach
+from .robustness import LocalCertificate, certify_local
+from .spec import Spec, VnnlibQuery, read_vnnlib
+
+__all__ = [
+    "CheckResult",
+    "LAYER_RULES",
+    "OutputBounds",
+    "ReluNetwork",
+    "Spec",
+    "VnnlibQuery",
+    "InvarianceResult",
+    "LocalCertificate",
+    "ReachResult",
+    "certify_local",
+    "check_invariant",
+    "reach",
+    "as_relu_network",
+    "check",
+    "crown_bounds",
+    "falsify",
+    "interval_bounds",
+    "load_nnet",
+    "load_onnx",
+    "output_bounds",
+    "pre_activation_bounds",
+    "read_vnnlib",
+]
+
+
+def output_bounds(
+    net,
+    lower,
+    upper,
+    *,
+    method: str = "crown",
+    time_limit: float | None = None,
+    backend: str = "scipy",
+) -> OutputBounds:
+    """Sound bounds on every output of ``net`` over the input box ``[lower, upper]``.
+
+    Parameters
+    ----------
+    net : nn.Module or ReluNetwork
+        Piecewise-linear network (see :data:`LAYER_RULES`).
+    lower, upper : array_like, shape (n_in,) or (B, n_in)
+        Input box(es); ``method="milp"`` takes one box.
+    method : {"interval", "crown", "milp"}, keyword-only
+        Interval propagation, CROWN-style linear relaxation, or exact big-M MILP.
+    time_limit : float, optional, keyword-only
+        Seconds per MILP; on expiry the MILP's proven bound is used (still sound).
+    backend : {"scipy", "highspy"}, keyword-only
+        MILP back end.
+
+    Returns
+    -------
+    OutputBounds
+        ``.lower`` and ``.upper`` of shape (n_out,) or (B, n_out), float64.
+    """
+    t0 = time.perf_counter()
+    lo = np.asarray(lower, dtype=np.float64)
+    hi = np.asarray(upper, dtype=np.float64)
+    if method == "interval":
+        l, u = interval_bounds(net, lo, hi)
+    elif method == "crown":
+        l, u = crown_bounds(net, lo, hi)
+    elif method == "milp":
+        from .milp import encode, solve
+
+        if lo.ndim != 1:
+            raise ValueError(f"output_bounds(method='milp'): expected one box, received {lo.shape}")
+        problem = encode(net, lo, hi)
+        n = problem.y_index.size
+        l, u = np.empty(n), np.empty(n)
+        for i in range(n):
+            e = np.zeros((1, n))
+            e[0, i] = 1.0
+            l[i] = solve(
+                problem.with_objective(e, [0.0]), backend=backend, time_limit=time_limit
+            ).bound
+            u[i] = -solve(
+                problem.with_objective(-e, [0.0]), backend=backend, time_limit=time_limit
+            ).bound
+    else:
+        raise ValueError(
+            f"method: expected one of 'interval', 'crown', 'milp', received {method!r}"
+        )
+    return OutputBounds(l, u, method, lo, hi, time.perf_counter() - t0)

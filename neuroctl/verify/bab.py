@@ -1,0 +1,449 @@
+"""Check an output specification over an input box: falsify, then branch and bound.
+
+:func:`check` answers "can any input of the box produce an unsafe output?" with
+
+1. falsification: seeded random sampling, then projected gradient descent on the margin;
+2. input-splitting branch and bound, vectorized: many boxes are bounded at once by one batched
+   linear-relaxation pass (forward linear bounds for the hidden layers, back-substitution of the
+   specification rows); a box is pruned when some row of an unsafe polytope is provably violated
+   on it; the linear bound's minimizing vertex and the box centre are evaluated as candidate
+   counterexamples; a box is split at the middle of the input dimension with the largest
+   ``|coefficient| × width`` (gradient × width);
+3. small sub-boxes with few unstable ReLUs are settled exactly by the MILP of
+   :mod:`neuroctl.verify.milp`.
+
+Every counterexample is re-checked by a float64 forward pass of the original network before the
+answer "violated" is given. On timeout the answer is "unknown" with the best bounds found.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .bounds import ReluNetwork, _boxes, _forward_all, _intermediate
+from .spec import Spec
+
+__all__ = ["check", "CheckResult", "falsify"]
+
+
+@dataclass(frozen=True, eq=False)
+class CheckResult:
+    """Outcome of :func:`check`.
+
+    Attributes
+    ----------
+    status : {"holds", "violated", "unknown"}
+    counterexample : ndarray (n_in,) or None
+        An input of the box whose output is unsafe (re-checked in float64), when violated.
+    output : ndarray (n_out,) or None
+        The network output at the counterexample.
+    margin : float
+        Violated: the margin of the counterexample (``<= 0``). Holds: a proven lower bound on the
+        margin over the box (``> 0``). Unknown: the proven lower bound reached (``<= 0``).
+    lower_bound, upper_bound : float
+        Proven lower bound on the minimum margin over the box, and the smallest margin observed at
+        an input (``inf`` if none was evaluated).
+    time : float
+        Wall-clock seconds.
+    stats : dict
+        Search statistics (samples, gradient steps, boxes bounded, splits, MILP calls, phase).
+    """
+
+    status: str
+    counterexample: np.ndarray | None
+    output: np.ndarray | None
+    margin: float
+    lower_bound: float
+    upper_bound: float
+    time: float
+    stats: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        parts = [f"status={self.status!r}", f"margin={self.margin:.6g}", f"time={self.time:.3g}s"]
+        if self.counterexample is not None:
+            with np.printoptions(precision=6, suppress=True):
+                parts.append(f"counterexample={self.counterexample}")
+        parts.append(f"boxes={self.stats.get('boxes', 0)}")
+        return f"CheckResult({', '.join(parts)})"
+
+    def to_dict(self) -> dict:
+        def arr(a):
+            return None if a is None else np.asarray(a).tolist()
+
+        return {
+            "status": self.status,
+            "counterexample": arr(self.counterexample),
+            "output": arr(self.output),
+            "margin": self.margin,
+            "lower_bound": self.lower_bound,
+            "upper_bound": self.upper_bound,
+            "time": self.time,
+            "stats": dict(self.stats),
+        }
+
+    def plot(self, ax=None):
+        """Bar plot of the counterexample output (or of the bounds). Returns the axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots()
+        if self.output is not None:
+            ax.bar(np.arange(self.output.size), self.output, color="C3")
+            ax.set_ylabel("output at counterexample")
+        else:
+            ax.bar([0, 1], [self.lower_bound, min(self.upper_bound, 1e300)], color=["C0", "C1"])
+            ax.set_xticks([0, 1], ["proven lower bound", "smallest seen"])
+            ax.set_ylabel("margin")
+        ax.set_title(f"check: {self.status}")
+        return ax
+
+
+def _torch_forward(rnet: ReluNetwork):
+    Ws = [torch.as_tensor(W) for W in rnet.weights]
+    bs = [torch.as_tensor(b) for b in rnet.biases]
+
+    def f(x):
+        for k, (W, b) in enumerate(zip(Ws, bs)):
+            x = x @ W.T + b
+            if k < len(Ws) - 1:
+                x = torch.relu(x)
+        return x
+
+    return f
+
+
+def _spec_margin_torch(spec: Spec, y):
+    parts = []
+    for C, d in spec.unsafe:
+        parts.append((y @ torch.as_tensor(C).T - torch.as_tensor(d)).max(-1).values)
+    return torch.stack(parts, -1).min(-1).values
+
+
+def falsify(
+    net,
+    lower,
+    upper,
+    spec: Spec,
+    *,
+    samples: int = 10_000,
+    steps: int = 30,
+    starts: int = 64,
+    seed: int = 0,
+):
+    """Search for a counterexample: random sampling, then projected gradient descent.
+
+    Parameters
+    ----------
+    net : nn.Module or ReluNetwork
+    lower, upper : array_like (n_in,)
+    spec : Spec
+    samples, steps, starts, seed : int, keyword-only
+        Random samples; gradient steps; number of best samples used as starts; RNG seed.
+
+    Returns
+    -------
+    (x, margin) : (ndarray (n_in,), float)
+        The input with the smallest margin found and its margin (``<= 0`` means a counterexample).
+    """
+    rnet, lo, hi, _ = _boxes(net, lower, upper)
+    lo, hi = lo[0], hi[0]
+    rng = np.random.default_rng(seed)
+    x = lo + (hi - lo) * rng.random(size=(samples, lo.size))
+    x = np.vstack([x, (lo + hi)[None] / 2])
+    m = spec.margin(rnet(x))
+    best = int(np.argmin(m))
+    bx, bm = x[best], float(m[best])
+    if bm <= 0 or steps <= 0:
+        return bx, bm
+    f = _torch_forward(rnet)
+    order = np.argsort(m, kind="stable")[:starts]
+    xt = torch.as_tensor(x[order]).clone()
+    lo_t, hi_t = torch.as_tensor(lo), torch.as_tensor(hi)
+    width = hi_t - lo_t
+    for i in range(steps):
+        xt.requires_grad_(True)
+        mt = _spec_margin_torch(spec, f(xt))
+        (g,) = torch.autograd.grad(mt.sum(), xt)
+        with torch.no_grad():
+            k = int(torch.argmin(mt))
+            if float(mt[k]) < bm:
+                bx, bm = xt[k].detach().numpy().copy(), float(mt[k])
+                if bm <= 0:
+                    return bx, bm
+            step = 0.1 * width * (1 - i / steps)
+            xt = torch.minimum(torch.maximum(xt - step * torch.sign(g), lo_t), hi_t)
+    mt = _spec_margin_torch(spec, f(xt)).detach()
+    k = int(torch.argmin(mt))
+    if float(mt[k]) < bm:
+        bx, bm = xt[k].numpy().copy(), float(mt[k])
+    return bx, bm
+
+
+class _Recheck:
+    """Float64 forward pass of the original network, independent of the lowering."""
+
+    def __init__(self, net, spec: Spec):
+        self.spec = spec
+        if isinstance(net, torch.nn.Module):
+            self.net = copy.deepcopy(net).to(torch.float64).eval()
+        else:
+            self.net = net
+
+    def __call__(self, x):
+        if isinstance(self.net, torch.nn.Module):
+            with torch.no_grad():
+                y = self.net(torch.as_tensor(np.asarray(x, dtype=np.float64))).numpy()
+        else:
+            y = self.net(x)
+        return y, float(self.spec.margin(y))
+
+
+def check(
+    net,
+    lower,
+    upper,
+    spec: Spec,
+    *,
+    timeout: float = 60.0,
+    seed: int = 0,
+    samples: int = 10_000,
+    pgd_steps: int = 30,
+    batch_size: int = 512,
+    intermediate: str = "crown",
+    milp_unstable: int = 0,
+    milp_backend: str = "scipy",
+) -> CheckResult:
+    """Check that no input in ``[lower, upper]`` produces an output in the unsafe set of ``spec``.
+
+    Parameters
+    ----------
+    net : nn.Module or ReluNetwork
+        Piecewise-linear network (see :data:`neuroctl.verify.bounds.LAYER_RULES`).
+    lower, upper : array_like, shape (n_in,)
+        The input box.
+    spec : Spec
+        The property (stored as its unsafe set).
+    timeout : float, keyword-only
+        Seconds; on expiry the answer is "unknown" with the best bounds found.
+    seed : int, keyword-only
+        Seed of the falsifier (same seed, same result).
+    samples, pgd_steps : int, keyword-only
+        Random samples and projected-gradient steps of the falsifier (0 disables).
+    batch_size : int, keyword-only
+        Boxes bounded per vectorized pass.
+    intermediate : {"forward", "crown", "interval"}, keyword-only
+        Hidden-layer bounds used in the branch and bound.
+    milp_unstable : int, keyword-only
+        Settle a box by MILP when it has at most this many unstable ReLUs (0: never).
+    milp_backend : {"scipy", "highspy"}, keyword-only
+
+    Returns
+    -------
+    CheckResult
+    """
+    t0 = time.perf_counter()
+    deadline = t0 + float(timeout)
+    if not isinstance(spec, Spec):
+        raise TypeError(f"spec: expected a Spec, received {type(spec).__name__}")
+    rnet, lo, hi, single = _boxes(net, lower, upper)
+    if not single:
+        raise ValueError(f"check: expected one box of shape (n_in,), received {lo.shape}")
+    if spec.n_outputs != rnet.n_outputs:
+        raise ValueError(
+            f"check: the spec has {spec.n_outputs} outputs, the network {rnet.n_outputs}"
+        )
+    _intermediate(intermediate)  # validates the name
+    recheck = _Recheck(net, spec)
+    stats = {
+        "samples": 0,
+        "pgd_steps": 0,
+        "boxes": 0,
+        "splits": 0,
+        "milp_calls": 0,
+        "max_depth": 0,
+        "phase": "falsify",
+    }
+    best_x, best_m = None, np.inf
+
+    def done(status, lower_bound, x=None):
+        if x is not None:
+            y, m = recheck(x)
+            return CheckResult(
+                status, np.asarray(x), y, m, lower_bound, m, time.perf_counter() - t0, stats
+            )
+        margin = lower_bound
+        return CheckResult(
+            status, None, None, margin, lower_bound, best_m, time.perf_counter() - t0, stats
+        )
+
+    # 1. falsification
+    if samples > 0:
+        x, m = falsify(rnet, lo[0], hi[0], spec, samples=samples, steps=pgd_steps, seed=seed)
+        stats["samples"], stats["pgd_steps"] = samples, pgd_steps
+        best_x, best_m = x, m
+        if m <= 0 and recheck(x)[1] <= 0:
+            return done("violated", -np.inf, x)
+
+    # 2. branch and bound, one unsafe polytope at a time
+    stats["phase"] = "branch_and_bound"
+    global_lb = np.inf
+    for C, d in spec.unsafe:
+        status, lb, x = _bab_polytope(
+            rnet,
+            lo,
+            hi,
+            C,
+            d,
+            spec,
+            recheck,
+            deadline,
+            batch_size,
+            intermediate,
+            milp_unstable,
+            milp_backend,
+            stats,
+        )
+        if status == "violated":
+            return done("violated", -np.inf, x)
+        global_lb = min(global_lb, lb)
+        if status == "unknown":
+            if x is not None:
+                m = float(spec.margin(rnet(x)))
+                if m < best_m:
+                    best_x, best_m = x, m
+            return done("unknown", min(global_lb, best_m))
+    return done("holds", global_lb)
+
+
+def _bab_polytope(
+    rnet,
+    lo,
+    hi,
+    C,
+    d,
+    spec,
+    recheck,
+    deadline,
+    batch_size,
+    intermediate,
+    milp_unstable,
+    milp_backend,
+    stats,
+):
+    """Prove ``max_j (C y - d)_j > 0`` on the box, or find an input violating it."""
+    from .milp import minimize_margin
+
+    inter = _forward_all if intermediate == "forward" else _intermediate(intermediate)
+    n = lo.shape[1]
+    stack_lo, stack_hi, stack_depth = [lo], [hi], [np.zeros(1, int)]
+    proven_lb = np.inf  # min over pruned boxes of their proven bound
+    open_lb = -np.inf
+    best_x = None
+    while stack_lo:
+        if time.perf_counter() > deadline:
+            return "unknown", min(proven_lb, open_lb), best_x
+        # pop up to batch_size boxes (LIFO: keeps the stack small, depth-first flavour)
+        blo, bhi, bdep = stack_lo.pop(), stack_hi.pop(), stack_depth.pop()
+        while stack_lo and blo.shape[0] < batch_size:
+            blo = np.vstack([blo, stack_lo.pop()])
+            bhi = np.vstack([bhi, stack_hi.pop()])
+            bdep = np.concatenate([bdep, stack_depth.pop()])
+        if blo.shape[0] > batch_size:
+            stack_lo.append(blo[batch_size:])
+            stack_hi.append(bhi[batch_size:])
+            stack_depth.append(bdep[batch_size:])
+            blo, bhi, bdep = blo[:batch_size], bhi[:batch_size], bdep[:batch_size]
+        stats["boxes"] += blo.shape[0]
+        pre = inter(rnet, blo, bhi)
+        val, Lam, vertex = _bound_rows(rnet, pre, blo, bhi, C, d)
+        box_lb = val.max(1)
+        proved = box_lb > 0
+        if proved.any():
+            proven_lb = min(proven_lb, float(box_lb[proved].min()))
+        keep = ~proved
+        if not keep.any():
+            continue
+        blo, bhi, bdep = blo[keep], bhi[keep], bdep[keep]
+        val, Lam, vertex = val[keep], Lam[keep], vertex[keep]
+        open_lb = float(val.max(1).min())
+        # candidate counterexamples: the vertices minimizing each row's bound, and the centres
+        cand = np.concatenate([vertex.reshape(-1, n), (blo + bhi) / 2])
+        cm = (rnet(cand) @ C.T - d).max(-1)
+        k = int(np.argmin(cm))
+        if cm[k] <= 0:
+            y, m = recheck(cand[k])
+            if m <= 0:
+                return "violated", -np.inf, cand[k]
+        if best_x is None or cm[k] < float((rnet(best_x) @ C.T - d).max()):
+            best_x = cand[k]
+        # exact MILP on boxes with few unstable ReLUs
+        if milp_unstable > 0:
+            unstable = sum(((l < 0) & (u > 0)).sum(1) for l, u in (p for p in pre))[keep]
+            small = unstable <= milp_unstable
+            for i in np.flatnonzero(small):
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    break
+                pre_i = [(l[keep][i], u[keep][i]) for l, u in pre]
+                sol = minimize_margin(
+                    rnet,
+                    blo[i],
+                    bhi[i],
+                    C,
+                    d,
+                    pre_bounds=pre_i,
+                    backend=milp_backend,
+                    time_limit=remaining,
+                )
+                stats["milp_calls"] += 1
+                if sol.status == "optimal" and sol.value > 0:
+                    proven_lb = min(proven_lb, sol.value)
+                    small[i] = True
+                elif sol.x is not None and sol.value <= 0:
+                    y, m = recheck(sol.x)
+                    if m <= 0:
+                        return "violated", -np.inf, sol.x
+                    small[i] = False
+                else:
+                    small[i] = False
+            rest = ~small
+            blo, bhi, bdep, val, Lam = blo[rest], bhi[rest], bdep[rest], val[rest], Lam[rest]
+            if blo.shape[0] == 0:
+                continue
+        # split: dimension maximizing |coef| × width of the row closest to a proof
+        j = np.argmax(val, axis=1)
+        coef = np.abs(Lam[np.arange(blo.shape[0]), j])
+        width = bhi - blo
+        score = coef * width
+        score = np.where(width > 0, score + 1e-12 * width, -1.0)
+        dim = np.argmax(score, axis=1)
+        if np.any(width[np.arange(blo.shape[0]), dim] <= 0):
+            # a degenerate box that cannot be proven: its single point was checked above
+            return "unknown", min(proven_lb, open_lb), best_x
+        mid = (blo[np.arange(blo.shape[0]), dim] + bhi[np.arange(blo.shape[0]), dim]) / 2
+        lo1, hi1 = blo.copy(), bhi.copy()
+        hi1[np.arange(blo.shape[0]), dim] = mid
+        lo2, hi2 = blo.copy(), bhi.copy()
+        lo2[np.arange(blo.shape[0]), dim] = mid
+        stats["splits"] += blo.shape[0]
+        stats["max_depth"] = max(stats["max_depth"], int(bdep.max()) + 1)
+        stack_lo.append(np.vstack([lo1, lo2]))
+        stack_hi.append(np.vstack([hi1, hi2]))
+        stack_depth.append(np.concatenate([bdep + 1, bdep + 1]))
+    return "holds", proven_lb, best_x
+
+
+def _bound_rows(rnet, pre, lo, hi, C, d):
+    from .bounds import _backward
+
+    B = lo.shape[0]
+    Cb = np.broadcast_to(C, (B, *C.shape))
+    val, Lam, _ = _backward(rnet, pre, len(rnet.weights) - 1, Cb, lo, hi)
+    val = val - d
+    vertex = np.where(Lam >= 0, lo[:, None, :], hi[:, None, :])
+    return val, Lam, vertex
