@@ -268,7 +268,7 @@ def check(
         "max_depth": 0,
         "phase": "falsify",
     }
-    best_x, best_m = None, np.inf
+    best_m = np.inf
 
     def done(status, lower_bound, x=None):
         if x is not None:
@@ -285,7 +285,7 @@ def check(
     if samples > 0:
         x, m = falsify(rnet, lo[0], hi[0], spec, samples=samples, steps=pgd_steps, seed=seed)
         stats["samples"], stats["pgd_steps"] = samples, pgd_steps
-        best_x, best_m = x, m
+        best_m = m
         if m <= 0 and recheck(x)[1] <= 0:
             return done("violated", -np.inf, x)
 
@@ -313,10 +313,8 @@ def check(
         global_lb = min(global_lb, lb)
         if status == "unknown":
             if x is not None:
-                m = float(spec.margin(rnet(x)))
-                if m < best_m:
-                    best_x, best_m = x, m
-            return done("unknown", min(global_lb, best_m))
+                best_m = min(best_m, float(spec.margin(rnet(x))))
+            return done("unknown", global_lb)
     return done("holds", global_lb)
 
 

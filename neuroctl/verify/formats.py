@@ -36,8 +36,8 @@ def load_nnet(path, *, normalize: bool = True) -> nn.Sequential:
     ----------
     path : str or Path
         ``.nnet`` text file: ``//`` header lines; ``nLayers,nIn,nOut,maxSize``; layer sizes; an
-        unused flag; input minima; input maxima; means (inputs and one output); ranges (inputs and one
-        output); then per layer the weight rows and one bias per line.
+        unused flag; input minima; input maxima; means (inputs and one output); ranges (inputs and
+        one output); then per layer the weight rows and one bias per line.
     normalize : bool, keyword-only
         If True (default) the network takes *physical* inputs: they are clipped to
         ``[min, max]`` (exactly, as ``min + relu(x - min) - relu(x - max)``), normalized as

@@ -1,0 +1,111 @@
+"""check(): verdicts against brute force, counterexamples that check, determinism, specs, vnnlib."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from neuroctl.verify import Spec, check, read_vnnlib
+
+
+def _net():
+    torch.manual_seed(7)
+    return nn.Sequential(
+        nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 2)
+    )
+
+
+def _grid_max(net, lo, hi, n=801):
+    """Brute force: the output on a fine grid (a lower estimate of the true maximum)."""
+    g = np.stack(np.meshgrid(np.linspace(lo[0], hi[0], n), np.linspace(lo[1], hi[1], n)), -1)
+    with torch.no_grad():
+        y = net.double()(torch.as_tensor(g.reshape(-1, 2))).numpy()
+    return y.max(0)
+
+
+LO, HI = np.array([-1.0, -1.0]), np.array([1.0, 1.0])
+
+
+def test_threshold_above_the_true_maximum_holds_and_below_is_violated_with_a_checked_input():
+    net = _net()
+    y_max = _grid_max(_net(), LO, HI)
+    # the grid maximum is below the true maximum; crown-proven upper bound caps it from above
+    from neuroctl.verify import output_bounds
+
+    true_max = output_bounds(net, LO, HI, method="milp").upper[0]
+    assert y_max[0] <= true_max + 1e-9
+    ok = check(net, LO, HI, Spec.output_range(2, upper=[true_max + 0.01, np.inf]), timeout=30)
+    assert ok.status == "holds" and ok.margin > 0 and ok.counterexample is None
+    bad = check(net, LO, HI, Spec.output_range(2, upper=[y_max[0] - 0.01, np.inf]), timeout=30)
+    assert bad.status == "violated"
+    x = bad.counterexample
+    assert np.all(x >= LO) and np.all(x <= HI)
+    with torch.no_grad():
+        y = net.double()(torch.as_tensor(x)).numpy()
+    assert y[0] >= y_max[0] - 0.01 and bad.margin <= 0
+    np.testing.assert_allclose(bad.output, y, rtol=0, atol=1e-12)
+
+
+def test_branch_and_bound_finds_a_counterexample_the_sampler_misses():
+    net = _net()
+    from neuroctl.verify import output_bounds
+
+    true_max = output_bounds(net, LO, HI, method="milp").upper[0]
+    spec = Spec.output_range(2, upper=[true_max - 1e-4, np.inf])
+    r = check(net, LO, HI, spec, samples=0, timeout=30)
+    assert r.status == "violated" and r.stats["boxes"] > 0
+    with torch.no_grad():
+        y = net.double()(torch.as_tensor(r.counterexample)).numpy()
+    assert y[0] >= true_max - 1e-4
+
+
+def test_same_seed_gives_identical_results():
+    net = _net()
+    spec = Spec.require([[1.0, -1.0]], [0.5])
+    a = check(net, LO, HI, spec, seed=3, timeout=30).to_dict()
+    b = check(net, LO, HI, spec, seed=3, timeout=30).to_dict()
+    a.pop("time"), b.pop("time")
+    assert a == b
+
+
+def test_timeout_returns_unknown_with_a_bound_never_a_guess():
+    net = _net()
+    from neuroctl.verify import output_bounds
+
+    true_max = output_bounds(net, LO, HI, method="milp").upper[0]
+    r = check(
+        net, LO, HI, Spec.output_range(2, upper=[true_max + 1e-6, np.inf]), samples=0, timeout=0.0
+    )
+    assert r.status == "unknown" and r.counterexample is None
+    assert r.lower_bound <= 1e-6  # a proven lower bound on the true minimum margin (1e-6)
+
+
+def test_spec_margin_and_disjunction():
+    s = Spec.require([[1.0, 0.0], [0.0, 1.0]], [1.0, 2.0])
+    np.testing.assert_allclose(
+        s.margin(np.array([[0.0, 0.0], [1.5, 0.0], [0.0, 3.0]])), [1.0, -0.5, -1.0]
+    )
+    u = Spec.unsafe_polytope([[1.0, 0.0]], [-1.0]) | Spec.unsafe_polytope([[-1.0, 0.0]], [-1.0])
+    # unsafe: y0 <= -1 or y0 >= 1
+    np.testing.assert_allclose(u.margin(np.array([[0.0, 5.0], [2.0, 0.0]])), [1.0, -1.0])
+    with pytest.raises(ValueError, match="expected C of shape"):
+        Spec.require([[1.0, 0.0]], [1.0, 2.0])
+
+
+def test_read_vnnlib_boxes_and_output_disjunctions(tmp_path):
+    p = tmp_path / "p.vnnlib"
+    p.write_text(
+        "; test\n(declare-const X_0 Real)\n(declare-const X_1 Real)\n"
+        "(declare-const Y_0 Real)\n(declare-const Y_1 Real)\n"
+        "(assert (or (and (<= X_0 1) (>= X_0 0) (<= X_1 0.5) (>= X_1 -0.5))\n"
+        "            (and (<= X_0 3) (>= X_0 2) (<= X_1 0.5) (>= X_1 -0.5))))\n"
+        "(assert (or (and (<= Y_0 Y_1)) (and (>= Y_0 2.5) (<= Y_1 -1))))\n"
+    )
+    qs = read_vnnlib(p)
+    assert len(qs) == 2
+    np.testing.assert_allclose(qs[1].lower, [2, -0.5])
+    np.testing.assert_allclose(qs[1].upper, [3, 0.5])
+    spec = qs[0].spec
+    # unsafe points: y0 <= y1, or (y0 >= 2.5 and y1 <= -1)
+    y = np.array([[0.0, 1.0], [3.0, -2.0], [1.0, 0.0], [3.0, 0.0]])
+    assert list(spec.margin(y) <= 0) == [True, True, False, False]
