@@ -340,16 +340,31 @@ def _forward_all(rnet: ReluNetwork, lo, hi):
 
 
 def _crown_all(rnet: ReluNetwork, lo, hi):
-    """CROWN pre-activation bounds of the ReLU layers (each by back-substitution), ∩ IBP."""
+    """CROWN pre-activation bounds of the ReLU layers (each by back-substitution), ∩ intervals.
+
+    Layer 0 is affine in the input, so its interval bounds are exact. For deeper layers an interval
+    step from the previous layer's bounds comes first; only neurons that it leaves unstable in
+    some box of the batch are bounded by back-substitution (stable ones need no relaxation).
+    """
     B = lo.shape[0]
-    ibp = _ibp_all(rnet, lo, hi)
     out = []
     for k in range(len(rnet.weights) - 1):
-        nk = rnet.weights[k].shape[0]
-        eye = np.eye(nk)
-        Lam = np.broadcast_to(np.vstack([eye, -eye]), (B, 2 * nk, nk))
-        val, _, _ = _backward(rnet, out, k, Lam, lo, hi)
-        zl, zu = np.maximum(val[:, :nk], ibp[k][0]), np.minimum(-val[:, nk:], ibp[k][1])
+        W, b = rnet.weights[k], rnet.biases[k]
+        if k == 0:
+            m, r = (lo + hi) / 2, (hi - lo) / 2
+        else:
+            pl, pu = np.maximum(out[-1][0], 0.0), np.maximum(out[-1][1], 0.0)
+            m, r = (pl + pu) / 2, (pu - pl) / 2
+        zm, zr = m @ W.T + b, r @ np.abs(W).T
+        zl, zu = zm - zr, zm + zr
+        if k > 0:
+            rows = np.flatnonzero(((zl < 0) & (zu > 0)).any(0))
+            if rows.size:
+                sel = np.eye(W.shape[0])[rows]
+                Lam = np.broadcast_to(np.vstack([sel, -sel]), (B, 2 * rows.size, W.shape[0]))
+                val, _, _ = _backward(rnet, out, k, Lam, lo, hi)
+                zl[:, rows] = np.maximum(val[:, : rows.size], zl[:, rows])
+                zu[:, rows] = np.minimum(-val[:, rows.size :], zu[:, rows])
         out.append((zl, zu))
     return out
 
