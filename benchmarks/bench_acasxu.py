@@ -1,0 +1,174 @@
+"""ACAS Xu (VNN-COMP 2021, 186 instances): neuroctl.verify.check against Marabou, in one run.
+
+For each instance of ``acasxu_instances.csv`` both tools get the same per-instance timeout (the
+published 116 s by default). Prints solved counts, wrong answers against the consensus verdicts and
+total times, and writes each finished instance to a CSV (atomically: tmp file + os.replace), so a
+partial run is kept.
+
+    python benchmarks/bench_acasxu.py --timeout 10 --props 1 2 3 4 --networks 1_1 1_7 2_1 3_3
+"""
+
+import argparse
+import csv
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neuroctl.verify import check, load_onnx, read_vnnlib
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "acasxu"
+
+
+@dataclass
+class Args:
+    timeout: float
+    limit: int | None
+    props: list
+    networks: list
+    out: str
+    no_marabou: bool
+
+
+def parse() -> Args:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--timeout", type=float, default=None, help="seconds (default: published)")
+    p.add_argument("--limit", type=int, default=None, help="run only the first N instances")
+    p.add_argument("--props", nargs="*", default=None, help="property numbers, e.g. 1 2")
+    p.add_argument("--networks", nargs="*", default=None, help="networks, e.g. 1_1 2_1")
+    p.add_argument("--out", default="benchmarks/results_acasxu.csv")
+    p.add_argument("--no-marabou", action="store_true")
+    a = p.parse_args()
+    return Args(a.timeout, a.limit, a.props, a.networks, a.out, a.no_marabou)
+
+
+def ours(onnx_path, vnnlib_path, timeout):
+    net = load_onnx(onnx_path)
+    t0 = time.perf_counter()
+    status = "holds"
+    for q in read_vnnlib(vnnlib_path):
+        left = timeout - (time.perf_counter() - t0)
+        r = check(net, q.lower, q.upper, q.spec, timeout=max(left, 0.0), seed=0)
+        if r.status == "violated":
+            status = "violated"
+            break
+        if r.status == "unknown":
+            status = "unknown"
+            break
+    return status, time.perf_counter() - t0
+
+
+def marabou(onnx_path, vnnlib_path, timeout):
+    from maraboupy import Marabou, MarabouCore
+
+    t0 = time.perf_counter()
+    status = "holds"
+    for q in read_vnnlib(vnnlib_path):
+        left = int(max(1, round(timeout - (time.perf_counter() - t0))))
+        net = Marabou.read_onnx(str(onnx_path))
+        x = np.asarray(net.inputVars[0]).reshape(-1)
+        y = np.asarray(net.outputVars[0]).reshape(-1)
+        for i, v in enumerate(x):
+            net.setLowerBound(int(v), float(q.lower[i]))
+            net.setUpperBound(int(v), float(q.upper[i]))
+        polys = q.spec.unsafe
+        if len(polys) == 1:
+            C, d = polys[0]
+            for row, rhs in zip(C, d):
+                nz = np.flatnonzero(row)
+                net.addInequality([int(y[j]) for j in nz], [float(row[j]) for j in nz], float(rhs))
+        else:
+            disj = []
+            for C, d in polys:
+                eqs = []
+                for row, rhs in zip(C, d):
+                    eq = MarabouCore.Equation(MarabouCore.Equation.LE)
+                    for j in np.flatnonzero(row):
+                        eq.addAddend(float(row[j]), int(y[j]))
+                    eq.setScalar(float(rhs))
+                    eqs.append(eq)
+                disj.append(eqs)
+            net.addDisjunctionConstraint(disj)
+        opts = Marabou.createOptions(timeoutInSeconds=left, verbosity=0)
+        code, _, _ = net.solve(options=opts, verbose=False)
+        if code == "sat":
+            status = "violated"
+            break
+        if code != "unsat":
+            status = "unknown"
+            break
+    return status, time.perf_counter() - t0
+
+
+def write_atomic(path, rows):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def main():
+    args = parse()
+    torch.set_num_threads(1)
+    with open(DATA / "acasxu_vnncomp2021_verdicts.csv") as f:
+        truth = {(r["network"], r["property"]): r["consensus_verdict"] for r in csv.DictReader(f)}
+    with open(DATA / "vnnlib" / "acasxu_instances.csv") as f:
+        instances = [r for r in csv.reader(f) if r]
+    use_marabou = not args.no_marabou
+    if use_marabou:
+        try:
+            import maraboupy  # noqa: F401
+        except ImportError:
+            print("maraboupy not installed: running neuroctl only")
+            use_marabou = False
+    rows = []
+    for onnx_name, prop_file, published in instances:
+        net_id = onnx_name.split("_")[2] + "_" + onnx_name.split("_")[3]
+        prop = prop_file.removesuffix(".vnnlib")
+        if args.props and prop.split("_")[1] not in args.props:
+            continue
+        if args.networks and net_id not in args.networks:
+            continue
+        if args.limit is not None and len(rows) >= args.limit:
+            break
+        timeout = args.timeout if args.timeout is not None else float(published)
+        onnx_path, vnn_path = DATA / "onnx" / onnx_name, DATA / "vnnlib" / prop_file
+        expected = truth[(net_id, prop)]
+        row = {"network": net_id, "property": prop, "expected": expected, "timeout": timeout}
+        row["neuroctl"], row["neuroctl_time"] = ours(onnx_path, vnn_path, timeout)
+        if use_marabou:
+            row["marabou"], row["marabou_time"] = marabou(onnx_path, vnn_path, timeout)
+        rows.append(row)
+        write_atomic(args.out, rows)
+        print(
+            ", ".join(
+                f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
+            ),
+            flush=True,
+        )
+    tools = ["neuroctl"] + (["marabou"] if use_marabou else [])
+    print(f"\n{len(rows)} instances, timeout {rows[0]['timeout'] if rows else '-'} s")
+    for tool in tools:
+        solved = [r for r in rows if r[tool] in ("holds", "violated")]
+        wrong = [r for r in solved if r[tool] != r["expected"]]
+        total = sum(r[f"{tool}_time"] for r in rows)
+        med = np.median([r[f"{tool}_time"] for r in solved]) if solved else float("nan")
+        print(
+            f"{tool:9s}: solved {len(solved)}/{len(rows)}, wrong {len(wrong)}, "
+            f"total time {total:.1f} s, median time of solved {med:.2f} s"
+        )
+    if use_marabou and rows:
+        t_ours = sum(r["neuroctl_time"] for r in rows)
+        t_mara = sum(r["marabou_time"] for r in rows)
+        print(f"total time ratio marabou/neuroctl: {t_mara / max(t_ours, 1e-9):.2f}")
+
+
+if __name__ == "__main__":
+    main()
