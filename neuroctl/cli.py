@@ -926,7 +926,7 @@ def slope_controller(activation: str, *, gain: float, weight: float = 1.0, offse
 
     ReLU is shifted to be active at ``e = 0`` (``gain * (relu(weight e + offset) - offset)``) and
     the sigmoid is centred (``gain * (sigmoid(weight e) - 1/2)``) so that ``u = 0`` at the target;
-    the slopes there are 1 (ReLU, tanh) and 1/4 (sigmoid): REFERENCE.md's activation-slope table.
+    the slopes there are 1 (ReLU, tanh) and 1/4 (sigmoid): the activation-slope table.
     """
     import torch
     from torch import nn
@@ -1101,8 +1101,9 @@ def _ring_section(demo: _Demo) -> None:
         sec.add_text(
             "Linear stability of the whole ring (44 states) at uniform flow, continuous "
             "model, exact Jacobians; the neutral shift of all positions is factored out. "
-            "The all-human ring is unstable (REFERENCE.md: largest real part +0.0235 "
-            "1/s); growth rate and period are those of the least stable mode."
+            "The all-human uniform flow is unstable (the published figure for this ring: "
+            "largest real part +0.0235 1/s); growth rate and period are those of the least "
+            "stable mode."
         )
         sec.add_table(stab_rows, caption="Ring stability at the uniform-flow equilibrium")
     if string_rows:
@@ -1122,7 +1123,7 @@ def _arm_section(demo: _Demo) -> None:
         "A single link, I = 1/3 kg m^2, friction 0.5 N m s/rad, driven by u = k act(w (r - theta)) "
         "with the same weights for ReLU, tanh and sigmoid: at the target the slope is 1 for ReLU "
         "(active side) and tanh, 1/4 for the centred sigmoid. Horizontal arm (no gravity, k w = "
-        "4) and upright arm (k_g = -5, k w = 8), as in REFERENCE.md.",
+        "4) and upright arm (k_g = -5, k w = 8).",
     )
     # (name, gravity, gain k, initial angle, target): a step for the horizontal arm, a release
     # from 0.1 rad off the balance point for the upright one
