@@ -1101,9 +1101,9 @@ def _ring_section(demo: _Demo) -> None:
         sec.add_text(
             "Linear stability of the whole ring (44 states) at uniform flow, continuous "
             "model, exact Jacobians; the neutral shift of all positions is factored out. "
-            "The all-human uniform flow is unstable (the published figure for this ring: "
-            "largest real part +0.0235 1/s); growth rate and period are those of the least "
-            "stable mode."
+            "The all-human uniform flow is unstable (the IDM ring's Jacobian has largest "
+            "real part +0.0235 1/s, Ward & Wilson 2011 predict string instability); growth "
+            "rate and period are those of the least stable mode."
         )
         sec.add_table(stab_rows, caption="Ring stability at the uniform-flow equilibrium")
     if string_rows:
