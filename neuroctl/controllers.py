@@ -182,7 +182,13 @@ def linear_controller(gain, offset=None, *, dtype=torch.float64) -> nn.Linear:
     """
     gain = np.atleast_2d(np.asarray(gain, dtype=float))
     m, p = gain.shape
-    offset = np.zeros(m) if offset is None else np.broadcast_to(np.asarray(offset, float), (m,))
+    offset = np.zeros(m) if offset is None else np.asarray(offset, float)
+    try:
+        offset = np.broadcast_to(offset, (m,)).copy()
+    except ValueError:
+        raise ValueError(
+            f"offset: expected a scalar or shape ({m},), received shape {offset.shape}"
+        ) from None
     layer = nn.Linear(p, m).to(dtype)
     with torch.no_grad():
         layer.weight.copy_(torch.as_tensor(gain, dtype=dtype))

@@ -105,3 +105,15 @@ def test_monitor_rejects_unknown_mitigation():
         RevivalMonitor(opt, mitigation="zero")
     with pytest.raises(ValueError, match="expected an optimizer"):
         RevivalMonitor(opt, mitigation="reset")
+
+
+def test_has_dead_unit_layers_tells_piecewise_linear_from_smooth_networks():
+    from neuroctl.train import has_dead_unit_layers
+
+    assert has_dead_unit_layers(mlp(3, 1, activation="relu"))
+    assert has_dead_unit_layers(mlp(3, 1, activation="hardtanh"))
+    assert not has_dead_unit_layers(mlp(3, 1, activation="tanh"))
+    # an output clip after the last trainable layer is not a hidden unit
+    clipped = torch.nn.Sequential(mlp(3, 1, activation="tanh"), torch.nn.Hardtanh())
+    assert has_dead_unit_layers(clipped)
+    assert not has_dead_unit_layers(clipped, hidden_only=True)

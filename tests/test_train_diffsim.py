@@ -146,3 +146,21 @@ def test_example_train_arm_relu_reaches_the_targets(tmp_path):
     out = mod.main(["--out", str(tmp_path)])
     assert out["success_rate"] >= 0.95
     assert 0.0 <= out["dead_fraction"] < 1.0
+
+
+def test_diffsim_trains_a_smooth_policy_and_logs_no_dead_units_for_it(tmp_path):
+    # a tanh network has no unit that can die: the dead-unit column is NaN, not an error
+    res = train_diffsim(
+        ARM,
+        steps=4,
+        seed=0,
+        activation="tanh",
+        log_every=2,
+        out_dir=tmp_path / "tanh",
+        task_options={"horizon": 10},
+        **FAST,
+    )
+    assert res.steps_done == 4
+    assert all(np.isnan(float(r["dead_fraction"])) for r in res.history)
+    assert not any(isinstance(m, nn.ReLU) for m in res.policy().modules())
+    assert any(isinstance(m, nn.Tanh) for m in res.policy().modules())

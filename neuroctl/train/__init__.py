@@ -12,6 +12,7 @@ from .diagnostics import (
     RevivalMonitor,
     RevivalSpikeWarning,
     dead_units,
+    has_dead_unit_layers,
 )
 from .pretrained import pretrained
 
@@ -33,6 +34,7 @@ __all__ = [
     "RevivalMonitor",
     "RevivalSpikeWarning",
     "dead_units",
+    "has_dead_unit_layers",
     "pretrained",
     *_LAZY,
 ]

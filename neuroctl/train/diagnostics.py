@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,6 +117,34 @@ def _active_fn(module: nn.Module):
     return None
 
 
+def _inspected_layers(net: nn.Module, hidden_only: bool) -> list[tuple[str, nn.Module, Callable]]:
+    """The ``(name, module, is_active)`` of every layer :func:`dead_units` inspects."""
+    modules = list(net.named_modules())
+    last_linear = max(
+        (
+            i
+            for i, (_, m) in enumerate(modules)
+            if isinstance(m, nn.Linear) and m.weight.requires_grad
+        ),
+        default=len(modules),
+    )
+    layers = []
+    for i, (name, mod) in enumerate(modules):
+        fn = _active_fn(mod)
+        if fn is not None and not (hidden_only and i > last_linear):
+            layers.append((name, mod, fn))
+    return layers
+
+
+def has_dead_unit_layers(net: nn.Module, *, hidden_only: bool = False) -> bool:
+    """True if ``net`` has a layer :func:`dead_units` inspects (ReLU, ReLU6, LeakyReLU, Hardtanh).
+
+    Smooth networks (tanh, sigmoid, ...) have none: their units cannot die in this sense.
+    ``hidden_only`` as in :func:`dead_units`.
+    """
+    return bool(_inspected_layers(net, hidden_only))
+
+
 def dead_units(net: nn.Module, states, *, hidden_only: bool = False) -> DeadUnits:
     """Fraction of piecewise-linear units never active over a batch of states, per layer.
 
@@ -150,19 +179,7 @@ def dead_units(net: nn.Module, states, *, hidden_only: bool = False) -> DeadUnit
         )
     records: dict[str, torch.Tensor] = {}
     hooks = []
-    modules = list(net.named_modules())
-    last_linear = max(
-        (
-            i
-            for i, (_, m) in enumerate(modules)
-            if isinstance(m, nn.Linear) and m.weight.requires_grad
-        ),
-        default=len(modules),
-    )
-    for i, (name, mod) in enumerate(modules):
-        fn = _active_fn(mod)
-        if fn is None or (hidden_only and i > last_linear):
-            continue
+    for name, mod, fn in _inspected_layers(net, hidden_only):
 
         def hook(m, inputs, output, name=name, fn=fn):
             z = inputs[0].reshape(-1, inputs[0].shape[-1])
@@ -571,6 +588,8 @@ def RevivalCallback(
                 try:
                     net = actor_network(self.model)
                 except (TypeError, ValueError):
+                    return
+                if not has_dead_unit_layers(net):
                     return
                 rep = dead_units(net, obs)
                 self.logger.record("diagnostics/dead_unit_fraction", rep.total_fraction)

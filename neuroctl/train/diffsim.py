@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..controllers import ACTIVATIONS, mlp
-from .diagnostics import dead_units
+from .diagnostics import dead_units, has_dead_unit_layers
 from .export import atomic_torch_save, atomic_write_text, save_policy
 from .result import CsvLog, TensorBoardLog, Timer, TrainResult, cli_command, policy_summary
 from .tasks import DiffsimTask, make_task
@@ -172,6 +172,7 @@ def train_diffsim(
         task_options=task_options or {},
     )
     policy = diffsim_policy(task, hidden, activation, seed)
+    piecewise_linear = has_dead_unit_layers(policy, hidden_only=True)
     params = [p for p in policy.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
     decay = (lr_final / lr) ** (1.0 / max(int(steps), 1))
@@ -243,14 +244,19 @@ def train_diffsim(
                     bar.update(1)
                     bar.set_postfix(cost=f"{costs[-1]:.4g}", refresh=False)
                 if log_now:
-                    dead = dead_units(
-                        policy, torch.cat(seen).reshape(-1, task.n_obs), hidden_only=True
+                    # smooth policies have no units that can die: their column stays NaN
+                    dead_fraction = (
+                        dead_units(
+                            policy, torch.cat(seen).reshape(-1, task.n_obs), hidden_only=True
+                        ).total_fraction
+                        if piecewise_linear
+                        else float("nan")
                     )
                     row = dict(
                         steps=step,
                         cost=float(np.mean(costs[-log_every:])),
                         lr=sched.get_last_lr()[0],
-                        dead_fraction=dead.total_fraction,
+                        dead_fraction=dead_fraction,
                         time=timer(),
                     )
                     csv_log.write(**row)
