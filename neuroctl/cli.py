@@ -38,7 +38,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -110,6 +110,13 @@ class Progress:
         self.close()
 
 
+@runtime_checkable
+class _ToDict(Protocol):
+    """Results that describe themselves as plain data (reports, trajectories, verdicts)."""
+
+    def to_dict(self) -> dict: ...
+
+
 def _jsonable(obj: Any) -> Any:
     """Convert numpy / torch / complex / Path values for ``json.dumps``."""
     if isinstance(obj, dict):
@@ -129,7 +136,7 @@ def _jsonable(obj: Any) -> Any:
         return {"real": float(np.real(obj)), "imag": float(np.imag(obj))}
     if isinstance(obj, Path):
         return str(obj)
-    if hasattr(obj, "to_dict"):
+    if isinstance(obj, _ToDict):
         return _jsonable(obj.to_dict())
     if type(obj).__module__.startswith("torch"):
         return _jsonable(obj.detach().cpu().numpy())
@@ -229,27 +236,25 @@ def _builtin_controllers(env_id: str) -> dict[str, tuple[str, Callable]]:
             "pretrained": ("the shipped trained ReLU policy", pretrained),
         }
     if _is_ring(env_id):
-        from neuroctl.envs.ring_road import controllers as rc
+        from neuroctl.envs.ring_road.controllers import (
+            FollowerStopper,
+            IDMController,
+            PISaturation,
+        )
 
-        def ring_controller(cls_name):
-            def build(env):
-                cls = getattr(rc, cls_name)
-                return _construct_ring_controller(cls, env)
+        def ring_controller(cls):
+            return lambda env: _construct_ring_controller(cls, env)
 
-            return build
-
-        out = {
+        return {
             "human": ("no AV: every car is an IDM human (use with n_av=0)", lambda env: None),
             "pretrained": ("the shipped trained ReLU AV policy", pretrained),
+            "idm": ("the AV drives like an IDM human", ring_controller(IDMController)),
+            "followerstopper": (
+                "FollowerStopper (Stern et al. 2018)",
+                ring_controller(FollowerStopper),
+            ),
+            "pi": ("PI with saturation (Stern et al. 2018)", ring_controller(PISaturation)),
         }
-        for name, cls_name, desc in (
-            ("idm", "IDMController", "the AV drives like an IDM human"),
-            ("followerstopper", "FollowerStopper", "FollowerStopper (Stern et al. 2018)"),
-            ("pi", "PISaturation", "PI with saturation (Stern et al. 2018)"),
-        ):
-            if hasattr(rc, cls_name):
-                out[name] = (desc, ring_controller(cls_name))
-        return out
     return {"zero": ("no input", lambda env: None)}
 
 
@@ -487,7 +492,10 @@ def rollout(
         reset()
     obs, info = env.reset(seed=seed, options=options)
     base = env.unwrapped
-    dt = float(getattr(base.plant, "dt", 1.0)) if hasattr(base, "plant") else 1.0
+    from neuroctl.plant import Plant
+
+    plant = getattr(base, "plant", None)
+    dt = plant.dt if isinstance(plant, Plant) else 1.0
     horizon = steps if steps is not None else (env.spec.max_episode_steps or 1000)
     obs_l, act_l, rew_l = [obs], [], []
     state_l = [np.array(base.state, dtype=float, copy=True)]

@@ -516,13 +516,19 @@ def _base_callback():
 
 
 def _policy_optimizers(model) -> list[tuple[str, torch.optim.Optimizer, nn.Module]]:
+    """The optimizers of an SB3 model's policy with the module each one trains.
+
+    Off-policy actor-critics (SAC, TD3) keep one optimizer on ``policy.actor`` and one on
+    ``policy.critic``; on-policy ones (PPO, A2C) a single one on ``policy``.
+    """
     pol = model.policy
-    out = []
-    if hasattr(pol, "actor") and hasattr(pol.actor, "optimizer"):  # SAC, TD3
-        out.append(("actor", pol.actor.optimizer, pol.actor))
-        if hasattr(pol, "critic") and hasattr(pol.critic, "optimizer"):
-            out.append(("critic", pol.critic.optimizer, pol.critic))
-    elif hasattr(pol, "optimizer"):
+    parts = [("actor", getattr(pol, "actor", None)), ("critic", getattr(pol, "critic", None))]
+    out = [
+        (name, module.optimizer, module)
+        for name, module in parts
+        if isinstance(getattr(module, "optimizer", None), torch.optim.Optimizer)
+    ]
+    if not out and isinstance(getattr(pol, "optimizer", None), torch.optim.Optimizer):
         out.append(("policy", pol.optimizer, pol))
     return out
 
