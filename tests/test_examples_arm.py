@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import matplotlib.image
 import numpy as np
 import pytest
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses need the module registered
-    spec.loader.exec_module(module)
-    return module
+from _examples import load_example
 
 
 def test_arm_pd_numbers_match_the_second_order_closed_form(tmp_path):
-    example = load("arm_pd")
+    example = load_example("arm_pd")
     args = example.parse_args(["--out", str(tmp_path)])  # the command line of the script
     result = example.main(args)
     assert Path(result["figure"]).parent == tmp_path
@@ -45,7 +34,7 @@ def test_arm_pd_numbers_match_the_second_order_closed_form(tmp_path):
 
 
 def test_arm2link_reach_reaches_and_is_locally_stable(tmp_path):
-    example = load("arm2link_reach")
+    example = load_example("arm2link_reach")
     result = example.main(example.Args(out=str(tmp_path), targets=4))
     for plane in ("horizontal", "vertical"):
         assert result[plane]["max_final_error"] < 0.05

@@ -6,28 +6,17 @@ of the same closed loops.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _examples import EXAMPLES, load_example
 
 import neuroctl as nc
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses need the module registered
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_arm_activation_slope_example(tmp_path):
-    example = load("arm_activation_slope")
+    example = load_example("arm_activation_slope")
     res = example.main(example.Args(out=str(tmp_path)))["results"]
     tanh, sig = res[("horizontal", "tanh")], res[("horizontal", "sigmoid")]
     # REFERENCE.md: slope 1 -> 49.8% overshoot, slope 1/4 -> 22.1%
@@ -52,7 +41,7 @@ def test_arm_activation_slope_example(tmp_path):
 
 
 def test_ring_string_stability_example(tmp_path):
-    example = load("ring_string_stability")
+    example = load_example("ring_string_stability")
     out = example.main(example.Args(out=str(tmp_path)))
     rows = out["rows"]
     idm, fs = rows["IDM (human-like)"], rows["FollowerStopper r=3"]

@@ -3,26 +3,15 @@ show what they claim, each number checked against an independent source."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses need the module registered
-    spec.loader.exec_module(module)
-    return module
+from _examples import load_example
 
 
 def test_derivative_approximation_relu_good_values_bad_derivatives(tmp_path):
-    example = load("derivative_approximation")
+    example = load_example("derivative_approximation")
     result = example.main(example.Args(out=str(tmp_path)))
     relu, tanh = result["errors"]["relu"], result["errors"]["tanh"]
     # both fit the function itself (closed form f) to within 1% RMS
@@ -37,7 +26,7 @@ def test_derivative_approximation_relu_good_values_bad_derivatives(tmp_path):
 
 
 def test_value_function_kink_consumption_rule_solves_the_model(tmp_path):
-    example = load("value_function_kink")
+    example = load_example("value_function_kink")
     args = example.Args()
     x, c = example.solve_consumption(args)
 
@@ -63,7 +52,7 @@ def test_value_function_kink_consumption_rule_solves_the_model(tmp_path):
 
 def test_value_function_kink_relu_breakpoint_sits_at_the_kink(tmp_path):
     pytest.importorskip("neuroctl.pwl", reason="neuroctl.pwl (pwl_from_relu_net) not available")
-    example = load("value_function_kink")
+    example = load_example("value_function_kink")
     result = example.main(example.Args(out=str(tmp_path)))
     x0 = result["x_bar"]
     # the ReLU net has a breakpoint within 1% of the fitted range of the model's kink
@@ -81,7 +70,7 @@ def test_hinge_flux_matches_the_ring_where_uniform_flow_is_string_stable(tmp_pat
 
     import neuroctl
 
-    example = load("hinge_flux")
+    example = load_example("hinge_flux")
     result = example.main(example.Args(out=str(tmp_path)))
     rho = np.array(result["rho"])
     model, measured = np.array(result["hinge_flux"]), np.array(result["measured_flux"])

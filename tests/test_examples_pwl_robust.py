@@ -3,23 +3,12 @@ number checked against an independent source."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses need the module registered
-    spec.loader.exec_module(module)
-    return module
+from _examples import load_example
 
 
 def _eval(net, x):
@@ -28,7 +17,7 @@ def _eval(net, x):
 
 
 def test_spline_relu_example(tmp_path):
-    ex = load("spline_relu")
+    ex = load_example("spline_relu")
     args = ex.Args(out=str(tmp_path))
     res = ex.main(args)
     # FollowerStopper from REFERENCE.md (Stern et al. 2018), written out here independently
@@ -53,7 +42,7 @@ def test_spline_relu_example(tmp_path):
 
 
 def test_local_robustness_example(tmp_path):
-    ex = load("local_robustness")
+    ex = load_example("local_robustness")
     res = ex.main(ex.Args(out=str(tmp_path), samples=4000))
     net, x = res["net"], res["x"]
     rng = np.random.default_rng(1)
@@ -69,7 +58,7 @@ def test_local_robustness_example(tmp_path):
 
 
 def test_arm_reachability_example(tmp_path):
-    ex = load("arm_reachability")
+    ex = load_example("arm_reachability")
     args = ex.Args(out=str(tmp_path), samples=500)
     res = ex.main(args)
     assert res["proof"].holds is True and res["simulations_inside"] == args.samples
