@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
+from _examples import load_example
 from torch import nn
 
 from neuroctl import mlp
 from neuroctl.train import RevivalMonitor, RevivalSpikeWarning, dead_units
-
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "revival_spike.py"
-
-
-def _example():
-    spec = importlib.util.spec_from_file_location("revival_spike", EXAMPLE)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["revival_spike"] = mod  # dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_dead_units_match_brute_force_preactivations():
@@ -46,7 +34,7 @@ def test_dead_units_match_brute_force_preactivations():
 
 
 def test_revival_spike_matches_closed_form_and_mitigations_remove_it():
-    mod = _example()
+    mod = load_example("revival_spike")
     args = mod.Args()
     closed = 1.0 / math.sqrt(1.0 - args.alpha)  # 10 x lr at alpha = 0.99
     plain = mod.run(args, None)

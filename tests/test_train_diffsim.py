@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from _examples import load_example
 from torch import nn
 
 import neuroctl
@@ -134,16 +135,7 @@ def test_pretrained_files_are_small_and_record_their_command():
 
 
 def test_example_train_arm_relu_reaches_the_targets(tmp_path):
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "examples" / "train_arm_relu.py"
-    spec = importlib.util.spec_from_file_location("train_arm_relu", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["train_arm_relu"] = mod
-    spec.loader.exec_module(mod)
-    out = mod.main(["--out", str(tmp_path)])
+    out = load_example("train_arm_relu").main(["--out", str(tmp_path)])
     assert out["success_rate"] >= 0.95
     assert 0.0 <= out["dead_fraction"] < 1.0
 
