@@ -1,8 +1,10 @@
-"""Train a ReLU policy for the arm by differentiable simulation, then inspect it.
+"""Train a ReLU policy for the arm by differentiable simulation, then analyse and verify it.
 
 Steps: train (backpropagation through 150-step batched rollouts of ``plant.step``), count the
-targets reached, report dead ReLU units over the visited observations, and analyze the closed loop
-at the operating point with python-control (poles, margins) through ``neuroctl.analyze``.
+targets reached, report dead ReLU units over the visited observations, analyze the closed loop
+at the operating point with python-control (poles, margins) through ``neuroctl.analyze``, and ask
+the verifier whether the policy can command more than 90% of the torque limit near its target
+(a proof, or a counterexample re-checked in float64).
 
 Run: ``python examples/train_arm_relu.py [--steps N] [--out DIR] [--ppo]`` (``--ppo`` also trains
 SB3 PPO with a ReLU policy for comparison; slower).
@@ -19,6 +21,7 @@ import torch
 
 import neuroctl
 from neuroctl.train import arm_success_rate, dead_units, train_diffsim, train_rl
+from neuroctl.verify import Spec, check
 
 ENV = "neuroctl/Arm-v0"
 
@@ -86,7 +89,24 @@ def main(argv=None) -> dict:
     analysis = neuroctl.analyze(model.plant, policy)
     print(analysis)
 
-    out_dict = {"success_rate": reached["success_rate"], "dead_fraction": report.total_fraction}
+    # 5. can it command a dangerous torque? Observations near the target: error within 0.1 rad,
+    #    speed within 0.5 rad/s, the arm in the lower half plane (sin in [-1, 1], cos in [0, 1])
+    limit = 0.9 * env.unwrapped.params.max_torque
+    box_lower = np.array([-0.1, -0.5, -1.0, 0.0])
+    box_upper = np.array([0.1, 0.5, 1.0, 1.0])
+    spec = Spec.output_range(1, lower=-limit, upper=limit, name=f"|u| <= {limit:g} N m")
+    verdict = check(policy, box_lower, box_upper, spec, timeout=60, seed=args.seed)
+    print(verdict)
+
+    out_dict = {
+        "success_rate": reached["success_rate"],
+        "dead_fraction": report.total_fraction,
+        "policy": policy,
+        "analysis": analysis,
+        "verification": verdict,
+        "box": (box_lower, box_upper),
+        "torque_limit": limit,
+    }
     if args.ppo:
         ppo = train_rl(
             ENV,

@@ -134,10 +134,48 @@ def test_pretrained_files_are_small_and_record_their_command():
         assert spec["format"] == "neuroctl.policy/1"
 
 
-def test_example_train_arm_relu_reaches_the_targets(tmp_path):
+def test_example_train_arm_relu_reaches_analyses_and_verifies(tmp_path):
+    import control
+
     out = load_example("train_arm_relu").main(["--out", str(tmp_path)])
     assert out["success_rate"] >= 0.95
     assert 0.0 <= out["dead_fraction"] < 1.0
+    policy, analysis = out["policy"], out["analysis"]
+
+    # the analysed poles against python-control's own linearization of the nonlinear closed loop
+    # (finite differences are exact here: the operating point sits inside one activation region)
+    plant, op = analysis.linearization.plant, analysis.op
+    assert not analysis.at_kink and analysis.state_radius > 1e-3
+
+    def closed_loop(t, x, u, params):
+        x_t = torch.as_tensor(x, dtype=torch.float64)
+        y = plant.observe(x_t, torch.as_tensor(op.r, dtype=torch.float64))
+        with torch.no_grad():
+            command = plant.saturate(policy.double()(y))
+        return plant.rhs(x_t, command).numpy()
+
+    sys = control.nlsys(closed_loop, None, states=2, inputs=0, outputs=2)
+    reference_poles = control.poles(control.linearize(sys, op.x, [], eps=1e-7))
+    np.testing.assert_allclose(
+        np.sort_complex(analysis.regions[0].poles), np.sort_complex(reference_poles), atol=1e-4
+    )
+    assert analysis.stable == bool(np.all(reference_poles.real < 0))
+
+    # the verdict against brute force over the same box of observations
+    verdict, limit = out["verification"], out["torque_limit"]
+    lower, upper = out["box"]
+    if verdict.status == "violated":
+        cex = verdict.counterexample
+        assert np.all(cex >= lower - 1e-12) and np.all(cex <= upper + 1e-12)
+        with torch.no_grad():
+            u = policy.double()(torch.as_tensor(cex, dtype=torch.float64)).numpy()
+        assert abs(u[0]) > limit
+    else:
+        assert verdict.status == "holds"
+        samples = np.random.default_rng(0).uniform(lower, upper, size=(200_000, 4))
+        with torch.no_grad():
+            u = policy.double()(torch.as_tensor(samples)).numpy()
+        assert np.abs(u).max() <= limit
 
 
 def test_diffsim_trains_a_smooth_policy_and_logs_no_dead_units_for_it(tmp_path):
