@@ -31,6 +31,7 @@ class Args:
     networks: list
     out: str
     no_marabou: bool
+    resume: bool
 
 
 def parse() -> Args:
@@ -41,8 +42,11 @@ def parse() -> Args:
     p.add_argument("--networks", nargs="*", default=None, help="networks, e.g. 1_1 2_1")
     p.add_argument("--out", default="benchmarks/results_acasxu.csv")
     p.add_argument("--no-marabou", action="store_true")
+    p.add_argument(
+        "--resume", action="store_true", help="keep the instances already in --out, run the rest"
+    )
     a = p.parse_args()
-    return Args(a.timeout, a.limit, a.props, a.networks, a.out, a.no_marabou)
+    return Args(a.timeout, a.limit, a.props, a.networks, a.out, a.no_marabou, a.resume)
 
 
 def ours(onnx_path, vnnlib_path, timeout):
@@ -62,7 +66,7 @@ def ours(onnx_path, vnnlib_path, timeout):
 
 
 def marabou(onnx_path, vnnlib_path, timeout):
-    from maraboupy import Marabou, MarabouCore
+    from maraboupy import Marabou, MarabouCore, MarabouUtils
 
     t0 = time.perf_counter()
     status = "holds"
@@ -85,7 +89,7 @@ def marabou(onnx_path, vnnlib_path, timeout):
             for C, d in polys:
                 eqs = []
                 for row, rhs in zip(C, d):
-                    eq = MarabouCore.Equation(MarabouCore.Equation.LE)
+                    eq = MarabouUtils.Equation(MarabouCore.Equation.LE)
                     for j in np.flatnonzero(row):
                         eq.addAddend(float(row[j]), int(y[j]))
                     eq.setScalar(float(rhs))
@@ -129,6 +133,14 @@ def main():
             print("maraboupy not installed: running neuroctl only")
             use_marabou = False
     rows = []
+    if args.resume and Path(args.out).is_file():
+        with open(args.out) as f:
+            rows = [
+                {k: float(v) if k.endswith("time") or k == "timeout" else v for k, v in r.items()}
+                for r in csv.DictReader(f)
+            ]
+        print(f"resuming: {len(rows)} instances already in {args.out}")
+    done = {(r["network"], r["property"]) for r in rows}
     for onnx_name, prop_file, published in instances:
         net_id = onnx_name.split("_")[2] + "_" + onnx_name.split("_")[3]
         prop = prop_file.removesuffix(".vnnlib")
@@ -138,13 +150,19 @@ def main():
             continue
         if args.limit is not None and len(rows) >= args.limit:
             break
+        if (net_id, prop) in done:
+            continue
         timeout = args.timeout if args.timeout is not None else float(published)
         onnx_path, vnn_path = DATA / "onnx" / onnx_name, DATA / "vnnlib" / prop_file
         expected = truth[(net_id, prop)]
         row = {"network": net_id, "property": prop, "expected": expected, "timeout": timeout}
         row["neuroctl"], row["neuroctl_time"] = ours(onnx_path, vnn_path, timeout)
         if use_marabou:
-            row["marabou"], row["marabou_time"] = marabou(onnx_path, vnn_path, timeout)
+            try:
+                row["marabou"], row["marabou_time"] = marabou(onnx_path, vnn_path, timeout)
+            except Exception as exc:  # a peer's failure is recorded, not fatal to the run
+                print(f"marabou failed on {net_id} {prop}: {type(exc).__name__}: {exc}")
+                row["marabou"], row["marabou_time"] = "error", float("nan")
         rows.append(row)
         write_atomic(args.out, rows)
         print(
@@ -158,15 +176,15 @@ def main():
     for tool in tools:
         solved = [r for r in rows if r[tool] in ("holds", "violated")]
         wrong = [r for r in solved if r[tool] != r["expected"]]
-        total = sum(r[f"{tool}_time"] for r in rows)
+        total = np.nansum([r[f"{tool}_time"] for r in rows])
         med = np.median([r[f"{tool}_time"] for r in solved]) if solved else float("nan")
         print(
             f"{tool:9s}: solved {len(solved)}/{len(rows)}, wrong {len(wrong)}, "
             f"total time {total:.1f} s, median time of solved {med:.2f} s"
         )
     if use_marabou and rows:
-        t_ours = sum(r["neuroctl_time"] for r in rows)
-        t_mara = sum(r["marabou_time"] for r in rows)
+        t_ours = np.nansum([r["neuroctl_time"] for r in rows])
+        t_mara = np.nansum([r["marabou_time"] for r in rows])
         print(f"total time ratio marabou/neuroctl: {t_mara / max(t_ours, 1e-9):.2f}")
 
 
