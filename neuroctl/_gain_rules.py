@@ -98,12 +98,15 @@ class Record:
     """What the walk learned about one activation layer (batch of ``B`` points, ``k`` neurons)."""
 
     name: str
-    z: torch.Tensor  # (B, k) pre-activations
+    z: torch.Tensor | None  # (B, k) pre-activations (PWL layers: only with keep_grads)
     piece: torch.Tensor  # (B, k) int8 index of the linear piece (-1 for smooth layers)
     distance: torch.Tensor  # (B, k) distance of x to the neuron's nearest breakpoint
     grad: torch.Tensor | None = None  # (B, k, n) pre-activation gradients (optional)
     offset: torch.Tensor | None = None  # (B, k) pre-activation offsets: z(x') = grad x' + offset
     smooth: bool = False
+    # PWL layers: the neuron nearest to its breakpoint, per point: (distance (B,), neuron (B,),
+    # its pre-activation gradient (B, n), pre-activation (B,) and breakpoint (B,) or scalar)
+    nearest: tuple | None = None
 
 
 @dataclass
@@ -126,6 +129,9 @@ class Walk:
     binding_dir: torch.Tensor | None = None  # (B, n)
     kink_mask: torch.Tensor | None = None  # (B,) a point lies on an unresolved kink
     need_lip: bool = True  # track Lipschitz bounds (networks with smooth layers)
+    # spare torch buffers by shape, shared by the walks of one batch: large fresh arrays cost
+    # more to allocate (page faults) than the matrix product that fills them
+    pool: dict | None = None
 
 
 class KinkFound(Exception):
@@ -141,16 +147,28 @@ class KinkFound(Exception):
 
 
 def _dual_norm(g, norm: float):
-    """Dual norm (ℓ2 -> ℓ2, ℓ∞ -> ℓ1, ℓ1 -> ℓ∞) of gradients stored as rows ``g[i]`` (axis 0)."""
+    """Dual norm (ℓ2 -> ℓ2, ℓ∞ -> ℓ1, ℓ1 -> ℓ∞) of gradients stored as rows ``g[i]`` (axis 0).
+
+    Accumulated row by row in place: reductions over the leading axis of a (n, B, k) tensor are
+    several times slower in torch.
+    """
+    use_np = _is_np(g)
     if norm == 2:
         acc = g[0] * g[0]
         for r in g[1:]:
-            acc = acc + r * r
-        return np.sqrt(acc) if _is_np(acc) else acc.sqrt()
+            if use_np:
+                acc += r * r
+            else:
+                acc.addcmul_(r, r)
+        return np.sqrt(acc, out=acc) if use_np else acc.sqrt_()
     acc = abs(g[0])
-    mx = np.maximum if _is_np(g) else torch.maximum
     for r in g[1:]:
-        acc = acc + abs(r) if math.isinf(norm) else mx(acc, abs(r))
+        if math.isinf(norm):
+            acc += abs(r)
+        elif use_np:
+            np.maximum(acc, abs(r), out=acc)
+        else:
+            torch.maximum(acc, r.abs(), out=acc)
     return acc
 
 
@@ -174,7 +192,15 @@ def _ball_direction(g: torch.Tensor, norm: float) -> torch.Tensor:
 # ----------------------------------------------------------------------------- affine layers
 def _linear(layer: nn.Linear, w: Walk) -> None:
     W = _param(layer, "weight", w.T)
-    w.T = w.T @ W.T
+    T = w.T
+    if w.pool is None or _is_np(T):
+        w.T = T @ W.T
+    else:
+        # no record keeps a view of the current T (PWL rules copy what they keep, smooth ones
+        # replace T): it can be recycled once multiplied
+        spare = w.pool.get((*T.shape[:-1], W.shape[0]))
+        w.T = torch.matmul(T, W.T, out=spare.pop()) if spare else T @ W.T
+        w.pool.setdefault(tuple(T.shape), []).append(T)
     b = _param(layer, "bias", w.T)
     if b is not None:
         w.T[0] += b
@@ -226,8 +252,9 @@ def _as_row(v, k: int) -> np.ndarray:
 
 
 def _pwl_tables(layer: nn.Module, k: int, use_np: bool):
-    """(spec, breaks, slopes (P, k), intercepts (P, k)) of a PWL layer, cached per layer
-    (refreshed when a PReLU's weight changes)."""
+    """(spec, breaks, slopes (P, k), intercepts (P, k), max |slope|, whether the slopes are
+    exactly 0 then 1) of a PWL layer, cached per layer (refreshed when a PReLU's weight
+    changes)."""
     cache = _PARAM_CACHE.setdefault(layer, {})
     stamp = (layer.weight, layer.weight._version) if isinstance(layer, nn.PReLU) else None
     key = ("pwl", k, use_np)
@@ -238,10 +265,12 @@ def _pwl_tables(layer: nn.Module, k: int, use_np: bool):
     breaks = np.asarray(spec.breaks, dtype=float)
     slopes = np.stack([_as_row(s_, k) for s_ in spec.slopes])  # (P, k)
     inter = np.stack([_as_row(c_, k) for c_ in spec.intercepts])  # (P, k)
+    smax = float(abs(slopes).max()) if k else 0.0
+    relu_like = len(slopes) == 2 and not slopes[0].any() and bool((slopes[1] == 1.0).all())
     if not use_np:
         slopes, inter = torch.from_numpy(slopes), torch.from_numpy(inter)
-    cache[key] = (stamp, spec, breaks, slopes, inter)
-    return spec, breaks, slopes, inter
+    cache[key] = (stamp, spec, breaks, slopes, inter, smax, relu_like)
+    return spec, breaks, slopes, inter, smax, relu_like
 
 
 def _pwl(layer: nn.Module, w: Walk) -> None:
@@ -251,20 +280,18 @@ def _pwl(layer: nn.Module, w: Walk) -> None:
     G = T[1:]  # (n, B, k)
     B, k = z.shape
     rec_idx = len(w.records)
-    spec, breaks, slopes, inter = _pwl_tables(layer, k, use_np)
-    if len(spec.breaks) == 1:  # fast path (ReLU, LeakyReLU, PReLU)
-        diff = z - spec.breaks[0]
-        piece = (diff > 0).astype(np.int64) if use_np else (diff > 0).long()
+    spec, breaks, slopes, inter, smax, relu_like = _pwl_tables(layer, k, use_np)
+    one_break = len(breaks) == 1
+    if one_break:  # fast path (ReLU, LeakyReLU, PReLU): the piece is a boolean
+        diff = z - breaks[0] if breaks[0] else z
+        piece = diff > 0
         mingap = abs(diff)
-        nearest = piece * 0
     else:
         br = breaks if use_np else torch.from_numpy(breaks)
         piece = (z[..., None] > br).sum(-1)  # (B, k)
-        gap = abs(z[..., None] - br)  # (B, k, nb)
-        if use_np:
-            mingap, nearest = gap.min(-1), gap.argmin(-1)
-        else:
-            mingap, nearest = gap.min(-1)
+        mingap = abs(z[..., None] - br).min(-1)  # (B, k)
+        if not use_np:
+            mingap = mingap.values
     if w.smooth_seen:
         # pre-activation not affine: bound its variation by a global Lipschitz constant
         n = G.shape[0]
@@ -272,71 +299,129 @@ def _pwl(layer: nn.Module, w: Walk) -> None:
         gnorm = z * 0 + w.lip * factor
     else:
         gnorm = _dual_norm(G, w.norm)  # (B, k)
-    live = gnorm > 0
-    dist = _where(live, mingap / _where(live, gnorm, 1.0), math.inf)
-    ambiguous = (mingap <= w.kink_tol) & live
+    # distance to the breakpoint; inf for a neuron whose pre-activation is constant (mingap / 0
+    # is inf, 0 / 0 nan). Elementwise arithmetic: torch.where is several times slower on CPU.
+    if use_np:
+        dist = np.divide(mingap, gnorm, out=np.full((B, k), np.inf), where=gnorm > 0)
+    else:
+        dist = (mingap / gnorm).nan_to_num_(nan=math.inf, posinf=math.inf)
+    ambiguous = mingap <= w.kink_tol
     forced = w.forced.get(rec_idx, {})
     if forced:
         for j, p in forced.items():
             piece[:, j] = p
             ambiguous[:, j] = False
-    if w.stop_at_kink and bool(ambiguous.any()):
-        amb0 = np.asarray(ambiguous[0])
-        js = [int(j) for j in np.flatnonzero(amb0)]
-        near0 = np.asarray(nearest[0])
-        sides = [(int(near0[j]), int(near0[j]) + 1) for j in js]
-        G0, z0 = np.asarray(G[:, 0]), np.asarray(z[0])
-        raise KinkFound(rec_idx, js, sides, G0[:, js].T.copy(), z0[js] - breaks[near0[js]])
-    any_amb = ambiguous.any(-1)
-    if bool(any_amb.any()):
-        w.kink_mask = w.kink_mask | any_amb
-        # points at a kink have distance 0 (they lie on the boundary)
-        dist = _where(ambiguous, 0.0, dist)
+    if bool(ambiguous.any()):
+        ambiguous &= gnorm > 0  # a constant pre-activation is no kink
+        if w.stop_at_kink and bool(ambiguous.any()):
+            amb0 = np.asarray(ambiguous[0])
+            js = [int(j) for j in np.flatnonzero(amb0)]
+            z0 = np.asarray(z[0])
+            near0 = abs(z0[:, None] - breaks).argmin(-1)
+            sides = [(int(near0[j]), int(near0[j]) + 1) for j in js]
+            G0 = np.asarray(G[:, 0])
+            raise KinkFound(rec_idx, js, sides, G0[:, js].T.copy(), z0[js] - breaks[near0[js]])
+        any_amb = ambiguous.any(-1)
+        if bool(any_amb.any()):
+            w.kink_mask = w.kink_mask | any_amb
+            # points at a kink have distance 0 (they lie on the boundary)
+            dist = _where(ambiguous, 0.0, dist)
     has_intercepts = spec.has_intercepts
-    if len(spec.slopes) == 2:  # one breakpoint: select rather than gather
-        on = piece > 0  # (forced sides included)
-        s = _where(on, slopes[1], slopes[0])
+    if one_break:
+        # select by arithmetic (exact: one of the two products is an exact zero)
+        on = piece.astype(float) if use_np else piece.to(F64)
+        if relu_like:
+            s = on
+        else:
+            off = 1.0 - on
+            s = on * slopes[1] + off * slopes[0]
         if has_intercepts:
-            c = _where(on, inter[1], inter[0])
+            c = on * inter[1] + (1.0 - on) * inter[0]
     else:
         s = _take(slopes, piece, 0) if k else slopes[:0]
         if has_intercepts:
             c = _take(inter, piece, 0) if k else inter[:0]
-    # the nearest breakpoint of all neurons so far (before scaling)
-    if k:
-        if use_np:
-            j_min = dist.argmin(-1)
-            d_min = dist[np.arange(B), j_min]
-        else:
-            d_min, j_min = dist.min(-1)
-        better = d_min < w.binding_dist
-        if bool(better.any()):
-            rows = np.arange(B) if use_np else torch.arange(B)
-            w.binding_dist = _where(better, d_min, w.binding_dist)
-            w.binding[better, 0] = rec_idx
-            w.binding[better, 1] = j_min[better]
-            gj = G[:, rows, j_min].T  # (B, n)
-            zj = z[rows, j_min]
-            bj = breaks[np.asarray(nearest[rows, j_min])]
-            if not use_np:
-                bj = torch.from_numpy(np.atleast_1d(bj))
-            sign = _where(zj > bj, -1.0, 1.0)[:, None]
-            w.binding_dir = _where(
-                better[:, None], sign * _ball_direction(gj, w.norm), w.binding_dir
-            )
-    grad = offset = None
+    grad = offset = z_kept = None
     if w.keep_grads:
         grad = G.transpose(1, 2, 0).copy() if use_np else G.permute(1, 2, 0).clone()
         ein = np.einsum if use_np else torch.einsum
         offset = z - ein("bkn,bn->bk", grad, w.x)
+        z_kept = z.copy() if use_np else z.clone()
     p8 = piece.astype(np.int8) if use_np else piece.to(torch.int8)
-    w.records.append(Record(type(layer).__name__, z, p8, dist, grad, offset))
-    w.T = T * s  # a new array: the recorded z (a view of the old one) stays
+    w.records.append(
+        Record(
+            type(layer).__name__,
+            z_kept,
+            p8,
+            dist,
+            grad,
+            offset,
+            nearest=_nearest(dist, z, G, breaks) if k else None,
+        )
+    )
+    T *= s  # in place (a fresh array is slower): z and G are not used after this
     if has_intercepts:
-        w.T[0] += c
-    smax = float(abs(slopes).max()) if k else 0.0
+        T[0] += c
     w.lip *= smax
     w.curv *= smax
+
+
+def _nearest(dist, z, G, breaks: np.ndarray) -> tuple:
+    """Per point, the neuron of a layer nearest to its breakpoint (first on ties): its distance
+    (B,), index (B,), pre-activation gradient (B, n), pre-activation (B,), breakpoint."""
+    B = z.shape[0]
+    if _is_np(dist):
+        j = dist.argmin(-1)
+        d = dist[np.arange(B), j]
+        zj = z[np.arange(B), j]
+        gj = G[:, np.arange(B), j].T
+    else:
+        d, j = dist.min(-1)
+        zj = z.gather(1, j[:, None])[:, 0]
+        gj = G.gather(2, j.view(1, B, 1).expand(G.shape[0], B, 1))[..., 0].T
+    if len(breaks) == 1:
+        bj = float(breaks[0])
+    else:
+        bj = breaks[abs(np.asarray(zj)[:, None] - breaks).argmin(-1)]
+        bj = bj if _is_np(dist) else torch.from_numpy(bj)
+    return d, j, gj, zj, bj
+
+
+def _bind(w: Walk) -> None:
+    """The neuron whose breakpoint is nearest to each point, over all piecewise-linear layers
+    (first layer, then first neuron, on ties), and the unit direction towards it."""
+    B, n = w.x.shape
+    use_np = _is_np(w.x)
+    xp = np if use_np else torch
+    idx = [i for i, r in enumerate(w.records) if r.nearest is not None]
+    if not idx or B == 0:
+        if use_np:
+            w.binding_dist = np.full(B, np.inf)
+            w.binding = np.full((B, 2), -1, dtype=np.int64)
+            w.binding_dir = np.zeros((B, n))
+        else:
+            w.binding_dist = torch.full((B,), torch.inf, dtype=F64)
+            w.binding = torch.full((B, 2), -1, dtype=torch.long)
+            w.binding_dir = torch.zeros((B, n), dtype=F64)
+        return
+    D = xp.stack([w.records[i].nearest[0] for i in idx], -1)  # (B, L)
+    li = D.argmin(-1)
+    best = D[xp.arange(B), li]
+    g = z = b = lay = neu = None
+    for a, i in enumerate(idx):
+        _, j, g_a, z_a, b_a = w.records[i].nearest
+        if a == 0:
+            g, z, b, lay, neu = g_a, z_a, b_a + z_a * 0, li * 0 + i, j
+        else:
+            take = li == a
+            g = _where(take[:, None], g_a, g)
+            z, b = _where(take, z_a, z), _where(take, b_a, b)
+            lay, neu = _where(take, i, lay), _where(take, j, neu)
+    found = best < math.inf
+    sign = _where(z > b, -1.0, 1.0)[:, None]
+    w.binding_dist = best
+    w.binding = _where(found[:, None], xp.stack([lay, neu], -1), -1)
+    w.binding_dir = _where(found[:, None], sign * _ball_direction(g, w.norm), 0.0)
 
 
 # ------------------------------------------------------------------------ smooth activations
@@ -475,33 +560,25 @@ def walk_network(
     keep_grads: bool = False,
     stop_at_kink: bool = False,
     forced: dict | None = None,
+    pool: dict | None = None,
 ) -> Walk:
     """Run the rule table over ``net`` at the points ``x`` (shape (B, n), float64).
 
     ``x`` as a numpy array walks in numpy, as a torch tensor in torch; every array of the
-    returned :class:`Walk` is of the same kind.
+    returned :class:`Walk` is of the same kind. ``pool`` (an empty dict, passed to the walks of
+    successive chunks of one batch) lets the torch walk reuse the buffers of the previous one.
     """
     B, n = x.shape
     if _is_np(x):
         T = np.zeros((1 + n, B, n))
         T[0] = x
         T[1 + np.arange(n), :, np.arange(n)] = 1.0
-        extra = dict(
-            binding_dist=np.full(B, np.inf),
-            binding=np.full((B, 2), -1, dtype=np.int64),
-            binding_dir=np.zeros((B, n)),
-            kink_mask=np.zeros(B, dtype=bool),
-        )
+        kink_mask = np.zeros(B, dtype=bool)
     else:
         T = torch.zeros((1 + n, B, n), dtype=F64)
         T[0] = x
         T[1 + torch.arange(n), :, torch.arange(n)] = 1.0
-        extra = dict(
-            binding_dist=torch.full((B,), torch.inf, dtype=F64),
-            binding=torch.full((B, 2), -1, dtype=torch.long),
-            binding_dir=torch.zeros((B, n), dtype=F64),
-            kink_mask=torch.zeros(B, dtype=torch.bool),
-        )
+        kink_mask = torch.zeros(B, dtype=torch.bool)
     w = Walk(
         T=T,
         x=x,
@@ -511,8 +588,10 @@ def walk_network(
         stop_at_kink=stop_at_kink,
         forced=forced or {},
         need_lip=_has_smooth(net),
-        **extra,
+        kink_mask=kink_mask,
+        pool=pool,
     )
     with torch.no_grad():
         apply_rule(net, w)
+        _bind(w)
     return w

@@ -493,11 +493,16 @@ def local_gain(
     X = Xn if B <= NUMPY_MAX_BATCH else torch.from_numpy(Xn)
 
     # one vectorized pass, in chunks to bound memory
-    parts = []
+    parts, pool = [], {}
     for s in range(0, B, _CHUNK):
         parts.append(
             walk_network(
-                net, X[s : s + _CHUNK], norm=norm, kink_tol=kink_tol, keep_grads=preactivations
+                net,
+                X[s : s + _CHUNK],
+                norm=norm,
+                kink_tol=kink_tol,
+                keep_grads=preactivations,
+                pool=pool,
             )
         )
     w0 = parts[0]
