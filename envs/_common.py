@@ -138,7 +138,7 @@ class PlantEnv(gym.Env):
         )
         self._m = plant.n_inputs
         self._u_shape = (plant.n_inputs,)
-        self._step_fn = plant.step
+        self._advance = plant.advance
         self._observe = plant.observe
         self._saturate = plant.saturate
         self._reward = model.reward
@@ -161,10 +161,10 @@ class PlantEnv(gym.Env):
             u = u.reshape(self._u_shape)
         if not all(map(math.isfinite, u.tolist())):  # cheaper than np.isfinite on tiny arrays
             raise ValueError(f"action: expected finite numbers, received {action!r}")
-        u = self._saturate(u)
+        u = self._saturate(u)  # once: the reward and the plant both use the applied input
         x, r = self.state, self.reference
         reward = float(self._reward(x, u, r))
-        self.state = x = self._step_fn(x, u)
+        self.state = x = self._advance(x, u)
         return self._observe(x, r).astype(np.float32), reward, False, False, {}
 
     def render(self):
@@ -276,7 +276,7 @@ class PlantVectorEnv(VectorEnv):
             )
         u = self.plant.saturate(u)
         reward = np.asarray(self.model.reward(self.state, u, self.reference), dtype=np.float64)
-        self.state = self.plant.step(self.state, u)
+        self.state = self.plant.advance(self.state, u)
         self._steps += 1
         if self.max_episode_steps is None:
             truncated = np.zeros(self.num_envs, dtype=bool)

@@ -182,7 +182,9 @@ def arm_reward(x, u, r):
     e = r[..., 0] - x[..., 0]
     w = x[..., 1]
     v = u[..., 0]
-    return -(e * e + 0.1 * w * w + 0.001 * v * v)
+    # squares first: for one environment these are 0-d arrays, and each operation on one costs
+    # as much as on an array; their products are numpy scalars, cheap to combine
+    return -(e * e + 0.1 * (w * w) + 0.001 * (v * v))
 
 
 def arm_equilibrium(r, params: ArmParams):

@@ -1,25 +1,35 @@
 """Array-namespace helpers so that one definition of the physics runs on numpy and torch.
 
-The dynamics in neuroctl are written against the array API (``xp.sin``, ``xp.stack``, ...).
-:func:`namespace` returns the namespace of the inputs: numpy for numpy arrays and Python
-scalars, torch for tensors (batched, differentiable with autograd).
+The dynamics in neuroctl are written against the array API (``xp.sin``, ``xp.concat``, ...).
+:func:`namespace` returns the namespace of the inputs: numpy itself for numpy arrays and Python
+scalars (numpy >= 2 implements the array API functions used here, without the cost of a
+wrapper on the small arrays of a single environment), ``array_api_compat.torch`` for tensors
+(batched, differentiable with autograd).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import array_api_compat
 import numpy as np
 
 __all__ = ["namespace", "is_torch", "as_like"]
 
-_NUMPY = array_api_compat.array_namespace(np.zeros(0))
+# is_torch is called several times per environment step: remember the answer per type instead
+# of inspecting the type's module every time
+_IS_TORCH: dict[type, bool] = {
+    t: False for t in (np.ndarray, float, int, bool, np.float64, np.float32, type(None))
+}
+_TORCH_NAMESPACE = None
 
 
 def is_torch(x: Any) -> bool:
     """True if ``x`` is a torch tensor (checked without importing torch)."""
-    return type(x).__module__.startswith("torch")
+    t = type(x)
+    answer = _IS_TORCH.get(t)
+    if answer is None:
+        answer = _IS_TORCH[t] = t.__module__.startswith("torch")
+    return answer
 
 
 def namespace(*arrays: Any):
@@ -33,13 +43,17 @@ def namespace(*arrays: Any):
     Returns
     -------
     module
-        An array-API compatible namespace (``array_api_compat.numpy`` or
-        ``array_api_compat.torch``).
+        ``numpy`` itself, or ``array_api_compat.torch`` if any of ``arrays`` is a tensor.
     """
+    global _TORCH_NAMESPACE
     for a in arrays:
-        if a is not None and is_torch(a):
-            return array_api_compat.array_namespace(a)
-    return _NUMPY
+        if is_torch(a):
+            if _TORCH_NAMESPACE is None:
+                import array_api_compat
+
+                _TORCH_NAMESPACE = array_api_compat.array_namespace(a)
+            return _TORCH_NAMESPACE
+    return np
 
 
 def as_like(value: Any, like: Any):

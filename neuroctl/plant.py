@@ -53,7 +53,6 @@ def semi_implicit_euler(rhs: RHS, x, u, dt: float):
     ``v' = v + dt * rhs(x, u)[v-part]``, ``q' = q + dt * v'`` (as Gymnasium's Pendulum and SUMO's
     default update). The position half of ``rhs`` is ignored: it must equal ``v``.
     """
-    xp = namespace(x)
     n = x.shape[-1]
     if n % 2:
         raise ValueError(
@@ -61,9 +60,17 @@ def semi_implicit_euler(rhs: RHS, x, u, dt: float):
             f"received a state of size {n}"
         )
     h = n // 2
-    v_next = x[..., h:] + dt * rhs(x, u)[..., h:]
+    f = rhs(x, u)
+    if type(f) is np.ndarray:
+        # numpy: fill one fresh array instead of concatenating two halves (the same numbers;
+        # cheaper on the small arrays of a single environment). Torch keeps the out-of-place
+        # form below for autograd.
+        x_next = x + dt * f  # its velocity half is v + dt a; the position half is replaced
+        x_next[..., :h] = x[..., :h] + dt * x_next[..., h:]
+        return x_next
+    v_next = x[..., h:] + dt * f[..., h:]
     q_next = x[..., :h] + dt * v_next
-    return xp.concat([q_next, v_next], axis=-1)
+    return namespace(x, f).concat([q_next, v_next], axis=-1)
 
 
 def rk4(rhs: RHS, x, u, dt: float):
@@ -326,8 +333,26 @@ class Plant:
         -------
         array or tensor, shape (..., n)
         """
-        u = self.saturate(u)
-        if self.n_disturbances:
+        return self.advance(x, self.saturate(u), w)
+
+    def advance(self, x, u, w=None):
+        """:meth:`step` for an input already within the actuator bounds (no saturation).
+
+        For callers that saturate the input themselves because they need the applied input too
+        (an environment's reward): ``step(x, u, w) == advance(x, saturate(u), w)``.
+
+        Parameters
+        ----------
+        x : array or tensor, shape (..., n)
+        u : array or tensor, shape (..., m)
+            Input inside ``[input_lower, input_upper]`` (used as given).
+        w : array or tensor, shape (..., n_w), optional
+
+        Returns
+        -------
+        array or tensor, shape (..., n)
+        """
+        if self.disturbance_names:
             w = self._zero_disturbance(x) if w is None else w
             if self._update is not None:
                 x_next = self._update(x, u, w)

@@ -189,3 +189,54 @@ def test_saturate_equals_clip_for_numpy_and_torch():
     expected = np.clip(u, [-1.0, 0.0, -np.inf], [1.0, 2.0, 5.0])
     np.testing.assert_array_equal(plant.saturate(u), expected)
     np.testing.assert_array_equal(plant.saturate(torch.as_tensor(u)).numpy(), expected)
+
+
+def test_semi_implicit_euler_closed_form_on_numpy_and_torch():
+    # v' = v + dt a, q' = q + dt v' elementwise, for one state and a batch, numpy and torch alike
+    def rhs(x, u):
+        xp = namespace(x, u)
+        q, v = x[..., :2], x[..., 2:]
+        return xp.concat([v, -3.0 * q - 0.5 * v + u], axis=-1)
+
+    plant = Plant(states=4, inputs=2, dt=0.05, rhs=rhs, integrator="semi_implicit_euler")
+    rng = np.random.default_rng(1)
+    for shape in [(4,), (7, 4), (2, 3, 4)]:
+        x = rng.normal(size=shape)
+        u = rng.normal(size=(*shape[:-1], 2))
+        q, v = x[..., :2], x[..., 2:]
+        v_next = v + 0.05 * (-3.0 * q - 0.5 * v + u)
+        expected = np.concatenate([q + 0.05 * v_next, v_next], axis=-1)
+        got = plant.step(x, u)
+        np.testing.assert_array_equal(got, expected)
+        assert got.shape == shape and not np.shares_memory(got, x)
+        np.testing.assert_array_equal(
+            plant.step(torch.as_tensor(x), torch.as_tensor(u)).numpy(), expected
+        )
+
+
+def test_advance_is_step_on_a_saturated_input():
+    plant = Plant(
+        states=2,
+        inputs=1,
+        dt=0.1,
+        rhs=lambda x, u: namespace(x).concat([x[..., 1:], u - x[..., :1]], axis=-1),
+        integrator="semi_implicit_euler",
+        input_lower=-1.0,
+        input_upper=1.0,
+    )
+    x = np.array([[0.3, -0.2], [1.0, 2.0]])
+    u = np.array([[5.0], [-0.5]])
+    np.testing.assert_array_equal(plant.advance(x, plant.saturate(u)), plant.step(x, u))
+    # advance uses the input as given: beyond the bound it differs from step
+    assert not np.array_equal(plant.advance(x, u), plant.step(x, u))
+
+
+def test_namespace_is_numpy_for_arrays_and_scalars_and_compat_torch_for_tensors():
+    import array_api_compat
+
+    from neuroctl._array import is_torch
+
+    assert namespace(np.zeros(2), 1.0, None) is np
+    t = torch.zeros(2, requires_grad=True)
+    assert namespace(np.zeros(2), t) is array_api_compat.array_namespace(t)
+    assert is_torch(torch.nn.Parameter(torch.zeros(1))) and not is_torch(None)
