@@ -88,9 +88,8 @@ class PWLSpec:
     slopes: list  # floats or tensors of shape (k,)
     intercepts: list[float]
 
-    @property
-    def has_intercepts(self) -> bool:
-        return any(float(c) != 0.0 for c in self.intercepts)
+    def __post_init__(self) -> None:
+        self.has_intercepts = any(float(c) != 0.0 for c in self.intercepts)
 
 
 @dataclass
@@ -124,9 +123,8 @@ class Walk:
     lip: float = 1.0
     curv: float = 0.0
     smooth_seen: bool = False
-    binding_dist: torch.Tensor | None = None  # (B,)
-    binding: torch.Tensor | None = None  # (B, 2) record index, neuron
-    binding_dir: torch.Tensor | None = None  # (B, n)
+    binding_dist: torch.Tensor | None = None  # (B,) distance to the nearest breakpoint
+    binder: Binding | None = None  # which neuron that is and the direction to it, on demand
     kink_mask: torch.Tensor | None = None  # (B,) a point lies on an unresolved kink
     need_lip: bool = True  # track Lipschitz bounds (networks with smooth layers)
     # spare torch buffers by shape, shared by the walks of one batch: large fresh arrays cost
@@ -387,41 +385,52 @@ def _nearest(dist, z, G, breaks: np.ndarray) -> tuple:
     return d, j, gj, zj, bj
 
 
-def _bind(w: Walk) -> None:
+@dataclass
+class Binding:
     """The neuron whose breakpoint is nearest to each point, over all piecewise-linear layers
-    (first layer, then first neuron, on ties), and the unit direction towards it."""
-    B, n = w.x.shape
-    use_np = _is_np(w.x)
-    xp = np if use_np else torch
-    idx = [i for i, r in enumerate(w.records) if r.nearest is not None]
-    if not idx or B == 0:
-        if use_np:
-            w.binding_dist = np.full(B, np.inf)
-            w.binding = np.full((B, 2), -1, dtype=np.int64)
-            w.binding_dir = np.zeros((B, n))
-        else:
-            w.binding_dist = torch.full((B,), torch.inf, dtype=F64)
-            w.binding = torch.full((B, 2), -1, dtype=torch.long)
-            w.binding_dir = torch.zeros((B, n), dtype=F64)
-        return
-    D = xp.stack([w.records[i].nearest[0] for i in idx], -1)  # (B, L)
-    li = D.argmin(-1)
-    best = D[xp.arange(B), li]
-    g = z = b = lay = neu = None
-    for a, i in enumerate(idx):
-        _, j, g_a, z_a, b_a = w.records[i].nearest
-        if a == 0:
-            g, z, b, lay, neu = g_a, z_a, b_a + z_a * 0, li * 0 + i, j
-        else:
-            take = li == a
-            g = _where(take[:, None], g_a, g)
-            z, b = _where(take, z_a, z), _where(take, b_a, b)
-            lay, neu = _where(take, i, lay), _where(take, j, neu)
-    found = best < math.inf
-    sign = _where(z > b, -1.0, 1.0)[:, None]
-    w.binding_dist = best
-    w.binding = _where(found[:, None], xp.stack([lay, neu], -1), -1)
-    w.binding_dir = _where(found[:, None], sign * _ball_direction(g, w.norm), 0.0)
+    (first layer, then first neuron, on ties), and the unit direction towards it, computed on
+    demand from the per-layer candidates (small arrays: the walk itself is not kept)."""
+
+    B: int
+    n: int
+    norm: float
+    use_np: bool
+    layers: list  # (record index, nearest tuple of _nearest) per PWL layer with neurons
+
+    def distance(self):
+        """(B,) distance to the nearest breakpoint (inf if none)."""
+        if not self.layers or self.B == 0:
+            if self.use_np:
+                return np.full(self.B, np.inf)
+            return torch.full((self.B,), math.inf, dtype=F64)
+        xp = np if self.use_np else torch
+        D = xp.stack([c[0] for _, c in self.layers], -1)
+        return D.min(-1) if self.use_np else D.min(-1).values
+
+    def compute(self):
+        """(binding (B, 2) of (record index, neuron), -1 if none; direction (B, n))."""
+        B, n, use_np = self.B, self.n, self.use_np
+        xp = np if use_np else torch
+        if not self.layers or B == 0:
+            if use_np:
+                return np.full((B, 2), -1, dtype=np.int64), np.zeros((B, n))
+            return torch.full((B, 2), -1, dtype=torch.long), torch.zeros((B, n), dtype=F64)
+        D = xp.stack([c[0] for _, c in self.layers], -1)  # (B, L)
+        li = D.argmin(-1)
+        best = D[xp.arange(B), li]
+        g = z = b = lay = neu = None
+        for a, (i, (_, j, g_a, z_a, b_a)) in enumerate(self.layers):
+            if a == 0:
+                g, z, b, lay, neu = g_a, z_a, b_a + z_a * 0, li * 0 + i, j
+            else:
+                take = li == a
+                g = _where(take[:, None], g_a, g)
+                z, b = _where(take, z_a, z), _where(take, b_a, b)
+                lay, neu = _where(take, i, lay), _where(take, j, neu)
+        found = (best < math.inf)[:, None]
+        sign = _where(z > b, -1.0, 1.0)[:, None]
+        binding = _where(found, xp.stack([lay, neu], -1), -1)
+        return binding, _where(found, sign * _ball_direction(g, self.norm), 0.0)
 
 
 # ------------------------------------------------------------------------ smooth activations
@@ -593,5 +602,8 @@ def walk_network(
     )
     with torch.no_grad():
         apply_rule(net, w)
-        _bind(w)
+    B, n = x.shape
+    layers = [(i, r.nearest) for i, r in enumerate(w.records) if r.nearest is not None]
+    w.binder = Binding(B, n, norm, _is_np(x), layers)
+    w.binding_dist = w.binder.distance()
     return w

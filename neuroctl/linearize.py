@@ -164,7 +164,21 @@ class LocalGain:
     """
 
     def __init__(self, **fields: Any) -> None:
+        self._binding = None
         self.__dict__.update(fields)
+
+    def _bound(self) -> tuple:
+        if self._binding is None:  # computed on first access (kept out of analyze's path)
+            self._binding = self._binder()
+        return self._binding
+
+    @property
+    def binding(self) -> np.ndarray:
+        return self._bound()[0]
+
+    @property
+    def boundary_direction(self) -> np.ndarray:
+        return self._bound()[1]
 
     @property
     def batched(self) -> bool:
@@ -211,8 +225,7 @@ class LocalGain:
             _kink_regions={0: self._kink_regions[i]} if i in self._kink_regions else {},
             patterns=[p[i] for p in self.patterns],
             layers=self.layers,
-            binding=self.binding[i],
-            boundary_direction=self.boundary_direction[i],
+            _binder=lambda: (self.binding[i], self.boundary_direction[i]),
             preactivations=pre,
             norm=self.norm,
             validity_tol=self.validity_tol,
@@ -509,6 +522,8 @@ def local_gain(
     exact = not w0.smooth_seen
 
     def cat(get):
+        if len(parts) == 1:
+            return _np(get(w0))
         return np.concatenate([_np(get(p)) for p in parts])
 
     value = cat(lambda p: p.T[0])
@@ -551,6 +566,12 @@ def local_gain(
             K[b], c[b] = regs[0].K, regs[0].c
         at_kink[b] = len(regs) > 1
         kink_regions[int(b)] = regs
+    binders = [p.binder for p in parts]  # not the walks: they hold large arrays
+
+    def _binder():
+        got = [b.compute() for b in binders]
+        return tuple(np.concatenate([_np(g[k]) for g in got]) for k in (0, 1))
+
     result = LocalGain(
         _batched=True,
         x=Xn,
@@ -565,8 +586,7 @@ def local_gain(
         _kink_regions=kink_regions,
         patterns=patterns,
         layers=tuple(r.name for r in w0.records),
-        binding=cat(lambda p: p.binding),
-        boundary_direction=cat(lambda p: p.binding_dir),
+        _binder=_binder,
         preactivations=pre,
         norm=norm,
         validity_tol=validity_tol,
@@ -611,7 +631,9 @@ def _jacobians(f: Callable, args: list[np.ndarray], wrt: tuple[int, ...], p: int
         y = f(*ts)
         if y.shape != (p, p):
             raise ValueError(f"expected an output of size {p}, received shape {tuple(y.shape[1:])}")
-        grads = torch.autograd.grad(y.diagonal().sum(), [ts[i] for i in wrt], allow_unused=True)
+        # row i of the output against row i of the inputs: the identity as output gradient
+        eye = torch.eye(p, dtype=y.dtype)
+        grads = torch.autograd.grad(y, [ts[i] for i in wrt], eye, allow_unused=True)
     out = []
     for i, g in zip(wrt, grads):
         out.append(np.zeros((p, ts[i].shape[1])) if g is None else g.numpy())
@@ -1356,10 +1378,9 @@ def linearize(
         raise TypeError(f"op: expected an OperatingPoint, received {type(op).__name__}")
     cont = op.continuous if continuous is None else _is_continuous(plant, continuous)
     jac = plant_jacobians(plant, op.x, op.u, op.w, op.r, continuous=cont)
-    if isinstance(controller, nn.Module) and _supported(controller):
-        ctrl = controller  # walked by the rule table in float64, no copy needed
-    else:
-        ctrl = _controller64(controller)
+    walked = isinstance(controller, nn.Module) and _supported(controller)
+    # a network with rules is walked in float64 as it is, no copy needed
+    ctrl = controller if walked else _controller64(controller)
     m, p = plant.n_inputs, plant.n_outputs
     local = None
     if ctrl is None:
@@ -1367,7 +1388,7 @@ def linearize(
         u_cmd = np.zeros(m)
         radius = math.inf
         at_kink = False
-    elif isinstance(ctrl, nn.Module) and _supported(ctrl):
+    elif walked:
         local = local_gain(
             ctrl,
             op.y,
