@@ -321,14 +321,18 @@ def _where(c, a, b):
 
 
 def _length_like(ring_length, x):
-    """Ring length as an array broadcastable against ``x`` of shape ``(..., N)``."""
+    """Ring length as an array broadcastable against ``x`` of shape ``(..., N)``.
+
+    ``ring_length`` has the batch shape ``(...,)``, or is already laid out per car (as many
+    dimensions as ``x``, e.g. ``(B, 1)`` or ``(B, N)``), which is used as it is.
+    """
     if is_torch(x):
         import torch
 
         L = torch.as_tensor(ring_length, dtype=x.dtype, device=x.device)
     else:
         L = np.asarray(ring_length, dtype=float)
-    return L[..., None] if L.ndim else L
+    return L[..., None] if 0 < L.ndim < x.ndim else L
 
 
 _LEADERS: dict[int, np.ndarray] = {}
@@ -532,8 +536,14 @@ def ring_gaps(positions, ring_length, vehicle_length=5.0):
     if isinstance(positions, np.ndarray) and positions.ndim > 1:
         positions = np.ascontiguousarray(positions)
     d = positions[..., _leader_index(positions.shape[-1])] - positions
-    if type(d) is np.ndarray and d.ndim == 1:
-        return d % L - vehicle_length  # one car row: the remainder is the cheapest
+    if type(d) is np.ndarray and d.dtype == np.float64:
+        if d.ndim == 1:
+            return d % L - vehicle_length  # one car row: the remainder is the cheapest
+        # d mod L for -L < d < L, in place on the fresh difference: the same numbers as the
+        # floor form below at a fraction of its cost on big batches
+        np.add(d, L, out=d, where=d < 0.0)
+        d -= vehicle_length
+        return d
     # d mod L without the floating remainder (several times slower on big batches)
     return d - L * _floor(d * (1.0 / L)) - vehicle_length
 
@@ -621,6 +631,8 @@ class _Consts:
         self.av = p.av_indices
         self.single_av = p.n_av == 1
         self.av0 = int(self.av[0]) if p.n_av else -1
+        # indexes the AV columns: a slice (a view, cheaper than gathering) when there is one
+        self.av_cols = slice(self.av0, self.av0 + 1) if self.single_av else self.av
         self.lead = _leader_index(n)
         mask = np.zeros(n, dtype=bool)
         mask[self.av] = True
@@ -701,7 +713,7 @@ def _commanded(x, u, w, ring_length, params: Params, gaps):
     human = c.human_fn(gaps, v, v_lead)
     if not params.n_av:
         return (human if w is None else human + w), v, gaps, human[..., :0]
-    av = c.av
+    av = c.av_cols
     if c.single_av and type(v) is np.ndarray and v.ndim == 1:
         # one unbatched AV: the same formulas on Python floats (size-1 arrays cost ~20x more)
         i = c.av0
@@ -751,7 +763,7 @@ def ring_accelerations(x, u, w, ring_length, params: Params, *, gaps=None):
     acc, v, gaps, cmd = _commanded(x, u, w, ring_length, params, gaps)
     c = _consts(params)
     acc = _clamp_min(_clamp_max(acc, (gaps * c.inv_dt - v) * c.inv_dt), -v * c.inv_dt)
-    return acc, acc[..., c.av] < _as(cmd, acc)
+    return acc, acc[..., c.av_cols] < _as(cmd, acc)
 
 
 def ring_rhs(x, u, w, ring_length, params: Params):
@@ -814,13 +826,18 @@ def ring_step(x, u, w, ring_length, params: Params, *, gaps=None):
     q_next = x[..., : c.n] + dt * v_next
     L = ring_length if isinstance(ring_length, float) else _length_like(ring_length, x)
     # q_next mod L, exactly (0 <= q_next < 2L); the remainder is slow on big batches only
-    q_next = q_next % L if q_next.ndim == 1 else q_next - L * (q_next >= L)
+    if q_next.ndim == 1:
+        q_next = q_next % L
+    elif type(q_next) is np.ndarray and q_next.dtype == np.float64:
+        np.subtract(q_next, L, out=q_next, where=q_next >= L)  # in place on a fresh array
+    else:
+        q_next = q_next - L * (q_next >= L)
     applied = (v_next - v) * c.inv_dt
     if type(cmd) is float:
         i = c.av0
         failsafe = np.array([v_next.item(i) < v.item(i) + dt * cmd])
     else:
-        failsafe = v_next[..., c.av] < v[..., c.av] + dt * cmd
+        failsafe = v_next[..., c.av_cols] < v[..., c.av_cols] + dt * cmd
     if type(x) is np.ndarray:
         return np.concatenate([q_next, v_next], axis=-1), applied, failsafe
     import torch

@@ -388,6 +388,7 @@ class RingRoadVectorEnv(VectorEnv):
         B = self.num_envs
         self.state = np.zeros((B, 2 * self._n))
         self.lengths = np.full(B, 230.0)
+        self._car_lengths = np.full((B, self._n), 230.0)
         self._gaps = None
         self._elapsed = np.zeros(B, dtype=np.int64)
         self._autoreset = np.zeros(B, dtype=bool)
@@ -423,6 +424,9 @@ class RingRoadVectorEnv(VectorEnv):
             x, _, _ = ring_step(x, None, w, L, p)
         self.state[rows] = x
         self.lengths[rows] = L
+        # the lengths laid out per car: same-shape operations in the step are cheaper than
+        # broadcasting a column
+        self._car_lengths[rows] = np.asarray(L, dtype=float)[:, None]
         self._elapsed[rows] = 0
 
     def reset(self, *, seed: int | list | None = None, options: dict | None = None):
@@ -457,7 +461,7 @@ class RingRoadVectorEnv(VectorEnv):
             raise ValueError("actions: expected finite accelerations, received non-finite values")
         a = a.clip(self._lo, self._hi)
         w = acceleration_noise(self.np_random, p, (B,))
-        x, acc, failsafe = ring_step(self.state, a, w, self.lengths, p, gaps=self._gaps)
+        x, acc, failsafe = ring_step(self.state, a, w, self._car_lengths, p, gaps=self._gaps)
         reward = ring_reward(x[:, n:], a)
         done = self._autoreset
         if done.any():
@@ -472,7 +476,7 @@ class RingRoadVectorEnv(VectorEnv):
             self.state = x
         self._elapsed += 1
         self._elapsed[done] = 0
-        self._gaps = ring_gaps(self.state[:, :n], self.lengths, p.vehicle_length)
+        self._gaps = ring_gaps(self.state[:, :n], self._car_lengths, p.vehicle_length)
         terminated = np.zeros(B, dtype=bool)
         if self.max_episode_steps is not None:
             truncated = self._elapsed >= self.max_episode_steps
