@@ -198,7 +198,8 @@ class StabilityReport:
         if self.continuous:
             # python-control's default time grid is coarse (rise time off by ~3%): refine it
             t_end = float(control.step_response(sys).time[-1])
-            info = control.step_info(sys, T=np.linspace(0.0, t_end, 20001))
+            T = np.linspace(0.0, t_end, 20001)
+            info = control.step_info(_step_on_grid(sys, T), T=T, yfinal=float(dc))
         else:
             info = control.step_info(sys)
         return {k: float(v) for k, v in info.items()}
@@ -302,6 +303,41 @@ class StabilityReport:
         ax2.legend(fontsize=8)
         fig.tight_layout()
         return fig
+
+
+def _step_on_grid(sys, T: np.ndarray) -> np.ndarray:
+    """Unit step response of a continuous SISO ``StateSpace`` on the uniform grid ``T``.
+
+    The same discretization as ``control.forced_response`` (exact, input interpolated linearly
+    between grid points), so the same values up to rounding; its recurrence
+    ``x[k+1] = Ad x[k] + g`` is evaluated by blocks of ``b ~ sqrt(N)`` points (``x[k+j] =
+    Ad^j x[k] + S_j``) rather than one Python step per point.
+
+    Returns
+    -------
+    ndarray, shape (N,)
+    """
+    from scipy.linalg import expm
+
+    A, B, C, D = (np.asarray(M, float) for M in (sys.A, sys.B, sys.C, sys.D))
+    n, N = A.shape[0], T.size
+    dt = (T[-1] - T[0]) / (N - 1)
+    M = np.zeros((n + 2, n + 2))
+    M[:n, :n], M[:n, n : n + 1], M[n, n + 1] = A * dt, B * dt, 1.0
+    E = expm(M)
+    Ad, g = E[:n, :n], E[:n, n]  # Bd0 + Bd1 for a constant unit input
+    b = int(math.ceil(math.sqrt(N)))
+    P, S = np.empty((b, n, n)), np.empty((b, n))
+    P[0], S[0] = np.eye(n), 0.0
+    for j in range(1, b):
+        P[j], S[j] = Ad @ P[j - 1], Ad @ S[j - 1] + g
+    X = np.empty((N, n))
+    x = np.zeros(n)
+    for k in range(0, N, b):
+        m = min(b, N - k)
+        X[k : k + m] = P[:m] @ x + S[:m]
+        x = Ad @ X[k + m - 1] + g
+    return X @ C[0] + D[0, 0]
 
 
 def _f(v, w: int = 9) -> str:

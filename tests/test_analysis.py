@@ -152,6 +152,27 @@ def _stacked_simulation(plant, nets, x0, refs, steps):
     return torch.stack(out, 1).numpy()
 
 
+def test_step_on_grid_matches_python_control_step_response():
+    """The blocked recurrence behind step_info reproduces control.step_response on its grid."""
+    import control
+
+    from neuroctl.analysis import _step_on_grid
+
+    rng = np.random.default_rng(7)
+    for n in (1, 2, 3, 6):
+        for _ in range(3):
+            A = rng.normal(size=(n, n))
+            A -= (np.abs(np.linalg.eigvals(A)).max() + 0.3) * np.eye(n)
+            sys = control.ss(A, rng.normal(size=(n, 1)), rng.normal(size=(1, n)), rng.normal())
+            T = np.linspace(0.0, float(control.step_response(sys).time[-1]), 20001)
+            ref = np.squeeze(control.step_response(sys, T=T).outputs)
+            ours = _step_on_grid(sys, T)
+            np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-10 * np.abs(ref).max())
+            info = control.step_info(ours, T=T, yfinal=float(sys.dcgain()))
+            for k, v in control.step_info(sys, T=T).items():
+                assert info[k] == pytest.approx(v, rel=1e-9, abs=1e-12), k
+
+
 def test_linear_verdict_predicts_nonlinear_decay_or_growth_on_arm():
     """>= 100 random small controllers (6 activations) on the arm, hanging and upright."""
     torch.set_num_threads(1)
