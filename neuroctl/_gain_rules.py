@@ -579,9 +579,9 @@ def walk_network(
     """
     B, n = x.shape
     if _is_np(x):
-        T = np.zeros((1 + n, B, n))
+        T = np.empty((1 + n, B, n))
         T[0] = x
-        T[1 + np.arange(n), :, np.arange(n)] = 1.0
+        T[1:] = np.eye(n)[:, None, :]
         kink_mask = np.zeros(B, dtype=bool)
     else:
         T = torch.zeros((1 + n, B, n), dtype=F64)
