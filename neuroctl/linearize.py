@@ -623,7 +623,7 @@ def _jacobians(f: Callable, args: list[np.ndarray], wrt: tuple[int, ...], p: int
         return [np.zeros((0, np.asarray(args[i]).size)) for i in wrt], np.zeros(0)
     ts = []
     for i, a in enumerate(args):
-        t = torch.from_numpy(np.tile(np.asarray(a, dtype=float).reshape(1, -1), (p, 1)))
+        t = torch.from_numpy(np.repeat(np.asarray(a, dtype=float).reshape(1, -1), p, 0))
         if i in wrt:
             t.requires_grad_(True)
         ts.append(t)
