@@ -135,6 +135,34 @@ def test_ring_metrics_and_gaps_closed_form():
     assert set(m.to_dict()) == {"mean_speed", "speed_std", "min_gap", "flow"}
 
 
+def test_batched_gaps_and_step_agree_with_the_remainder_and_torch():
+    # the batched numpy wraps (masked in place) against the floating remainder, torch, and
+    # lengths given per copy (B,) or already laid out per car (B, N)
+    rng = np.random.default_rng(7)
+    B, n = 64, 22
+    p = Params()
+    L = rng.integers(220, 271, B).astype(float)
+    q = np.sort(rng.uniform(0, 1, (B, n)), axis=1) * (L[:, None] - n * 6) + np.arange(n) * 6
+    q = (q + rng.uniform(0, 300, (B, 1))) % L[:, None]  # cars across the wrap point
+    v = rng.uniform(0, 12, (B, n))
+    expected = np.stack([(np.roll(q[b], -1) - q[b]) % L[b] - 5.0 for b in range(B)])
+    per_car = np.ascontiguousarray(np.broadcast_to(L[:, None], (B, n)))
+    for lengths in (L, per_car):
+        np.testing.assert_array_equal(ring_gaps(q, lengths, 5.0), expected)
+    gaps_torch = ring_gaps(torch.as_tensor(q), torch.as_tensor(L))
+    np.testing.assert_array_equal(gaps_torch.numpy(), expected)
+    x = np.concatenate([q, v], axis=1)
+    u = rng.uniform(-3, 3, (B, 1))
+    w = rng.normal(0, 0.1, (B, n))
+    t = torch.as_tensor
+    ref = ring_step(t(x), t(u), t(w), t(L), p)
+    for lengths in (L, per_car):
+        got = ring_step(x, u, w, lengths, p)
+        for a, b in zip(got, ref):
+            np.testing.assert_array_equal(a, b.numpy())
+    assert ((ref[0][:, :n] >= 0) & (ref[0][:, :n] < torch.as_tensor(L)[:, None])).all()
+
+
 # --------------------------------------------------------------------------- plant
 def test_plant_layout_equilibrium_and_torch_batch_with_per_copy_lengths():
     p = Params(ring_length=230.0)
@@ -339,9 +367,17 @@ def test_vector_env_agrees_with_single_envs_and_autoresets():
         assert not tv.any()
         assert trv.all() == (k == 39)
     # next step: autoreset (gymnasium NEXT_STEP): new episode's first observation, reward 0
+    speeds_before = iv["speeds"].copy()
+    held = iv["speeds"]
     ov, rv, tv, trv, iv = venv.step(np.zeros((B, 1)))
     assert (rv == 0).all() and not trv.any()
     assert all(220 <= L <= 270 for L in iv["ring_length"])
+    # the speeds handed out earlier do not change with later steps and resets, nor can they be
+    # written to
+    venv.reset(seed=1)
+    np.testing.assert_array_equal(held, speeds_before)
+    with pytest.raises(ValueError):
+        held[0, 0] = 1.0
     venv.close()
 
 

@@ -440,6 +440,8 @@ class RingRoadVectorEnv(VectorEnv):
                 "'ring_length'"
             )
         rows = np.arange(self.num_envs)
+        # a fresh state array: the speeds handed out in earlier infos are views of the old one
+        self.state = self.state.copy()
         self._reset_rows(rows, options)
         self._autoreset[:] = False
         n = self._n
@@ -491,9 +493,12 @@ class RingRoadVectorEnv(VectorEnv):
         )
 
     def _info(self, acc, failsafe):
-        n = self._n
+        # a read-only view, not a copy: the step replaces self.state by a new array (and reset
+        # copies it before writing), so the speeds handed out never change afterwards
+        speeds = self.state[:, self._n :]
+        speeds.flags.writeable = False
         return {
-            "speeds": self.state[:, n:].copy(),
+            "speeds": speeds,
             "gaps": self._gaps,
             "failsafe": failsafe,
             "accelerations": acc,
