@@ -12,6 +12,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import le
 from typing import Any
 
 import gymnasium as gym
@@ -141,6 +142,8 @@ class PlantEnv(gym.Env):
         self._advance = plant.advance
         self._observe = plant.observe
         self._saturate = plant.saturate
+        self._u_lower = plant.input_lower.tolist()
+        self._u_upper = plant.input_upper.tolist()
         self._reward = model.reward
         self.state: np.ndarray | None = None
         self.reference: np.ndarray | None = None
@@ -159,9 +162,13 @@ class PlantEnv(gym.Env):
             if u.size != self._m:
                 raise ValueError(f"action: expected shape {self._u_shape}, received {u.shape}")
             u = u.reshape(self._u_shape)
-        if not all(map(math.isfinite, u.tolist())):  # cheaper than np.isfinite on tiny arrays
+        values = u.tolist()  # Python floats: cheaper than numpy calls on a tiny array
+        if not all(map(math.isfinite, values)):
             raise ValueError(f"action: expected finite numbers, received {action!r}")
-        u = self._saturate(u)  # once: the reward and the plant both use the applied input
+        # saturate once (the reward and the plant both use the applied input), and only when
+        # needed: inside the bounds the clip is the identity
+        if not (all(map(le, self._u_lower, values)) and all(map(le, values, self._u_upper))):
+            u = self._saturate(u)
         x, r = self.state, self.reference
         reward = float(self._reward(x, u, r))
         self.state = x = self._advance(x, u)

@@ -58,6 +58,14 @@ def test_env_step_equals_plant_step_and_clips_actions():
         # reward -(e² + 0.1 ω² + 0.001 u²) on the state before the step and the clipped torque
         assert reward == pytest.approx(-(0.7**2 + 0.1 * 0.04 + 0.001 * applied**2), rel=1e-12)
         assert not terminated and not truncated
+    # the bounds themselves act as given, and the caller's float64 action is left as it was
+    for action in (10.0, -10.0, 10.5):
+        env.reset(seed=1, options={"angle": 0.3, "velocity": -0.2, "target": 1.0})
+        a = np.array([action])
+        env.step(a)
+        assert a[0] == action
+        x1 = plant.step(np.array([0.3, -0.2]), np.array([min(action, 10.0)]))
+        np.testing.assert_array_equal(env.unwrapped.state, x1)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
