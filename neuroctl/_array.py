@@ -47,12 +47,14 @@ def namespace(*arrays: Any):
     """
     global _TORCH_NAMESPACE
     for a in arrays:
-        if is_torch(a):
-            if _TORCH_NAMESPACE is None:
-                import array_api_compat
+        torch_type = _IS_TORCH.get(type(a))  # is_torch inlined: one call per physics function
+        if torch_type is False or (torch_type is None and not is_torch(a)):
+            continue
+        if _TORCH_NAMESPACE is None:
+            import array_api_compat
 
-                _TORCH_NAMESPACE = array_api_compat.array_namespace(a)
-            return _TORCH_NAMESPACE
+            _TORCH_NAMESPACE = array_api_compat.array_namespace(a)
+        return _TORCH_NAMESPACE
     return np
 
 
