@@ -95,8 +95,8 @@ def main(args: Args) -> dict:
         best[key] = min(best.get(key, math.inf), t)
 
     for _ in range(args.rounds):
-        keep("ours_batch", timed(lambda: nc.local_gain(net, Y), max(1, args.repeats // 10)))
-        keep("peer_batch", timed(peer_gains, 1))
+        keep("ours_batch", timed(lambda: nc.local_gain(net, Y), max(2, args.repeats // 5)))
+        keep("peer_batch", timed(peer_gains, 3))
         keep("analyze", timed(lambda: nc.analyze(arm, net, op).verdict, args.repeats))
         keep(
             "peer_lin_poles",

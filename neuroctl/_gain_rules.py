@@ -600,9 +600,11 @@ def walk_network(
         kink_mask=kink_mask,
         pool=pool,
     )
-    with torch.no_grad():
+    if _is_np(x):  # the rules take detached float64 copies of the parameters
         apply_rule(net, w)
-    B, n = x.shape
+    else:
+        with torch.no_grad():
+            apply_rule(net, w)
     layers = [(i, r.nearest) for i, r in enumerate(w.records) if r.nearest is not None]
     w.binder = Binding(B, n, norm, _is_np(x), layers)
     w.binding_dist = w.binder.distance()
