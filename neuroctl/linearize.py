@@ -172,6 +172,10 @@ class LocalGain:
             self._binding = self._binder()
         return self._binding
 
+    def __getstate__(self) -> dict:  # pickle / deepcopy: the binding computed, not the closure
+        self._bound()
+        return {k: v for k, v in self.__dict__.items() if k != "_binder"}
+
     @property
     def binding(self) -> np.ndarray:
         return self._bound()[0]

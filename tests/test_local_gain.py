@@ -270,3 +270,18 @@ def test_result_object_prints_serialises_and_plots():
     inside = np.abs(s) <= g.radius
     np.testing.assert_allclose(yn[inside], aff.get_data()[1][inside], atol=1e-9)
     plt.close(fig)
+
+
+def test_local_gain_pickles_with_its_binding_neuron():
+    """The binding neuron is computed on first access; pickling computes and keeps it."""
+    import pickle
+
+    net = nc.mlp(4, 1, (16, 16), "relu", seed=0)
+    X = np.random.default_rng(0).normal(size=(5, 4))
+    g = nc.local_gain(net, X)
+    h = pickle.loads(pickle.dumps(g))
+    np.testing.assert_array_equal(h.binding, g.binding)
+    np.testing.assert_array_equal(h.boundary_direction, g.boundary_direction)
+    one = pickle.loads(pickle.dumps(nc.local_gain(net, X[2])))
+    np.testing.assert_array_equal(one.binding, g.binding[2])
+    np.testing.assert_allclose(one.K, g.K[2])
