@@ -487,9 +487,10 @@ def rollout(
 ) -> Rollout:
     """Run one episode of ``env`` with ``controller`` acting on the observation."""
     act = _policy_fn(controller.module)
-    reset = getattr(controller.module, "reset", None)  # stateful controllers (PI) restart
-    if callable(reset):
-        reset()
+    from neuroctl.controllers import StatefulController
+
+    if isinstance(controller.module, StatefulController):  # PI restarts every episode
+        controller.module.reset()
     obs, info = env.reset(seed=seed, options=options)
     base = env.unwrapped
     from neuroctl.plant import Plant
@@ -690,7 +691,9 @@ _VERDICT_EXIT = {"stable": EXIT_OK, "unstable": EXIT_FAIL}
 
 def _static(ctrl: Controller, what: str) -> None:
     """Analysis and verification need a static map; a controller with internal state is not."""
-    if callable(getattr(ctrl.module, "reset", None)):
+    from neuroctl.controllers import StatefulController
+
+    if isinstance(ctrl.module, StatefulController):
         raise UsageError(
             f"{what}: expected a static controller (a map from observation to command), "
             f"received {ctrl.name!r}, which has internal state (it is reset every episode)"

@@ -9,6 +9,7 @@ that every analysis in neuroctl (local gain, bounds, MILP) sees exactly what act
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -20,7 +21,19 @@ __all__ = [
     "mlp",
     "affine_layer",
     "linear_controller",
+    "StatefulController",
 ]
+
+
+@runtime_checkable
+class StatefulController(Protocol):
+    """A controller with internal state (an integrator, a filter): ``reset()`` clears it.
+
+    Stateful controllers are restarted at every episode; they are not a static map from the
+    observation to the command, so ``analyze`` and ``verify`` refuse them.
+    """
+
+    def reset(self) -> None: ...
 
 #: Activation constructors by name. ``relu`` family entries are piecewise linear.
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {

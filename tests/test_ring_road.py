@@ -514,3 +514,12 @@ def test_follower_stopper_halves_the_speed_std_after_warmup():
     std_fs = fs.metrics(t_from=100.0).speed_std
     assert std_fs <= 0.5 * std_h, (std_h, std_fs)
     assert fs.gaps.min() >= 0.0
+
+
+def test_pi_with_saturation_is_stateful_and_a_network_is_not():
+    from neuroctl import mlp
+    from neuroctl.controllers import StatefulController
+
+    assert isinstance(PISaturation(), StatefulController)
+    assert not isinstance(FollowerStopper(v_des=3.0), StatefulController)
+    assert not isinstance(mlp(3, 1), StatefulController)

@@ -546,7 +546,9 @@ def rollout(env, controller=None, steps: int = 3000, *, seed=None, options=None,
 
     base = env.unwrapped
     p = base.params
-    if controller is not None and hasattr(controller, "reset"):
+    from neuroctl.controllers import StatefulController
+
+    if isinstance(controller, StatefulController):
         controller.reset()
     obs, info = env.reset(seed=seed, options=options)
     n, m = p.n_vehicles, p.n_av
