@@ -35,6 +35,7 @@ class StatefulController(Protocol):
 
     def reset(self) -> None: ...
 
+
 #: Activation constructors by name. ``relu`` family entries are piecewise linear.
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,

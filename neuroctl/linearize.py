@@ -36,7 +36,7 @@ from ._gain_rules import (
     supported_layers,
     walk_network,
 )
-from .plant import INTEGRATORS, Plant
+from .plant import Plant
 
 __all__ = [
     "local_gain",
@@ -501,8 +501,10 @@ def local_gain(
     if not (isinstance(max_kink_neurons, (int, np.integer)) and max_kink_neurons >= 1):
         raise ValueError(f"max_kink_neurons: expected an int >= 1, received {max_kink_neurons!r}")
     xn = x.detach().to(F64).cpu().numpy() if torch.is_tensor(x) else np.asarray(x, float)
-    if xn.ndim not in (1, 2):
-        raise ValueError(f"x: expected shape (n,) or (B, n), received {tuple(xn.shape)}")
+    if xn.ndim not in (1, 2) or 0 in xn.shape:
+        raise ValueError(
+            f"x: expected shape (n,) or (B, n) with B, n >= 1, received {tuple(xn.shape)}"
+        )
     batched = xn.ndim == 2
     Xn = np.ascontiguousarray(xn if batched else xn[None])
     B, n = Xn.shape
@@ -600,24 +602,6 @@ def local_gain(
 
 
 # ========================================================================= plant Jacobians
-def _raw_step(plant: Plant, x, u, w):
-    """``plant.step`` without the actuator saturation (which linearize handles on its own)."""
-    if plant.n_disturbances:
-        if plant._update is not None:
-            x_next = plant._update(x, u, w)
-        else:
-            x_next = INTEGRATORS[plant.integrator](
-                lambda x_, u_: plant._rhs(x_, u_, w), x, u, plant.dt
-            )
-    elif plant._update is not None:
-        x_next = plant._update(x, u)
-    else:
-        x_next = INTEGRATORS[plant.integrator](plant._rhs, x, u, plant.dt)
-    if plant._post_step is not None:
-        x_next = plant._post_step(x_next)
-    return x_next
-
-
 def _jacobians(f: Callable, args: list[np.ndarray], wrt: tuple[int, ...], p: int):
     """Jacobians of ``f(*args)`` (output size ``p``) w.r.t. ``args[i]`` for ``i in wrt``.
 
@@ -711,7 +695,7 @@ def plant_jacobians(plant: Plant, x, u, w=None, r=None, *, continuous: bool | No
         if cont:
             f = plant.rhs(xt, ut, wt if nw else None)
         else:
-            f = _raw_step(plant, xt, ut, wt if nw else None)
+            f = plant.advance(xt, ut, wt if nw else None)  # saturation is handled separately
         return torch.cat([f, plant.observe(xt, rt if nr else None)], -1)
 
     (Jx, Ju, Jw, Jr), v = _jacobians(fg, [x, u, w, r], (0, 1, 2, 3), n + p)

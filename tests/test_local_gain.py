@@ -285,3 +285,8 @@ def test_local_gain_pickles_with_its_binding_neuron():
     one = pickle.loads(pickle.dumps(nc.local_gain(net, X[2])))
     np.testing.assert_array_equal(one.binding, g.binding[2])
     np.testing.assert_allclose(one.K, g.K[2])
+
+
+def test_an_empty_batch_is_refused_with_the_shape_received():
+    with pytest.raises(ValueError, match=r"received \(0, 4\)"):
+        nc.local_gain(nc.mlp(4, 1), np.zeros((0, 4)))
