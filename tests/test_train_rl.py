@@ -147,3 +147,63 @@ def test_revival_callback_hooks_the_sb3_optimizer_and_logs_dead_units(tmp_path):
     # every Adam step of SB3 went through the hook: n_epochs x minibatches per rollout
     assert mon.n_steps == model._n_updates * (128 * 2 // 64)
     assert res.steps_done == model.num_timesteps
+
+
+class _Keep(sb3.common.callbacks.BaseCallback):
+    """Keeps the trained model (to compare the export against SB3's own prediction)."""
+
+    def _on_step(self):
+        return True
+
+
+def test_normalized_run_exports_the_normalization_and_resumes_its_statistics(tmp_path):
+    kw = dict(
+        algo="ppo",
+        steps=1024,
+        seed=5,
+        n_envs=2,
+        hidden=(16,),
+        progress=False,
+        tensorboard=False,
+        eval_episodes=0,
+        analyze=False,
+        algo_kwargs=dict(
+            n_steps=128, batch_size=64, n_epochs=2, normalize=True, learning_rate="lin_1e-3"
+        ),
+    )
+    out = tmp_path / "run"
+    first = train_rl(PENDULUM, out_dir=out, callback=_Interrupt(600), **kw)
+    assert first.interrupted and (out / "vecnormalize.pkl").exists()
+    keep = _Keep()
+    second = train_rl(PENDULUM, out_dir=out, callback=keep, **kw)
+    assert second.resumed and second.steps_done >= 1024
+    vn = keep.model.get_vec_normalize_env()
+    # the running statistics continued from the checkpoint: one count per env per step
+    # (plus SB3's initial 1e-4), not only this session's steps
+    assert vn.obs_rms.count == pytest.approx(second.steps_done + 1e-4 + 2, abs=2)
+    # the learning rate decays linearly over the whole run (both sessions) to 0 at `steps`
+    assert keep.model.lr_schedule(0.25) == pytest.approx(0.25e-3)
+    assert keep.model.lr_schedule(-0.1) == 0.0
+    # the saved policy includes the normalization: it equals SB3's deterministic action on
+    # the normalized observation
+    net = load_policy(second.policy_path)
+    obs = _random_obs()
+    expected, _ = keep.model.predict(vn.normalize_obs(obs), deterministic=True)
+    got = net(torch.as_tensor(obs)).detach().numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)
+    meta = json.loads((out / "policy.json").read_text())["metadata"]
+    assert meta["export"]["obs_normalization"]
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(learning_rate="exp_1e-3"), "lin_<start>"),
+        (dict(learning_rate="lin_-1"), "lin_<start>"),
+        (dict(normalize="yes"), "norm_obs"),
+        (dict(normalize={"norm_action": True}), "norm_obs"),
+    ],
+)
+def test_bad_schedule_or_normalize_option_is_refused(bad, match, tmp_path):
+    with pytest.raises(ValueError, match=match):
+        train_rl(PENDULUM, steps=64, out_dir=tmp_path, progress=False, algo_kwargs=bad)
