@@ -12,7 +12,8 @@
    PPO gets a budget of env steps; if it does not reach the criterion, the best figure is
    reported with the time spent.
 2. Env-steps/s of ``neuroctl.train.train_rl`` PPO on Arm-v0 against plain SB3 PPO on
-   Pendulum-v1 (same hyper-parameters, same number of envs).
+   Pendulum-v1 (same hyper-parameters, those of Arm-v0 including its ``VecNormalize``, same
+   number of envs).
 
 Run: ``python benchmarks/bench_train.py [--quick | --fps-only]`` (prints ratios; torch on one
 thread).
@@ -34,7 +35,7 @@ torch.set_num_threads(1)
 
 @dataclass
 class Args:
-    arm_ppo_budget: int = 1_000_000
+    arm_ppo_budget: int = 500_000  # the horizon of the linear learning-rate decay
     ring_ppo_budget: int = 300_000
     eval_every_ppo: int = 16_384
     eval_every_diffsim: int = 5
@@ -141,7 +142,8 @@ def ppo_to_criterion(env_id, check, args, out, budget):
                 return True
             self.next += args.eval_every_ppo
             with clock.pause():
-                ok, m = check(export_policy(self.model))
+                net = export_policy(self.model, vec_normalize=self.model.get_vec_normalize_env())
+                ok, m = check(net)
             state["metrics"], state["steps"] = m, self.num_timesteps
             if ok:
                 state["reached"] = (self.num_timesteps, clock())
@@ -164,14 +166,30 @@ def ppo_to_criterion(env_id, check, args, out, budget):
     return state, clock()
 
 
+def arm_ppo_hyperparams() -> dict:
+    """The PPO settings of ``train_rl`` on Arm-v0 (defaults and the env's overrides)."""
+    from neuroctl.train.rl import DEFAULT_HYPERPARAMS, ENV_HYPERPARAMS
+
+    return {**DEFAULT_HYPERPARAMS["ppo"], **ENV_HYPERPARAMS.get(("neuroctl/Arm-v0", "ppo"), {})}
+
+
 def sb3_pendulum_fps(args) -> float:
+    """Plain SB3 PPO on Pendulum-v1 with the Arm-v0 settings (``VecNormalize`` included)."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
 
-    from neuroctl.train.rl import DEFAULT_HYPERPARAMS
+    from neuroctl.train.rl import _normalize_options, _schedule
 
+    hyper = arm_ppo_hyperparams()
+    normalize = _normalize_options(hyper.pop("normalize", False))
+    hyper = {
+        k: _schedule(k, v) if k in ("learning_rate", "clip_range") else v for k, v in hyper.items()
+    }
     venv = make_vec_env("Pendulum-v1", n_envs=4, seed=args.seed)
-    model = PPO("MlpPolicy", venv, seed=args.seed, device="cpu", **DEFAULT_HYPERPARAMS["ppo"])
+    if normalize:
+        venv = VecNormalize(venv, gamma=hyper["gamma"], **normalize)
+    model = PPO("MlpPolicy", venv, seed=args.seed, device="cpu", **hyper)
     t = time.perf_counter()
     model.learn(args.fps_steps)
     return model.num_timesteps / (time.perf_counter() - t)
@@ -192,6 +210,7 @@ def ours_fps(args, out, env_id="neuroctl/Arm-v0") -> float:
         eval_episodes=0,
         analyze=False,
         resume=False,
+        algo_kwargs=arm_ppo_hyperparams(),
     )
     return float(res.summary["env_steps_per_s"])
 
