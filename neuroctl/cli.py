@@ -387,8 +387,33 @@ def _load_sb3(path: Path):
         except Exception as exc:  # noqa: BLE001 - try the next algorithm
             errors.append(f"{algo}: {type(exc).__name__}")
             continue
-        return export_policy(model)
+        return export_policy(model, vec_normalize=_load_vec_normalize(path))
     raise ValueError("not a PPO/SAC/TD3/A2C model (" + "; ".join(errors) + ")")
+
+
+def _load_vec_normalize(model_path: Path):
+    """The ``VecNormalize`` statistics saved beside an SB3 model, or None.
+
+    A model trained behind ``VecNormalize`` acts on normalized observations: without them its
+    export is not the policy that acted. ``neuroctl train`` saves them as
+    ``vecnormalize.pkl`` beside ``checkpoint.zip`` (a pickle, like the SB3 zip itself: load
+    files you trust).
+    """
+    import pickle
+
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    stats = model_path.with_name("vecnormalize.pkl")
+    if not stats.is_file():
+        return None
+    with open(stats, "rb") as f:
+        vec_normalize = pickle.load(f)
+    if not isinstance(vec_normalize, VecNormalize):
+        raise ValueError(
+            f"{stats}: expected pickled VecNormalize statistics, "
+            f"received {type(vec_normalize).__name__}"
+        )
+    return vec_normalize
 
 
 @dataclass

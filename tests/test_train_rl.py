@@ -193,6 +193,14 @@ def test_normalized_run_exports_the_normalization_and_resumes_its_statistics(tmp
     np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)
     meta = json.loads((out / "policy.json").read_text())["metadata"]
     assert meta["export"]["obs_normalization"]
+    # the command line reading the SB3 checkpoint picks up the statistics saved beside it
+    from neuroctl.cli import load_network
+
+    from_zip = load_network(out / "checkpoint.zip")
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            from_zip(torch.as_tensor(obs)).numpy(), expected, atol=1e-6, rtol=0
+        )
 
 
 @pytest.mark.parametrize(
