@@ -254,7 +254,7 @@ def main(argv=None):
     )
 
     for env_id, check, budget, options in (
-        ("neuroctl/Arm-v0", arm_ok, args.arm_ppo_budget, dict(lr=1e-2, lr_final=1e-3, batch=64)),
+        ("neuroctl/Arm-v0", arm_ok, args.arm_ppo_budget, dict(lr=2e-2, lr_final=2e-3, batch=32)),
         ("neuroctl/RingRoad-v0", ring_ok, args.ring_ppo_budget, {}),
     ):
         name = env_id.split("/")[-1]
