@@ -586,7 +586,9 @@ def RevivalCallback(
                 self.logger.record(f"diagnostics/{name}_revived", len(mon.events))
                 self.logger.record(f"diagnostics/{name}_spikes", len(mon.spikes()))
                 self.logger.record(f"diagnostics/{name}_max_revival_step", mon.max_step_ratio)
-            if log_dead_units and hasattr(self.model, "rollout_buffer"):
+            from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+
+            if log_dead_units and isinstance(self.model, OnPolicyAlgorithm):
                 from .export import actor_network
 
                 obs = self.model.rollout_buffer.observations

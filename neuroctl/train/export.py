@@ -120,13 +120,17 @@ def _actor_parts(model) -> tuple[list[nn.Module], nn.Linear, str]:
         raise ValueError(
             f"export_policy: expected a 1-D Box observation space, received {obs_space}"
         )
-    if hasattr(policy, "actor") and hasattr(policy.actor, "latent_pi"):  # SAC
+    from stable_baselines3.common.policies import ActorCriticPolicy
+    from stable_baselines3.sac.policies import SACPolicy
+    from stable_baselines3.td3.policies import TD3Policy  # DDPG uses it too
+
+    if isinstance(policy, SACPolicy):
         actor = policy.actor
         extractor, hidden, head = actor.features_extractor, actor.latent_pi, actor.mu
         if not isinstance(head, nn.Linear):  # gSDE actor: mu is Sequential(Linear, Hardtanh)
             raise ValueError("export_policy: gSDE SAC actors are not supported")
         squash = "tanh"
-    elif hasattr(policy, "actor") and isinstance(getattr(policy.actor, "mu", None), nn.Sequential):
+    elif isinstance(policy, TD3Policy):
         # TD3 / DDPG: mu = Sequential(Linear, act, ..., Linear, Tanh)
         actor = policy.actor
         mods = list(actor.mu)
@@ -136,8 +140,8 @@ def _actor_parts(model) -> tuple[list[nn.Module], nn.Linear, str]:
             raise ValueError("export_policy: expected a TD3 actor ending in Linear, Tanh")
         extractor, hidden, head = actor.features_extractor, nn.Sequential(*mods[:-2]), mods[-2]
         squash = "tanh"
-    elif hasattr(policy, "mlp_extractor") and hasattr(policy, "action_net"):  # PPO, A2C
-        extractor = getattr(policy, "pi_features_extractor", policy.features_extractor)
+    elif isinstance(policy, ActorCriticPolicy):  # PPO, A2C
+        extractor = policy.pi_features_extractor
         hidden, head = policy.mlp_extractor.policy_net, policy.action_net
         squash = "tanh" if policy.squash_output else "clip"
     else:

@@ -206,7 +206,9 @@ def _save_checkpoint(model, ckpt: Path, state_path: Path, num_timesteps: int) ->
     buf = io.BytesIO()
     model.save(buf)
     atomic_write_bytes(ckpt, buf.getvalue())
-    if hasattr(model, "replay_buffer") and model.replay_buffer is not None:
+    from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+
+    if isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None:
         import pickle
 
         atomic_write_bytes(ckpt.with_name("replay_buffer.pkl"), pickle.dumps(model.replay_buffer))
