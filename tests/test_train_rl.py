@@ -26,6 +26,19 @@ def _random_obs(n=2000, seed=0):
     ).astype(np.float32)
 
 
+#: A PPO run short enough for the test suite (two envs, 1024 steps, a tiny network).
+SHORT_PPO = dict(
+    algo="ppo",
+    steps=1024,
+    n_envs=2,
+    hidden=(16,),
+    progress=False,
+    tensorboard=False,
+    eval_episodes=0,
+    analyze=False,
+)
+
+
 @pytest.mark.parametrize("algo", ["ppo", "sac", "td3"])
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 def test_export_equals_sb3_deterministic_action(algo, activation, tmp_path):
@@ -83,15 +96,8 @@ class _Interrupt(sb3.common.callbacks.BaseCallback):
 
 def test_interrupt_saves_checkpoint_and_resume_continues_the_run(tmp_path):
     kw = dict(
-        algo="ppo",
-        steps=1024,
+        **SHORT_PPO,
         seed=3,
-        n_envs=2,
-        hidden=(16,),
-        progress=False,
-        tensorboard=False,
-        eval_episodes=0,
-        analyze=False,
         algo_kwargs=dict(n_steps=128, batch_size=64, n_epochs=2),
     )
     out = tmp_path / "run"
@@ -158,15 +164,8 @@ class _Keep(sb3.common.callbacks.BaseCallback):
 
 def test_normalized_run_exports_the_normalization_and_resumes_its_statistics(tmp_path):
     kw = dict(
-        algo="ppo",
-        steps=1024,
+        **SHORT_PPO,
         seed=5,
-        n_envs=2,
-        hidden=(16,),
-        progress=False,
-        tensorboard=False,
-        eval_episodes=0,
-        analyze=False,
         algo_kwargs=dict(
             n_steps=128, batch_size=64, n_epochs=2, normalize=True, learning_rate="lin_1e-3"
         ),
