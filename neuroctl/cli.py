@@ -403,7 +403,9 @@ def _load_vec_normalize(model_path: Path):
 
     from stable_baselines3.common.vec_env import VecNormalize
 
-    stats = model_path.with_name("vecnormalize.pkl")
+    from neuroctl.train.rl import VECNORMALIZE_FILE
+
+    stats = model_path.with_name(VECNORMALIZE_FILE)
     if not stats.is_file():
         return None
     with open(stats, "rb") as f:

@@ -100,7 +100,8 @@ def _schedule(key: str, value):
     )
 
 
-_VECNORM_FILE = "vecnormalize.pkl"
+#: File beside a run's ``checkpoint.zip`` holding its ``VecNormalize`` statistics (a pickle).
+VECNORMALIZE_FILE = "vecnormalize.pkl"
 
 
 def _normalize_options(value) -> dict:
@@ -216,7 +217,7 @@ def _save_checkpoint(model, ckpt: Path, state_path: Path, num_timesteps: int) ->
     if vec_norm is not None:  # its running statistics (pickled without the wrapped env)
         import pickle
 
-        atomic_write_bytes(ckpt.with_name(_VECNORM_FILE), pickle.dumps(vec_norm))
+        atomic_write_bytes(ckpt.with_name(VECNORMALIZE_FILE), pickle.dumps(vec_norm))
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     state["num_timesteps"] = int(num_timesteps)
     atomic_write_text(state_path, json.dumps(state, indent=2) + "\n")
@@ -345,7 +346,7 @@ def train_rl(
     else:
         venv = make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs or {})
     resumed = bool(resume and ckpt.exists())
-    vecnorm_path = ckpt.with_name(_VECNORM_FILE)
+    vecnorm_path = ckpt.with_name(VECNORMALIZE_FILE)
     if resumed:
         old = json.loads(state_path.read_text()) if state_path.exists() else {}
         mismatched = {k: (old.get(k), v) for k, v in config.items() if k in old and old.get(k) != v}

@@ -94,8 +94,10 @@ def _env_model(env_id: str, env_kwargs: dict | None):
 
 def plant_env_task(env_id: str, env_kwargs: dict | None = None, *, horizon: int | None = None):
     """Task from an env built on ``PlantEnv``: minimise minus the env's reward over an episode."""
+    from neuroctl.envs._common import EnvModel
+
     model, max_steps = _env_model(env_id, env_kwargs)
-    if model is None or not hasattr(model, "sample"):
+    if not isinstance(model, EnvModel):
         raise ValueError(
             f"train_diffsim: {env_id} is not a neuroctl plant env (no env.unwrapped.model); "
             f"supported: {sorted(TASK_FACTORIES)} and envs built on neuroctl.envs PlantEnv"
