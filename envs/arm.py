@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from neuroctl._array import namespace
+from neuroctl._array import namespace, stack, unstack
 from neuroctl.controllers import linear_controller
 from neuroctl.plant import INTEGRATORS, Plant
 
@@ -147,10 +147,11 @@ def arm_rhs(x, u, params: ArmParams):
         ``[ω, (u − b ω − m g (l/2) sin θ) / I]``.
     """
     xp = namespace(x, u)
-    # slices of width 1 keep the trailing axis: cheaper on small numpy arrays than stacking
-    theta, omega = x[..., 0:1], x[..., 1:2]
-    alpha = (u - params.friction * omega - params.gravity_torque * xp.sin(theta)) / params.inertia
-    return xp.concat([omega, alpha], axis=-1)
+    theta, omega = unstack(x)
+    (torque,) = unstack(u)
+    gravity = params.gravity_torque * xp.sin(theta)
+    alpha = (torque - params.friction * omega - gravity) / params.inertia
+    return stack([omega, alpha], like=x)
 
 
 def arm_observe(x, r):
@@ -163,8 +164,9 @@ def arm_observe(x, r):
         Target angle [rad].
     """
     xp = namespace(x, r)
-    theta = x[..., 0:1]
-    return xp.concat([r - theta, x[..., 1:2], xp.sin(theta), xp.cos(theta)], axis=-1)
+    theta, omega = unstack(x)
+    (target,) = unstack(r)
+    return stack([target - theta, omega, xp.sin(theta), xp.cos(theta)], like=x)
 
 
 def arm_reward(x, u, r):
@@ -179,12 +181,11 @@ def arm_reward(x, u, r):
     r : array or tensor, shape (..., 1)
         Target angle [rad].
     """
-    e = r[..., 0] - x[..., 0]
-    w = x[..., 1]
-    v = u[..., 0]
-    # squares first: for one environment these are 0-d arrays, and each operation on one costs
-    # as much as on an array; their products are numpy scalars, cheap to combine
-    return -(e * e + 0.1 * (w * w) + 0.001 * (v * v))
+    theta, omega = unstack(x)
+    (target,) = unstack(r)
+    (torque,) = unstack(u)
+    e = target - theta
+    return -(e * e + 0.1 * (omega * omega) + 0.001 * (torque * torque))
 
 
 def arm_equilibrium(r, params: ArmParams):

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array import as_like, is_torch, namespace
+from ._array import as_like, is_torch, namespace, stack, unstack
 
 __all__ = [
     "Plant",
@@ -61,6 +61,13 @@ def semi_implicit_euler(rhs: RHS, x, u, dt: float):
         )
     h = n // 2
     f = rhs(x, u)
+    if type(x) is np.ndarray and x.ndim == 1:
+        # one state vector: the same operations in the same order on Python floats, several
+        # times cheaper than on the tiny arrays of a single environment
+        xs, fs = x.tolist(), unstack(f)
+        v_next = [v + dt * a for v, a in zip(xs[h:], fs[h:])]
+        q_next = [q + dt * v for q, v in zip(xs[:h], v_next)]
+        return stack(q_next + v_next, like=x)
     if type(f) is np.ndarray:
         # numpy: fill one fresh array instead of concatenating two halves (the same numbers;
         # cheaper on the small arrays of a single environment). Torch keeps the out-of-place

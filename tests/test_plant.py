@@ -240,3 +240,24 @@ def test_namespace_is_numpy_for_arrays_and_scalars_and_compat_torch_for_tensors(
     t = torch.zeros(2, requires_grad=True)
     assert namespace(np.zeros(2), t) is array_api_compat.array_namespace(t)
     assert is_torch(torch.nn.Parameter(torch.zeros(1))) and not is_torch(None)
+
+
+def test_unstack_and_stack_round_trip_on_every_kind_of_array():
+    from neuroctl._array import stack, unstack
+
+    one = np.array([0.25, -1.5, 3.0])
+    parts = unstack(one)
+    assert all(type(p) is float for p in parts) and parts == [0.25, -1.5, 3.0]
+    np.testing.assert_array_equal(stack(parts, like=one), one)
+    assert stack(unstack(one.astype(np.float32)), like=one.astype(np.float32)).dtype == np.float32
+    batch = np.arange(12.0).reshape(4, 3)
+    cols = unstack(batch)
+    assert [c.shape for c in cols] == [(4,)] * 3 and np.shares_memory(cols[1], batch)
+    np.testing.assert_array_equal(stack(cols, like=batch), batch)
+    t = torch.arange(6.0, dtype=torch.float64).reshape(2, 3).requires_grad_()
+    a, b, c = unstack(t)
+    joined = stack([a * b, c], like=t)
+    assert joined.shape == (2, 2)
+    joined.sum().backward()  # differentiable: d/dt of sum(a b + c)
+    expected = np.stack([b.detach().numpy(), a.detach().numpy(), np.ones(2)], axis=-1)
+    np.testing.assert_array_equal(t.grad.numpy(), expected)
