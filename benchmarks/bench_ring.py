@@ -2,7 +2,8 @@
 
 Prints steps per second and ratios:
   RingRoad-v0 single env (gymnasium.make, default wrappers; and unwrapped) / libsumo
-  RingRoadVectorEnv with 1024 rings (ring-steps per second) / libsumo
+  RingRoadVectorEnv with 1024 rings (ring-steps per second) / libsumo, with the state in float64
+  (the default) and in float32 (``dtype="float32"``)
 libsumo reads the speeds of all cars every step, by subscription and by per-car getSpeed calls;
 the faster of the two is the reference (1.00). Each figure is the best of ``repeats`` interleaved
 runs (the machine is shared). Run: python benchmarks/bench_ring.py [--steps 20000]
@@ -142,12 +143,13 @@ def bench_env(env, steps: int) -> float:
     return steps / (time.perf_counter() - t)
 
 
-def bench_vector(num_envs: int, steps: int) -> float:
+def bench_vector(num_envs: int, steps: int, dtype: str = "float64") -> float:
     venv = gym.make_vec(
         "neuroctl/RingRoad-v0",
         num_envs=num_envs,
         vectorization_mode="vector_entry_point",
         warmup_steps=0,
+        dtype=dtype,
     )
     venv.reset(seed=0)
     a = np.zeros((num_envs, 1), dtype=np.float32)
@@ -165,7 +167,7 @@ def main() -> None:
     torch.set_num_threads(1)
 
     single = gym.make("neuroctl/RingRoad-v0", ring_length=230.0)
-    rates = {"env": [], "unwrapped": [], "vector": [], "sumo_sub": [], "sumo_get": []}
+    rates = {k: [] for k in ("env", "unwrapped", "vector", "vector32", "sumo_sub", "sumo_get")}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         build_sumo_ring(folder)
@@ -175,6 +177,9 @@ def main() -> None:
             rates["env"].append(bench_env(single, args.steps))
             rates["unwrapped"].append(bench_env(single.unwrapped, args.steps))
             rates["vector"].append(bench_vector(args.vector_envs, args.vector_steps))
+            rates["vector32"].append(
+                bench_vector(args.vector_envs, args.vector_steps, dtype="float32")
+            )
     best = {k: max(v) for k, v in rates.items()}
     sumo = max(best["sumo_sub"], best["sumo_get"])  # the faster libsumo way is the reference
     print(
@@ -196,6 +201,10 @@ def main() -> None:
     print(
         f"RingRoadVectorEnv x{args.vector_envs:<5d}           {best['vector']:12,.0f} "
         f"ring-steps/s ({best['vector'] / sumo:.1f})   goal >= 100"
+    )
+    print(
+        f"RingRoadVectorEnv x{args.vector_envs:<5d} float32   {best['vector32']:12,.0f} "
+        f"ring-steps/s ({best['vector32'] / sumo:.1f})   goal >= 100"
     )
 
 

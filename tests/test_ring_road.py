@@ -523,3 +523,66 @@ def test_pi_with_saturation_is_stateful_and_a_network_is_not():
     assert isinstance(PISaturation(), StatefulController)
     assert not isinstance(FollowerStopper(v_des=3.0), StatefulController)
     assert not isinstance(mlp(3, 1), StatefulController)
+
+
+# --------------------------------------------------------------------------- noise, float32
+def test_acceleration_noise_is_normal_with_flow_scale_and_reproducible():
+    from neuroctl.envs.ring_road.dynamics import acceleration_noise, standard_normal_float32
+    from scipy import stats
+
+    # below 512 draws: numpy's own float32 normals, number for number
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    np.testing.assert_array_equal(
+        standard_normal_float32(a, 22), b.standard_normal(22, dtype=np.float32)
+    )
+    # large draws (Box-Muller): N(0, 1) by a Kolmogorov-Smirnov test and the first moments
+    z = standard_normal_float32(np.random.default_rng(0), 400_001).astype(np.float64)
+    assert z.shape == (400_001,) and z.dtype == np.float64
+    assert stats.kstest(z, "norm").pvalue > 1e-3
+    assert abs(z.mean()) < 5 / math.sqrt(z.size) and abs(z.std() - 1) < 5 / math.sqrt(2 * z.size)
+    assert stats.kurtosis(z, fisher=False) == pytest.approx(3.0, abs=0.05)
+    # the two halves (cosine and sine branches) are uncorrelated
+    h = z.size // 2
+    assert abs(np.corrcoef(z[:h], z[h : 2 * h])[0, 1]) < 5 / math.sqrt(h)
+    # Flow's scale sqrt(dt) * noise, per car and ring; the same seed gives the same draws
+    p = Params(noise=0.2)
+    w = acceleration_noise(np.random.default_rng(1), p, (1024,), np.float32)
+    assert w.shape == (1024, 22) and w.dtype == np.float32
+    assert w.std() == pytest.approx(math.sqrt(0.1) * 0.2, rel=0.02)
+    again = acceleration_noise(np.random.default_rng(1), p, (1024,), np.float32)
+    np.testing.assert_array_equal(w, again)
+
+
+def test_float32_vector_env_reproduces_reference_waves_and_keeps_the_invariants():
+    """REFERENCE: all IDM, 22 cars, 230 m, at rest with +-0.5 m jitter: mean 2.397, std 2.924."""
+    n, L, B = 22, 230.0, 2
+    rng = np.random.default_rng(0)
+    q = (np.arange(n) * L / n + rng.uniform(-0.5, 0.5, (B, n))) % L
+    kw = dict(num_envs=B, n_av=0, noise=0.0, warmup_steps=0, ring_length=L)
+    envs = {dt: RingRoadVectorEnv(dtype=dt, **kw) for dt in ("float32", "float64")}
+    for env in envs.values():
+        env.reset(options={"positions": np.sort(q, axis=1), "speeds": np.zeros((B, n))})
+    speeds, gaps = [], []
+    for k in range(1, 6001):
+        _, reward, *_, info = envs["float32"].step(np.zeros((B, 0)))
+        _, reward64, *_, info64 = envs["float64"].step(np.zeros((B, 0)))
+        assert info["speeds"].dtype == np.float32 and reward.dtype == np.float32
+        if k <= 100:  # before the waves grow, the two precisions follow the same trajectory
+            np.testing.assert_allclose(info["speeds"], info64["speeds"], atol=1e-3)
+        # float32 positions are resolved to ~3e-5 m: gaps may dip below 0 by that much only
+        assert (info["gaps"] >= -1e-4).all() and (info["speeds"] >= 0).all()
+        np.testing.assert_allclose(info["gaps"].sum(1, dtype=np.float64) + n * 5.0, L, rtol=1e-5)
+        if k >= 3000:
+            speeds.append(info["speeds"])
+            gaps.append(info["gaps"])
+    m = ring_metrics(np.array(speeds), np.array(gaps))
+    assert m.mean_speed == pytest.approx(2.397, rel=0.02)
+    assert m.speed_std == pytest.approx(2.924, rel=0.02)
+
+
+def test_vector_env_rejects_an_unknown_dtype():
+    with pytest.raises(ValueError, match=r"dtype: expected 'float32' or 'float64', received"):
+        RingRoadVectorEnv(num_envs=2, dtype="float16")
+    for bad in ("bogus", None, int):
+        with pytest.raises(ValueError, match="dtype: expected 'float32' or 'float64'"):
+            RingRoadVectorEnv(num_envs=2, dtype=bad)
