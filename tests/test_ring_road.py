@@ -569,6 +569,7 @@ def test_float32_vector_env_reproduces_reference_waves_and_keeps_the_invariants(
         assert info["speeds"].dtype == np.float32 and reward.dtype == np.float32
         if k <= 100:  # before the waves grow, the two precisions follow the same trajectory
             np.testing.assert_allclose(info["speeds"], info64["speeds"], atol=1e-3)
+            np.testing.assert_allclose(reward, reward64, atol=1e-4)
         # float32 positions are resolved to ~3e-5 m: gaps may dip below 0 by that much only
         assert (info["gaps"] >= -1e-4).all() and (info["speeds"] >= 0).all()
         np.testing.assert_allclose(info["gaps"].sum(1, dtype=np.float64) + n * 5.0, L, rtol=1e-5)
@@ -586,3 +587,23 @@ def test_vector_env_rejects_an_unknown_dtype():
     for bad in ("bogus", None, int):
         with pytest.raises(ValueError, match="dtype: expected 'float32' or 'float64'"):
             RingRoadVectorEnv(num_envs=2, dtype=bad)
+
+
+def test_reward_is_flows_wave_attenuation_reward_single_and_batched():
+    """Flow: r = 4 mean(v) / 20 - 4 mean|a_av| (clipped actions), per ring."""
+    kw = dict(n_vehicles=12, n_av=3, ring_length=100.0, warmup_steps=20)
+    env = RingRoadEnv(**kw)
+    env.reset(seed=4)
+    venv = RingRoadVectorEnv(num_envs=5, **kw)
+    venv.reset(seed=4)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        a = rng.uniform(-2, 2, 3)  # beyond the [-1, 1] box: the clipped action counts
+        _, r, *_, info = env.step(a)
+        assert isinstance(r, float)
+        expected = 4 * info["speeds"].mean() / 20 - 4 * np.abs(np.clip(a, -1, 1)).mean()
+        assert r == pytest.approx(expected, rel=1e-12, abs=1e-12)
+        actions = rng.uniform(-2, 2, (5, 3))
+        _, rb, *_, info = venv.step(actions)
+        expected = 4 * info["speeds"].mean(1) / 20 - 4 * np.abs(np.clip(actions, -1, 1)).mean(1)
+        np.testing.assert_allclose(rb, expected, rtol=1e-12, atol=1e-12)

@@ -858,7 +858,9 @@ def ring_observation(x, ring_length, params: Params, *, gaps=None):
     n = c.n
     if gaps is None:
         gaps = ring_gaps(x[..., :n], ring_length, c.length)
-    # [v, gaps] @ obs_matrix, without joining v and the gaps first
+    if type(x) is np.ndarray and x.ndim == 1:  # one ring: a single product is the cheapest
+        return np.concatenate([x[n:], gaps]) @ c.obs_matrix
+    # [v, gaps] @ obs_matrix, without joining v and the gaps of a batch first
     on_speeds, on_gaps = c.obs_matrix[:n], c.obs_matrix[n:]
     if is_torch(x):
         on_speeds, on_gaps = _as(on_speeds, x), _as(on_gaps, x)
@@ -875,14 +877,35 @@ def ring_reward(speeds, av_actions):
     speeds : ndarray, shape (..., N)
     av_actions : ndarray, shape (..., n_av)
         The (clipped) AV actions.
+
+    Returns
+    -------
+    float or ndarray, shape (...)
+        A Python float for one ring (1-D ``speeds``).
     """
-    # means as products with constant weights: a matrix-vector product, several times faster
-    # than a reduction over a short last axis
     n, n_av = speeds.shape[-1], av_actions.shape[-1]
-    r = speeds @ np.full(n, 0.2 / n, dtype=speeds.dtype)
+    if speeds.ndim == 1:  # one ring: a Python float, cheapest from the sums
+        r = 0.2 / n * float(speeds.sum())
+        return r - 4.0 / n_av * sum(map(abs, av_actions.tolist())) if n_av else r
+    # batches: the means as products with constant weights, a matrix-vector product several
+    # times faster than a reduction over a short last axis
+    r = speeds @ _mean_weights(n, 0.2, speeds.dtype)
     if n_av:
-        r = r - np.abs(av_actions) @ np.full(n_av, 4.0 / n_av, dtype=r.dtype)
+        r = r - np.abs(av_actions) @ _mean_weights(n_av, 4.0, av_actions.dtype)
     return r
+
+
+_WEIGHTS: dict[tuple, np.ndarray] = {}
+
+
+def _mean_weights(n: int, scale: float, dtype) -> np.ndarray:
+    """``scale * mean`` over a last axis of size ``n`` as weights ``full(n, scale / n)``."""
+    key = (n, scale, dtype)
+    weights = _WEIGHTS.get(key)
+    if weights is None:
+        weights = _WEIGHTS[key] = np.full(n, scale / n, dtype=dtype)
+        weights.flags.writeable = False
+    return weights
 
 
 _BOX_MULLER_MIN = 512  # draws at least this big use the Box-Muller transform (see below)

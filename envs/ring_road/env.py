@@ -18,7 +18,6 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from .dynamics import (
     HEADWAY_SCALE,
     Params,
-    _consts,
     acceleration_noise,
     ring_gaps,
     ring_observation,
@@ -248,11 +247,7 @@ class RingRoadEnv(gym.Env):
         self._plant_length = None
         self.state = None
         self._gaps = None
-        # constants of the lean step: reward 4 mean(v)/20 - 4 mean|a|, obs = [v, gaps] @ M
         self._veh_length = p.vehicle_length
-        self._reward_speed = 0.2 / p.n_vehicles
-        self._reward_accel = 4.0 / max(p.n_av, 1)
-        self._obs_matrix = _consts(p).obs_matrix
 
     # ------------------------------------------------------------------ properties
     @property
@@ -291,10 +286,8 @@ class RingRoadEnv(gym.Env):
         self.state = x
         self._gaps = gaps = ring_gaps(x[:n], self._length, self._veh_length)
         v = x[n:]
-        reward = self._reward_speed * float(v.sum())
-        if self._m:
-            reward -= self._reward_accel * sum(map(abs, a.tolist()))
-        obs = (np.concatenate([v, gaps]) @ self._obs_matrix).astype(np.float32)
+        reward = ring_reward(v, a)
+        obs = ring_observation(x, self._length, self.params, gaps=gaps).astype(np.float32)
         info = {
             "speeds": v,
             "gaps": gaps,
