@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from neuroctl._array import namespace
+from neuroctl._array import namespace, stack, unstack
 from neuroctl.controllers import linear_controller
 from neuroctl.plant import INTEGRATORS, Plant
 
@@ -208,15 +208,16 @@ def arm2link_rhs(x, u, params: Arm2LinkParams):
     array or tensor, shape (..., 4)
     """
     xp = namespace(x, u)
-    q1, q2, w1, w2 = x[..., 0], x[..., 1], x[..., 2], x[..., 3]
+    q1, q2, w1, w2 = unstack(x)
+    tau1, tau2 = unstack(u)
     a1, a2, a3 = params.a1, params.a2, params.a3
     (b11, b12), (b21, b22) = params.friction
     c2, s2 = xp.cos(q2), xp.sin(q2)
     m11 = a1 + 2.0 * a2 * c2
     m12 = a3 + a2 * c2
     m22 = a3
-    h1 = u[..., 0] + a2 * s2 * w2 * (2.0 * w1 + w2) - b11 * w1 - b12 * w2
-    h2 = u[..., 1] - a2 * s2 * w1 * w1 - b21 * w1 - b22 * w2
+    h1 = tau1 + a2 * s2 * w2 * (2.0 * w1 + w2) - b11 * w1 - b12 * w2
+    h2 = tau2 - a2 * s2 * w1 * w1 - b21 * w1 - b22 * w2
     if params.gravity != 0.0:
         s12 = xp.sin(q1 + q2)
         h1 = h1 - params.g1 * xp.sin(q1) - params.g2 * s12
@@ -224,7 +225,7 @@ def arm2link_rhs(x, u, params: Arm2LinkParams):
     det = m11 * m22 - m12 * m12
     acc1 = (m22 * h1 - m12 * h2) / det
     acc2 = (m11 * h2 - m12 * h1) / det
-    return xp.concat([x[..., 2:4], xp.stack([acc1, acc2], axis=-1)], axis=-1)
+    return stack([w1, w2, acc1, acc2], like=x)
 
 
 def arm2link_kinetic_energy(x, params: Arm2LinkParams):
@@ -243,22 +244,17 @@ def arm2link_observe(x, r):
     ``e = r − q``; the last two entries are the terms the gravity torque is linear in.
     """
     xp = namespace(x, r)
-    return xp.concat(
-        [
-            r - x[..., 0:2],
-            x[..., 2:4],
-            xp.sin(x[..., 0:1]),
-            xp.sin(x[..., 0:1] + x[..., 1:2]),
-        ],
-        axis=-1,
-    )
+    q1, q2, w1, w2 = unstack(x)
+    r1, r2 = unstack(r)
+    return stack([r1 - q1, r2 - q2, w1, w2, xp.sin(q1), xp.sin(q1 + q2)], like=x)
 
 
 def arm2link_reward(x, u, r):
     """Reward ``−(|e|² + 0.1 |q̇|² + 0.001 |τ|²)``, shape ``(...)``."""
-    e1, e2 = r[..., 0] - x[..., 0], r[..., 1] - x[..., 1]
-    w1, w2 = x[..., 2], x[..., 3]
-    t1, t2 = u[..., 0], u[..., 1]
+    q1, q2, w1, w2 = unstack(x)
+    r1, r2 = unstack(r)
+    t1, t2 = unstack(u)
+    e1, e2 = r1 - q1, r2 - q2
     return -(e1 * e1 + e2 * e2 + 0.1 * (w1 * w1 + w2 * w2) + 0.001 * (t1 * t1 + t2 * t2))
 
 
