@@ -74,7 +74,7 @@ def as_like(value: Any, like: Any):
 
 
 def unstack(x: Any):
-    """The components ``x[..., i]`` of the last axis of ``x``, as a tuple.
+    """The components ``x[..., i]`` of the last axis of ``x``, in order.
 
     Parameters
     ----------
@@ -85,12 +85,12 @@ def unstack(x: Any):
     sequence of length n
         A list of Python floats for a one-dimensional numpy array (the same numbers, in
         float64); arrays (views) of shape ``(...)`` for batched numpy arrays and other numpy-like
-        objects; tensors of shape ``(...)`` for torch (``unbind``, differentiable).
+        objects; tensors of shape ``(...)`` for torch (differentiable).
     """
     if type(x) is np.ndarray and x.ndim == 1:
         return x.tolist()
-    if is_torch(x):
-        return x.unbind(-1)
+    # indexing, also for tensors: a rollout differentiated through it runs ~1.5x faster than
+    # through unbind, whose backward fills in every component's gradient
     return [x[..., i] for i in range(x.shape[-1])]
 
 
