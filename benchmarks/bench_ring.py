@@ -1,9 +1,12 @@
-"""Ring road speed, side by side with libsumo on the same 22-car, 230 m ring (one run).
+"""Ring road speed, side by side with libsumo on a 22-car, 230 m ring (one run).
 
-Prints steps per second and ratios:
-  RingRoad-v0 single env (gymnasium.make, default wrappers; and unwrapped) / libsumo
-  RingRoadVectorEnv with 1024 rings (ring-steps per second) / libsumo, with the state in float64
-  (the default) and in float32 (``dtype="float32"``)
+Prints steps per second and ratios to libsumo:
+  RingRoad-v0 single env (gymnasium.make, default wrappers; and unwrapped);
+  RingRoadVectorEnv with 1024 rings (ring-steps per second), state in float64 (the default) and
+  in float32 (``dtype="float32"``).
+Each in two configurations: "same ring" is exactly what libsumo steps (22 IDM humans, no
+acceleration noise); "defaults" is the env's default traffic (21 humans with Flow's acceleration
+noise, drawn every step, and one AV with its fail-safe), which costs more per step.
 libsumo reads the speeds of all cars every step, by subscription and by per-car getSpeed calls;
 the faster of the two is the reference (1.00). Each figure is the best of ``repeats`` interleaved
 runs (the machine is shared). Run: python benchmarks/bench_ring.py [--steps 20000]
@@ -143,20 +146,26 @@ def bench_env(env, steps: int) -> float:
     return steps / (time.perf_counter() - t)
 
 
-def bench_vector(num_envs: int, steps: int, dtype: str = "float64") -> float:
+def bench_vector(num_envs: int, steps: int, **env_kwargs) -> float:
     venv = gym.make_vec(
         "neuroctl/RingRoad-v0",
         num_envs=num_envs,
         vectorization_mode="vector_entry_point",
         warmup_steps=0,
-        dtype=dtype,
+        **env_kwargs,
     )
     venv.reset(seed=0)
-    a = np.zeros((num_envs, 1), dtype=np.float32)
+    a = np.zeros(venv.action_space.shape, dtype=np.float32)
     t = time.perf_counter()
     for _ in range(steps):
         venv.step(a)
     return num_envs * steps / (time.perf_counter() - t)
+
+
+#: the ring libsumo steps: 22 IDM humans on 230 m without acceleration noise
+SAME_RING = {"n_av": 0, "noise": 0.0, "ring_length": 230.0}
+#: the env's defaults (21 humans with Flow's noise, one AV), on 230 m
+DEFAULT_RING = {"ring_length": 230.0}
 
 
 def main() -> None:
@@ -166,46 +175,55 @@ def main() -> None:
     args = Args(**vars(parser.parse_args()))
     torch.set_num_threads(1)
 
-    single = gym.make("neuroctl/RingRoad-v0", ring_length=230.0)
-    rates = {k: [] for k in ("env", "unwrapped", "vector", "vector32", "sumo_sub", "sumo_get")}
+    B = args.vector_envs
+    singles = {
+        "RingRoad-v0 gymnasium.make, defaults": (
+            gym.make("neuroctl/RingRoad-v0", **DEFAULT_RING),
+            1,
+        ),
+        "RingRoad-v0 unwrapped, defaults": (
+            gym.make("neuroctl/RingRoad-v0", **DEFAULT_RING).unwrapped,
+            None,
+        ),
+        "RingRoad-v0 gymnasium.make, same ring": (gym.make("neuroctl/RingRoad-v0", **SAME_RING), 1),
+    }
+    vectors = {
+        f"x{B} float64, defaults": (DEFAULT_RING, "float64"),
+        f"x{B} float32, defaults": (DEFAULT_RING, "float32"),
+        f"x{B} float64, same ring": (SAME_RING, "float64"),
+        f"x{B} float32, same ring": (SAME_RING, "float32"),
+    }
+    rates: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         build_sumo_ring(folder)
         for _ in range(args.repeats):  # interleaved, best of each (the machine is shared)
-            rates["sumo_sub"].append(bench_libsumo(folder, args.steps, subscribe=True))
-            rates["sumo_get"].append(bench_libsumo(folder, args.steps, subscribe=False))
-            rates["env"].append(bench_env(single, args.steps))
-            rates["unwrapped"].append(bench_env(single.unwrapped, args.steps))
-            rates["vector"].append(bench_vector(args.vector_envs, args.vector_steps))
-            rates["vector32"].append(
-                bench_vector(args.vector_envs, args.vector_steps, dtype="float32")
-            )
+            for subscribe in (True, False):
+                key = (
+                    "libsumo, speeds by subscription" if subscribe else "libsumo, getSpeed per car"
+                )
+                rates.setdefault(key, []).append(
+                    bench_libsumo(folder, args.steps, subscribe=subscribe)
+                )
+            for name, (env, _) in singles.items():
+                rates.setdefault(name, []).append(bench_env(env, args.steps))
+            for name, (kw, dtype) in vectors.items():
+                rate = bench_vector(B, args.vector_steps, dtype=dtype, **kw)
+                rates.setdefault(name, []).append(rate)
     best = {k: max(v) for k, v in rates.items()}
-    sumo = max(best["sumo_sub"], best["sumo_get"])  # the faster libsumo way is the reference
-    print(
-        f"libsumo, speeds by subscription   {best['sumo_sub']:12,.0f} steps/s   "
-        f"({best['sumo_sub'] / sumo:.2f})"
-    )
-    print(
-        f"libsumo, getSpeed per car          {best['sumo_get']:12,.0f} steps/s   "
-        f"({best['sumo_get'] / sumo:.2f})"
-    )
-    print(
-        f"RingRoad-v0 gymnasium.make         {best['env']:12,.0f} steps/s   "
-        f"({best['env'] / sumo:.2f})   goal >= 1.0"
-    )
-    print(
-        f"RingRoad-v0 unwrapped              {best['unwrapped']:12,.0f} steps/s   "
-        f"({best['unwrapped'] / sumo:.2f})"
-    )
-    print(
-        f"RingRoadVectorEnv x{args.vector_envs:<5d}           {best['vector']:12,.0f} "
-        f"ring-steps/s ({best['vector'] / sumo:.1f})   goal >= 100"
-    )
-    print(
-        f"RingRoadVectorEnv x{args.vector_envs:<5d} float32   {best['vector32']:12,.0f} "
-        f"ring-steps/s ({best['vector32'] / sumo:.1f})   goal >= 100"
-    )
+    # the faster libsumo way is the reference
+    sumo = max(best["libsumo, speeds by subscription"], best["libsumo, getSpeed per car"])
+    print("same ring: 22 IDM humans, no noise, 230 m (what libsumo steps); defaults: 21 humans")
+    print("with Flow's acceleration noise and one AV, 230 m")
+    print(f"{'':44s} {'steps/s':>12s} {'ratio':>8s}")
+    for name in ("libsumo, speeds by subscription", "libsumo, getSpeed per car", *singles):
+        goal = "   goal >= 1.0" if singles.get(name, (None, None))[1] else ""
+        print(f"{name:44s} {best[name]:12,.0f} {best[name] / sumo:8.2f}{goal}")
+    for name in vectors:
+        label = f"RingRoadVectorEnv {name}"
+        print(
+            f"{label:44s} {best[name]:12,.0f} {best[name] / sumo:8.1f}   goal >= 100 (ring-steps/s)"
+        )
 
 
 if __name__ == "__main__":
