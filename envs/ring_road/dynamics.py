@@ -950,8 +950,11 @@ def acceleration_noise(
     """
     if params.noise == 0:
         return None
-    shape = (*shape, params.n_vehicles)
-    draw = standard_normal_float32(rng, math.prod(shape)).reshape(shape)
+    n = params.n_vehicles
+    if shape:
+        draw = standard_normal_float32(rng, math.prod(shape) * n).reshape(*shape, n)
+    else:  # one ring (every step of a single env): no reshaping
+        draw = standard_normal_float32(rng, n)
     return np.multiply(draw, math.sqrt(params.dt) * params.noise, dtype=dtype)
 
 
