@@ -1,5 +1,11 @@
 """Gymnasium environments of neuroctl (installed as ``neuroctl.envs``).
 
 Each environment module keeps a frozen ``Params`` dataclass, pure dynamics exposed as a
-:class:`neuroctl.Plant`, a thin Gymnasium ``Env`` and a natively batched vector env.
+:class:`neuroctl.Plant`, a thin Gymnasium ``Env`` and a natively batched vector env. The same
+plumbing turns a plant of your own into environments: :class:`EnvModel`, :func:`box_sampler`,
+:class:`PlantEnv` and :class:`PlantVectorEnv`.
 """
+
+from ._common import EnvModel, PlantEnv, PlantVectorEnv, box_sampler
+
+__all__ = ["EnvModel", "PlantEnv", "PlantVectorEnv", "box_sampler"]

@@ -1,9 +1,12 @@
 """Gymnasium plumbing shared by the neuroctl environments (single env, batched vector env, drawing).
 
 An environment is described by an :class:`EnvModel`: a :class:`neuroctl.Plant` (the physics), a
-pure reward function, a sampler of initial states and references, and a drawing function. The
-generic :class:`PlantEnv` and :class:`PlantVectorEnv` own only the state, the reference, the step
-counters and the random generator; every step calls ``plant.step`` (no physics lives here).
+pure reward function, a sampler of initial states and references, and optionally a drawing
+function. The generic :class:`PlantEnv` and :class:`PlantVectorEnv` own only the state, the
+reference, the step counters and the random generator; every step calls ``plant.step`` (no physics
+lives here). They are public: a plant of your own becomes a Gymnasium environment with
+``PlantEnv(EnvModel(plant, reward, box_sampler(low, high)))``, and a natively batched one with
+``PlantVectorEnv(model, num_envs)``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ __all__ = [
     "EnvModel",
     "PlantEnv",
     "PlantVectorEnv",
+    "box_sampler",
     "make_params",
     "option_array",
     "draw_segments",
@@ -92,23 +96,106 @@ class EnvModel:
         The physics; ``plant.step`` is the only state update.
     reward : callable
         Pure ``reward(x, u, r) -> (...)`` on the state before the step, the saturated input and
-        the reference.
+        the reference (``r`` has shape ``(..., 0)`` for a plant without references). Written with
+        array operations it also runs on torch tensors, and ``neuroctl.train.train_diffsim`` then
+        trains on its negative as the cost.
     sample : callable
-        ``sample(rng, n, options) -> (x, r)`` with shapes ``(n, n_states)`` and ``(n, n_ref)``.
-    draw : callable
-        ``draw(x, r) -> ndarray (H, W, 3) uint8`` for one state ``(n_states,)``.
-    obs_low, obs_high : ndarray, shape (p,)
-        Observation bounds (float32 Box).
-    render_fps : int
+        ``sample(rng, n, options) -> (x, r)`` with shapes ``(n, n_states)`` and ``(n, n_ref)``
+        (see :func:`box_sampler`).
+    draw : callable, optional
+        ``draw(x, r) -> ndarray (H, W, 3) uint8`` for one state ``(n_states,)``; without it the
+        env has no render mode.
+    obs_low, obs_high : ndarray, shape (p,), optional
+        Observation bounds (float32 Box); default unbounded.
+    render_fps : int, optional
+        Default ``round(1 / plant.dt)``.
     """
 
     plant: Plant
     reward: Callable
     sample: Callable
-    draw: Callable
-    obs_low: np.ndarray
-    obs_high: np.ndarray
-    render_fps: int
+    draw: Callable | None = None
+    obs_low: np.ndarray | None = None
+    obs_high: np.ndarray | None = None
+    render_fps: int | None = None
+
+
+def box_sampler(state_low, state_high, reference_low=None, reference_high=None) -> Callable:
+    """A sampler for :class:`EnvModel`: initial states (and references) uniform in boxes.
+
+    Parameters
+    ----------
+    state_low, state_high : array_like, shape (n_states,)
+        Box of the initial state (equal bounds fix a component).
+    reference_low, reference_high : array_like, shape (n_ref,), optional
+        Box of the reference drawn at reset (default: no reference).
+
+    Returns
+    -------
+    callable
+        ``sample(rng, n, options) -> (x, r)``. ``reset(options={"state": ..., "reference": ...})``
+        overrides the draws (arrays broadcastable to ``(n, n_states)`` and ``(n, n_ref)``).
+    """
+    lo, hi = _box(state_low, state_high, "state_low, state_high")
+    if (reference_low is None) != (reference_high is None):
+        raise ValueError("reference_low, reference_high: give both or neither")
+    if reference_low is None:
+        r_lo = r_hi = np.zeros(0)
+    else:
+        r_lo, r_hi = _box(reference_low, reference_high, "reference_low, reference_high")
+
+    def sample(rng, n, options):
+        x = option_array(options, "state", rng.uniform(lo, hi, size=(n, lo.size)))
+        r = option_array(options, "reference", rng.uniform(r_lo, r_hi, size=(n, r_lo.size)))
+        return x, r
+
+    return sample
+
+
+def _box(low, high, what: str) -> tuple[np.ndarray, np.ndarray]:
+    lo = np.atleast_1d(np.asarray(low, dtype=np.float64))
+    hi = np.atleast_1d(np.asarray(high, dtype=np.float64))
+    if lo.ndim != 1 or lo.shape != hi.shape:
+        raise ValueError(
+            f"{what}: expected two vectors of the same length, received shapes {lo.shape} and "
+            f"{hi.shape}"
+        )
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all() and (lo <= hi).all()):
+        raise ValueError(f"{what}: expected finite bounds with low <= high, received {lo}, {hi}")
+    return lo, hi
+
+
+def _check_model(model: Any) -> None:
+    if not isinstance(model, EnvModel):
+        raise TypeError(f"model: expected an EnvModel, received {type(model).__name__}")
+    plant = model.plant
+    if not isinstance(plant, Plant):
+        raise TypeError(f"model.plant: expected a neuroctl.Plant, received {type(plant).__name__}")
+    x, r = model.sample(np.random.default_rng(0), 2, None)
+    x, r = np.asarray(x), np.asarray(r)
+    if x.shape != (2, plant.n_states) or r.shape != (2, plant.n_references):
+        raise ValueError(
+            f"model.sample(rng, 2, None): expected shapes (2, {plant.n_states}) and "
+            f"(2, {plant.n_references}), received {x.shape} and {r.shape}"
+        )
+
+
+def _observation_bounds(model: EnvModel) -> tuple[np.ndarray, np.ndarray]:
+    p = model.plant.n_outputs
+    lo = np.full(p, -np.inf) if model.obs_low is None else np.asarray(model.obs_low, float)
+    hi = np.full(p, np.inf) if model.obs_high is None else np.asarray(model.obs_high, float)
+    if lo.shape != (p,) or hi.shape != (p,):
+        raise ValueError(
+            f"obs_low, obs_high: expected shape ({p},) (the plant's outputs), received "
+            f"{lo.shape} and {hi.shape}"
+        )
+    return lo.astype(np.float32), hi.astype(np.float32)
+
+
+def _render_metadata(cls_metadata: dict, model: EnvModel) -> dict:
+    fps = model.render_fps or max(1, round(1.0 / model.plant.dt))
+    modes = list(cls_metadata["render_modes"]) if model.draw is not None else []
+    return {**cls_metadata, "render_modes": modes, "render_fps": fps}
 
 
 def _validate_render_mode(render_mode, modes):
@@ -117,26 +204,40 @@ def _validate_render_mode(render_mode, modes):
 
 
 class PlantEnv(gym.Env):
-    """Single Gymnasium environment around a :class:`EnvModel` (subclasses set ``self.model``)."""
+    """Single Gymnasium environment around an :class:`EnvModel`.
+
+    The state is ``plant``'s, the observation ``plant.observe(x, r)`` (float32), the action the
+    plant input (clipped to its bounds; a non-finite action raises ``ValueError``), the reward
+    ``model.reward`` on the state before the step. No termination; wrap in
+    ``gymnasium.wrappers.TimeLimit`` (or register with ``max_episode_steps``) for episodes.
+
+    Parameters
+    ----------
+    model : EnvModel
+    render_mode : {"rgb_array", None}
+        Available when ``model.draw`` is given.
+    """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
 
+    def __init__(self, model: EnvModel, render_mode: str | None = None):
+        _check_model(model)
+        self._setup(model, None, render_mode)
+
     def _setup(self, model: EnvModel, params: Any, render_mode: str | None) -> None:
+        self.metadata = _render_metadata(type(self).metadata, model)
         _validate_render_mode(render_mode, self.metadata["render_modes"])
         self.model = model
         self.params = params
         self.plant = model.plant
         self.render_mode = render_mode
-        self.metadata = {**type(self).metadata, "render_fps": model.render_fps}
         plant = model.plant
         self.action_space = spaces.Box(
             plant.input_lower.astype(np.float32),
             plant.input_upper.astype(np.float32),
             dtype=np.float32,
         )
-        self.observation_space = spaces.Box(
-            model.obs_low.astype(np.float32), model.obs_high.astype(np.float32), dtype=np.float32
-        )
+        self.observation_space = spaces.Box(*_observation_bounds(model), dtype=np.float32)
         self._m = plant.n_inputs
         self._u_shape = (plant.n_inputs,)
         self._advance = plant.advance
@@ -198,6 +299,17 @@ class PlantVectorEnv(VectorEnv):
         "autoreset_mode": AutoresetMode.NEXT_STEP,
     }
 
+    def __init__(
+        self,
+        model: EnvModel,
+        num_envs: int = 1,
+        *,
+        max_episode_steps: int | None = None,
+        render_mode: str | None = None,
+    ):
+        _check_model(model)
+        self._setup(model, None, num_envs, max_episode_steps, render_mode)
+
     def _setup(
         self,
         model: EnvModel,
@@ -215,6 +327,7 @@ class PlantVectorEnv(VectorEnv):
                 "max_episode_steps: expected a positive int or None, "
                 f"received {max_episode_steps!r}"
             )
+        self.metadata = _render_metadata(type(self).metadata, model)
         _validate_render_mode(render_mode, self.metadata["render_modes"])
         self.model = model
         self.params = params
@@ -222,7 +335,6 @@ class PlantVectorEnv(VectorEnv):
         self.num_envs = int(num_envs)
         self.max_episode_steps = max_episode_steps
         self.render_mode = render_mode
-        self.metadata = {**type(self).metadata, "render_fps": model.render_fps}
         plant = model.plant
         self.single_action_space = spaces.Box(
             plant.input_lower.astype(np.float32),
@@ -230,9 +342,7 @@ class PlantVectorEnv(VectorEnv):
             dtype=np.float32,
         )
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self.single_observation_space = spaces.Box(
-            model.obs_low.astype(np.float32), model.obs_high.astype(np.float32), dtype=np.float32
-        )
+        self.single_observation_space = spaces.Box(*_observation_bounds(model), dtype=np.float32)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.state: np.ndarray | None = None
         self.reference: np.ndarray | None = None

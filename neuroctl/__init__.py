@@ -7,7 +7,7 @@ environment ids (``neuroctl/Arm-v0``, ...) with string entry points, without imp
 
 from __future__ import annotations
 
-from ._array import namespace
+from ._array import namespace, stack, unstack
 from .controllers import ACTIVATIONS, affine_layer, linear_controller, mlp
 from .plant import INTEGRATORS, Plant, euler, rk4, semi_implicit_euler
 from .simulate import Trajectory, simulate
@@ -49,6 +49,8 @@ __all__ = [
     "rk4",
     "semi_implicit_euler",
     "simulate",
+    "stack",
+    "unstack",
     *_LAZY,
 ]
 
