@@ -214,6 +214,8 @@ class PlantEnv(gym.Env):
     Parameters
     ----------
     model : EnvModel
+        Checked at construction (its sampler is called once, with a generator of its own, to
+        check the shapes it returns against the plant's).
     render_mode : {"rgb_array", None}
         Available when ``model.draw`` is given.
     """
@@ -291,6 +293,9 @@ class PlantVectorEnv(VectorEnv):
     (or terminated) resets it, ignores its action and returns its reset observation with reward
     0. ``options["reset_mask"]`` (bool array, shape ``(num_envs,)``) in :meth:`reset` resets only
     the masked copies.
+
+    ``PlantVectorEnv(model, num_envs, max_episode_steps=...)`` batches a plant of one's own (the
+    model is checked as by :class:`PlantEnv`).
     """
 
     metadata = {
