@@ -633,8 +633,11 @@ class _Consts:
         self.av = p.av_indices
         self.single_av = p.n_av == 1
         self.av0 = int(self.av[0]) if p.n_av else -1
-        # indexes the AV columns: a slice (a view, cheaper than gathering) when there is one
-        self.av_cols = slice(self.av0, self.av0 + 1) if self.single_av else self.av
+        # indexes the AV columns: a slice (a view, cheaper than gathering) when there is at most one
+        if p.n_av <= 1:
+            self.av_cols = slice(self.av0, self.av0 + 1) if p.n_av else slice(0, 0)
+        else:
+            self.av_cols = self.av
         self.lead = _leader_index(n)
         mask = np.zeros(n, dtype=bool)
         mask[self.av] = True
