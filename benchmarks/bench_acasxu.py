@@ -11,6 +11,7 @@ partial run is kept.
 import argparse
 import csv
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,10 @@ import torch
 
 from neuroctl.verify import check, load_onnx, read_vnnlib
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "acasxu"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
+from benchmarks.data import shared_data  # noqa: E402
+
+DATA = shared_data("acasxu")
 
 
 @dataclass

@@ -1,16 +1,16 @@
 """ACAS Xu: loaders against onnxruntime and .nnet, and verdicts against the VNN-COMP consensus."""
 
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from benchmarks.data import missing_reason, shared_data
 from neuroctl.verify import check, load_nnet, load_onnx, read_vnnlib
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "acasxu"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"ACAS Xu data not found at {DATA}")
+DATA = shared_data("acasxu")
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=missing_reason("acasxu"))
 
 
 def _onnx(name):

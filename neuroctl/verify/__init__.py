@@ -21,7 +21,7 @@ from .bounds import (
     interval_bounds,
     pre_activation_bounds,
 )
-from .formats import load_nnet, load_onnx
+from .formats import load_mat, load_nnet, load_onnx
 from .reach import InvarianceResult, ReachResult, check_invariant, reach
 from .robustness import LocalCertificate, certify_local
 from .spec import Spec, VnnlibQuery, read_vnnlib
@@ -44,6 +44,7 @@ __all__ = [
     "crown_bounds",
     "falsify",
     "interval_bounds",
+    "load_mat",
     "load_nnet",
     "load_onnx",
     "output_bounds",
