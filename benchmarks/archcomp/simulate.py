@@ -150,8 +150,10 @@ def search_counterexample(bench: Benchmark, *, samples: int = 256, seed: int = 0
                      rng.uniform(lo, hi, (samples, lo.size))])  # fmt: skip
     ctrl = bench.control_law() if controller is None else controller
     rho = np.concatenate(
-        [simulate(bench, pts[i : i + batch], controller=ctrl, dense=4).rho
-         for i in range(0, len(pts), batch)]  # fmt: skip
+        [
+            simulate(bench, pts[i : i + batch], controller=ctrl, dense=4).rho
+            for i in range(0, len(pts), batch)
+        ]  # fmt: skip
     )
     j = int(np.argmin(rho))
     return pts[j], float(rho[j]), len(pts)

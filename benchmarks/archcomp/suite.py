@@ -164,9 +164,9 @@ class VcasController(nn.Module):
         )
         prev = x[..., 3].round().long()
         scores = torch.stack([net(feats) for net in self.nets], dim=-2)  # (..., 9, 9)
-        chosen = torch.gather(
-            scores, -2, prev[..., None, None].expand(*prev.shape, 1, 9)
-        ).squeeze(-2)
+        chosen = torch.gather(scores, -2, prev[..., None, None].expand(*prev.shape, 1, 9)).squeeze(
+            -2
+        )
         adv = chosen.argmax(dim=-1)
         lo = torch.tensor([c[0] for c in VCAS_COMPLIANT], dtype=x.dtype)[adv]
         hi = torch.tensor([c[1] for c in VCAS_COMPLIANT], dtype=x.dtype)[adv]
