@@ -16,7 +16,14 @@ import pytest
 import torch
 from scipy.integrate import solve_ivp
 
-from benchmarks.archcomp import BENCHMARKS, Clause, robustness, search_counterexample, simulate
+from benchmarks.archcomp import (
+    BENCHMARKS,
+    Clause,
+    load,
+    robustness,
+    search_counterexample,
+    simulate,
+)
 from benchmarks.archcomp import plants as P
 from benchmarks.archcomp.suite import DATA, VCAS_ADVISORIES
 from benchmarks.data import missing_reason
@@ -312,3 +319,23 @@ def test_simulation_reproduces_the_sign_of_the_published_verdict(name):
         replay = simulate(bench, x0, dense=32, rtol=1e-12, atol=1e-13)
         assert replay.rho[0] < 0
         assert np.all(x0 >= np.array(bench.x_lower)) and np.all(x0 <= np.array(bench.x_upper))
+
+
+def test_load_hands_check_closed_loop_its_arguments():
+    temporal = pytest.importorskip("neuroctl.verify.temporal")
+    plant, controller, lo, hi, spec, steps = load("tora_sigmoid")
+    bench = BENCHMARKS["tora_sigmoid"]
+    assert isinstance(spec, temporal.Property)
+    assert (plant.dt, steps, plant.is_continuous) == (0.5, 10, True)
+    np.testing.assert_array_equal(lo, [-0.77, -0.45, 0.51, -0.3])
+    np.testing.assert_array_equal(hi, [-0.75, -0.43, 0.54, -0.28])
+    x = np.random.default_rng(7).uniform(lo, hi, (5, 4))
+    u = np.random.default_rng(8).uniform(-1, 1, (5, 1))
+    np.testing.assert_array_equal(plant.rhs(x, u), bench.rhs(x, u))
+    with torch.no_grad():
+        assert_ulp_close(controller(torch.as_tensor(x)), 11 * bench.network()(torch.as_tensor(x)))
+
+
+def test_load_names_the_benchmarks_it_knows():
+    with pytest.raises(KeyError, match=r"expected one of \['unicycle'.*received 'unicylce'"):
+        load("unicylce")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmarks.data import shared_data
+from benchmarks.data import missing_reason, shared_data
 from neuroctl import Plant, namespace
 from neuroctl.controllers import affine_layer
 from neuroctl.verify import load_mat, load_nnet, load_onnx
@@ -103,6 +103,10 @@ class Benchmark:
     def network(self) -> nn.Sequential:
         """The controller network as stored in its file (float64)."""
         path = DATA / self.folder / self.controller
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{self.name}: expected the controller file {path}; {missing_reason('archcomp')}"
+            )
         loader = {".mat": load_mat, ".onnx": load_onnx, ".nnet": load_nnet}[path.suffix]
         return loader(path)
 
