@@ -8,6 +8,7 @@ airplane's matrix form is transcribed separately as matrices.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -23,9 +24,11 @@ from benchmarks.archcomp import (
     robustness,
     search_counterexample,
     simulate,
+    vcas,
 )
 from benchmarks.archcomp import plants as P
-from benchmarks.archcomp.suite import DATA, VCAS_ADVISORIES
+from benchmarks.archcomp.suite import DATA
+from benchmarks.archcomp.vcas import VCAS_ADVISORIES
 from benchmarks.data import missing_reason
 from neuroctl.verify import load_nnet
 from neuroctl.verify.reach import AffineForm
@@ -89,9 +92,13 @@ def _airplane_matrices(x, a):
     T_psi = np.array([[c(psi), -s(psi), 0], [s(psi), c(psi), 0], [0, 0, 1]])
     T_th = np.array([[c(th), 0, s(th)], [0, 1, 0], [-s(th), 0, c(th)]])
     T_phi = np.array([[1, 0, 0], [0, c(phi), -s(phi)], [0, s(phi), c(phi)]])
-    mat_2 = np.array([[c(th), s(th) * s(phi), s(th) * c(phi)],
-                      [0, c(th) * c(phi), -c(th) * s(phi)],
-                      [0, s(phi), c(phi)]]) / c(th)  # fmt: skip
+    mat_2 = np.array(
+        [
+            [c(th), s(th) * s(phi), s(th) * c(phi)],
+            [0, c(th) * c(phi), -c(th) * s(phi)],
+            [0, s(phi), c(phi)],
+        ]
+    ) / c(th)
     d_pos = T_psi @ T_th @ T_phi @ np.array([u, v, w])
     d_ang = mat_2 @ np.array([p, q, r])
     du = -s(th) + Fx - q * w + r * v
@@ -148,8 +155,14 @@ def test_vcas_update_equals_the_m_file():
     bench = BENCHMARKS["vcas_19.5"]
     ref = _matlab_rhs(DATA / "VCAS/planeDynamics.m", 4)
     rng = np.random.default_rng(2)
-    x = np.column_stack([rng.uniform(-200, 200, 30), rng.uniform(-40, 40, 30),
-                         rng.uniform(0, 25, 30), rng.integers(0, 9, 30)])  # fmt: skip
+    x = np.column_stack(
+        [
+            rng.uniform(-200, 200, 30),
+            rng.uniform(-40, 40, 30),
+            rng.uniform(0, 25, 30),
+            rng.integers(0, 9, 30),
+        ]
+    )
     u = np.column_stack([rng.integers(0, 9, 30), rng.uniform(-11, 11, 30)])
     expected = np.array([ref(xi, ui) for xi, ui in zip(x, u)])
     np.testing.assert_allclose(bench.update(x, u), expected, rtol=0, atol=1e-12)
@@ -195,12 +208,23 @@ def test_docking_free_flight_follows_the_clohessy_wiltshire_solution():
     n = P.DOCKING["n"]
     x0 = np.array([90.0, 80.0, 0.1, -0.2])
     t = np.linspace(0, 400, 9)
-    sol = solve_ivp(lambda _t, y: P.docking_rhs(y, np.zeros(2)), (0, 400), x0, t_eval=t,
-                    method="DOP853", rtol=1e-12, atol=1e-12)  # fmt: skip
+    sol = solve_ivp(
+        lambda _t, y: P.docking_rhs(y, np.zeros(2)),
+        (0, 400),
+        x0,
+        t_eval=t,
+        method="DOP853",
+        rtol=1e-12,
+        atol=1e-12,
+    )
     nt = n * t
     px = (4 - 3 * np.cos(nt)) * x0[0] + np.sin(nt) / n * x0[2] + 2 / n * (1 - np.cos(nt)) * x0[3]
-    py = (6 * (np.sin(nt) - nt) * x0[0] + x0[1] - 2 / n * (1 - np.cos(nt)) * x0[2]
-          + (4 * np.sin(nt) - 3 * nt) / n * x0[3])  # fmt: skip
+    py = (
+        6 * (np.sin(nt) - nt) * x0[0]
+        + x0[1]
+        - 2 / n * (1 - np.cos(nt)) * x0[2]
+        + (4 * np.sin(nt) - 3 * nt) / n * x0[3]
+    )
     np.testing.assert_allclose(sol.y[0], px, rtol=1e-9)
     np.testing.assert_allclose(sol.y[1], py, rtol=1e-9)
 
@@ -211,8 +235,15 @@ def test_constant_turn_rate_drives_a_circle(name):
     v0, psi0, w = 1.5, 0.3, 0.7
     x0 = np.array([1.0, -2.0, psi0, v0]) if name == "unicycle" else np.array([1, -2, v0, psi0])
     u = np.array([0.0, w])
-    sol = solve_ivp(lambda _t, y: bench.rhs(y, u), (0, 5), x0, t_eval=[5.0], method="DOP853",
-                    rtol=1e-12, atol=1e-12)  # fmt: skip
+    sol = solve_ivp(
+        lambda _t, y: bench.rhs(y, u),
+        (0, 5),
+        x0,
+        t_eval=[5.0],
+        method="DOP853",
+        rtol=1e-12,
+        atol=1e-12,
+    )
     ex = 1.0 + v0 / w * (math.sin(psi0 + 5 * w) - math.sin(psi0))
     ey = -2.0 - v0 / w * (math.cos(psi0 + 5 * w) - math.cos(psi0))
     np.testing.assert_allclose(sol.y[:2, 0], [ex, ey], rtol=0, atol=1e-9)
@@ -239,19 +270,45 @@ def test_output_offset_and_scaling_are_part_of_the_control_law():
 def test_vcas_controller_equals_a_loop_over_the_nnet_networks():
     # independent reading: the raw .nnet files, the normalization of Specifications.txt, one
     # state at a time, the JuliaReach rules for the acceleration
-    nets = [load_nnet(DATA / "VCAS" / "nnet_networks" / f"VertCAS_noResp_pra0{k}_v9_20HU_200.nnet",
-                      normalize=False) for k in range(1, 10)]  # fmt: skip
+    nets = [
+        load_nnet(
+            DATA / "VCAS" / "nnet_networks" / f"VertCAS_noResp_pra0{k}_v9_20HU_200.nnet",
+            normalize=False,
+        )
+        for k in range(1, 10)
+    ]
     g = 32.2
-    central = {"COC": 0.0, "DNC": -7 * g / 24, "DND": 7 * g / 24, "DES1500": -7 * g / 24,
-               "CL1500": 7 * g / 24, "SDES1500": -g / 3, "SCL1500": g / 3, "SDES2500": -g / 3,
-               "SCL2500": g / 3}  # fmt: skip
-    comply = {"COC": lambda r: False, "DNC": lambda r: r <= 0, "DND": lambda r: r >= 0,
-              "DES1500": lambda r: r <= -1500, "CL1500": lambda r: r >= 1500,
-              "SDES1500": lambda r: r <= -1500, "SCL1500": lambda r: r >= 1500,
-              "SDES2500": lambda r: r <= -2500, "SCL2500": lambda r: r >= 2500}  # fmt: skip
+    central = {
+        "COC": 0.0,
+        "DNC": -7 * g / 24,
+        "DND": 7 * g / 24,
+        "DES1500": -7 * g / 24,
+        "CL1500": 7 * g / 24,
+        "SDES1500": -g / 3,
+        "SCL1500": g / 3,
+        "SDES2500": -g / 3,
+        "SCL2500": g / 3,
+    }
+    comply = {
+        "COC": lambda r: False,
+        "DNC": lambda r: r <= 0,
+        "DND": lambda r: r >= 0,
+        "DES1500": lambda r: r <= -1500,
+        "CL1500": lambda r: r >= 1500,
+        "SDES1500": lambda r: r <= -1500,
+        "SCL1500": lambda r: r >= 1500,
+        "SDES2500": lambda r: r <= -2500,
+        "SCL2500": lambda r: r >= 2500,
+    }
     rng = np.random.default_rng(6)
-    x = np.column_stack([rng.uniform(-400, 400, 200), rng.uniform(-50, 50, 200),
-                         rng.uniform(0, 25, 200), rng.integers(0, 9, 200)])  # fmt: skip
+    x = np.column_stack(
+        [
+            rng.uniform(-400, 400, 200),
+            rng.uniform(-50, 50, 200),
+            rng.uniform(0, 25, 200),
+            rng.integers(0, 9, 200),
+        ]
+    )
     ctrl = BENCHMARKS["vcas_19.5"].control_law()
     with torch.no_grad():
         got = ctrl(torch.as_tensor(x)).numpy()
@@ -295,8 +352,9 @@ def test_simulation_matches_a_direct_solve_ivp_of_one_period():
     ro = simulate(bench, x0, dense=4)
     with torch.no_grad():
         u0 = bench.control_law()(torch.as_tensor(x0)).numpy()
-    sol = solve_ivp(lambda _t, y: P.tora_rhs(y, u0), (0, 0.5), x0, method="Radau", rtol=1e-12,
-                    atol=1e-13)  # fmt: skip
+    sol = solve_ivp(
+        lambda _t, y: P.tora_rhs(y, u0), (0, 0.5), x0, method="Radau", rtol=1e-12, atol=1e-13
+    )
     np.testing.assert_allclose(ro.x[0, 4], sol.y[:, -1], rtol=0, atol=1e-9)
     np.testing.assert_allclose(ro.u[0, 0], u0, rtol=0, atol=0)
     assert ro.t[ro.sample].tolist() == [0.5 * k for k in range(11)]
@@ -339,3 +397,36 @@ def test_load_hands_check_closed_loop_its_arguments():
 def test_load_names_the_benchmarks_it_knows():
     with pytest.raises(KeyError, match=r"expected one of \['unicycle'.*received 'unicylce'"):
         load("unicylce")
+
+
+@pytest.mark.parametrize("name", ["vcas_19.5", "vcas_22.5", "vcas_25.5", "vcas_28.5"])
+def test_vcas_branch_and_bound_reaches_the_published_verdicts(name):
+    bench = BENCHMARKS[name]
+    r = vcas.verify(bench, timeout=60)
+    assert r.semantics == "discrete"
+    assert r.status == {"verified": "holds", "falsified": "violated"}[bench.published]
+    if r.status == "violated":
+        assert simulate(bench, r.counterexample).rho[0] < 0
+    else:
+        # brute force on the one-dimensional initial set agrees: no sampled h violates
+        lo, hi = bench.x_lower, bench.x_upper
+        h = np.linspace(lo[0], hi[0], 2001)
+        x0 = np.column_stack([h, np.tile(lo[1:], (h.size, 1))])
+        assert simulate(bench, x0).rho.min() > 0
+
+
+def test_vcas_branch_and_bound_finds_a_violation_of_a_wider_band():
+    # the h0' = -22.5 encounter passes within 102.8 ft: a band of +-110 ft must be violated
+    bench = BENCHMARKS["vcas_22.5"]
+    (clause,) = bench.clauses
+    wider = dataclasses.replace(
+        bench,
+        clauses=(
+            dataclasses.replace(
+                clause, lower=(-110.0,) + clause.lower[1:], upper=(110.0,) + clause.upper[1:]
+            ),
+        ),
+    )
+    r = vcas.verify(wider, timeout=60)
+    assert r.status == "violated"
+    assert simulate(wider, r.counterexample).rho[0] < 0

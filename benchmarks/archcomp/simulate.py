@@ -51,8 +51,15 @@ def _command(controller, x: np.ndarray) -> np.ndarray:
         return controller(torch.as_tensor(x, dtype=torch.float64)).numpy()
 
 
-def simulate(bench: Benchmark, x0, *, controller=None, dense: int = 8, rtol: float = 1e-10,
-             atol: float = 1e-12) -> Rollout:  # fmt: skip
+def simulate(
+    bench: Benchmark,
+    x0,
+    *,
+    controller=None,
+    dense: int = 8,
+    rtol: float = 1e-10,
+    atol: float = 1e-12,
+) -> Rollout:
     """Simulate the closed loop of ``bench`` from the initial states ``x0``.
 
     Parameters
@@ -95,8 +102,9 @@ def simulate(bench: Benchmark, x0, *, controller=None, dense: int = 8, rtol: flo
         def f(_t, y, u=u):
             return bench.rhs(y.reshape(B, n), u).reshape(-1)
 
-        sol = solve_ivp(f, (k * dt, grid[-1]), x.reshape(-1), method="DOP853", t_eval=grid,
-                        rtol=rtol, atol=atol)  # fmt: skip
+        sol = solve_ivp(
+            f, (k * dt, grid[-1]), x.reshape(-1), method="DOP853", t_eval=grid, rtol=rtol, atol=atol
+        )
         if not sol.success:
             raise RuntimeError(f"simulate {bench.name}: solve_ivp failed: {sol.message}")
         states = sol.y.T.reshape(len(grid), B, n)
@@ -122,8 +130,9 @@ def _corners(lo: np.ndarray, hi: np.ndarray, cap: int, rng) -> np.ndarray:
     return pts
 
 
-def search_counterexample(bench: Benchmark, *, samples: int = 256, seed: int = 0,
-                          controller=None, batch: int = 128):  # fmt: skip
+def search_counterexample(
+    bench: Benchmark, *, samples: int = 256, seed: int = 0, controller=None, batch: int = 128
+):
     """Falsification by simulation: the centre, the corners and random points of the initial box.
 
     Parameters
@@ -146,14 +155,15 @@ def search_counterexample(bench: Benchmark, *, samples: int = 256, seed: int = 0
     """
     rng = np.random.default_rng(seed)
     lo, hi = np.array(bench.x_lower), np.array(bench.x_upper)
-    pts = np.vstack([0.5 * (lo + hi), _corners(lo, hi, 256, rng),
-                     rng.uniform(lo, hi, (samples, lo.size))])  # fmt: skip
+    pts = np.vstack(
+        [0.5 * (lo + hi), _corners(lo, hi, 256, rng), rng.uniform(lo, hi, (samples, lo.size))]
+    )
     ctrl = bench.control_law() if controller is None else controller
     rho = np.concatenate(
         [
             simulate(bench, pts[i : i + batch], controller=ctrl, dense=4).rho
             for i in range(0, len(pts), batch)
-        ]  # fmt: skip
+        ]
     )
     j = int(np.argmin(rho))
     return pts[j], float(rho[j]), len(pts)

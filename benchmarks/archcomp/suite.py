@@ -23,8 +23,9 @@ from neuroctl.verify import load_mat, load_nnet, load_onnx
 
 from . import plants as P
 from .spec import Clause, to_temporal
+from .vcas import VcasController
 
-__all__ = ["Benchmark", "BENCHMARKS", "load", "names", "DATA", "VcasController"]
+__all__ = ["Benchmark", "BENCHMARKS", "load", "names", "DATA"]
 
 DATA = shared_data("archcomp")
 _INF = math.inf
@@ -113,7 +114,7 @@ class Benchmark:
     def control_law(self) -> nn.Module:
         """``x -> u``: the network with the benchmark's output offset and scaling as a layer."""
         if self.update is not None:
-            return VcasController(self)
+            return VcasController(DATA / self.folder)
         net = self.network()
         if self.output_scale == 1.0 and self.output_offset == 0.0:
             return net
@@ -126,60 +127,6 @@ class Benchmark:
     def spec(self):
         """The property as a :mod:`neuroctl.verify.temporal` specification."""
         return to_temporal(self.clauses)
-
-
-# ================================================================================== VCAS
-#: advisories, in the order of the networks' outputs and files (pra01 ... pra09)
-VCAS_ADVISORIES = ("COC", "DNC", "DND", "DES1500", "CL1500", "SDES1500", "SCL1500",
-                   "SDES2500", "SCL2500")  # fmt: skip
-_G = P.VCAS_G
-#: central acceleration (ft/s²) of each advisory when the climb rate does not comply
-VCAS_ACCELERATION = (0.0, -7 * _G / 24, 7 * _G / 24, -7 * _G / 24, 7 * _G / 24, -_G / 3, _G / 3,
-                     -_G / 3, _G / 3)  # fmt: skip
-#: compliant climb rates (ft/min) of each advisory: (lowest, highest); COC: none
-VCAS_COMPLIANT = ((_INF, -_INF), (-_INF, 0.0), (0.0, _INF), (-_INF, -1500.0), (1500.0, _INF),
-                  (-_INF, -1500.0), (1500.0, _INF), (-_INF, -2500.0), (2500.0, _INF))  # fmt: skip
-#: input normalization of VCAS/Specifications.txt for (h, h0', tau)
-VCAS_MEAN = (0.0, 0.0, 20.0)
-VCAS_RANGE = (16000.0, 5000.0, 40.0)
-
-
-class VcasController(nn.Module):
-    """The VCAS control law: the network of the previous advisory, argmax, central acceleration.
-
-    ``forward(x)`` with ``x = (h, h0', tau, previous advisory)`` (..., 4) returns
-    ``(new advisory, acceleration)`` (..., 2): the new advisory is the argmax of network
-    ``pra0{prev + 1}`` on the normalized ``(h, h0', tau)``; the acceleration is 0 when the
-    advisory is unchanged and the climb rate (``60 h0'`` ft/min) complies with it, else the
-    advisory's central value. Not a network: ``check_closed_loop`` cannot take it.
-    """
-
-    def __init__(self, bench: Benchmark):
-        super().__init__()
-        folder = DATA / bench.folder / "nnv_networks"
-        self.nets = nn.ModuleList(
-            load_mat(folder / f"VertCAS_noResp_pra0{k}_v9_20HU_200.mat") for k in range(1, 10)
-        )
-
-    def forward(self, x):
-        x = torch.as_tensor(x, dtype=torch.float64)
-        feats = (x[..., :3] - torch.tensor(VCAS_MEAN, dtype=x.dtype)) / torch.tensor(
-            VCAS_RANGE, dtype=x.dtype
-        )
-        prev = x[..., 3].round().long()
-        scores = torch.stack([net(feats) for net in self.nets], dim=-2)  # (..., 9, 9)
-        chosen = torch.gather(scores, -2, prev[..., None, None].expand(*prev.shape, 1, 9)).squeeze(
-            -2
-        )
-        adv = chosen.argmax(dim=-1)
-        lo = torch.tensor([c[0] for c in VCAS_COMPLIANT], dtype=x.dtype)[adv]
-        hi = torch.tensor([c[1] for c in VCAS_COMPLIANT], dtype=x.dtype)[adv]
-        rate = 60.0 * x[..., 1]
-        comply = (rate >= lo) & (rate <= hi) & (adv == prev)
-        acc = torch.where(
-            comply, torch.zeros_like(rate), torch.tensor(VCAS_ACCELERATION, dtype=x.dtype)[adv]
-        )
-        return torch.stack([adv.to(x.dtype), acc], dim=-1)
 
 
 # ============================================================================ the problems
@@ -198,121 +145,242 @@ def _docking_speed_limit(x):
 def _benchmarks() -> dict[str, Benchmark]:
     B = {}
     B["unicycle"] = Benchmark(
-        name="unicycle", folder="Benchmark10-Unicycle", states=("x", "y", "psi", "v"),
-        inputs=("a", "omega"), dt=0.2, steps=50, rhs=P.unicycle_rhs,
-        x_lower=_box(9.5, -4.5, 2.1, 1.5), x_upper=_box(9.55, -4.45, 2.11, 1.51),
-        controller="controllerB_nnv.mat", output_offset=-20.0,
-        clauses=(Clause("at", _box(-0.6, -0.2, -0.06, -0.3), _box(0.6, 0.2, 0.06, 0.3),
-                        window=(10.0, 10.0)),),
+        name="unicycle",
+        folder="Benchmark10-Unicycle",
+        states=("x", "y", "psi", "v"),
+        inputs=("a", "omega"),
+        dt=0.2,
+        steps=50,
+        rhs=P.unicycle_rhs,
+        x_lower=_box(9.5, -4.5, 2.1, 1.5),
+        x_upper=_box(9.55, -4.45, 2.11, 1.51),
+        controller="controllerB_nnv.mat",
+        output_offset=-20.0,
+        clauses=(
+            Clause(
+                "at", _box(-0.6, -0.2, -0.06, -0.3), _box(0.6, 0.2, 0.06, 0.3), window=(10.0, 10.0)
+            ),
+        ),
         published="verified",
         note="u = N(x) - 20 (dynamics10.m); goal box at t = 10 s; the .m's disturbance w "
         "(not in Specifications.txt) is left out",
-    )  # fmt: skip
-    dp = dict(folder="Double_Pendulum", states=("th1", "th2", "w1", "w2"), inputs=("T1", "T2"),
-              steps=20, rhs=P.double_pendulum_rhs, x_lower=_box(1, 1, 1, 1),
-              x_upper=_box(1.3, 1.3, 1.3, 1.3))  # fmt: skip
+    )
+    dp = dict(
+        folder="Double_Pendulum",
+        states=("th1", "th2", "w1", "w2"),
+        inputs=("T1", "T2"),
+        steps=20,
+        rhs=P.double_pendulum_rhs,
+        x_lower=_box(1, 1, 1, 1),
+        x_upper=_box(1.3, 1.3, 1.3, 1.3),
+    )
     B["double_pendulum_less_robust"] = Benchmark(
-        name="double_pendulum_less_robust", dt=0.05,
+        name="double_pendulum_less_robust",
+        dt=0.05,
         controller="controller_double_pendulum_less_robust.mat",
         clauses=(Clause("always", _box(-1.7, -1.7, -1.7, -1.7), _box(2, 2, 2, 2)),),
-        published="verified", note="every state in [-1.7, 2] over 20 periods of 0.05 s", **dp,
-    )  # fmt: skip
+        published="verified",
+        note="every state in [-1.7, 2] over 20 periods of 0.05 s",
+        **dp,
+    )
     B["double_pendulum_more_robust"] = Benchmark(
-        name="double_pendulum_more_robust", dt=0.02,
+        name="double_pendulum_more_robust",
+        dt=0.02,
         controller="controller_double_pendulum_more_robust.mat",
         clauses=(Clause("always", _box(-1.5, -1.5, -1.5, -1.5), _box(1.5, 1.5, 1.5, 1.5)),),
-        published="falsified", note="every state in [-1.5, 1.5] over 20 periods of 0.02 s", **dp,
-    )  # fmt: skip
+        published="falsified",
+        note="every state in [-1.5, 1.5] over 20 periods of 0.02 s",
+        **dp,
+    )
     B["airplane"] = Benchmark(
-        name="airplane", folder="Airplane",
+        name="airplane",
+        folder="Airplane",
         states=("x", "y", "z", "u", "v", "w", "phi", "theta", "psi", "r", "p", "q"),
-        inputs=("Fx", "Fy", "Fz", "Mx", "My", "Mz"), dt=0.1, steps=20, rhs=P.airplane_rhs,
+        inputs=("Fx", "Fy", "Fz", "Mx", "My", "Mz"),
+        dt=0.1,
+        steps=20,
+        rhs=P.airplane_rhs,
         x_lower=_box(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
         x_upper=_box(0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0),
         controller="controller_airplane.mat",
-        clauses=(Clause("always", _box(-_INF, -1, -_INF, -_INF, -_INF, -_INF, -1, -1, -1, -_INF,
-                                       -_INF, -_INF),
-                        _box(_INF, 1, _INF, _INF, _INF, _INF, 1, 1, 1, _INF, _INF, _INF)),),
-        published="falsified", note="x2 and x7, x8, x9 in [-1, 1] over 2 s",
-    )  # fmt: skip
+        clauses=(
+            Clause(
+                "always",
+                _box(-_INF, -1, -_INF, -_INF, -_INF, -_INF, -1, -1, -1, -_INF, -_INF, -_INF),
+                _box(_INF, 1, _INF, _INF, _INF, _INF, 1, 1, 1, _INF, _INF, _INF),
+            ),
+        ),
+        published="falsified",
+        note="x2 and x7, x8, x9 in [-1, 1] over 2 s",
+    )
     B["attitude_control"] = Benchmark(
-        name="attitude_control", folder="Attitude-Control",
-        states=("w1", "w2", "w3", "p1", "p2", "p3"), inputs=("u1", "u2", "u3"), dt=0.1,
-        steps=30, rhs=P.attitude_rhs,
+        name="attitude_control",
+        folder="Attitude-Control",
+        states=("w1", "w2", "w3", "p1", "p2", "p3"),
+        inputs=("u1", "u2", "u3"),
+        dt=0.1,
+        steps=30,
+        rhs=P.attitude_rhs,
         x_lower=_box(-0.45, -0.55, 0.65, -0.75, 0.85, -0.65),
-        x_upper=_box(-0.44, -0.54, 0.66, -0.74, 0.86, -0.64), controller="model.mat",
-        clauses=(Clause("never", _box(-0.2, -0.5, 0, -0.7, 0.7, -0.4),
-                        _box(0, -0.4, 0.2, -0.6, 0.8, -0.2)),),
-        published="verified", note="avoid the unsafe box Xu during 3 s",
-    )  # fmt: skip
+        x_upper=_box(-0.44, -0.54, 0.66, -0.74, 0.86, -0.64),
+        controller="model.mat",
+        clauses=(
+            Clause(
+                "never", _box(-0.2, -0.5, 0, -0.7, 0.7, -0.4), _box(0, -0.4, 0.2, -0.6, 0.8, -0.2)
+            ),
+        ),
+        published="verified",
+        note="avoid the unsafe box Xu during 3 s",
+    )
     B["quad"] = Benchmark(
-        name="quad", folder="QUAD", states=tuple(f"x{i}" for i in range(1, 13)),
-        inputs=("thrust", "tau_phi", "tau_theta"), dt=0.1, steps=50, rhs=P.quad_rhs,
+        name="quad",
+        folder="QUAD",
+        states=tuple(f"x{i}" for i in range(1, 13)),
+        inputs=("thrust", "tau_phi", "tau_theta"),
+        dt=0.1,
+        steps=50,
+        rhs=P.quad_rhs,
         x_lower=_box(-0.4, -0.4, -0.4, -0.4, -0.4, -0.4, 0, 0, 0, 0, 0, 0),
-        x_upper=_box(0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0, 0, 0, 0, 0, 0), controller="model.mat",
-        clauses=(Clause("at", (-_INF, -_INF, 0.94) + (-_INF,) * 9, (_INF, _INF, 1.06) + (_INF,) * 9,
-                        window=(5.0, 5.0)),),
-        published="verified", note="altitude x3 in [0.94, 1.06] at t = 5 s",
-    )  # fmt: skip
-    nav_goal = Clause("at", _box(-0.5, -0.5, -_INF, -_INF), _box(0.5, 0.5, _INF, _INF),
-                      window=(6.0, 6.0))  # fmt: skip
+        x_upper=_box(0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0, 0, 0, 0, 0, 0),
+        controller="model.mat",
+        clauses=(
+            Clause(
+                "at",
+                (-_INF, -_INF, 0.94) + (-_INF,) * 9,
+                (_INF, _INF, 1.06) + (_INF,) * 9,
+                window=(5.0, 5.0),
+            ),
+        ),
+        published="verified",
+        note="altitude x3 in [0.94, 1.06] at t = 5 s",
+    )
+    nav_goal = Clause(
+        "at", _box(-0.5, -0.5, -_INF, -_INF), _box(0.5, 0.5, _INF, _INF), window=(6.0, 6.0)
+    )
     nav_obstacle = Clause("never", _box(1, 1, -_INF, -_INF), _box(2, 2, _INF, _INF))
-    nav = dict(folder="NAV", states=("x", "y", "v", "theta"), inputs=("a", "omega"), dt=0.2,
-               steps=30, rhs=P.nav_rhs, x_lower=_box(2.9, 2.9, 0, 0), x_upper=_box(3.1, 3.1, 0, 0),
-               clauses=(nav_goal, nav_obstacle))  # fmt: skip
+    nav = dict(
+        folder="NAV",
+        states=("x", "y", "v", "theta"),
+        inputs=("a", "omega"),
+        dt=0.2,
+        steps=30,
+        rhs=P.nav_rhs,
+        x_lower=_box(2.9, 2.9, 0, 0),
+        x_upper=_box(3.1, 3.1, 0, 0),
+        clauses=(nav_goal, nav_obstacle),
+    )
     B["nav_set"] = Benchmark(
-        name="nav_set", controller="networks/nn-nav-set.mat", published="verified",
-        note="goal box at t = 6 s and the obstacle avoided at all times", **nav,
-    )  # fmt: skip
+        name="nav_set",
+        controller="networks/nn-nav-set.mat",
+        published="verified",
+        note="goal box at t = 6 s and the obstacle avoided at all times",
+        **nav,
+    )
     B["nav_point"] = Benchmark(
-        name="nav_point", controller="networks/nn-nav-point.mat", published=None,
-        note="no published verdict", **nav,
-    )  # fmt: skip
+        name="nav_point",
+        controller="networks/nn-nav-point.mat",
+        published=None,
+        note="no published verdict",
+        **nav,
+    )
     B["docking"] = Benchmark(
-        name="docking", folder="Docking", states=("x", "y", "vx", "vy"), inputs=("Fx", "Fy"),
-        dt=1.0, steps=40, rhs=P.docking_rhs, x_lower=_box(70, 70, -0.28, -0.28),
-        x_upper=_box(106, 106, 0.28, 0.28), controller="model.mat",
+        name="docking",
+        folder="Docking",
+        states=("x", "y", "vx", "vy"),
+        inputs=("Fx", "Fy"),
+        dt=1.0,
+        steps=40,
+        rhs=P.docking_rhs,
+        x_lower=_box(70, 70, -0.28, -0.28),
+        x_upper=_box(106, 106, 0.28, 0.28),
+        controller="model.mat",
         clauses=(Clause("always", fn=_docking_speed_limit),),
         published="verified",
         note="specification.txt gives no horizon: 40 s as in the published analysis (which "
         "started from velocities in [-0.14, 0.14]; the box here is the file's)",
-    )  # fmt: skip
-    tora = dict(folder="Tora_Heterogeneous", states=("x1", "x2", "x3", "x4"), inputs=("u",),
-                dt=0.5, steps=10, rhs=P.tora_rhs, x_lower=_box(-0.77, -0.45, 0.51, -0.3),
-                x_upper=_box(-0.75, -0.43, 0.54, -0.28), output_scale=11.0,
-                clauses=(Clause("at", _box(-0.1, -0.9, -_INF, -_INF), _box(0.2, -0.6, _INF, _INF),
-                                window=(5.0, 5.0)),),
-                published="verified")  # fmt: skip
+    )
+    tora = dict(
+        folder="Tora_Heterogeneous",
+        states=("x1", "x2", "x3", "x4"),
+        inputs=("u",),
+        dt=0.5,
+        steps=10,
+        rhs=P.tora_rhs,
+        x_lower=_box(-0.77, -0.45, 0.51, -0.3),
+        x_upper=_box(-0.75, -0.43, 0.54, -0.28),
+        output_scale=11.0,
+        clauses=(
+            Clause(
+                "at", _box(-0.1, -0.9, -_INF, -_INF), _box(0.2, -0.6, _INF, _INF), window=(5.0, 5.0)
+            ),
+        ),
+        published="verified",
+    )
     B["tora_relu_tanh"] = Benchmark(
-        name="tora_relu_tanh", controller="nn_tora_relu_tanh.mat",
-        note="u = 11 N(x); (x1, x2) in the goal box at t = 5 s", **tora,
-    )  # fmt: skip
+        name="tora_relu_tanh",
+        controller="nn_tora_relu_tanh.mat",
+        note="u = 11 N(x); (x1, x2) in the goal box at t = 5 s",
+        **tora,
+    )
     B["tora_sigmoid"] = Benchmark(
-        name="tora_sigmoid", controller="nn_tora_sigmoid.mat",
-        note="u = 11 N(x); (x1, x2) in the goal box at t = 5 s", **tora,
-    )  # fmt: skip
+        name="tora_sigmoid",
+        controller="nn_tora_sigmoid.mat",
+        note="u = 11 N(x); (x1, x2) in the goal box at t = 5 s",
+        **tora,
+    )
     B["cartpole"] = Benchmark(
-        name="cartpole", folder="CartPole", states=("x", "v", "theta", "omega"), inputs=("f",),
-        dt=0.02, steps=500, rhs=P.cartpole_rhs, x_lower=_box(-0.1, -0.05, -0.1, -0.05),
-        x_upper=_box(0.1, 0.05, 0.1, 0.05), controller="model.onnx",
-        clauses=(Clause("always", _box(-0.001, -_INF, -0.001, -0.001),
-                        _box(0.001, _INF, 0.001, 0.001), window=(8.0, 10.0)),),
-        published=None, note="x1, x3, x4 in [-0.001, 0.001] for t in [8, 10] s; no published "
+        name="cartpole",
+        folder="CartPole",
+        states=("x", "v", "theta", "omega"),
+        inputs=("f",),
+        dt=0.02,
+        steps=500,
+        rhs=P.cartpole_rhs,
+        x_lower=_box(-0.1, -0.05, -0.1, -0.05),
+        x_upper=_box(0.1, 0.05, 0.1, 0.05),
+        controller="model.onnx",
+        clauses=(
+            Clause(
+                "always",
+                _box(-0.001, -_INF, -0.001, -0.001),
+                _box(0.001, _INF, 0.001, 0.001),
+                window=(8.0, 10.0),
+            ),
+        ),
+        published=None,
+        note="x1, x3, x4 in [-0.001, 0.001] for t in [8, 10] s; no published "
         "verdict; the only controller file is the ONNX",
-    )  # fmt: skip
-    for hd, verdict in ((-19.5, "verified"), (-22.5, "verified"), (-25.5, "falsified"),
-                        (-28.5, "falsified")):  # fmt: skip
+    )
+    for hd, verdict in (
+        (-19.5, "verified"),
+        (-22.5, "verified"),
+        (-25.5, "falsified"),
+        (-28.5, "falsified"),
+    ):
         name = f"vcas_{-hd:g}"
         B[name] = Benchmark(
-            name=name, folder="VCAS", states=("h", "hdot0", "tau", "adv"),
-            inputs=("adv_new", "hddot0"), dt=1.0, steps=10, update=P.vcas_update,
-            x_lower=_box(-133, hd, 25, 0), x_upper=_box(-129, hd, 25, 0),
-            controller="nnv_networks", published=verdict,
-            clauses=(Clause("never", _box(-100, -_INF, -_INF, -_INF), _box(100, _INF, _INF, _INF),
-                            window=(1.0, 10.0)),),
+            name=name,
+            folder="VCAS",
+            states=("h", "hdot0", "tau", "adv"),
+            inputs=("adv_new", "hddot0"),
+            dt=1.0,
+            steps=10,
+            update=P.vcas_update,
+            x_lower=_box(-133, hd, 25, 0),
+            x_upper=_box(-129, hd, 25, 0),
+            controller="nnv_networks",
+            published=verdict,
+            clauses=(
+                Clause(
+                    "never",
+                    _box(-100, -_INF, -_INF, -_INF),
+                    _box(100, _INF, _INF, _INF),
+                    window=(1.0, 10.0),
+                ),
+            ),
             note="discrete map; |h| > 100 ft after each of the 10 advisories; central "
             "accelerations; previous advisory COC",
-        )  # fmt: skip
+        )
     return B
 
 
@@ -343,5 +411,4 @@ def load(name: str):
     if name not in BENCHMARKS:
         raise KeyError(f"load: expected one of {names()}, received {name!r}")
     b = BENCHMARKS[name]
-    return (b.plant(), b.control_law(), np.array(b.x_lower), np.array(b.x_upper), b.spec(),
-            b.steps)  # fmt: skip
+    return (b.plant(), b.control_law(), np.array(b.x_lower), np.array(b.x_upper), b.spec(), b.steps)
