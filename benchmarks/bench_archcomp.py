@@ -126,7 +126,15 @@ def run_one(name: str, args: Args, check) -> Row:
         return Row(
             name, "error", "-", time.perf_counter() - t0, published, f"{type(err).__name__}: {err}"
         )
-    return Row(name, r.status, r.semantics, time.perf_counter() - t0, published, detail)
+    notes = "; ".join(r.notes)
+    return Row(
+        name,
+        r.status,
+        r.semantics,
+        time.perf_counter() - t0,
+        published,
+        f"{detail}; {notes}" if notes else detail,
+    )
 
 
 def main(argv=None) -> list[Row]:

@@ -430,3 +430,16 @@ def test_vcas_branch_and_bound_finds_a_violation_of_a_wider_band():
     r = vcas.verify(wider, timeout=60)
     assert r.status == "violated"
     assert simulate(wider, r.counterexample).rho[0] < 0
+
+
+def test_check_closed_loop_refutes_the_falsified_double_pendulum():
+    pytest.importorskip("neuroctl.verify.closed_loop")
+    from neuroctl.verify import check_closed_loop
+
+    plant, controller, lo, hi, spec, steps = load("double_pendulum_more_robust")
+    r = check_closed_loop(plant, controller, lo, hi, spec, steps=steps, timeout=30)
+    assert (r.status, r.semantics) == ("violated", "continuous")
+    x0 = np.asarray(r.counterexample.x0)
+    assert np.all(x0 >= lo) and np.all(x0 <= hi)
+    # this package's simulator, independent of neuroctl's, confirms the violation
+    assert simulate(BENCHMARKS["double_pendulum_more_robust"], x0).rho[0] < 0
