@@ -443,3 +443,34 @@ def test_check_closed_loop_refutes_the_falsified_double_pendulum():
     assert np.all(x0 >= lo) and np.all(x0 <= hi)
     # this package's simulator, independent of neuroctl's, confirms the violation
     assert simulate(BENCHMARKS["double_pendulum_more_robust"], x0).rho[0] < 0
+
+
+def _tora_txt(path):
+    """The TORA text format: n_in, n_out, n_hidden, sizes, then per neuron its weights and bias,
+    then the output offset and scale."""
+    v = [float(line.split()[0]) for line in path.read_text().splitlines() if line.strip()]
+    n_hidden = int(v[2])
+    sizes = [int(v[0]), *(int(s) for s in v[3 : 3 + n_hidden]), int(v[1])]
+    pos, layers = 3 + n_hidden, []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        W, bias = np.empty((b, a)), np.empty(b)
+        for j in range(b):
+            W[j], bias[j] = v[pos : pos + a], v[pos + a]
+            pos += a + 1
+        layers.append((W, bias))
+    assert len(v) - pos == 2, path.name
+    return layers, v[pos], v[pos + 1]
+
+
+@pytest.mark.parametrize("name", ["tora_relu_tanh", "tora_sigmoid"])
+def test_tora_text_files_hold_the_mat_networks(name):
+    bench = BENCHMARKS[name]
+    layers, offset, scale = _tora_txt(
+        DATA / bench.folder / bench.controller.replace(".mat", ".txt")
+    )
+    linears = [m for m in bench.network() if isinstance(m, torch.nn.Linear)]
+    for (W, b), lin in zip(layers, linears, strict=True):
+        assert_ulp_close(lin.weight, W, maxulp=1)
+        assert_ulp_close(lin.bias, b, maxulp=1)
+    if name == "tora_relu_tanh":  # the file's output map is the control law u = 11 N(x)
+        assert (offset, scale) == (0.0, bench.output_scale)

@@ -325,7 +325,9 @@ def _benchmarks() -> dict[str, Benchmark]:
     B["tora_sigmoid"] = Benchmark(
         name="tora_sigmoid",
         controller="nn_tora_sigmoid.mat",
-        note="u = 11 N(x); (x1, x2) in the goal box at t = 5 s",
+        note="u = 11 N(x) as for the ReLU-tanh network (the data README, the published "
+        "analysis); the .txt copy of this network ends with offset 0.5, scale 22 instead "
+        "(u = 22 (N(x) - 0.5)); (x1, x2) in the goal box at t = 5 s",
         **tora,
     )
     B["cartpole"] = Benchmark(
