@@ -8,15 +8,23 @@ environment ids (``neuroctl/Arm-v0``, ...) with string entry points, without imp
 from __future__ import annotations
 
 from ._array import namespace, stack, unstack
-from .controllers import ACTIVATIONS, affine_layer, linear_controller, mlp
 from .plant import INTEGRATORS, Plant, euler, rk4, semi_implicit_euler
-from .simulate import Trajectory, simulate
 
 __version__ = "0.1.0"
 
 # Public names implemented in heavier modules, imported on first use (PEP 562) so that
-# ``import neuroctl`` stays light. name -> module (relative to this package).
+# ``import neuroctl`` stays light (no torch: ``neuroctl --help`` answers in well under a
+# second). name -> module (relative to this package).
 _LAZY = {
+    # networks and controllers, closed-loop simulation (torch)
+    "ACTIVATIONS": ".controllers",
+    "affine_layer": ".controllers",
+    "linear_controller": ".controllers",
+    "mlp": ".controllers",
+    "Trajectory": ".simulate",
+    "simulate": ".simulate",
+    # controllers from files (.pt + .json, SB3 .zip, .onnx, .nnet)
+    "load": ".files",
     # linearization and stability analysis
     "local_gain": ".linearize",
     "LocalGain": ".linearize",
@@ -37,18 +45,12 @@ _LAZY = {
 }
 
 __all__ = [
-    "ACTIVATIONS",
     "INTEGRATORS",
     "Plant",
-    "Trajectory",
-    "affine_layer",
     "euler",
-    "linear_controller",
-    "mlp",
     "namespace",
     "rk4",
     "semi_implicit_euler",
-    "simulate",
     "stack",
     "unstack",
     *_LAZY,
