@@ -42,6 +42,7 @@ import ast
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -308,8 +309,8 @@ def _require_boxes(env, command: str) -> None:
     for what, space in (("observation", env.observation_space), ("action", env.action_space)):
         if not isinstance(space, spaces.Box):
             raise UsageError(
-                f"{command}: expected an env with a Box {what} space (continuous), received "
-                f"{env.spec.id} with {space}"
+                f"env {env.spec.id}: expected a Box {what} space (continuous) for {command}, "
+                f"received {space}"
             )
 
 
@@ -357,8 +358,8 @@ def _plant(env, command: str):
     plant = getattr(env.unwrapped, "plant", None)
     if not isinstance(plant, Plant):
         raise UsageError(
-            f"{command}: expected an env whose env.unwrapped.plant is a neuroctl.Plant (the "
-            f"dynamics the analysis linearizes), received {env.spec.id}, which has none "
+            f"env {env.spec.id}: expected an env whose env.unwrapped.plant is a neuroctl.Plant "
+            f"(the dynamics that {command} linearizes), received one without "
             "(simulate and verify work on any env with Box spaces)"
         )
     return plant
@@ -414,7 +415,8 @@ def _values(values, n: int, what: str):
     if arr.size == 1:
         arr = np.full(n, float(arr.reshape(())))
     if arr.shape != (n,):
-        raise UsageError(f"{what}: expected 1 or {n} values, received {arr.size}")
+        expected = "1 value" if n == 1 else f"1 or {n} values"
+        raise UsageError(f"{what}: expected {expected}, received {arr.size}")
     return arr
 
 
@@ -660,14 +662,7 @@ def cmd_train(args) -> int:
 def _run_demo(args, *, print_tables: bool) -> int:
     from . import demo
 
-    try:
-        result = demo.run(args.out, quick=args.quick, progress=args.progress)
-    except ValueError as exc:
-        from .episodes import InputError
-
-        if isinstance(exc, InputError) and str(exc).startswith("out_dir"):
-            raise UsageError("--out" + str(exc)[len("out_dir") :]) from None
-        raise
+    result = demo.run(args.out, quick=args.quick, progress=args.progress)
     if args.json:
         _print_json(result.to_dict())
     else:
@@ -691,6 +686,11 @@ def cmd_report(args) -> int:
 # --- the parser --------------------------------------------------------------------------------
 
 
+_NEGATIVE_NUMBER = re.compile(
+    r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$", re.IGNORECASE
+)
+
+
 class _ParseError(Exception):
     def __init__(self, prog: str, message: str) -> None:
         super().__init__(message)
@@ -698,7 +698,15 @@ class _ParseError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are raised (one line, exit 2, JSON when asked)."""
+    """An ``ArgumentParser`` whose errors are raised (one line, exit 2, JSON when asked).
+
+    Every negative number is a value, not an option: ``--lower -1e-3`` and ``--target -inf``
+    (argparse alone takes only ``-1`` and ``-0.5`` for numbers).
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NEGATIVE_NUMBER
 
     def error(self, message: str):  # type: ignore[override]
         raise _ParseError(self.prog, message)
@@ -935,6 +943,21 @@ def build_parser() -> argparse.ArgumentParser:
 # --- the entry point ---------------------------------------------------------------------------
 
 
+# how the library names an argument -> the option of the command line that gives it
+_OPTION_NAMES = {
+    "env_kwargs:": "-e/--env-kwarg:",
+    "reference:": "--target:",
+    "out_dir ": "--out ",
+}
+
+
+def _option_message(message: str) -> str:
+    for library, option in _OPTION_NAMES.items():
+        if message.startswith(library):
+            return option + message[len(library) :]
+    return message
+
+
 def _fail(command: str, kind: str, message: str, code: int, as_json: bool) -> int:
     """One line on stderr; with ``--json`` also the error as JSON on stdout."""
     line = f"{command}: {'error' if kind == 'usage' else kind}: {message}"
@@ -999,7 +1022,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .files import LoadError
 
         if isinstance(exc, (UsageError, InputError, LoadError)):
-            return _fail(command, "usage", str(exc), EXIT_USAGE, as_json)
+            return _fail(command, "usage", _option_message(str(exc)), EXIT_USAGE, as_json)
         if debug:
             raise
         return _fail(

@@ -70,7 +70,7 @@ class DemoResult:
 
 
 def check_out_dir(out_dir) -> Path:
-    """``out_dir`` if a report can be written there (a new folder or an earlier report).
+    """``out_dir``, created if new, if a report can be written there (new, or an earlier report).
 
     Raises
     ------
@@ -85,9 +85,13 @@ def check_out_dir(out_dir) -> Path:
             f"out_dir {out}: expected a new folder or an earlier report, received a folder "
             "with other files"
         )
-    parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"out_dir {out}: expected a writable place, but {parent} is not writable")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"out_dir {out}: expected a folder that can be created, received an error "
+            f"({exc.strerror or exc})"
+        ) from None
     return out
 
 

@@ -128,7 +128,7 @@ def resolve_env_id(env_id: str) -> str:
     for c in (env_id, f"neuroctl/{env_id}"):
         if c in gym.envs.registry:
             return c
-    close = difflib.get_close_matches(env_id, list(gym.envs.registry), n=1)
+    close = difflib.get_close_matches(env_id, list(gym.envs.registry), n=1, cutoff=0.8)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise InputError(
         f"unknown environment {env_id!r}{hint}: expected one of {', '.join(ENV_IDS)}, another id "
@@ -166,6 +166,7 @@ def make_env(
     except (TypeError, ValueError) as exc:
         given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "no keywords"
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = reason.split(" was raised from the environment creator")[0]  # gymnasium's note
         raise InputError(f"{kwargs_label}: {resolved} rejected {given}: {reason}") from None
 
 
@@ -561,8 +562,8 @@ def require_static(ctrl: Controller, what: str) -> None:
 
     if isinstance(ctrl.module, StatefulController):
         raise InputError(
-            f"{what}: expected a static controller (a map from observation to command), "
-            f"received {ctrl.name!r}, which has internal state (it is reset every episode)"
+            f"controller {ctrl.name!r}: expected a static controller (a map from observation to "
+            f"command) for {what}, received one with internal state (it is reset every episode)"
         )
 
 
@@ -573,7 +574,7 @@ def verify_query(net, lower, upper, spec, *, timeout: float, seed: int = 0):
     try:
         return check(net, lower, upper, spec, timeout=timeout, seed=seed)
     except (NotImplementedError, TypeError) as exc:
-        raise InputError(f"verify: {exc}") from None
+        raise InputError(f"controller: expected a network that verify supports, {exc}") from None
 
 
 def format_box(lower, upper) -> str:
