@@ -7,6 +7,9 @@ environment ids (``neuroctl/Arm-v0``, ...) with string entry points, without imp
 
 from __future__ import annotations
 
+import sys as _sys
+import types as _types
+
 from ._array import namespace, stack, unstack
 from .plant import INTEGRATORS, Plant, euler, rk4, semi_implicit_euler
 
@@ -55,6 +58,23 @@ __all__ = [
     "unstack",
     *_LAZY,
 ]
+
+
+class _Package(_types.ModuleType):
+    """The package module: a public function is never hidden by its submodule of the same name.
+
+    Importing ``neuroctl.simulate`` (the module) binds the package attribute ``simulate`` to it;
+    the lazy function of that name must win, as it did when it was imported eagerly.
+    """
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _FUNCTION_OVER_MODULE and isinstance(value, _types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+_FUNCTION_OVER_MODULE = ("simulate",)
+_sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):

@@ -303,3 +303,23 @@ def test_every_subcommand_and_option_has_help():
             if isinstance(action, argparse._SubParsersAction):
                 continue
             assert action.help and action.help != argparse.SUPPRESS, (name, action.dest)
+
+
+def test_import_is_light_and_lazy_functions_are_not_hidden_by_their_modules():
+    probe = (
+        "import sys\n"
+        "import neuroctl\n"
+        "light = 'torch' not in sys.modules\n"
+        "from neuroctl.simulate import controller_dtype  # the module of the same name first\n"
+        "import neuroctl.simulate\n"
+        "print(light, callable(neuroctl.simulate), neuroctl.simulate.__module__, "
+        "neuroctl.load.__module__, type(sys.modules['neuroctl.simulate']).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == [
+        "True",
+        "True",
+        "neuroctl.simulate",
+        "neuroctl.files",
+        "module",
+    ], out.stdout + out.stderr
