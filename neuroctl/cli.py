@@ -1000,8 +1000,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as exc:  # --help, --version
             return int(exc.code or 0)
         if args.command is None:
-            parser.print_help()
-            return EXIT_USAGE
+            commands = "demo, report, simulate, analyze, verify, train"
+            message = f"expected a command ({commands}; neuroctl --help), received none"
+            return _fail("neuroctl", "usage", message, EXIT_USAGE, as_json)
         command = f"neuroctl {args.command}"
         as_json = bool(getattr(args, "json", False))
         try:

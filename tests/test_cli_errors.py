@@ -73,6 +73,8 @@ CASES = [
     ("no-env", ["simulate"], ["env"]),
     ("unknown-option", [*SIM, "--nope"], ["--nope"]),
     ("unknown-command", ["nocommand"], ["nocommand"]),
+    ("no-command", [], ["expected a command", "received none"]),
+    ("no-command-debug", ["--debug"], ["expected a command"]),
     ("report-has-no-json", ["report", "--json"], ["--json"]),
     # analyze
     ("target-nan", [*AN, "--target", "nan"], ["--target", "finite", "nan"]),
