@@ -635,8 +635,9 @@ def cmd_train(args) -> int:
 
     options = {"env_kwargs": env_kwargs} if env_kwargs else {}
     progress = sys.stderr.isatty() if args.progress is None else args.progress
+    # the module:Env-v0 form is kept: the run's summary writes the command that reproduces it
     result = train(
-        env_id,
+        args.env if ":" in args.env else env_id,
         algo=args.algo,
         activation=args.activation,
         steps=args.steps,

@@ -298,6 +298,9 @@ class Controller:
     description: str
 
 
+from .files import SUFFIXES, LoadError, load  # noqa: E402 - light: torch loads on first use
+
+
 def load_controller(spec: str, env) -> Controller:
     """A controller from a built-in name or a file, checked against the env's sizes."""
     env_id = env.spec.id
@@ -306,7 +309,7 @@ def load_controller(spec: str, env) -> Controller:
         desc, factory = builtins[spec]
         return Controller(factory(env), spec, desc)
     looks_like_file = (
-        any(spec.lower().endswith(s) for s in (".pt", ".json", ".zip", ".onnx", ".nnet"))
+        any(spec.lower().endswith(s) for s in SUFFIXES)
         or os.sep in spec
         or Path(spec).exists()
     )
@@ -315,8 +318,6 @@ def load_controller(spec: str, env) -> Controller:
             f"controller {spec!r}: expected a built-in name for {env_id} "
             f"({', '.join(builtins)}) or a network file (.pt, .zip, .onnx, .nnet)"
         )
-    from .files import LoadError, load
-
     try:
         net = load(spec)
     except LoadError as exc:

@@ -323,3 +323,19 @@ def test_import_is_light_and_lazy_functions_are_not_hidden_by_their_modules():
         "neuroctl.files",
         "module",
     ], out.stdout + out.stderr
+
+
+def test_train_on_a_module_form_env_writes_a_command_that_reruns(capsys, tmp_path):
+    env = f"{TOY}:CliToyPlant-v0"
+    argv = ["train", env, "--algo", "diffsim", "--steps", "3", "--out", tmp_path / "run"]
+    code, out, _ = run(capsys, *argv, "--json", "--no-progress")
+    assert code == 0
+    result = strict_json(out)
+    assert f"neuroctl train {env} " in result["command"]
+    # the summary's analysis is the one `neuroctl analyze` computes on the exported file
+    code, out, _ = run(capsys, "analyze", env, "-c", result["policy_path"], "--json")
+    direct = strict_json(out)
+    assert direct["verdict"] == result["summary"]["analysis"]["verdict"]
+    np.testing.assert_allclose(
+        direct["regions"][0]["poles"], result["summary"]["analysis"]["regions"][0]["poles"]
+    )
