@@ -163,7 +163,7 @@ def make_env(
     extra = {} if max_episode_steps is None else {"max_episode_steps": int(max_episode_steps)}
     try:
         return gym.make(resolved, **kwargs, **extra)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, ImportError, gym.error.Error) as exc:
         given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "no keywords"
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         reason = reason.split(" was raised from the environment creator")[0]  # gymnasium's note
@@ -175,9 +175,11 @@ def reset_env(env, *, seed: int | None = None, options: dict | None = None):
 
     Some parameter combinations construct but cannot start an episode (a ring of one car).
     """
+    import gymnasium as gym
+
     try:
         return env.reset(seed=seed, options=options)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, ImportError, gym.error.Error) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"env_kwargs: {env.spec.id} cannot start an episode: {reason}") from None
 
@@ -307,7 +309,10 @@ def load_controller(spec: str, env) -> Controller:
     builtins = builtin_controllers(env_id)
     if spec in builtins:
         desc, factory = builtins[spec]
-        return Controller(factory(env), spec, desc)
+        module = factory(env)
+        if module is not None and _first_linear(module) is not None:
+            check_sizes(module, env, repr(spec))  # a shipped policy fits its env's defaults only
+        return Controller(module, spec, desc)
     looks_like_file = (
         any(spec.lower().endswith(s) for s in SUFFIXES)
         or os.sep in spec

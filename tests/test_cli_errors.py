@@ -58,6 +58,11 @@ CASES = [
     ("controller-outputs", ["simulate", "Arm-v0", "-c", "{net2out}"], ["controller", "1 outputs"]),
     ("controller-none-shipped", ["simulate", "Pendulum-v1", "-c", "pretrained"], ["pretrained"]),
     ("controller-required", ["simulate", "Arm-v0"], ["-c/--controller"]),
+    (
+        "controller-shipped-misfit",
+        ["analyze", "RingRoad-v0", "-c", "pretrained", "-e", "n_av=2"],
+        ["controller 'pretrained'", "expected 6 inputs", "3 inputs"],
+    ),
     # env keywords
     ("kwarg-no-value", [*SIM, "-e", "novalue"], ["-e/--env-kwarg", "KEY=VALUE"]),
     ("kwarg-bad-key", [*SIM, "-e", "1x=2"], ["-e/--env-kwarg", "'1x=2'"]),
