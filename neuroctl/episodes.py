@@ -24,6 +24,7 @@ __all__ = [
     "Progress",
     "Rollout",
     "builtin_controllers",
+    "check_finite",
     "check_sizes",
     "load_controller",
     "make_env",
@@ -314,9 +315,7 @@ def load_controller(spec: str, env) -> Controller:
             check_sizes(module, env, repr(spec))  # a shipped policy fits its env's defaults only
         return Controller(module, spec, desc)
     looks_like_file = (
-        any(spec.lower().endswith(s) for s in SUFFIXES)
-        or os.sep in spec
-        or Path(spec).exists()
+        any(spec.lower().endswith(s) for s in SUFFIXES) or os.sep in spec or Path(spec).exists()
     )
     if not looks_like_file:
         raise InputError(
@@ -328,7 +327,22 @@ def load_controller(spec: str, env) -> Controller:
     except LoadError as exc:
         raise InputError(str(exc)) from None
     check_sizes(net, env, spec)
+    check_finite(net, spec)
     return Controller(net, Path(spec).name, f"network from {spec}")
+
+
+def check_finite(net, label: str) -> None:
+    """Raise :class:`InputError` if a parameter of the network holds inf or nan."""
+    import torch
+
+    for name, value in net.named_parameters():
+        bad = ~torch.isfinite(value.detach())
+        if bool(bad.any()):
+            first = value.detach().reshape(-1)[bad.reshape(-1)][0].item()
+            raise InputError(
+                f"controller {label}: expected finite weights, received {first} in "
+                f"{name} ({int(bad.sum())} of {value.numel()} entries)"
+            )
 
 
 def check_sizes(net, env, label: str) -> None:
@@ -418,6 +432,12 @@ def rollout(
     zero = np.zeros(env.action_space.shape, dtype=np.float32)
     for _ in range(horizon):
         a = zero if act is None else act(obs)
+        if not np.all(np.isfinite(a)):
+            raise InputError(
+                f"controller {controller.name}: expected finite commands, received "
+                f"{np.asarray(a).tolist()} at step {len(act_l)} for the observation "
+                f"{np.asarray(obs).tolist()}"
+            )
         obs, reward, terminated, truncated, info = env.step(a)
         obs_l.append(obs)
         act_l.append(np.asarray(a, float))

@@ -58,6 +58,8 @@ CASES = [
     ("controller-outputs", ["simulate", "Arm-v0", "-c", "{net2out}"], ["controller", "1 outputs"]),
     ("controller-none-shipped", ["simulate", "Pendulum-v1", "-c", "pretrained"], ["pretrained"]),
     ("controller-required", ["simulate", "Arm-v0"], ["-c/--controller"]),
+    ("controller-nan-weights", ["analyze", "Arm-v0", "-c", "{nan_net}"], ["nan.pt", "finite"]),
+    ("controller-nan-simulate", ["simulate", "Arm-v0", "-c", "{nan_net}"], ["nan.pt", "finite"]),
     (
         "controller-shipped-misfit",
         ["analyze", "RingRoad-v0", "-c", "pretrained", "-e", "n_av=2"],
@@ -191,6 +193,10 @@ def files(tmp_path_factory):
     f["net3"] = str(save_policy(_slope_net(3, 1), tmp / "net3"))
     f["net2out"] = str(save_policy(_slope_net(4, 2), tmp / "net2out"))
     f["tanh"] = str(save_policy(_slope_net(4, 1, nn.Tanh), tmp / "tanh"))
+    broken = _slope_net(4, 1)
+    with torch.no_grad():
+        broken[2].bias.fill_(float("nan"))
+    f["nan_net"] = str(save_policy(broken, tmp / "nan"))
     garbage = Path(save_policy(_slope_net(4, 1), tmp / "garbage"))
     garbage.write_bytes(b"garbage")
     f["garbage_pt"] = str(garbage)
