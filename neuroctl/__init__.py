@@ -7,16 +7,27 @@ environment ids (``neuroctl/Arm-v0``, ...) with string entry points, without imp
 
 from __future__ import annotations
 
+import sys as _sys
+import types as _types
+
 from ._array import namespace, stack, unstack
-from .controllers import ACTIVATIONS, affine_layer, linear_controller, mlp
 from .plant import INTEGRATORS, Plant, euler, rk4, semi_implicit_euler
-from .simulate import Trajectory, simulate
 
 __version__ = "0.1.0"
 
 # Public names implemented in heavier modules, imported on first use (PEP 562) so that
-# ``import neuroctl`` stays light. name -> module (relative to this package).
+# ``import neuroctl`` stays light (no torch: ``neuroctl --help`` answers in well under a
+# second). name -> module (relative to this package).
 _LAZY = {
+    # networks and controllers, closed-loop simulation (torch)
+    "ACTIVATIONS": ".controllers",
+    "affine_layer": ".controllers",
+    "linear_controller": ".controllers",
+    "mlp": ".controllers",
+    "Trajectory": ".simulate",
+    "simulate": ".simulate",
+    # controllers from files (.pt + .json, SB3 .zip, .onnx, .nnet)
+    "load": ".files",
     # linearization and stability analysis
     "local_gain": ".linearize",
     "LocalGain": ".linearize",
@@ -37,22 +48,33 @@ _LAZY = {
 }
 
 __all__ = [
-    "ACTIVATIONS",
     "INTEGRATORS",
     "Plant",
-    "Trajectory",
-    "affine_layer",
     "euler",
-    "linear_controller",
-    "mlp",
     "namespace",
     "rk4",
     "semi_implicit_euler",
-    "simulate",
     "stack",
     "unstack",
     *_LAZY,
 ]
+
+
+class _Package(_types.ModuleType):
+    """The package module: a public function is never hidden by its submodule of the same name.
+
+    Importing ``neuroctl.simulate`` (the module) binds the package attribute ``simulate`` to it;
+    the lazy function of that name must win, as it did when it was imported eagerly.
+    """
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _FUNCTION_OVER_MODULE and isinstance(value, _types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+_FUNCTION_OVER_MODULE = ("simulate",)
+_sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):

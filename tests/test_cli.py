@@ -327,6 +327,44 @@ def test_demo_report_loads_in_headless_chromium(demo_run):
     assert result["errors"] == [] and result["console"] == [], result
 
 
+def test_demo_says_why_the_neural_av_damps_the_wave_though_not_string_stable(demo_run):
+    import re
+
+    import neuroctl
+
+    code, summary, out = demo_run
+    ring = summary["ring"]
+    law = {r["law"]: r for r in ring["string"]}["neural AV (pretrained)"]
+    stab = {r["scenario"]: r for r in ring["stability"]}
+    sims = {r["scenario"]: r for r in ring["metrics"]}
+    # the gain at the wave against the closed form G(s) = (a_l s + a_s) / (s^2 - a_v s + a_s)
+    p = neuroctl.string_stability(neuroctl.pretrained("neuroctl/RingRoad-v0"), gap=law["gap [m]"])
+    a_s, a_v, a_l = (p.partials[k] for k in ("a_s", "a_v", "a_l"))
+    s = 2j * math.pi / stab["all human"]["period [s]"]
+    closed_form = abs((a_l * s + a_s) / (s * s - a_v * s + a_s))
+    assert law["gain at the wave"] == pytest.approx(closed_form, rel=1e-9)
+    assert law["peak gain"] == pytest.approx(1.333, abs=5e-4) and not law["string stable"]
+    # the two results that seem to disagree, and the text that says why
+    assert stab["neural AV (pretrained)"]["verdict"] == "stable"
+    assert sims["neural AV (pretrained)"]["speed_std"] < sims["all human"]["speed_std"]
+    html = (out / "index.html").read_text()
+    text = re.sub(r"\s+", " ", html)
+    assert (
+        "Why neural AV (pretrained) damps the wave although it is &#x27;not string stable&#x27;"
+        in text
+    )
+    assert "infinite platoon" in text and f"{law['gain at the wave']:.3g}" in text
+
+
+def test_demo_report_has_no_unexplained_empty_cell(demo_run):
+    import re
+
+    code, summary, out = demo_run
+    html = (out / "index.html").read_text()
+    assert re.findall(r"<td[^>]*></td>", html) == []
+    assert "n/a (unstable: no step response to settle)" in html  # the upright sigmoid arm
+
+
 # --- train -------------------------------------------------------------------------------------
 
 

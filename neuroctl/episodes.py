@@ -1,0 +1,607 @@
+"""Gymnasium envs in closed loop with a controller: the env, its built-in controllers, episodes
+and their metrics, and the stability analysis at the env's operating point.
+
+This is the layer the ``neuroctl`` command and :mod:`neuroctl.demo` stand on. Bad input (an
+unknown env id, a controller that does not fit the env, ...) raises :class:`InputError`, a
+``ValueError`` whose message names the argument, what was expected and what was received.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Controller",
+    "InputError",
+    "Progress",
+    "Rollout",
+    "builtin_controllers",
+    "check_finite",
+    "check_sizes",
+    "load_controller",
+    "make_env",
+    "resolve_env_id",
+    "rollout",
+    "rollout_metrics",
+    "stability_report",
+    "verify_query",
+]
+
+ENV_IDS = ("neuroctl/Arm-v0", "neuroctl/Arm2Link-v0", "neuroctl/RingRoad-v0")
+
+
+class InputError(ValueError):
+    """Bad input from the user: the message names the argument, the expected and the received."""
+
+
+class Progress:
+    """A minimal progress bar on stderr (silent when disabled or when stderr is not a terminal).
+
+    Parameters
+    ----------
+    total : int
+        Number of units of work.
+    desc : str
+        Label shown before the bar.
+    enabled : bool or None
+        Force on/off; ``None`` shows it when stderr is a terminal.
+    """
+
+    def __init__(self, total: int, desc: str = "", *, enabled: bool | None = None) -> None:
+        self.total = max(int(total), 1)
+        self.desc = desc
+        self.n = 0
+        self.enabled = sys.stderr.isatty() if enabled is None else bool(enabled)
+        self.start = time.perf_counter()
+        self._last = 0.0
+        self.note = ""
+
+    def update(self, k: int = 1, note: str | None = None) -> None:
+        self.n = min(self.n + k, self.total)
+        if note is not None:
+            self.note = note
+        now = time.perf_counter()
+        if self.enabled and (now - self._last > 0.1 or self.n == self.total):
+            self._last = now
+            frac = self.n / self.total
+            bar = "#" * int(frac * 24)
+            elapsed = now - self.start
+            sys.stderr.write(
+                f"\r{self.desc} [{bar:<24}] {100 * frac:3.0f}% {elapsed:5.1f}s {self.note[:40]:<40}"
+            )
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def resolve_env_id(env_id: str) -> str:
+    """The registered Gymnasium id of ``env_id``.
+
+    Accepts a registered id (``neuroctl/Arm-v0``), a neuroctl id without its prefix (``Arm-v0``)
+    and the ``module:Env-v0`` form of ``gymnasium.make`` (the module is imported first; it
+    registers its envs).
+
+    Raises
+    ------
+    InputError
+        A module that cannot be imported, or an id that is not registered.
+    """
+    import difflib
+    import importlib
+
+    import gymnasium as gym
+
+    import neuroctl  # noqa: F401 - registers the ids
+
+    if not isinstance(env_id, str) or not env_id:
+        raise InputError(f"env: expected an environment id, received {env_id!r}")
+    if ":" in env_id:
+        module, _, name = env_id.partition(":")
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise InputError(
+                f"env {env_id!r}: expected an importable module before ':' (the module:Env-v0 "
+                f"form of gymnasium.make), received {module!r}, which cannot be imported ({exc})"
+            ) from None
+        if name in gym.envs.registry:
+            return name
+        raise InputError(
+            f"env {env_id!r}: module {module!r} was imported but registers no environment {name!r}"
+        )
+    for c in (env_id, f"neuroctl/{env_id}"):
+        if c in gym.envs.registry:
+            return c
+    close = difflib.get_close_matches(env_id, list(gym.envs.registry), n=1, cutoff=0.8)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise InputError(
+        f"unknown environment {env_id!r}{hint}: expected one of {', '.join(ENV_IDS)}, another id "
+        "registered with Gymnasium, or module:Env-v0"
+    )
+
+
+def make_env(
+    env_id: str,
+    env_kwargs: dict | None = None,
+    *,
+    max_episode_steps: int | None = None,
+    kwargs_label: str = "env_kwargs",
+):
+    """``gymnasium.make`` with input errors turned into :class:`InputError`.
+
+    Parameters
+    ----------
+    env_id : str
+        See :func:`resolve_env_id`.
+    env_kwargs : dict, optional
+        Keywords of the env's constructor.
+    max_episode_steps : int, optional, keyword-only
+        Replaces the registered time limit.
+    kwargs_label : str, keyword-only
+        How the keywords are named in an error message (the CLI says ``-e/--env-kwarg``).
+    """
+    import gymnasium as gym
+
+    resolved = resolve_env_id(env_id)
+    kwargs = dict(env_kwargs or {})
+    extra = {} if max_episode_steps is None else {"max_episode_steps": int(max_episode_steps)}
+    try:
+        return gym.make(resolved, **kwargs, **extra)
+    except (TypeError, ValueError, ImportError, gym.error.Error) as exc:
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "no keywords"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = reason.split(" was raised from the environment creator")[0]  # gymnasium's note
+        raise InputError(f"{kwargs_label}: {resolved} rejected {given}: {reason}") from None
+
+
+def reset_env(env, *, seed: int | None = None, options: dict | None = None):
+    """``env.reset`` with a failure of the env's own parameters reported as :class:`InputError`.
+
+    Some parameter combinations construct but cannot start an episode (a ring of one car).
+    """
+    import gymnasium as gym
+
+    try:
+        return env.reset(seed=seed, options=options)
+    except (TypeError, ValueError, ImportError, gym.error.Error) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"env_kwargs: {env.spec.id} cannot start an episode: {reason}") from None
+
+
+RING_ID = "neuroctl/RingRoad-v0"
+
+
+def _is_ring(env_id: str) -> bool:
+    return env_id == RING_ID
+
+
+def builtin_controllers(env_id: str) -> dict[str, tuple[str, Callable]]:
+    """Built-in controllers of an env: name -> (description, factory(env) -> module or None)."""
+
+    def pretrained(env):
+        import neuroctl
+
+        try:
+            return neuroctl.pretrained(env.spec.id)
+        except (ImportError, AttributeError, FileNotFoundError, KeyError, ValueError) as exc:
+            raise InputError(f"no shipped pretrained policy for {env.spec.id}: {exc}") from None
+
+    if env_id == "neuroctl/Arm2Link-v0":
+        from neuroctl.envs.arm2link import pd_gravity_controller
+
+        return {
+            "pd": (
+                "PD with gravity compensation",
+                lambda env: pd_gravity_controller(env.unwrapped.params),
+            ),
+            "zero": ("no torque", lambda env: None),
+            "pretrained": ("the shipped trained ReLU policy", pretrained),
+        }
+    if env_id == "neuroctl/Arm-v0":
+        from neuroctl.envs.arm import pd_gravity_controller
+
+        return {
+            "pd": (
+                "PD with gravity compensation",
+                lambda env: pd_gravity_controller(env.unwrapped.params),
+            ),
+            "zero": ("no torque", lambda env: None),
+            "pretrained": ("the shipped trained ReLU policy", pretrained),
+        }
+    if _is_ring(env_id):
+        from neuroctl.envs.ring_road.controllers import (
+            FollowerStopper,
+            IDMController,
+            PISaturation,
+        )
+
+        def ring_controller(cls):
+            return lambda env: _construct_ring_controller(cls, env)
+
+        return {
+            "human": ("no AV: every car is an IDM human (use with n_av=0)", lambda env: None),
+            "pretrained": ("the shipped trained ReLU AV policy", pretrained),
+            "idm": ("the AV drives like an IDM human", ring_controller(IDMController)),
+            "followerstopper": (
+                "FollowerStopper (Stern et al. 2018)",
+                ring_controller(FollowerStopper),
+            ),
+            "pi": ("PI with saturation (Stern et al. 2018)", ring_controller(PISaturation)),
+        }
+    return {"zero": ("no input", lambda env: None)}
+
+
+def _construct_ring_controller(cls, env):
+    """Instantiate a ring AV controller class with the env's parameters where it takes them.
+
+    A target speed ``v_des`` is 90% of the ring's uniform-flow speed (as in
+    ``examples/ring_wave.py``): FollowerStopper damps the wave by driving a little slower than
+    the flow the humans would settle to.
+    """
+    import inspect
+
+    from neuroctl.envs.ring_road import uniform_flow_equilibrium
+
+    base = env.unwrapped
+    params = base.params
+    kwargs = {}
+    for name in inspect.signature(cls).parameters:
+        if name == "dt":
+            kwargs[name] = params.dt
+        elif name == "accel_bounds":
+            kwargs[name] = tuple(float(b) for b in params.accel_bounds)
+        elif name == "v_des":
+            _, v = uniform_flow_equilibrium(params, ring_length=base.ring_length)
+            kwargs[name] = 0.9 * float(v)
+    return cls(**kwargs)
+
+
+def _first_linear(net):
+    import torch
+
+    for m in net.modules():
+        if isinstance(m, torch.nn.Linear):
+            return m
+    return None
+
+
+def _last_linear(net):
+    import torch
+
+    last = None
+    for m in net.modules():
+        if isinstance(m, torch.nn.Linear):
+            last = m
+    return last
+
+
+@dataclass
+class Controller:
+    """A resolved controller: the module (or None for zero input) and how it was named."""
+
+    module: Any
+    name: str
+    description: str
+
+
+from .files import SUFFIXES, LoadError, load  # noqa: E402 - light: torch loads on first use
+
+
+def load_controller(spec: str, env) -> Controller:
+    """A controller from a built-in name or a file, checked against the env's sizes."""
+    env_id = env.spec.id
+    builtins = builtin_controllers(env_id)
+    if spec in builtins:
+        desc, factory = builtins[spec]
+        module = factory(env)
+        if module is not None and _first_linear(module) is not None:
+            check_sizes(module, env, repr(spec))  # a shipped policy fits its env's defaults only
+        return Controller(module, spec, desc)
+    looks_like_file = (
+        any(spec.lower().endswith(s) for s in SUFFIXES) or os.sep in spec or Path(spec).exists()
+    )
+    if not looks_like_file:
+        raise InputError(
+            f"controller {spec!r}: expected a built-in name for {env_id} "
+            f"({', '.join(builtins)}) or a network file (.pt, .zip, .onnx, .nnet)"
+        )
+    try:
+        net = load(spec)
+    except LoadError as exc:
+        raise InputError(str(exc)) from None
+    check_sizes(net, env, spec)
+    check_finite(net, spec)
+    return Controller(net, Path(spec).name, f"network from {spec}")
+
+
+def check_finite(net, label: str) -> None:
+    """Raise :class:`InputError` if a parameter of the network holds inf or nan."""
+    import torch
+
+    for name, value in net.named_parameters():
+        bad = ~torch.isfinite(value.detach())
+        if bool(bad.any()):
+            first = value.detach().reshape(-1)[bad.reshape(-1)][0].item()
+            raise InputError(
+                f"controller {label}: expected finite weights, received {first} in "
+                f"{name} ({int(bad.sum())} of {value.numel()} entries)"
+            )
+
+
+def check_sizes(net, env, label: str) -> None:
+    """Raise :class:`InputError` if the network's input/output sizes do not match the env."""
+    obs_dim = int(np.prod(env.observation_space.shape))
+    act_dim = int(np.prod(env.action_space.shape))
+    first, last = _first_linear(net), _last_linear(net)
+    if first is None:
+        raise InputError(f"controller {label}: expected a network with a Linear layer, found none")
+    if first.in_features != obs_dim:
+        raise InputError(
+            f"controller {label}: expected {obs_dim} inputs (the observation of {env.spec.id}), "
+            f"received a network with {first.in_features} inputs"
+        )
+    if last.out_features != act_dim:
+        raise InputError(
+            f"controller {label}: expected {act_dim} outputs (the action of {env.spec.id}), "
+            f"received a network with {last.out_features} outputs"
+        )
+
+
+# --- closed-loop rollouts ----------------------------------------------------------------------
+
+
+def _policy_fn(module):
+    """observation (numpy) -> action (numpy float32) for a controller module (None: zeros)."""
+    import torch
+
+    from .simulate import controller_dtype
+
+    if module is None:
+        return None
+    dtype = controller_dtype(module, torch.float32)
+
+    def act(obs):
+        with torch.no_grad():
+            u = module(torch.as_tensor(np.asarray(obs), dtype=dtype))
+        return np.asarray(u.detach().cpu().numpy(), dtype=np.float32).reshape(-1)
+
+    return act
+
+
+@dataclass
+class Rollout:
+    """One closed-loop episode of a Gymnasium env."""
+
+    times: np.ndarray
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    states: np.ndarray
+    reference: np.ndarray | None
+    speeds: np.ndarray | None = None
+    gaps: np.ndarray | None = None
+    fail_safe: int = 0
+
+
+def rollout(
+    env,
+    controller: Controller,
+    *,
+    seed: int,
+    steps: int | None = None,
+    options: dict | None = None,
+    progress: Progress | None = None,
+) -> Rollout:
+    """Run one episode of ``env`` with ``controller`` acting on the observation."""
+    act = _policy_fn(controller.module)
+    from neuroctl.controllers import StatefulController
+
+    if isinstance(controller.module, StatefulController):  # PI restarts every episode
+        controller.module.reset()
+    obs, info = reset_env(env, seed=seed, options=options)
+    base = env.unwrapped
+    from neuroctl.plant import Plant
+
+    plant = getattr(base, "plant", None)
+    dt = plant.dt if isinstance(plant, Plant) else 1.0
+    horizon = steps if steps is not None else (env.spec.max_episode_steps or 1000)
+    obs_l, act_l, rew_l = [obs], [], []
+    has_state = isinstance(getattr(base, "state", None), np.ndarray)  # a foreign env may not
+    state_l = [np.array(base.state, dtype=float, copy=True)] if has_state else []
+    speeds_l, gaps_l, fail_safe = [], [], 0
+    if "speeds" in info:
+        speeds_l.append(np.asarray(info["speeds"], float))
+        gaps_l.append(np.asarray(info["gaps"], float))
+    zero = np.zeros(env.action_space.shape, dtype=np.float32)
+    for _ in range(horizon):
+        a = zero if act is None else act(obs)
+        if not np.all(np.isfinite(a)):
+            raise InputError(
+                f"controller {controller.name}: expected finite commands, received "
+                f"{np.asarray(a).tolist()} at step {len(act_l)} for the observation "
+                f"{np.asarray(obs).tolist()}"
+            )
+        obs, reward, terminated, truncated, info = env.step(a)
+        obs_l.append(obs)
+        act_l.append(np.asarray(a, float))
+        rew_l.append(float(reward))
+        if has_state:
+            state_l.append(np.array(base.state, dtype=float, copy=True))
+        if "speeds" in info:
+            speeds_l.append(np.asarray(info["speeds"], float))
+            gaps_l.append(np.asarray(info["gaps"], float))
+        fail_safe += int(np.any(info.get("failsafe", False)))
+        if progress is not None:
+            progress.update(1)
+        if terminated or truncated:
+            break
+    ref = getattr(base, "reference", None)
+    n = len(obs_l)
+    return Rollout(
+        times=np.arange(n) * dt,
+        observations=np.asarray(obs_l, float),
+        actions=np.asarray(act_l, float).reshape(n - 1, -1),
+        rewards=np.asarray(rew_l, float),
+        states=np.asarray(state_l, float),
+        reference=None if ref is None else np.asarray(ref, float),
+        speeds=np.asarray(speeds_l) if speeds_l else None,
+        gaps=np.asarray(gaps_l) if gaps_l else None,
+        fail_safe=fail_safe,
+    )
+
+
+def rollout_metrics(env, ro: Rollout) -> dict:
+    """Env-specific metrics of a rollout (plain floats)."""
+    out = {"steps": len(ro.rewards), "return": float(ro.rewards.sum())}
+    if ro.speeds is not None:
+        from neuroctl.envs.ring_road import ring_metrics
+
+        # the env's warm-up runs inside reset: every recorded sample is after it
+        p = env.unwrapped.params
+        out.update(ring_metrics(ro.speeds, ro.gaps, vehicle_length=p.vehicle_length).to_dict())
+        out.update(
+            min_speed=float(ro.speeds.min()),
+            max_speed=float(ro.speeds.max()),
+            fail_safe_steps=int(ro.fail_safe),
+        )
+    elif ro.reference is not None and env.spec.id in ENV_IDS[:2]:
+        n = ro.reference.size
+        err = ro.reference - ro.states[-1, :n]
+        speed = ro.states[-1, n : 2 * n]
+        out.update(
+            final_error=float(np.max(np.abs(err))),
+            final_speed=float(np.max(np.abs(speed))),
+            reached=bool(np.max(np.abs(err)) < 0.05 and np.max(np.abs(speed)) < 0.1),
+            max_abs_action=float(np.max(np.abs(ro.actions))) if ro.actions.size else 0.0,
+        )
+    return out
+
+
+def ring_uniform_state(env, module) -> np.ndarray:
+    """The ring's uniform-flow state with ``module`` driving the AVs (a relative equilibrium).
+
+    All cars at one speed ``v``, every car's acceleration zero, the gaps summing to the ring:
+    ``N + 1`` equations for ``v`` and the ``N`` gaps, solved with ``scipy.optimize.root`` on the
+    plant's own ``rhs`` (the AV's gap may differ from the humans' when its law differs). Positions
+    move at ``v``: the state is an equilibrium of the gaps and speeds, not of the positions.
+    """
+    import torch
+    from scipy.optimize import root
+
+    from neuroctl.envs.ring_road import uniform_flow_equilibrium
+
+    from .simulate import controller_dtype
+
+    base = env.unwrapped
+    plant, p = base.plant, base.params
+    n, length, car = p.n_vehicles, base.ring_length, p.vehicle_length
+    gap0, v0 = uniform_flow_equilibrium(p, ring_length=length)
+    dtype = controller_dtype(module, torch.float64)
+
+    def state(z):
+        v, gaps = z[0], z[1:]
+        q = np.concatenate([[0.0], np.cumsum(gaps[:-1] + car)])
+        return np.concatenate([q, np.full(n, v)])
+
+    def residual(z):
+        x = state(z)
+        if plant.n_inputs and module is not None:
+            with torch.no_grad():
+                y = torch.as_tensor(plant.observe(x), dtype=dtype)
+                u = module(y).double().numpy().reshape(plant.n_inputs)
+        else:
+            u = np.zeros(plant.n_inputs)
+        acc = np.asarray(plant.rhs(x, u), float)[n:]
+        return np.concatenate([acc, [z[1:].sum() - (length - n * car)]])
+
+    guess = np.concatenate([[v0], np.full(n, gap0)])
+    sol = root(residual, guess, method="lm")
+    if not sol.success or np.max(np.abs(residual(sol.x))) > 1e-6:
+        # a saturated or flat control law can stall the solver far from the flow it settles
+        # to: let the noise-free closed loop run from uniform flow, then polish its end state
+        from .simulate import simulate
+
+        x_end = simulate(plant, module, state(guess), 3000).states[-1]
+        gaps = (np.roll(x_end[:n], -1) - x_end[:n]) % length - car
+        sol = root(residual, np.concatenate([[x_end[n:].mean()], gaps]), method="lm")
+    if not sol.success or np.max(np.abs(residual(sol.x))) > 1e-6:
+        raise RuntimeError(f"no uniform-flow state found for this controller ({sol.message})")
+    return state(sol.x)
+
+
+def stability_report(env, module, *, reference=None):
+    """``neuroctl.analyze`` of the env's plant with ``module`` at its operating point.
+
+    On the ring the operating point is the uniform flow (:func:`ring_uniform_state`), and the
+    shift of every position is a neutral direction of the dynamics; it is factored out
+    (``invariant=``) so that the verdict is about the gaps and speeds.
+    """
+    import neuroctl
+
+    plant = env.unwrapped.plant
+    kw = {}
+    if reference is not None:
+        r = np.atleast_1d(np.asarray(reference, float))
+        if r.shape != (plant.n_references,):
+            raise InputError(
+                f"reference: expected {plant.n_references} value(s) for "
+                f"{list(plant.reference_names)}, received {r.size}"
+            )
+        kw["reference"] = r
+    if _is_ring(env.spec.id):
+        n = plant.n_states // 2
+        kw["invariant"] = np.concatenate([np.ones(n), np.zeros(n)])[:, None]
+        from neuroctl.envs.ring_road import uniform_flow_equilibrium
+
+        p, length = env.unwrapped.params, env.unwrapped.ring_length
+        gap, v = uniform_flow_equilibrium(p, ring_length=length)
+        spacing = float(gap) + p.vehicle_length
+        guess = np.concatenate([spacing * np.arange(n), np.full(n, float(v))])
+        op = neuroctl.operating_point(plant, module, invariant=kw["invariant"], guess=guess)
+        if not op.success:  # e.g. a flat or saturated AV law: settle first, then polish
+            x = ring_uniform_state(env, module)
+            op = neuroctl.OperatingPoint.at(plant, module, x, invariant=kw["invariant"])
+        return neuroctl.analyze(plant, module, op, **kw)
+    return neuroctl.analyze(plant, module, **kw)
+
+
+def require_static(ctrl: Controller, what: str) -> None:
+    """Analysis and verification need a static map; a controller with internal state is not."""
+    from neuroctl.controllers import StatefulController
+
+    if isinstance(ctrl.module, StatefulController):
+        raise InputError(
+            f"controller {ctrl.name!r}: expected a static controller (a map from observation to "
+            f"command) for {what}, received one with internal state (it is reset every episode)"
+        )
+
+
+def verify_query(net, lower, upper, spec, *, timeout: float, seed: int = 0):
+    """``neuroctl.verify.check`` with unsupported networks reported as input errors."""
+    from neuroctl.verify import check
+
+    try:
+        return check(net, lower, upper, spec, timeout=timeout, seed=seed)
+    except (NotImplementedError, TypeError) as exc:
+        raise InputError(f"controller: expected a network that verify supports, {exc}") from None
+
+
+def format_box(lower, upper) -> str:
+    return " x ".join(f"[{a:.4g}, {b:.4g}]" for a, b in zip(np.ravel(lower), np.ravel(upper)))
