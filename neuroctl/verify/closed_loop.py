@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import heapq
+import importlib.util
 import time as _time
 
 import numpy as np
@@ -38,7 +39,7 @@ from .closed_loop_result import ClosedLoopResult, Counterexample
 from .reach import AffineForm, _reduce, closed_loop_step_sets
 from .temporal import Property, _Points
 
-__all__ = ["check_closed_loop", "with_output_map", "closed_loop_period_sets"]
+__all__ = ["check_closed_loop", "with_output_map"]
 
 RTOL, ATOL = 1e-10, 1e-12
 #: a trajectory counts as violating only with robustness below -REPLAY_TOL (integration error)
@@ -58,7 +59,7 @@ class _PeriodSets:
         self.semantics = semantics
 
 
-def closed_loop_period_sets(
+def _discrete_period_sets(
     plant: Plant,
     controller: nn.Module,
     x: AffineForm,
@@ -69,7 +70,7 @@ def closed_loop_period_sets(
     semantics: str = "continuous",
     max_step=None,
 ) -> _PeriodSets:
-    """Sets of one control period of the closed loop (today: the discrete map only).
+    """Sets of one control period of the closed loop from the discrete map only.
 
     Encloses the plant's discrete map (:func:`~neuroctl.verify.reach.closed_loop_step_sets`);
     the tube is the hull of the two samples, which is all the discrete map has. The result's
@@ -100,6 +101,13 @@ def closed_loop_period_sets(
     return _PeriodSets(x_next, u, lo, hi, "discrete")
 
 
+_HAS_FLOW = importlib.util.find_spec(f"{__package__}.flow") is not None
+if _HAS_FLOW:  # the sound enclosure of the ODE between samples
+    from .flow import closed_loop_period_sets
+else:
+    closed_loop_period_sets = _discrete_period_sets
+
+
 # ============================================================================ helpers
 def with_output_map(net: nn.Module, *, scale=1.0, offset=0.0) -> nn.Sequential:
     """``u = scale * net(y) + offset`` as one ``nn.Sequential`` (a frozen diagonal layer appended).
@@ -128,8 +136,8 @@ def with_output_map(net: nn.Module, *, scale=1.0, offset=0.0) -> nn.Sequential:
             break
     if m is None:
         m = np.atleast_1d(scale).size
-    scale = np.broadcast_to(np.atleast_1d(scale), (m,))
-    offset = np.broadcast_to(np.atleast_1d(offset), (m,))
+    scale = np.broadcast_to(np.atleast_1d(scale), (m,)).copy()
+    offset = np.broadcast_to(np.atleast_1d(offset), (m,)).copy()
     p = next(iter(net.parameters()), None)
     dtype = p.dtype if p is not None and p.is_floating_point() else torch.float64
     parts = list(net) if isinstance(net, nn.Sequential) else [net]
@@ -284,7 +292,7 @@ def _torch_robustness(spec, plant, ctrl, x0, steps, reference, w):
     return spec.robustness(pts)
 
 
-def _gradient_search(spec, plant, ctrl, starts, lo, hi, steps, reference, w, iters=30):
+def _gradient_search(spec, plant, ctrl, starts, lo, hi, steps, reference, w, iters=20):
     """Signed-gradient descent of the rollout's robustness from ``starts`` (K, n), in the box."""
     width = hi - lo
     x = torch.as_tensor(starts.copy())
@@ -396,9 +404,13 @@ def _propagate(plant, ctrl, spec, blo, bhi, steps, opts, max_gen):
                     np.concatenate([tlo_s, u_lo], -1), np.concatenate([thi_s, u_hi], -1)
                 )
 
-            _set_values(spec, on_tube, values, 2 * k + 1)
-            for key in values:
-                values[key][~finite, 2 * k + 1] = -np.inf
+            if ps.semantics == "continuous":
+                _set_values(spec, on_tube, values, 2 * k + 1)
+                for key in values:
+                    values[key][~finite, 2 * k + 1] = -np.inf
+            else:  # a discrete map has no states between its samples
+                for key in values:
+                    values[key][:, 2 * k + 1] = np.inf
             t_lo[2 * k + 1], t_hi[2 * k + 1] = k * dt, (k + 1) * dt
             x = _reduce(AffineForm._lift(ps.x_next, x.ctx), max_gen)
         tb_lo.append(tlo)
