@@ -24,7 +24,7 @@ from neuroctl.verify import (
     never,
     with_output_map,
 )
-from neuroctl.verify.closed_loop import _HAS_FLOW
+from neuroctl.verify.enclosure import _HAS_FLOW
 from neuroctl.verify.reach import AffineForm
 
 needs_flow = pytest.mark.skipif(

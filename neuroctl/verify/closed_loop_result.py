@@ -69,7 +69,7 @@ class Counterexample:
 
     @classmethod
     def _build(cls, plant, ctrl, spec, x0, steps, opts, special, w):
-        from .closed_loop import _robustness, _simulate
+        from .trajectories import _robustness, _simulate
 
         ro = _simulate(
             plant,
@@ -109,7 +109,7 @@ class Counterexample:
         -------
         Replay
         """
-        from .closed_loop import REPLAY_TOL, _robustness, _simulate
+        from .trajectories import REPLAY_TOL, _robustness, _simulate
 
         tol = REPLAY_TOL if tol is None else float(tol)
         plant, ctrl, spec, steps, opts, special = self._context
