@@ -507,3 +507,66 @@ def test_mlp_controller_verdict_is_backed_by_trajectories():
     res = check_closed_loop(p, net, LO2, HI2, always(Box([-3, -3], [3, 3])), steps=10)
     assert res.status == "holds"
     _assert_backed_by_trajectories(res, _linear_plant(A2, B2, T2), net)
+
+
+def test_disturbances_against_the_exact_worst_case():
+    # x[k+1] = 0.9 x[k] + w[k], |w| <= 0.1: the largest state after k steps is
+    # 0.9^k * 1.1 + 0.1 (1 - 0.9^k) / (1 - 0.9), over 8 steps at k = 8 (it grows towards 1)
+    def update(x, u, w):
+        return 0.9 * x + 0.0 * u + w
+
+    plant = Plant(states=1, inputs=1, disturbances=1, dt=1.0, update=update)
+    ctrl = linear_controller([[0.0]])
+    lo, hi = np.array([0.9]), np.array([1.1])
+    worst = max(0.9**k * 1.1 + 0.1 * (1 - 0.9**k) / 0.1 for k in range(9))
+    kw = dict(steps=8, w_lower=[-0.1], w_upper=[0.1])
+    res = check_closed_loop(plant, ctrl, lo, hi, always(Box([-2.0], [worst * 1.001])), **kw)
+    assert res.status == "holds" and "disturbance" in res.assumptions
+    res = check_closed_loop(plant, ctrl, lo, hi, always(Box([-2.0], [worst * 0.999])), **kw)
+    assert res.status == "violated"
+    ce = res.counterexample
+    assert np.all(ce.disturbances == 0.1) and ce.x0[0] == 1.1
+    assert ce.replay().violated
+
+
+def test_undecided_within_the_budget_is_unknown_with_the_reason():
+    A, B, lo, hi = _rotation()
+    lo, hi = np.array([0.7, -0.3]), np.array([1.3, 0.3])
+    K = linear_controller([[0.0, 0.0]])
+    exact = _linear_plant(A, B, math.pi / 4, exact_map=True)
+    r = math.hypot(1.3, 0.3) * 1.02
+    disc = Constraint(lambda x: x[..., 0] ** 2 + x[..., 1] ** 2 - r**2, name="disc")
+    res = check_closed_loop(exact, K, lo, hi, always(disc), steps=6, max_splits=0)
+    assert res.status == "unknown" and "max_splits=0" in res.notes[0]
+    res = check_closed_loop(exact, K, lo, hi, always(disc), steps=6, timeout=1e-6)
+    assert res.status == "unknown" and "timeout" in res.notes[0]
+    assert res.counterexample is None
+
+
+def test_relu_controller_on_a_nonlinear_plant_discrete_map():
+    # pendulum (sin) with a ReLU network and a torque limit, proved for its RK4 map and checked
+    # on 1000 rollouts of that map
+    from neuroctl import simulate
+
+    def rhs(x, u):
+        xp = namespace(x)
+        return xp.stack([x[..., 1], -xp.sin(x[..., 0]) - 0.2 * x[..., 1] + u[..., 0]], axis=-1)
+
+    plant = Plant(states=2, inputs=1, dt=0.05, rhs=rhs, input_lower=-1.0, input_upper=1.0)
+    net = mlp(2, 1, hidden=(16, 16), output_scale=0.2, dtype=torch.float64, seed=1)
+    lo, hi = np.array([-0.2, -0.2]), np.array([0.2, 0.2])
+    spec = always(Box([-0.5, -0.6], [0.5, 0.6]))
+    res = check_closed_loop(plant, net, lo, hi, spec, steps=20, semantics="discrete")
+    assert res.status == "holds" and res.semantics == "discrete"
+    rng = np.random.default_rng(2)
+    x0 = np.concatenate(
+        [[[-0.2, -0.2], [-0.2, 0.2], [0.2, -0.2], [0.2, 0.2]], rng.uniform(lo, hi, (1000, 2))]
+    )
+    tr = simulate(plant, net.double(), x0, 20)
+    inside = np.all(
+        (x0[:, None] >= res.box_lower[None]) & (x0[:, None] <= res.box_upper[None]), axis=2
+    )
+    b = np.argmax(inside, axis=1)
+    assert inside.any(axis=1).all()
+    assert np.all(tr.states >= res.lower[b] - 1e-12) and np.all(tr.states <= res.upper[b] + 1e-12)
+    assert np.all(np.abs(tr.states[..., 0]) <= 0.5) and np.all(np.abs(tr.states[..., 1]) <= 0.6)

@@ -113,10 +113,19 @@ def _corners(lo, hi, rng, cap=256) -> np.ndarray:
 def _falsify(plant, ctrl, spec, x0, steps, opts, special, rng, wlo, whi):
     """Simulate candidates (N, n); the confirmed counterexample of the worst one, or None.
 
+    With disturbances each candidate state is tried three times: the disturbance at its upper
+    bound over the whole horizon, at its lower bound, and uniform in each period.
+
     Returns ``(counterexample or None, simulations)``.
     """
     nw = plant.n_disturbances
-    w = None if not nw else rng.uniform(wlo, whi, (x0.shape[0], max(steps, 1), nw))
+    w = None
+    if nw:
+        shape = (x0.shape[0], max(steps, 1), nw)
+        w = np.concatenate(
+            [np.broadcast_to(whi, shape), np.broadcast_to(wlo, shape), rng.uniform(wlo, whi, shape)]
+        )
+        x0 = np.concatenate([x0, x0, x0])
     rho = np.empty(x0.shape[0])
     for i in range(0, x0.shape[0], 256):
         ro = _simulate(
