@@ -176,7 +176,7 @@ def _torch_robustness(spec, plant, ctrl, x0, steps, reference, w):
     return spec.robustness(pts)
 
 
-def _gradient_search(spec, plant, ctrl, starts, lo, hi, steps, reference, w, iters=20):
+def _gradient_search(spec, plant, ctrl, starts, lo, hi, steps, reference, w, iters=12):
     """Signed-gradient descent of the rollout's robustness from ``starts`` (K, n), in the box."""
     width = hi - lo
     x = torch.as_tensor(starts.copy())
