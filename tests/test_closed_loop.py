@@ -570,3 +570,28 @@ def test_relu_controller_on_a_nonlinear_plant_discrete_map():
     assert inside.any(axis=1).all()
     assert np.all(tr.states >= res.lower[b] - 1e-12) and np.all(tr.states <= res.upper[b] + 1e-12)
     assert np.all(np.abs(tr.states[..., 0]) <= 0.5) and np.all(np.abs(tr.states[..., 1]) <= 0.6)
+
+
+@needs_flow
+def test_continuous_windows_at_times_and_unsafe_sets_between_samples():
+    A, B, K = np.array([[-0.5]]), np.array([[1.0]]), np.array([[-0.5]])
+    lo, hi = np.array([0.9]), np.array([1.1])
+    ode = _linear_plant(A, B, 0.5)
+    ctrl = linear_controller(K)
+    t = 1.25  # between two samples: read on the tube of the period, or the ODE itself
+    x_hi = _exact_box(_state_map(A, B, K, 0.5, t), lo, hi)[1][0]
+    res = check_closed_loop(ode, ctrl, lo, hi, at(Box([0.0], [x_hi * 1.05]), t), steps=4)
+    assert res.status == "holds" and res.semantics == "continuous"
+    _assert_backed_by_trajectories(res, ode, K)
+    goal = _exact_box(_state_map(A, B, K, 0.5, 1.5), lo, hi)[1][0] * 1.05
+    res = check_closed_loop(ode, ctrl, lo, hi, eventually(Box([0.0], [goal]), (1.0, 2.0)), steps=4)
+    assert res.status == "holds"
+    # a quarter turn of the rotation stays away from the box around (-1, 0)
+    A, B, lo, hi = _rotation()
+    rot = _linear_plant(A, B, math.pi / 2)
+    unsafe = Box([-1.2, -0.2], [-0.8, 0.2])
+    res = check_closed_loop(
+        rot, linear_controller([[0.0, 0.0]]), lo, hi, never(unsafe, (0, math.pi / 2)), steps=2
+    )
+    assert res.status == "holds"
+    _assert_backed_by_trajectories(res, rot, np.zeros((1, 2)))

@@ -10,14 +10,16 @@ for the rounding of those few operations.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
+import math
 
 import numpy as np
 from torch import nn
 
 from ..plant import Plant
 from .reach import AffineForm, _reduce, closed_loop_step_sets, controller_on_sets
-from .temporal import _Points
+from .temporal import TIME_TOL, AllOf, At, _Points
 from .trajectories import _reference
 
 _INFLATE_REL, _INFLATE_ABS = 1e-12, 1e-15
@@ -110,7 +112,8 @@ def _propagate(plant, ctrl, spec, blo, bhi, steps, opts, max_gen):
     """
     b, n = blo.shape
     dt = plant.dt
-    m_points = 2 * steps + 1
+    extra = _instants_between_samples(spec, dt, steps) if opts["semantics"] == "continuous" else []
+    m_points = 2 * steps + 1 + len(extra)
     values = {}
     for s in spec.sets():
         for mode in ("inside", "outside"):
@@ -136,7 +139,7 @@ def _propagate(plant, ctrl, spec, blo, bhi, steps, opts, max_gen):
                 max_step=opts["max_step"],
             )
             semantics = ps.semantics if ps.semantics != opts["semantics"] else semantics
-            u = plant.saturate(ps.u) if plant._bounded else ps.u
+            u = plant.saturate(ps.u)
             u = AffineForm._lift(u, x.ctx)
             u_lo, u_hi = u.lower, u.upper
             xk = x
@@ -167,6 +170,13 @@ def _propagate(plant, ctrl, spec, blo, bhi, steps, opts, max_gen):
                 for key in values:
                     values[key][:, 2 * k + 1] = np.inf
             t_lo[2 * k + 1], t_hi[2 * k + 1] = k * dt, (k + 1) * dt
+            for j, (kj, t) in enumerate(extra):
+                if kj == k and ps.semantics == "continuous":
+                    col = 2 * steps + 1 + j
+                    _set_values(
+                        spec, _partial_period(plant, ctrl, xk, u, t - k * dt, opts), values, col
+                    )
+                    t_lo[col] = t_hi[col] = t
             x = _reduce(AffineForm._lift(ps.x_next, x.ctx), max_gen)
         tb_lo.append(tlo)
         tb_hi.append(thi)
@@ -193,13 +203,47 @@ def _propagate(plant, ctrl, spec, blo, bhi, steps, opts, max_gen):
         _set_values(spec, last, values, 2 * steps)
         for key in values:
             values[key][~finite, 2 * steps] = -np.inf
-    t_lo[-1] = t_hi[-1] = steps * dt
-    sample[-1] = True
+    t_lo[2 * steps] = t_hi[2 * steps] = steps * dt
+    sample[2 * steps] = True
     pts = _Points(t_lo, t_hi, sample, dt, values, on_sets=True)
     holds = np.asarray(spec.holds_on(pts), bool)
     score = np.nan_to_num(np.asarray(spec.robustness(pts), float), nan=-np.inf)
     tub = (np.stack(tb_lo, 1), np.stack(tb_hi, 1)) if steps else (np.zeros((b, 0, n)),) * 2
     return holds, score, np.stack(s_lo, 1), np.stack(s_hi, 1), tub[0], tub[1], semantics
+
+
+def _instants_between_samples(spec, dt, steps):
+    """``(k, t)`` for every time ``t`` of an ``at`` strictly inside period ``k``."""
+    parts = spec.parts if isinstance(spec, AllOf) else (spec,)
+    out = []
+    for t in sorted({p.time for p in parts if isinstance(p, At)}):
+        k = math.floor(t / dt)
+        if t - k * dt > TIME_TOL * dt and (k + 1) * dt - t > TIME_TOL * dt and k < steps:
+            out.append((k, t))
+    return out
+
+
+def _partial_period(plant, ctrl, xk, u, tau, opts):
+    """The set at ``tau`` seconds into a period (the same command held): the enclosure of the
+    period for a copy of the plant whose period is ``tau``."""
+    part = copy.copy(plant)
+    part.dt = float(tau)
+    ps = closed_loop_period_sets(
+        part,
+        ctrl,
+        xk,
+        reference=opts["reference"],
+        w_lower=opts["w_lower"],
+        w_upper=opts["w_upper"],
+        semantics="continuous",
+        max_step=opts["max_step"],
+    )
+    x_t = AffineForm._lift(ps.x_next, xk.ctx)
+
+    def z_of(over):
+        return x_t if over == "state" else np.concatenate([x_t, u], axis=-1)
+
+    return z_of
 
 
 def _sets_command(plant, ctrl, x, reference):
