@@ -33,7 +33,7 @@ from torch import nn
 from ..controllers import affine_layer
 from ..plant import Plant
 from .closed_loop_result import ClosedLoopResult, Counterexample
-from .enclosure import _HAS_FLOW, _propagate_guarded
+from .enclosure import _HAS_FLOW, Deadline, _propagate_guarded
 from .temporal import Property
 from .trajectories import (
     REPLAY_TOL,
@@ -272,6 +272,7 @@ def check_closed_loop(
         "w_upper": whi if nw else None,
         "semantics": semantics,
         "max_step": max_step,
+        "deadline": None if timeout is None else t_start + timeout,
     }
     max_gen = 20 * n if max_generators is None else int(max_generators)
     stats = {
@@ -347,9 +348,15 @@ def check_closed_loop(
         take = [heapq.heappop(heap) for _ in range(min(batch, len(heap)))]
         blo = np.stack([t[2] for t in take])
         bhi = np.stack([t[3] for t in take])
-        holds, score, sl, sh, tl, th, sem = _propagate_guarded(
-            plant, ctrl, spec, blo, bhi, steps, opts, max_gen, failures
-        )
+        try:
+            holds, score, sl, sh, tl, th, sem = _propagate_guarded(
+                plant, ctrl, spec, blo, bhi, steps, opts, max_gen, failures
+            )
+        except Deadline:
+            notes.append(
+                f"timeout of {timeout:g} s reached with {len(heap) + len(take)} sub-boxes undecided"
+            )
+            break
         stats["boxes_analysed"] += len(take)
         if sem != semantics:
             notes.append(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import math
+import time
 
 import numpy as np
 from torch import nn
@@ -23,6 +24,10 @@ from .temporal import TIME_TOL, AllOf, At, _Points
 from .trajectories import _reference
 
 _INFLATE_REL, _INFLATE_ABS = 1e-12, 1e-15
+
+
+class Deadline(Exception):
+    """The time budget ran out inside a propagation (the sub-boxes stay undecided)."""
 
 
 # ============================================================================ period sets
@@ -127,6 +132,8 @@ def _propagate(plant, ctrl, spec, blo, bhi, steps, opts, max_gen):
     semantics = opts["semantics"]
     u_lo = u_hi = None
     for k in range(steps):
+        if opts.get("deadline") is not None and time.perf_counter() > opts["deadline"]:
+            raise Deadline(f"time budget spent at period {k} of {steps}")
         with np.errstate(invalid="ignore", over="ignore"):
             ps = closed_loop_period_sets(
                 plant,
