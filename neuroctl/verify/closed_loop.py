@@ -416,5 +416,5 @@ def _assumptions(plant, semantics, nw, wlo, whi) -> str:
             f"(dt = {plant.dt:g} s); properties read at the samples"
         )
     if nw:
-        text += f"; disturbance in [{wlo}, {whi}], any value in each period"
+        text += f"; disturbance in [{wlo}, {whi}], held over each period at any value in them"
     return text + "; controller evaluated in float64"
