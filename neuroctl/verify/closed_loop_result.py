@@ -178,7 +178,8 @@ class ClosedLoopResult:
     lower, upper : ndarray, shape (P, T+1, n)
         Enclosures of the states at the sampling instants, per proved sub-box.
     tube_lower, tube_upper : ndarray, shape (P, T, n)
-        Boxes enclosing every state over each control period, per proved sub-box.
+        Boxes enclosing every state over each control period, per proved sub-box (for the
+        discrete map, which has no states between samples: the hull of the two samples).
     counterexample : Counterexample or None
         With "violated": a trajectory that violates the property, confirmed by a replay.
     time : float
@@ -314,7 +315,7 @@ class ClosedLoopResult:
             if self.lower.shape[0]:
                 lo, up = self.lower[..., i].min(0), self.upper[..., i].max(0)
                 a.fill_between(self.times, lo, up, alpha=0.35, label="sets at the samples")
-                if self.steps:
+                if self.steps and self.semantics == "continuous":
                     tl, tu = self.tube_lower[..., i].min(0), self.tube_upper[..., i].max(0)
                     tt = np.repeat(self.times, 2)[1:-1]
                     a.fill_between(
