@@ -2,7 +2,9 @@
 
 ``output_bounds`` gives sound bounds on every output over an input box (interval propagation,
 CROWN-style linear relaxation, or exact MILP); ``check`` decides a linear output specification
-(falsification, then input-splitting branch and bound, with MILP on small sub-problems).
+(falsification, then input-splitting branch and bound, with MILP on small sub-problems);
+``check_closed_loop`` decides a temporal property (``always``, ``never``, ``eventually``, ``at``
+over ``Box``, ``Polytope`` and ``Constraint`` sets) of a plant in closed loop with a network.
 """
 
 from __future__ import annotations
@@ -21,12 +23,49 @@ from .bounds import (
     interval_bounds,
     pre_activation_bounds,
 )
+from .closed_loop import check_closed_loop, with_output_map
+from .closed_loop_result import ClosedLoopResult, Counterexample, Replay
 from .formats import load_mat, load_nnet, load_onnx
 from .reach import InvarianceResult, ReachResult, check_invariant, reach
 from .robustness import LocalCertificate, certify_local
 from .spec import Spec, VnnlibQuery, read_vnnlib
+from .temporal import (
+    AllOf,
+    Always,
+    At,
+    Box,
+    Constraint,
+    Eventually,
+    Never,
+    Polytope,
+    Property,
+    all_of,
+    always,
+    at,
+    eventually,
+    never,
+)
 
 __all__ = [
+    "AllOf",
+    "Always",
+    "At",
+    "Box",
+    "ClosedLoopResult",
+    "Constraint",
+    "Counterexample",
+    "Eventually",
+    "Never",
+    "Polytope",
+    "Property",
+    "Replay",
+    "all_of",
+    "always",
+    "at",
+    "check_closed_loop",
+    "eventually",
+    "never",
+    "with_output_map",
     "CheckResult",
     "LAYER_RULES",
     "OutputBounds",
