@@ -49,6 +49,7 @@ __all__ = [
     "uniform_flow_equilibrium",
     "ring_gaps",
     "ring_metrics",
+    "ring_trajectory_metrics",
     "RingMetrics",
     "ring_accelerations",
     "ring_rhs",
@@ -620,6 +621,34 @@ def ring_metrics(speeds, gaps, *, vehicle_length: float = 5.0) -> RingMetrics:
     )
 
 
+def ring_trajectory_metrics(states, ring_length: float, params: Params) -> dict:
+    """The ring's figures of a run of states: :func:`ring_metrics` plus the speed range.
+
+    Parameters
+    ----------
+    states : array_like, shape (T, 2N)
+        States ``[positions, speeds]`` of a run (every sample counts).
+    ring_length : float
+        m.
+    params : Params
+
+    Returns
+    -------
+    dict
+        ``mean_speed``, ``speed_std``, ``min_speed``, ``max_speed`` (m/s), ``min_gap`` (m),
+        ``flow`` (vehicles per hour).
+    """
+    x = np.asarray(states, dtype=float)
+    n = params.n_vehicles
+    if x.ndim != 2 or x.shape[-1] != 2 * n:
+        raise ValueError(f"states: expected shape (T, {2 * n}), received {x.shape}")
+    speeds = x[:, n:]
+    gaps = ring_gaps(x[:, :n], float(ring_length), params.vehicle_length)
+    out = ring_metrics(speeds, gaps, vehicle_length=params.vehicle_length).to_dict()
+    out.update(min_speed=float(speeds.min()), max_speed=float(speeds.max()))
+    return out
+
+
 # ---------------------------------------------------------------------------- the step
 class _Consts:
     """Per-``Params`` constants cached for a lean step (index arrays, masks, matrices)."""
@@ -979,7 +1008,11 @@ def ring_plant(params: Params | None = None, ring_length: Any = None) -> Plant:
         ``params.accel_bounds``), disturbances ``w[i]`` (N, human acceleration noise),
         observation :func:`ring_observation`; ``rhs`` = :func:`ring_rhs` integrated with
         ``semi_implicit_euler``, ``post_step`` = :func:`ring_post_step` (so ``step`` is SUMO's
-        Euler update). ``equilibrium()`` is uniform flow with car 0 at position 0.
+        Euler update). Its analysis facts: ``equilibrium()`` is uniform flow with car 0 at
+        position 0, a *relative* equilibrium along ``invariants`` (the common shift of all
+        positions: every car moves at the equilibrium speed); ``controllers`` the classical AV
+        controllers (:func:`~neuroctl.envs.ring_road.controllers.ring_controllers`; one ring
+        length only); ``metrics`` :func:`ring_trajectory_metrics`.
     """
     p = Params() if params is None else params
     if not isinstance(p, Params):
@@ -1012,6 +1045,17 @@ def ring_plant(params: Params | None = None, ring_length: Any = None) -> Plant:
         x = np.concatenate([np.arange(n) * spacing, np.full(n, float(speed))])
         return x, np.zeros(p.n_av)
 
+    def metrics(states, inputs, r):
+        if L.ndim:
+            raise ValueError("metrics: defined for a plant with one ring length")
+        return ring_trajectory_metrics(states, float(L), p)
+
+    controllers = None
+    if not L.ndim:  # the FollowerStopper's target speed depends on the (one) ring length
+        from .controllers import ring_controllers
+
+        controllers = ring_controllers(p, float(L))
+
     n_out = 2 * n if p.observation == "full" else 3 * p.n_av
     if p.observation == "full":
         outputs = [f"v[{i}]/15" for i in range(n)] + [f"gap[{i}]/270" for i in range(n)]
@@ -1038,4 +1082,7 @@ def ring_plant(params: Params | None = None, ring_length: Any = None) -> Plant:
         post_step=post,
         name="ring_road",
         params=p,
+        invariants=np.concatenate([np.ones(n), np.zeros(n)]),
+        controllers=controllers,
+        metrics=metrics,
     )
