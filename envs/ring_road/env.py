@@ -1,7 +1,8 @@
 """Gymnasium environments of the ring road: ``RingRoadEnv`` and the batched ``RingRoadVectorEnv``.
 
-Both own only the state, the ring length and the random generator; the physics is
-:func:`~neuroctl.envs.ring_road.dynamics.ring_step` (the same map as ``env.unwrapped.plant.step``).
+Both own only the state, the ring length and the random generator; they step through the ring's
+:class:`neuroctl.Plant` (:func:`~neuroctl.envs.ring_road.dynamics.ring_plant`), the one copy of
+the physics: ``env.unwrapped.plant.step`` is the env's map.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .dynamics import (
     ring_observation,
     ring_plant,
     ring_reward,
-    ring_step,
+    ring_step_info,
 )
 
 __all__ = ["RingRoadEnv", "RingRoadVectorEnv", "make_params", "rollout"]
@@ -269,9 +270,9 @@ class RingRoadEnv(gym.Env):
         p = self.params
         self._length = _ring_length(p, self.np_random, options)
         x = _initial_state(p, self._length, options)
-        for _ in range(p.warmup_steps):
-            w = acceleration_noise(self.np_random, p)
-            x, _, _ = ring_step(x, None, w, self._length, p)
+        advance = self.plant.advance
+        for _ in range(p.warmup_steps):  # u=None: the AVs drive as noise-free humans
+            x = advance(x, None, acceleration_noise(self.np_random, p))
         self.state = x
         self._gaps = ring_gaps(x[: self._n], self._length, p.vehicle_length)
         return self._obs(), self._info(np.zeros(self._n), np.zeros(self._m, dtype=bool))
@@ -282,7 +283,8 @@ class RingRoadEnv(gym.Env):
         a = _check_action(action, self._m, self._lo, self._hi)
         n = self._n
         w = acceleration_noise(self.np_random, self.params)
-        x, acc, failsafe = ring_step(self.state, a, w, self._length, self.params, gaps=self._gaps)
+        x = self.plant.advance(self.state, a, w)  # a is saturated already
+        acc, failsafe = ring_step_info(self.state, x, a, self.params)
         self.state = x
         self._gaps = gaps = ring_gaps(x[:n], self._length, self._veh_length)
         v = x[n:]
@@ -326,10 +328,10 @@ class RingRoadVectorEnv(VectorEnv):
     """``num_envs`` ring roads stepped together in one array operation (no Python loop).
 
     Same arguments, spaces and dynamics as :class:`RingRoadEnv`; each copy draws its own ring
-    length at reset, and the batched step is
-    :func:`~neuroctl.envs.ring_road.dynamics.ring_step` on states of shape ``(num_envs, 2N)`` with
-    lengths of shape ``(num_envs,)``. Episodes are truncated after ``max_episode_steps`` (3000 when
-    made through ``gymnasium.make_vec``) and reset on the next step (gymnasium 1.x
+    length at reset, and the batched step is the ring plant's
+    (:func:`~neuroctl.envs.ring_road.dynamics.ring_plant`) on states of shape ``(num_envs, 2N)``
+    with lengths of shape ``(num_envs,)``. Episodes are truncated after ``max_episode_steps``
+    (3000 when made through ``gymnasium.make_vec``) and reset on the next step (gymnasium 1.x
     ``AutoresetMode.NEXT_STEP``: that step returns the first observation of the new episode,
     reward 0; the copies being reset are not stepped).
 
@@ -400,6 +402,7 @@ class RingRoadVectorEnv(VectorEnv):
         self._autoreset = np.zeros(B, dtype=bool)
         self._plant = None
         self._plant_lengths = None
+        self._physics = None  # the plant with the lengths laid out per car, for the step
 
     @property
     def plant(self):
@@ -426,14 +429,15 @@ class RingRoadVectorEnv(VectorEnv):
                 if key in opts
             }
             x[j] = _initial_state(p, float(L[j]), one)
-        for _ in range(p.warmup_steps):
-            w = acceleration_noise(self.np_random, p, (k,), self.dtype)
-            x, _, _ = ring_step(x, None, w, car_lengths, p)
+        advance = ring_plant(p, car_lengths).advance
+        for _ in range(p.warmup_steps):  # u=None: the AVs drive as noise-free humans
+            x = advance(x, None, acceleration_noise(self.np_random, p, (k,), self.dtype))
         self.state[rows] = x
         self.lengths[rows] = L
         # the lengths laid out per car: same-shape operations in the step are cheaper than
         # broadcasting a column
         self._car_lengths[rows] = car_lengths
+        self._physics = ring_plant(p, self._car_lengths.copy())
         self._elapsed[rows] = 0
 
     def reset(self, *, seed: int | list | None = None, options: dict | None = None):
@@ -470,7 +474,8 @@ class RingRoadVectorEnv(VectorEnv):
             raise ValueError("actions: expected finite accelerations, received non-finite values")
         a = a.clip(self._lo, self._hi)
         w = acceleration_noise(self.np_random, p, (B,), self.dtype)
-        x, acc, failsafe = ring_step(self.state, a, w, self._car_lengths, p, gaps=self._gaps)
+        x = self._physics.advance(self.state, a, w)  # a is saturated already
+        acc, failsafe = ring_step_info(self.state, x, a, p)
         reward = ring_reward(x[:, n:], a)
         done = self._autoreset
         if done.any():
