@@ -78,12 +78,13 @@ def semi_implicit_euler(rhs: RHS, x, u, dt: float):
         # cheaper on the small arrays of a single environment). Torch keeps the out-of-place
         # form below for autograd.
         if type(x) is np.ndarray and x.dtype == f.dtype:
-            # in place on the one fresh array: the same operations (dt f + x, then
-            # dt v' + q), without the temporaries that cost most on big batches
-            x_next = np.multiply(f, dt)
-            x_next += x  # its velocity half is v + dt a; the position half is replaced
-            q_next = x_next[..., :h]
-            np.multiply(x_next[..., h:], dt, out=q_next)
+            # in place on one fresh array: the same operations (v + dt a, then q + dt v'),
+            # without the temporaries that cost most on big batches
+            x_next = np.empty_like(x)
+            q_next, v_next = x_next[..., :h], x_next[..., h:]
+            np.multiply(f[..., h:], dt, out=v_next)
+            v_next += x[..., h:]
+            np.multiply(v_next, dt, out=q_next)
             q_next += x[..., :h]
             return x_next
         x_next = x + dt * f  # its velocity half is v + dt a; the position half is replaced
