@@ -60,6 +60,7 @@ __all__ = [
     "acceleration_noise",
     "standard_normal_float32",
     "ring_plant",
+    "GapCache",
 ]
 
 #: Flow's normalisation of speeds (m/s) in the partial observation.
@@ -820,20 +821,21 @@ def ring_accelerations(x, u, w, ring_length, params: Params, *, gaps=None):
     return acc, acc[..., _consts(params).av_cols] < _as(cmd, acc)
 
 
-def ring_rhs(x, u, w, ring_length, params: Params):
+def ring_rhs(x, u, w, ring_length, params: Params, *, gaps=None):
     """Continuous right-hand side ``dx/dt = [v, accel]`` (shape ``(..., 2N)``) for the plant.
 
     The acceleration is :func:`ring_accelerations` (its safety limits use ``params.dt``);
-    ``u=None`` lets the AVs drive as noise-free humans (Flow's warm-up).
+    ``u=None`` lets the AVs drive as noise-free humans (Flow's warm-up). ``gaps``: the gaps of
+    ``x`` if already known.
     """
     n = params.n_vehicles
     v = x[..., n:]
     if type(x) is np.ndarray and x.ndim > 1:  # batches: fill one fresh array
         out = np.empty(x.shape, dtype=np.result_type(x, 1.0))
         out[..., :n] = v
-        _limited(x, u, w, ring_length, params, None, out=out[..., n:])
+        _limited(x, u, w, ring_length, params, gaps, out=out[..., n:])
         return out
-    acc, _ = _limited(x, u, w, ring_length, params, None)
+    acc, _ = _limited(x, u, w, ring_length, params, gaps)
     if is_torch(x):
         import torch
 
@@ -844,10 +846,11 @@ def ring_rhs(x, u, w, ring_length, params: Params):
 def _wrap_in_place(q, L, L2) -> None:
     """``q mod L`` in place (numpy floats), exactly, cheaply on big batches.
 
-    Positions one step after ``[0, L)`` lie in ``[0, 2L)`` (``L2`` is ``2 L``), where ``q - L``
-    is exact (Sterbenz) and equals the remainder; anything else takes the remainder.
+    Positions one step after ``[0, L)`` lie in ``[0, 2L)``, where ``q - L`` is exact
+    (Sterbenz) and equals the remainder; anything else takes the remainder. ``L2`` is a number
+    at most ``2 L`` (the shortest ring's, for a batch).
     """
-    if q.ndim > 1 and q.min() >= 0.0 and (q < L2).all():
+    if q.ndim > 1 and q.min() >= 0.0 and q.max() < L2:
         np.subtract(q, L, out=q, where=q >= L)
     else:
         np.remainder(q, L, out=q)
@@ -868,7 +871,7 @@ def ring_post_step(x, ring_length, params: Params, *, in_place: bool = False):
     n = params.n_vehicles
     L = ring_length if isinstance(ring_length, float) else _length_like(ring_length, x)
     if type(x) is np.ndarray and x.dtype.kind == "f":
-        return _post_numpy(x if in_place else x.copy(), n, L, 2.0 * L)
+        return _post_numpy(x if in_place else x.copy(), n, L, 2.0 * float(np.min(L)))
     q = x[..., :n] % L
     v = _clamp_min(x[..., n:], 0.0)
     if is_torch(x):
@@ -1020,7 +1023,29 @@ def acceleration_noise(
 
 
 # ---------------------------------------------------------------------------- the plant
-def ring_plant(params: Params | None = None, ring_length: Any = None) -> Plant:
+class GapCache:
+    """The gaps of one state array, kept by an environment for its ring plant's next step.
+
+    An environment computes the gaps of every new state for its observation; a plant built with
+    ``ring_plant(..., gap_cache=cache)`` reuses them in its next ``rhs`` when it is handed that
+    very array (``cache.state``), instead of computing them again. The owner updates
+    ``state`` and ``gaps`` together and never writes into ``state`` in place.
+    """
+
+    __slots__ = ("state", "gaps")
+
+    def __init__(self) -> None:
+        self.state: Any = None
+        self.gaps: Any = None
+
+    def set(self, state, gaps) -> None:
+        """Remember ``gaps`` (shape ``(..., N)``) as the gaps of the array ``state``."""
+        self.state, self.gaps = state, gaps
+
+
+def ring_plant(
+    params: Params | None = None, ring_length: Any = None, *, gap_cache: GapCache | None = None
+) -> Plant:
     """The ring road as a :class:`neuroctl.Plant`.
 
     Parameters
@@ -1031,6 +1056,8 @@ def ring_plant(params: Params | None = None, ring_length: Any = None) -> Plant:
         ``(..., 2N)``), or per car (shape ``(..., N)``, as many dimensions as the states: the
         cheapest layout for a batched step). A floating array keeps its dtype. Defaults to
         ``params.ring_length`` if fixed, else 230 m.
+    gap_cache : GapCache, optional
+        For an environment: the gaps it computed for its current state, reused by ``rhs``.
 
     Returns
     -------
@@ -1062,7 +1089,9 @@ def ring_plant(params: Params | None = None, ring_length: Any = None) -> Plant:
     n = p.n_vehicles
 
     def rhs(x, u, w):
-        return ring_rhs(x, u, w, L_arg, p)
+        # the gaps an environment already computed for its current state (see GapCache)
+        known = gap_cache.gaps if gap_cache is not None and x is gap_cache.state else None
+        return ring_rhs(x, u, w, L_arg, p, gaps=known)
 
     L_like, L2 = {}, {}  # the lengths (and twice them) in the dtype and layout of the states
 
@@ -1072,7 +1101,7 @@ def ring_plant(params: Params | None = None, ring_length: Any = None) -> Plant:
         key = x.dtype
         if key not in L_like:
             L_like[key] = L_arg if L.ndim == 0 else L.astype(x.dtype)
-            L2[key] = 2.0 * L_like[key]
+            L2[key] = 2.0 * float(np.min(L_like[key]))
         return _post_numpy(x, n, L_like[key], L2[key])
 
     def observe(x):

@@ -18,6 +18,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from .dynamics import (
     HEADWAY_SCALE,
+    GapCache,
     Params,
     acceleration_noise,
     ring_gaps,
@@ -249,6 +250,10 @@ class RingRoadEnv(gym.Env):
         self.state = None
         self._gaps = None
         self._veh_length = p.vehicle_length
+        # the plant the env steps: the ring plant, reusing the gaps computed for the observation
+        self._cache = GapCache()
+        self._physics = None
+        self._physics_length = None
 
     # ------------------------------------------------------------------ properties
     @property
@@ -270,11 +275,15 @@ class RingRoadEnv(gym.Env):
         p = self.params
         self._length = _ring_length(p, self.np_random, options)
         x = _initial_state(p, self._length, options)
-        advance = self.plant.advance
+        if self._physics is None or self._physics_length != self._length:
+            self._physics = ring_plant(p, self._length, gap_cache=self._cache)
+            self._physics_length = self._length
+        advance = self._physics.advance
         for _ in range(p.warmup_steps):  # u=None: the AVs drive as noise-free humans
             x = advance(x, None, acceleration_noise(self.np_random, p))
         self.state = x
         self._gaps = ring_gaps(x[: self._n], self._length, p.vehicle_length)
+        self._cache.set(x, self._gaps)
         return self._obs(), self._info(np.zeros(self._n), np.zeros(self._m, dtype=bool))
 
     def step(self, action):
@@ -283,10 +292,11 @@ class RingRoadEnv(gym.Env):
         a = _check_action(action, self._m, self._lo, self._hi)
         n = self._n
         w = acceleration_noise(self.np_random, self.params)
-        x = self.plant.advance(self.state, a, w)  # a is saturated already
+        x = self._physics.advance(self.state, a, w)  # a is saturated already
         acc, failsafe = ring_step_info(self.state, x, a, self.params)
         self.state = x
         self._gaps = gaps = ring_gaps(x[:n], self._length, self._veh_length)
+        self._cache.set(x, gaps)
         v = x[n:]
         reward = ring_reward(v, a)
         obs = ring_observation(x, self._length, self.params, gaps=gaps).astype(np.float32)
@@ -402,7 +412,9 @@ class RingRoadVectorEnv(VectorEnv):
         self._autoreset = np.zeros(B, dtype=bool)
         self._plant = None
         self._plant_lengths = None
-        self._physics = None  # the plant with the lengths laid out per car, for the step
+        # the plant the env steps: lengths laid out per car, and the gaps of the observation
+        self._cache = GapCache()
+        self._physics = None
 
     @property
     def plant(self):
@@ -437,7 +449,7 @@ class RingRoadVectorEnv(VectorEnv):
         # the lengths laid out per car: same-shape operations in the step are cheaper than
         # broadcasting a column
         self._car_lengths[rows] = car_lengths
-        self._physics = ring_plant(p, self._car_lengths.copy())
+        self._physics = ring_plant(p, self._car_lengths.copy(), gap_cache=self._cache)
         self._elapsed[rows] = 0
 
     def reset(self, *, seed: int | list | None = None, options: dict | None = None):
@@ -457,6 +469,7 @@ class RingRoadVectorEnv(VectorEnv):
         self._autoreset[:] = False
         n = self._n
         self._gaps = ring_gaps(self.state[:, :n], self._car_lengths, self.params.vehicle_length)
+        self._cache.set(self.state, self._gaps)
         acc = np.zeros((self.num_envs, n), dtype=self.dtype)
         fs = np.zeros((self.num_envs, self._m), dtype=bool)
         return self._obs(), self._info(acc, fs)
@@ -491,6 +504,7 @@ class RingRoadVectorEnv(VectorEnv):
         self._elapsed += 1
         self._elapsed[done] = 0
         self._gaps = ring_gaps(self.state[:, :n], self._car_lengths, p.vehicle_length)
+        self._cache.set(self.state, self._gaps)
         terminated = np.zeros(B, dtype=bool)
         if self.max_episode_steps is not None:
             truncated = self._elapsed >= self.max_episode_steps
