@@ -219,3 +219,16 @@ def test_plant_fact_arguments_are_checked():
         plant.metrics(np.zeros((3, 3)))
     with pytest.raises(ValueError, match="settle: expected an int >= 0"):
         nc.operating_point(plant, None, settle=-1)
+
+
+def test_training_summary_analyses_the_ring_at_the_policys_own_uniform_flow():
+    from neuroctl.train.result import policy_summary
+
+    plant = gym.make("neuroctl/RingRoad-v0").unwrapped.plant  # 230 m before the first reset
+    fs = plant.controller("followerstopper")
+    out = policy_summary("neuroctl/RingRoad-v0", fs)
+    assert "analysis_error" not in out
+    v_des = 0.9 * float(uniform_flow_equilibrium(n_vehicles=N, ring_length=230.0)[1])
+    speeds = np.array(out["analysis"]["op"]["x"])[N:]
+    np.testing.assert_allclose(speeds, v_des, rtol=1e-9)  # the settled relative equilibrium
+    assert out["analysis"]["verdict"] == "stable"
