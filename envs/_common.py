@@ -467,3 +467,36 @@ def draw_segments(
         d2 = (gx - x0 - t * dx) ** 2 + (gy - y0 - t * dy) ** 2
         img[d2 <= (width / 2) ** 2] = np.asarray(rgb, dtype=np.uint8)
     return img
+
+
+def reach_metrics(states: np.ndarray, inputs: np.ndarray, r: np.ndarray) -> dict:
+    """A reaching arm's figures of a run: how close it came to rest at the target.
+
+    For states ``[angles (k), angular speeds (k)]`` and a target of ``k`` angles (a plant's
+    ``metrics=``).
+
+    Parameters
+    ----------
+    states : ndarray, shape (T + 1, 2k)
+        rad, rad/s.
+    inputs : ndarray, shape (T, m)
+        Torques applied, N m.
+    r : ndarray, shape (k,)
+        Target angles, rad.
+
+    Returns
+    -------
+    dict
+        ``final_error`` (largest ``|r - q|`` at the end, rad), ``final_speed`` (largest
+        ``|q̇|`` at the end, rad/s), ``reached`` (within 0.05 rad and 0.1 rad/s) and
+        ``max_abs_action`` (N m).
+    """
+    k = r.size
+    err = float(np.max(np.abs(r - states[-1, :k])))
+    speed = float(np.max(np.abs(states[-1, k : 2 * k])))
+    return {
+        "final_error": err,
+        "final_speed": speed,
+        "reached": bool(err < 0.05 and speed < 0.1),
+        "max_abs_action": float(np.max(np.abs(inputs))) if inputs.size else 0.0,
+    }

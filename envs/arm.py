@@ -22,7 +22,15 @@ from neuroctl._array import namespace, stack, unstack
 from neuroctl.controllers import linear_controller
 from neuroctl.plant import INTEGRATORS, Plant
 
-from ._common import EnvModel, PlantEnv, PlantVectorEnv, draw_segments, make_params, option_array
+from ._common import (
+    EnvModel,
+    PlantEnv,
+    PlantVectorEnv,
+    draw_segments,
+    make_params,
+    option_array,
+    reach_metrics,
+)
 
 __all__ = [
     "ArmParams",
@@ -240,6 +248,11 @@ def arm_plant(params: ArmParams | None = None) -> Plant:
         references=["target"],
         equilibrium=equilibrium,
         name="arm",
+        controllers={
+            "pd": ("PD with gravity compensation", lambda plant: pd_gravity_controller(params)),
+            "zero": ("no torque", lambda plant: None),
+        },
+        metrics=reach_metrics,
         params=params,
     )
 

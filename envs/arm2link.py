@@ -26,7 +26,15 @@ from neuroctl._array import namespace, stack, unstack
 from neuroctl.controllers import linear_controller
 from neuroctl.plant import INTEGRATORS, Plant
 
-from ._common import EnvModel, PlantEnv, PlantVectorEnv, draw_segments, make_params, option_array
+from ._common import (
+    EnvModel,
+    PlantEnv,
+    PlantVectorEnv,
+    draw_segments,
+    make_params,
+    option_array,
+    reach_metrics,
+)
 from .arm import _finite
 
 __all__ = [
@@ -299,6 +307,11 @@ def arm2link_plant(params: Arm2LinkParams | None = None) -> Plant:
         nominal_reference=np.asarray(params.home),
         equilibrium=equilibrium,
         name="arm2link",
+        controllers={
+            "pd": ("PD with gravity compensation", lambda plant: pd_gravity_controller(params)),
+            "zero": ("no torque", lambda plant: None),
+        },
+        metrics=reach_metrics,
         params=params,
     )
 

@@ -65,7 +65,23 @@ def cartpole_rhs(x, u):
     return stack([speed, spin, accel, spin_rate], like=x)
 
 
+def cartpole_lqr(plant: Plant):
+    """LQR on the discrete map at the upright equilibrium (an ``nn.Linear`` on the state)."""
+    Q, R = np.diag([1.0, 10.0, 1.0, 1.0]), [[0.1]]
+    return neuroctl.lqr(plant, plant.equilibrium(), Q=Q, R=R, continuous=False)
+
+
+def cartpole_metrics(states, inputs, r):
+    """The figures of a balancing run: the tilt and cart offset at the end, the peak force."""
+    return {
+        "final_tilt": float(abs(states[-1, 1])),
+        "final_offset": float(abs(states[-1, 0])),
+        "peak_force": float(np.abs(inputs).max()) if inputs.size else 0.0,
+    }
+
+
 def cartpole_plant() -> Plant:
+    # what an analysis needs, declared with the plant: its rest states and its controllers
     return Plant(
         states=["x", "theta", "x_dot", "theta_dot"],
         inputs=["force"],
@@ -74,7 +90,13 @@ def cartpole_plant() -> Plant:
         integrator="euler",  # CartPole-v1's "euler" kinematics
         input_lower=-10.0,
         input_upper=10.0,
-        equilibrium=lambda r: (np.zeros(4), np.zeros(1)),
+        equilibrium=lambda r: (np.zeros(4), np.zeros(1)),  # upright
+        operating_points={"hanging": lambda r: (np.array([0.0, np.pi, 0.0, 0.0]), np.zeros(1))},
+        controllers={
+            "lqr": ("LQR at the upright equilibrium (discrete map)", cartpole_lqr),
+            "zero": ("no force", lambda plant: None),
+        },
+        metrics=cartpole_metrics,
         name="cartpole",
     )
 
@@ -101,8 +123,7 @@ def main(args: Args) -> dict:
     plant = cartpole_plant()
 
     # 2. LQR on the discrete map at the upright equilibrium, and the closed loop's poles
-    upright = (np.zeros(4), np.zeros(1))
-    K = neuroctl.lqr(plant, upright, Q=np.diag([1.0, 10.0, 1.0, 1.0]), R=[[0.1]], continuous=False)
+    K = plant.controller("lqr")
     report = neuroctl.analyze(plant, K, continuous=False)
     poles = np.sort_complex(report.regions[0].poles)
     print(f"LQR gain K = {np.round(K.state_gain, 2).tolist()}; closed loop {report.verdict}")

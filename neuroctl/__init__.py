@@ -34,6 +34,7 @@ _LAZY = {
     "plant_jacobians": ".linearize",
     "operating_point": ".linearize",
     "OperatingPoint": ".linearize",
+    "OperatingPointError": ".linearize",
     "linearize": ".linearize",
     "Linearization": ".linearize",
     "lqr": ".linearize",

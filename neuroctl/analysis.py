@@ -427,7 +427,7 @@ def analyze(
         Directions of the state space along which the dynamics are invariant (e.g. shifting every
         position on a ring road): their neutral modes (0, or 1 for a discrete map) are factored
         out of the poles and the step response (quotient ``Qᵀ A Q`` with ``Q`` an orthonormal
-        basis of the orthogonal complement).
+        basis of the orthogonal complement). Default ``plant.invariants``.
     marginal_tol : float
         Poles within this distance of the stability boundary are "marginal".
     norm, kink_tol, validity_tol, max_kink_neurons
@@ -462,6 +462,8 @@ def analyze(
     elif step_output not in outs:
         raise ValueError(f"step_output: expected one of {outs}, received {step_output!r}")
     reducer = None
+    if invariant is None and plant.invariants.shape[1]:
+        invariant = plant.invariants
     if invariant is not None:
         V = np.asarray(invariant, float).reshape(plant.n_states, -1)
         U, s, _ = np.linalg.svd(V, full_matrices=True)

@@ -46,6 +46,7 @@ __all__ = [
     "PlantJacobians",
     "operating_point",
     "OperatingPoint",
+    "OperatingPointError",
     "linearize",
     "Linearization",
     "LoopRegion",
@@ -808,8 +809,8 @@ class OperatingPoint:
 
         Useful for relative equilibria, e.g. a ring road in uniform flow, where positions move
         at a common speed but the dynamics are translation invariant: with ``invariant=`` (see
-        :func:`operating_point`) the motion along those directions is reported as ``drift``
-        and removed from the residual.
+        :func:`operating_point`; default ``plant.invariants``) the motion along those
+        directions is reported as ``drift`` and removed from the residual.
         """
         cont = _is_continuous(plant, continuous)
         r, w = _ref_dist(plant, reference, disturbance)
@@ -822,7 +823,7 @@ class OperatingPoint:
             cont,
             success=None,
             message="given",
-            invariant=invariant,
+            invariant=_plant_invariant(plant, invariant),
         )
 
     def __repr__(self) -> str:
@@ -943,6 +944,53 @@ def _make_op(plant, ctrl, x, r, w, cont, *, success, message, invariant=None):
     )
 
 
+class OperatingPointError(RuntimeError):
+    """The solve for an operating point did not converge: no equilibrium was found.
+
+    Attributes
+    ----------
+    op : OperatingPoint
+        The best point the solver reached (``success=False``; its ``residual`` says how far it
+        is from an equilibrium). Never an equilibrium: do not analyse it.
+    """
+
+    def __init__(self, message: str, op: OperatingPoint) -> None:
+        super().__init__(message)
+        self.op = op
+
+
+def _plant_invariant(plant: Plant, invariant):
+    """``invariant`` if given, else the plant's own directions (``None`` when it has none)."""
+    if invariant is not None:
+        V = _invariant(invariant, plant.n_states)
+        return V if V.shape[1] else None
+    V = plant.invariants
+    return V if V.shape[1] else None
+
+
+def _guess(plant: Plant, guess, r: np.ndarray) -> tuple[np.ndarray, str]:
+    if guess is None:
+        points = plant.operating_points(r)
+        if points:
+            name = next(iter(points))
+            return points[name][0], f"the plant's {name!r} operating point"
+        return np.zeros(plant.n_states), "the zero state"
+    if isinstance(guess, str):
+        points = plant.operating_points(r)
+        if guess not in points:
+            raise ValueError(
+                f"guess: expected a state or one of the plant's operating points {list(points)}"
+                f", received {guess!r}"
+            )
+        return points[guess][0], f"the plant's {guess!r} operating point"
+    x = np.asarray(guess, float)
+    if x.shape != (plant.n_states,):
+        raise ValueError(
+            f"guess: expected a state of shape ({plant.n_states},), received shape {x.shape}"
+        )
+    return x, "the given guess"
+
+
 def operating_point(
     plant: Plant,
     controller,
@@ -953,11 +1001,16 @@ def operating_point(
     continuous: bool | None = None,
     invariant=None,
     tol: float = 1e-9,
+    settle: int = 0,
 ) -> OperatingPoint:
-    """The closed-loop equilibrium of ``plant`` with ``controller``.
+    """The closed-loop equilibrium (or relative equilibrium) of ``plant`` with ``controller``.
 
     Solves ``rhs(x, sat(π(observe(x, r)))) = 0`` (continuous) or ``step(x, π(observe(x, r))) = x``
-    (discrete) with ``scipy.optimize.root`` (MINPACK ``hybr``), the Jacobian by autograd.
+    (discrete) with ``scipy.optimize.root`` (MINPACK ``hybr``), the Jacobian by autograd. When
+    the plant has :attr:`~neuroctl.Plant.invariants` (or ``invariant`` is given), a *relative*
+    equilibrium is solved for instead (see ``invariant``). A solve that does not reach the
+    tolerance raises :class:`OperatingPointError`; a point that is not an equilibrium is never
+    returned.
 
     Parameters
     ----------
@@ -969,48 +1022,64 @@ def operating_point(
         Reference (default: the plant's nominal one).
     disturbance : array_like, shape (n_w,), optional
         Constant disturbance (default zeros).
-    guess : array_like, shape (n,), optional
-        Initial guess (default: ``plant.equilibrium(r)`` if defined, else zeros).
+    guess : array_like, shape (n,), or str, optional
+        Initial guess: a state, or the name of one of ``plant.operating_points(r)``. Default: the
+        first of those (``"nominal"``, from ``equilibrium=``), else zeros.
     continuous : bool, optional
         Default: continuous if the plant has an ``rhs``.
     invariant : array_like, shape (n, k), optional
-        Directions along which the dynamics are invariant (e.g. shifting every car on a ring
-        road). Then a *relative* equilibrium is solved for: ``F(x) = V c`` (the state drifts at
-        the constant rate ``c`` along them, reported as ``drift``), with ``Vᵀ (x - guess) = 0``
-        fixing the position along them. The residual is ``F(x) - V c``.
+        Directions along which the dynamics are invariant; default ``plant.invariants`` (an
+        array of shape ``(n, 0)`` solves for a plain equilibrium). With ``k > 0`` a *relative*
+        equilibrium is solved for: ``F(x) = V c`` (the state drifts at the constant rate ``c``
+        along them, reported as ``drift``), with ``Vᵀ (x - guess) = 0`` fixing the position
+        along them. The residual is ``F(x) - V c``.
     tol : float
-        Success if the max-norm of the residual is at most ``tol``.
+        Success if the max-norm of the residual is at most ``tol`` (state units per second, or
+        per step for a discrete map).
+    settle : int
+        If positive, first run the noise-free closed loop (``neuroctl.simulate``) for ``settle``
+        steps from the guess and solve from where it ends: for control laws (saturated, flat)
+        whose equilibrium is far from the plant's nominal point.
 
     Returns
     -------
     OperatingPoint
         With ``steady_state_error = x - x_eq(r)`` when the plant defines its rest state: a
         controller that does not compensate gravity settles away from the target.
+
+    Raises
+    ------
+    OperatingPointError
+        If the residual of the solution is above ``tol``; its ``op`` is the point reached.
     """
     from scipy.optimize import root
 
     cont = _is_continuous(plant, continuous)
     tol = _check_positive(tol, "tol")
+    if not (isinstance(settle, (int, np.integer)) and not isinstance(settle, bool) and settle >= 0):
+        raise ValueError(f"settle: expected an int >= 0 (steps), received {settle!r}")
     r, w = _ref_dist(plant, reference, disturbance)
     ctrl = _controller64(controller)
-    if guess is None:
-        if plant._equilibrium is not None:
-            guess = plant.equilibrium(r)[0]
-        else:
-            guess = np.zeros(plant.n_states)
-    guess = np.asarray(guess, float).reshape(plant.n_states)
+    guess, source = _guess(plant, guess, r)
+    if settle:
+        from .simulate import simulate
+
+        guess = np.asarray(
+            simulate(plant, controller, guess, int(settle), reference=r).states[-1], float
+        )
+        source += f", settled for {int(settle)} steps"
     F, _ = _closed_loop_fn(plant, ctrl, r, w, cont)
     n = plant.n_states
+    V = _plant_invariant(plant, invariant)
 
     def fun(x):
         (J,), val = _jacobians(F, [x], (0,), n)
         return val, J
 
-    if invariant is None:
+    if V is None:
         sol = root(fun, guess, jac=True, method="hybr", options={"xtol": 1e-13})
         x_sol = np.asarray(sol.x, float)
     else:
-        V = _invariant(invariant, n)
         k = V.shape[1]
 
         def fun_rel(z):
@@ -1025,9 +1094,20 @@ def operating_point(
             fun_rel, np.concatenate([guess, c0]), jac=True, method="hybr", options={"xtol": 1e-13}
         )
         x_sol = np.asarray(sol.x[:n], float)
-    op = _make_op(plant, ctrl, x_sol, r, w, cont, success=None, message="", invariant=invariant)
+    op = _make_op(plant, ctrl, x_sol, r, w, cont, success=None, message="", invariant=V)
     op.success = bool(op.residual_norm <= tol)
-    op.message = "converged" if op.success else f"NOT converged ({' '.join(sol.message.split())})"
+    kind = "relative equilibrium" if V is not None else "equilibrium"
+    if not op.success:
+        op.message = f"NOT converged ({' '.join(sol.message.split())})"
+        raise OperatingPointError(
+            f"operating_point: no {kind} of plant {plant.name!r} found from {source}: the "
+            f"solve stopped with residual {op.residual_norm:.3g} (max-norm), above tol={tol:g} "
+            f"({' '.join(sol.message.split())}). Give a better guess= (a state or one of "
+            f"{list(plant.operating_points(r))}), settle= steps of the closed loop first, or "
+            "check that this controller has an equilibrium",
+            op,
+        )
+    op.message = "converged" + (f" ({kind})" if V is not None else "")
     return op
 
 

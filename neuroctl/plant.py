@@ -13,7 +13,7 @@ accepts shapes ``(..., n)``. No physics is ever written twice.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,11 @@ def euler(rhs: RHS, x, u, dt: float):
     return x + dt * rhs(x, u)
 
 
+#: Largest state of one vector that semi_implicit_euler steps on Python floats (beyond it numpy's
+#: three operations on the whole vector are cheaper, e.g. a 44-state ring road).
+_FLOAT_PATH_MAX = 16
+
+
 def semi_implicit_euler(rhs: RHS, x, u, dt: float):
     """Semi-implicit (symplectic) Euler step for a state ``[q, v]`` of two equal halves.
 
@@ -61,9 +66,9 @@ def semi_implicit_euler(rhs: RHS, x, u, dt: float):
         )
     h = n // 2
     f = rhs(x, u)
-    if type(x) is np.ndarray and x.ndim == 1:
-        # one state vector: the same operations in the same order on Python floats, several
-        # times cheaper than on the tiny arrays of a single environment
+    if type(x) is np.ndarray and x.ndim == 1 and n <= _FLOAT_PATH_MAX:
+        # one small state vector: the same operations in the same order on Python floats,
+        # several times cheaper than on the tiny arrays of a single environment
         xs, fs = x.tolist(), unstack(f)
         v_next = [v + dt * a for v, a in zip(xs[h:], fs[h:])]
         q_next = [q + dt * v for q, v in zip(xs[:h], v_next)]
@@ -72,6 +77,15 @@ def semi_implicit_euler(rhs: RHS, x, u, dt: float):
         # numpy: fill one fresh array instead of concatenating two halves (the same numbers;
         # cheaper on the small arrays of a single environment). Torch keeps the out-of-place
         # form below for autograd.
+        if type(x) is np.ndarray and x.ndim > 1 and x.dtype == f.dtype:
+            # batches: the same operations (v + dt a, then q + dt v') on contiguous halves,
+            # joined once (operations on the strided halves of a batch are several times
+            # slower)
+            v_next = np.multiply(f[..., h:], dt)
+            v_next += x[..., h:]
+            q_next = np.multiply(v_next, dt)
+            q_next += x[..., :h]
+            return np.concatenate([q_next, v_next], axis=-1)
         x_next = x + dt * f  # its velocity half is v + dt a; the position half is replaced
         x_next[..., :h] = x[..., :h] + dt * x_next[..., h:]
         return x_next
@@ -178,6 +192,31 @@ class Plant:
     params : object, optional
         The parameter object the plant was built from (for reference only).
 
+    The plant also carries the facts an analysis needs, so that ``neuroctl.analyze(plant,
+    controller)`` is right with no other argument (see :attr:`invariants`,
+    :meth:`operating_points`, :attr:`controllers`, :meth:`metrics`):
+
+    invariants : array_like, shape (n, k) or (n,), optional
+        Directions ``V`` along which the dynamics are invariant: ``rhs(x + V s, u) = rhs(x, u)``
+        and ``observe(x + V s) = observe(x)`` for every ``s`` (e.g. shifting every car of a ring
+        road by the same distance). Operating points along them are *relative* equilibria
+        (``rhs(x, u) ∈ span V``), which :func:`neuroctl.operating_point` solves for, and their
+        neutral modes are factored out of the poles by :func:`neuroctl.analyze`.
+    operating_points : mapping of str to callable, optional
+        Named nominal operating points besides ``equilibrium``: ``name -> fn(r) -> (x, u)``
+        (e.g. a cart-pole's ``"hanging"`` next to its upright equilibrium). Each is the starting
+        point of a solve, not a claim: :func:`neuroctl.operating_point` checks it.
+    controllers : mapping of str to (str, callable), optional
+        The classical controllers that belong to the plant: ``name -> (description,
+        factory)`` with ``factory(plant)`` returning an ``nn.Module``, a callable on
+        observations, or ``None`` (no input). Built by :meth:`controller`.
+    metrics : callable, optional
+        ``metrics(states, inputs, r) -> dict[str, float]`` of a trajectory, ``states`` of shape
+        ``(T + 1, n)``, ``inputs`` of shape ``(T, m)``, reference ``r`` of shape ``(n_ref,)``:
+        the figures that mean something for
+        this plant (a ring's mean speed and smallest gap, an arm's final error). See
+        :meth:`metrics`.
+
     Examples
     --------
     A damped pendulum with a torque limit, integrated with RK4 at 20 ms:
@@ -213,6 +252,10 @@ class Plant:
         post_step: Callable | None = None,
         name: str = "plant",
         params: Any = None,
+        invariants=None,
+        operating_points: Mapping[str, Callable] | None = None,
+        controllers: Mapping[str, tuple[str, Callable]] | None = None,
+        metrics: Callable | None = None,
     ) -> None:
         self.state_names = _names(states, "x", "states")
         self.input_names = _names(inputs, "u", "inputs")
@@ -264,6 +307,7 @@ class Plant:
         self._post_step = post_step
         self.name = name
         self.params = params
+        self._set_facts(invariants, operating_points, controllers, metrics)
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -409,6 +453,164 @@ class Plant:
             r = self.nominal_reference
         x_eq, u_eq = self._equilibrium(np.asarray(r, dtype=float))
         return np.asarray(x_eq, dtype=float), np.asarray(u_eq, dtype=float)
+
+    # ------------------------------------------------------------- analysis facts
+    def _set_facts(self, invariants, operating_points, controllers, metrics) -> None:
+        n = self.n_states
+        if invariants is None:
+            V = np.zeros((n, 0))
+        else:
+            V = np.asarray(invariants, dtype=float)
+            if V.ndim == 1:
+                V = V[:, None]
+            if V.ndim != 2 or V.shape[0] != n or not np.isfinite(V).all():
+                raise ValueError(
+                    f"invariants: expected finite directions of shape ({n}, k) or ({n},), "
+                    f"received an array of shape {np.shape(invariants)}"
+                )
+            if V.shape[1] and np.linalg.matrix_rank(V) < V.shape[1]:
+                raise ValueError(
+                    f"invariants: expected {V.shape[1]} linearly independent directions, "
+                    f"received a matrix of rank {np.linalg.matrix_rank(V)}"
+                )
+        V.flags.writeable = False
+        self._invariants = V
+        points = {} if operating_points is None else dict(operating_points)
+        for key, fn in points.items():
+            if not isinstance(key, str) or not callable(fn):
+                raise TypeError(
+                    "operating_points: expected a mapping of names (str) to callables "
+                    f"fn(r) -> (x, u), received {key!r}: {fn!r}"
+                )
+        if "nominal" in points:
+            raise ValueError(
+                "operating_points: the name 'nominal' is the plant's equilibrium= point; "
+                "give that one as equilibrium="
+            )
+        self._operating_points = points
+        table = {} if controllers is None else dict(controllers)
+        for key, entry in table.items():
+            ok = (
+                isinstance(key, str)
+                and isinstance(entry, tuple)
+                and len(entry) == 2
+                and isinstance(entry[0], str)
+                and callable(entry[1])
+            )
+            if not ok:
+                raise TypeError(
+                    "controllers: expected a mapping of names (str) to (description, "
+                    f"factory(plant)) pairs, received {key!r}: {entry!r}"
+                )
+        self._controllers = table
+        if metrics is not None and not callable(metrics):
+            raise TypeError(
+                f"metrics: expected a callable metrics(states, inputs, r) -> dict, received "
+                f"{metrics!r}"
+            )
+        self._metrics = metrics
+
+    @property
+    def invariants(self) -> np.ndarray:
+        """Directions of invariance of the dynamics, shape ``(n, k)`` (``k = 0``: none).
+
+        Read-only. See the ``invariants`` argument of :class:`Plant`.
+        """
+        return self._invariants
+
+    def operating_points(self, r=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The plant's nominal operating points for reference ``r``, by name.
+
+        ``"nominal"`` (from ``equilibrium=``, first) and the ``operating_points=`` the plant
+        declares. With :attr:`invariants` these are relative equilibria (states that move along
+        the invariant directions). They are starting points of
+        :func:`neuroctl.operating_point`, which solves the closed loop from them.
+
+        Parameters
+        ----------
+        r : array_like, shape (n_ref,), optional
+            Reference; default ``nominal_reference``.
+
+        Returns
+        -------
+        dict of str to (ndarray (n,), ndarray (m,))
+        """
+        if r is None:
+            r = self.nominal_reference
+        r = np.asarray(r, dtype=float)
+        out = {}
+        if self._equilibrium is not None:
+            out["nominal"] = self.equilibrium(r)
+        for key, fn in self._operating_points.items():
+            x, u = fn(r)
+            x, u = np.asarray(x, dtype=float), np.asarray(u, dtype=float)
+            if x.shape != (self.n_states,) or u.shape != (self.n_inputs,):
+                raise ValueError(
+                    f"operating_points[{key!r}]: expected (x, u) of shapes ({self.n_states},) "
+                    f"and ({self.n_inputs},), received {x.shape} and {u.shape}"
+                )
+            out[key] = (x, u)
+        return out
+
+    @property
+    def controllers(self) -> dict[str, str]:
+        """Names and descriptions of the classical controllers that belong to the plant."""
+        return {key: entry[0] for key, entry in self._controllers.items()}
+
+    def controller(self, name: str):
+        """Build the classical controller ``name`` of this plant (see :attr:`controllers`).
+
+        Parameters
+        ----------
+        name : str
+
+        Returns
+        -------
+        nn.Module or callable or None
+            What the factory returns (``None``: no input).
+        """
+        entry = self._controllers.get(name)
+        if entry is None:
+            raise KeyError(
+                f"controller: plant {self.name!r} has no controller {name!r}; expected one of "
+                f"{sorted(self._controllers)}"
+            )
+        return entry[1](self)
+
+    def metrics(self, states, inputs=None, r=None) -> dict[str, float]:
+        """The plant's own figures of a trajectory (empty if the plant declares none).
+
+        Parameters
+        ----------
+        states : array_like, shape (T + 1, n)
+            States of a run, initial state first.
+        inputs : array_like, shape (T, m), optional
+            Inputs applied (default zeros).
+        r : array_like, shape (n_ref,), optional
+            Reference of the run (default ``nominal_reference``).
+
+        Returns
+        -------
+        dict of str to float (or bool)
+        """
+        x = np.asarray(states, dtype=float)
+        if x.ndim != 2 or x.shape[-1] != self.n_states:
+            raise ValueError(
+                f"states: expected shape (T + 1, {self.n_states}), received {x.shape}"
+            )
+        u = (
+            np.zeros((max(len(x) - 1, 0), self.n_inputs))
+            if inputs is None
+            else np.asarray(inputs, dtype=float)
+        )
+        if u.ndim != 2 or u.shape[-1] != self.n_inputs:
+            raise ValueError(f"inputs: expected shape (T, {self.n_inputs}), received {u.shape}")
+        r = self.nominal_reference if r is None else np.asarray(r, dtype=float)
+        if r.shape != (self.n_references,):
+            raise ValueError(f"r: expected shape ({self.n_references},), received {r.shape}")
+        if self._metrics is None:
+            return {}
+        return dict(self._metrics(x, u, r))
 
     # ---------------------------------------------------------- python-control
     def to_nlsys(self, *, continuous: bool = False):

@@ -23,7 +23,6 @@ from neuroctl.envs.ring_road import (
     ring_gaps,
     ring_metrics,
     ring_plant,
-    ring_step,
     uniform_flow_equilibrium,
 )
 from neuroctl.envs.ring_road.controllers import FollowerStopper, IDMController, PISaturation
@@ -113,8 +112,9 @@ def test_numpy_ring_reproduces_reference_wave_statistics():
     rng = np.random.default_rng(0)
     x = np.concatenate([(np.arange(n) * L / n + rng.uniform(-0.5, 0.5, n)) % L, np.zeros(n)])
     speeds, gaps = [], []
+    step = ring_plant(p, L).step
     for k in range(1, 6001):
-        x, _, _ = ring_step(x, np.zeros(0), None, L, p)
+        x = step(x, np.zeros(0))
         if k >= 3000:
             speeds.append(x[n:])
             gaps.append(ring_gaps(x[:n], L))
@@ -156,12 +156,17 @@ def test_batched_gaps_and_step_agree_with_the_remainder_and_torch():
     u = rng.uniform(-3, 3, (B, 1))
     w = rng.normal(0, 0.1, (B, n))
     t = torch.as_tensor
-    ref = ring_step(t(x), t(u), t(w), t(L), p)
+    ref = ring_plant(p, t(L)).step(t(x), t(u), t(w))
     for lengths in (L, per_car):
-        got = ring_step(x, u, w, lengths, p)
-        for a, b in zip(got, ref):
-            assert_ulp_close(a, b, what="numpy step against torch step")
-    assert ((ref[0][:, :n] >= 0) & (ref[0][:, :n] < torch.as_tensor(L)[:, None])).all()
+        got = ring_plant(p, lengths).step(x, u, w)
+        assert_ulp_close(got, ref, what="numpy step against torch step")
+    assert ((ref[:, :n] >= 0) & (ref[:, :n] < torch.as_tensor(L)[:, None])).all()
+    # positions from outside [0, L) (a user's state) wrap as torch's floating remainder does
+    far = x.copy()
+    far[:, :n] += 3 * L[:, None]
+    far_ref = ring_plant(p, t(L)).step(t(far), t(u), t(w))
+    assert_ulp_close(ring_plant(p, L).step(far, u, w), far_ref, what="wrap from [3L, 4L)")
+    assert ((far_ref[:, :n] >= 0) & (far_ref[:, :n] < t(L)[:, None])).all()
 
 
 # --------------------------------------------------------------------------- plant
@@ -403,10 +408,11 @@ def test_ring_invariants_under_random_actions(n, n_av_frac, slack, noise, model,
     cuts = np.sort(rng.uniform(0, slack, (B, n)), axis=1)  # random free space split
     q = (cuts + np.arange(n) * 5.0 + rng.uniform(0, L, (B, 1))) % L
     x = np.concatenate([q, rng.uniform(0, 30, (B, n))], axis=1)
+    step = ring_plant(p, L).step
     for _ in range(60):
         u = rng.uniform(-30, 30, (B, n_av))
         w = rng.normal(0, noise + 1e-9, (B, n))
-        x, _, _ = ring_step(x, np.clip(u, -1, 1), w, L, p)
+        x = step(x, u, w)  # saturated to the action bounds by the plant
         gaps = ring_gaps(x[:, :n], L)
         assert (gaps >= -1e-9).all(), "a car overlapped its leader"
         assert (x[:, n:] >= 0).all()

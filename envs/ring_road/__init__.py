@@ -26,7 +26,8 @@ from .dynamics import (
     ring_post_step,
     ring_reward,
     ring_rhs,
-    ring_step,
+    ring_step_info,
+    ring_trajectory_metrics,
     uniform_flow_equilibrium,
 )
 
@@ -46,11 +47,12 @@ __all__ = [
     "ring_accelerations",
     "ring_gaps",
     "ring_metrics",
+    "ring_trajectory_metrics",
     "ring_observation",
     "ring_plant",
     "ring_post_step",
     "ring_reward",
     "ring_rhs",
-    "ring_step",
+    "ring_step_info",
     "uniform_flow_equilibrium",
 ]

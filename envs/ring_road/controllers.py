@@ -14,7 +14,14 @@ from torch import nn
 
 from .dynamics import HEADWAY_SCALE, SPEED_SCALE, IDMParams, idm_acceleration
 
-__all__ = ["decode_observation", "IDMController", "FollowerStopper", "PISaturation"]
+__all__ = [
+    "decode_observation",
+    "IDMController",
+    "FollowerStopper",
+    "PISaturation",
+    "EachAV",
+    "ring_controllers",
+]
 
 
 def decode_observation(y: torch.Tensor):
@@ -209,3 +216,87 @@ class PISaturation(_Bounded):
             beta * (alpha * v_target + (1.0 - alpha) * v_lead) + (1.0 - beta) * self._v_cmd.detach()
         )
         return self._out((self._v_cmd - v) / self.dt)
+
+
+class EachAV(nn.Module):
+    """One AV controller applied to each of ``n_av`` AVs of the plant's partial observation.
+
+    Maps ``(..., 3 n_av)`` (the observations of the AVs, one after the other) to
+    ``(..., n_av)`` accelerations: the ring plant's input. ``reset()`` is passed on.
+
+    Parameters
+    ----------
+    controller : nn.Module
+        Acts on one AV's observation, ``(..., 3) -> (..., 1)``.
+    n_av : int
+    """
+
+    def __init__(self, controller: nn.Module, n_av: int):
+        super().__init__()
+        self.controller, self.n_av = controller, int(n_av)
+        if hasattr(controller, "reset"):
+            self.reset = controller.reset
+
+    def forward(self, y):
+        if y.shape[-1] != 3 * self.n_av:
+            raise ValueError(
+                f"expected the partial observation of {self.n_av} AV(s), shape (..., "
+                f"{3 * self.n_av}), received shape {tuple(y.shape)}"
+            )
+        a = self.controller(y.reshape(*y.shape[:-1], self.n_av, 3))
+        return a.reshape(*y.shape[:-1], self.n_av)
+
+
+def ring_controllers(params, ring_length: float) -> dict:
+    """The classical AV controllers of a ring, as a plant's ``controllers=`` table.
+
+    ``name -> (description, factory(plant))``: ``"idm"`` (the AV drives like an IDM human),
+    ``"followerstopper"`` (Stern et al. 2018, target speed 90% of the ring's uniform-flow
+    speed: it damps the wave by driving a little slower than the flow the humans settle to, as
+    in ``examples/ring_wave.py``), ``"pi"`` (PI with saturation, stateful) and ``"zero"`` (no
+    AV acceleration). An all-human ring (``n_av=0``) has the one entry ``"human"`` (no input).
+    The AV controllers need Flow's partial observation; with ``observation="full"`` only
+    ``"zero"`` is offered.
+
+    Parameters
+    ----------
+    params : ring_road.Params
+    ring_length : float
+        m (the FollowerStopper's target speed depends on it).
+
+    Returns
+    -------
+    dict of str to (str, callable)
+    """
+    from .dynamics import uniform_flow_equilibrium
+
+    if not params.n_av:
+        return {"human": ("no AV: every car is an IDM human", lambda plant: None)}
+    table = {"zero": ("no AV acceleration", lambda plant: None)}
+    if params.observation != "partial":
+        return table
+    bounds = tuple(float(b) for b in params.accel_bounds)
+    dt, n_av = params.dt, params.n_av
+
+    def each(make):
+        return lambda plant: EachAV(make(), n_av)
+
+    def follower_stopper():
+        _, v = uniform_flow_equilibrium(params, ring_length=ring_length)
+        return FollowerStopper(v_des=0.9 * float(v), accel_bounds=bounds, dt=dt)
+
+    table.update(
+        idm=(
+            "the AV drives like an IDM human",
+            each(lambda: IDMController(params=params.idm, accel_bounds=bounds, dt=dt)),
+        ),
+        followerstopper=(
+            "FollowerStopper (Stern et al. 2018), target 90% of the uniform-flow speed",
+            each(follower_stopper),
+        ),
+        pi=(
+            "PI with saturation (Stern et al. 2018; stateful)",
+            each(lambda: PISaturation(dt=dt, accel_bounds=bounds)),
+        ),
+    )
+    return table

@@ -49,16 +49,18 @@ __all__ = [
     "uniform_flow_equilibrium",
     "ring_gaps",
     "ring_metrics",
+    "ring_trajectory_metrics",
     "RingMetrics",
     "ring_accelerations",
     "ring_rhs",
     "ring_post_step",
-    "ring_step",
+    "ring_step_info",
     "ring_observation",
     "ring_reward",
     "acceleration_noise",
     "standard_normal_float32",
     "ring_plant",
+    "GapCache",
 ]
 
 #: Flow's normalisation of speeds (m/s) in the partial observation.
@@ -620,6 +622,34 @@ def ring_metrics(speeds, gaps, *, vehicle_length: float = 5.0) -> RingMetrics:
     )
 
 
+def ring_trajectory_metrics(states, ring_length: float, params: Params) -> dict:
+    """The ring's figures of a run of states: :func:`ring_metrics` plus the speed range.
+
+    Parameters
+    ----------
+    states : array_like, shape (T, 2N)
+        States ``[positions, speeds]`` of a run (every sample counts).
+    ring_length : float
+        m.
+    params : Params
+
+    Returns
+    -------
+    dict
+        ``mean_speed``, ``speed_std``, ``min_speed``, ``max_speed`` (m/s), ``min_gap`` (m),
+        ``flow`` (vehicles per hour).
+    """
+    x = np.asarray(states, dtype=float)
+    n = params.n_vehicles
+    if x.ndim != 2 or x.shape[-1] != 2 * n:
+        raise ValueError(f"states: expected shape (T, {2 * n}), received {x.shape}")
+    speeds = x[:, n:]
+    gaps = ring_gaps(x[:, :n], float(ring_length), params.vehicle_length)
+    out = ring_metrics(speeds, gaps, vehicle_length=params.vehicle_length).to_dict()
+    out.update(min_speed=float(speeds.min()), max_speed=float(speeds.max()))
+    return out
+
+
 # ---------------------------------------------------------------------------- the step
 class _Consts:
     """Per-``Params`` constants cached for a lean step (index arrays, masks, matrices)."""
@@ -740,6 +770,28 @@ def _commanded(x, u, w, ring_length, params: Params, gaps):
     return acc, v, gaps, cmd
 
 
+def _limited(x, u, w, ring_length, params: Params, gaps, out=None):
+    """Accelerations with the no-overlap limits, and the AV commands (see ring_accelerations).
+
+    ``out`` (numpy only): where to write the accelerations, shape ``(..., N)``.
+    """
+    acc, v, gaps, cmd = _commanded(x, u, w, ring_length, params, gaps)
+    c = _consts(params)
+    if type(acc) is np.ndarray and acc.ndim > 1:
+        # batches: the same operations as below, in place on fresh arrays (the same numbers)
+        hi = gaps * c.inv_dt
+        hi -= v
+        hi *= c.inv_dt
+        np.minimum(acc, hi, out=hi)
+        np.multiply(v, -c.inv_dt, out=acc)
+        return np.maximum(hi, acc, out=acc if out is None else out), cmd
+    acc = _clamp_min(_clamp_max(acc, (gaps * c.inv_dt - v) * c.inv_dt), -v * c.inv_dt)
+    if out is not None:
+        out[...] = acc
+        return out, cmd
+    return acc, cmd
+
+
 def ring_accelerations(x, u, w, ring_length, params: Params, *, gaps=None):
     """Accelerations of all cars, with the AV fail-safe and the no-overlap limits.
 
@@ -765,19 +817,25 @@ def ring_accelerations(x, u, w, ring_length, params: Params, *, gaps=None):
     failsafe : array or tensor of bool, shape (..., n_av)
         True where a limit reduced the AV's command.
     """
-    acc, v, gaps, cmd = _commanded(x, u, w, ring_length, params, gaps)
-    c = _consts(params)
-    acc = _clamp_min(_clamp_max(acc, (gaps * c.inv_dt - v) * c.inv_dt), -v * c.inv_dt)
-    return acc, acc[..., c.av_cols] < _as(cmd, acc)
+    acc, cmd = _limited(x, u, w, ring_length, params, gaps)
+    return acc, acc[..., _consts(params).av_cols] < _as(cmd, acc)
 
 
-def ring_rhs(x, u, w, ring_length, params: Params):
+def ring_rhs(x, u, w, ring_length, params: Params, *, gaps=None):
     """Continuous right-hand side ``dx/dt = [v, accel]`` (shape ``(..., 2N)``) for the plant.
 
-    The acceleration is :func:`ring_accelerations` (its safety limits use ``params.dt``).
+    The acceleration is :func:`ring_accelerations` (its safety limits use ``params.dt``);
+    ``u=None`` lets the AVs drive as noise-free humans (Flow's warm-up). ``gaps``: the gaps of
+    ``x`` if already known.
     """
-    acc, _ = ring_accelerations(x, u, w, ring_length, params)
-    v = x[..., params.n_vehicles :]
+    n = params.n_vehicles
+    v = x[..., n:]
+    if type(x) is np.ndarray and x.ndim > 1:  # batches: fill one fresh array
+        out = np.empty(x.shape, dtype=np.result_type(x, 1.0))
+        out[..., :n] = v
+        _limited(x, u, w, ring_length, params, gaps, out=out[..., n:])
+        return out
+    acc, _ = _limited(x, u, w, ring_length, params, gaps)
     if is_torch(x):
         import torch
 
@@ -785,10 +843,35 @@ def ring_rhs(x, u, w, ring_length, params: Params):
     return np.concatenate([v, acc], axis=-1)
 
 
-def ring_post_step(x, ring_length, params: Params):
-    """Speed clamp ``max(v, 0)`` and wrap of the positions to ``[0, L)`` after the integrator."""
+def _wrap_in_place(q, L, L2) -> None:
+    """``q mod L`` in place (numpy floats), exactly, cheaply on big batches.
+
+    Positions one step after ``[0, L)`` lie in ``[0, 2L)``, where ``q - L`` is exact
+    (Sterbenz) and equals the remainder; anything else takes the remainder. ``L2`` is a number
+    at most ``2 L`` (the shortest ring's, for a batch).
+    """
+    if q.ndim > 1 and q.min() >= 0.0 and q.max() < L2:
+        np.subtract(q, L, out=q, where=q >= L)
+    else:
+        np.remainder(q, L, out=q)
+
+
+def _post_numpy(x, n: int, L, L2):
+    _wrap_in_place(x[..., :n], L, L2)
+    np.maximum(x[..., n:], 0.0, out=x[..., n:])
+    return x
+
+
+def ring_post_step(x, ring_length, params: Params, *, in_place: bool = False):
+    """Speed clamp ``max(v, 0)`` and wrap of the positions to ``[0, L)`` after the integrator.
+
+    ``in_place=True`` (numpy floats only; ignored otherwise) overwrites ``x``: for the fresh
+    output of an integrator, as in the ring plant's ``step``.
+    """
     n = params.n_vehicles
-    L = _length_like(ring_length, x)
+    L = ring_length if isinstance(ring_length, float) else _length_like(ring_length, x)
+    if type(x) is np.ndarray and x.dtype.kind == "f":
+        return _post_numpy(x if in_place else x.copy(), n, L, 2.0 * float(np.min(L)))
     q = x[..., :n] % L
     v = _clamp_min(x[..., n:], 0.0)
     if is_torch(x):
@@ -798,56 +881,34 @@ def ring_post_step(x, ring_length, params: Params):
     return np.concatenate([q, v], axis=-1)
 
 
-def ring_step(x, u, w, ring_length, params: Params, *, gaps=None):
-    """One SUMO/Flow Euler step: ``v' = max(v + a dt, 0)``, ``q' = (q + v' dt) mod L``.
-
-    The accelerations are those of :func:`ring_accelerations`, applied in speed form
-    ``v' = max(min(v + a dt, gap/dt), 0)``; the result equals
-    ``ring_plant(params, ring_length).step(x, u, w)`` (for a saturated ``u``) up to rounding
-    (bit for bit while no limit acts).
+def ring_step_info(x, x_next, u, params: Params):
+    """What a step did: the accelerations applied and where the AVs' commands were cut.
 
     Parameters
     ----------
-    x : array or tensor, shape (..., 2N)
-    u : array or tensor, shape (..., n_av), or None (AVs drive as noise-free humans)
-    w : array or tensor, shape (..., N), or None
-    ring_length : float or array, shape (...,)
+    x, x_next : ndarray, shape (..., 2N)
+        States before and after ``plant.step``.
+    u : ndarray, shape (..., n_av)
+        The (saturated) AV commands, m/s^2.
     params : Params
-    gaps : array, shape (..., N), optional
-        Gaps of ``x`` if already known.
 
     Returns
     -------
-    x_next : array or tensor, shape (..., 2N)
-    accel : array or tensor, shape (..., N)
-        The accelerations applied, ``(v' - v)/dt``, m/s^2.
-    failsafe : bool array or tensor, shape (..., n_av)
-        True where the fail-safe or the no-overlap limit reduced the AV's command.
+    accel : ndarray, shape (..., N)
+        ``(v' - v)/dt``, m/s^2.
+    failsafe : ndarray of bool, shape (..., n_av)
+        True where the fail-safe or the no-overlap limit reduced the AV's command:
+        ``v' < v + dt u``.
     """
-    acc, v, gaps, cmd = _commanded(x, u, w, ring_length, params, gaps)
     c = _consts(params)
-    dt = c.dt
-    v_next = _clamp_min(_clamp_max(v + dt * acc, gaps * c.inv_dt), 0.0)
-    q_next = x[..., : c.n] + dt * v_next
-    L = ring_length if isinstance(ring_length, float) else _length_like(ring_length, x)
-    # q_next mod L, exactly (0 <= q_next < 2L); the remainder is slow on big batches only
-    if q_next.ndim == 1:
-        q_next = q_next % L
-    elif type(q_next) is np.ndarray and q_next.dtype.kind == "f":
-        np.subtract(q_next, L, out=q_next, where=q_next >= L)  # in place on a fresh array
-    else:
-        q_next = q_next - L * (q_next >= L)
+    n = c.n
+    v, v_next = x[..., n:], x_next[..., n:]
     applied = (v_next - v) * c.inv_dt
-    if type(cmd) is float:
+    if v.ndim == 1 and c.single_av:
         i = c.av0
-        failsafe = np.array([v_next.item(i) < v.item(i) + dt * cmd])
-    else:
-        failsafe = v_next[..., c.av_cols] < v[..., c.av_cols] + dt * cmd
-    if type(x) is np.ndarray:
-        return np.concatenate([q_next, v_next], axis=-1), applied, failsafe
-    import torch
-
-    return torch.cat([q_next, v_next], dim=-1), applied, failsafe
+        return applied, np.array([v_next.item(i) < v.item(i) + c.dt * u.item(0)])
+    cols = c.av_cols
+    return applied, v_next[..., cols] < v[..., cols] + c.dt * u
 
 
 def ring_observation(x, ring_length, params: Params, *, gaps=None):
@@ -962,7 +1023,29 @@ def acceleration_noise(
 
 
 # ---------------------------------------------------------------------------- the plant
-def ring_plant(params: Params | None = None, ring_length: Any = None) -> Plant:
+class GapCache:
+    """The gaps of one state array, kept by an environment for its ring plant's next step.
+
+    An environment computes the gaps of every new state for its observation; a plant built with
+    ``ring_plant(..., gap_cache=cache)`` reuses them in its next ``rhs`` when it is handed that
+    very array (``cache.state``), instead of computing them again. The owner updates
+    ``state`` and ``gaps`` together and never writes into ``state`` in place.
+    """
+
+    __slots__ = ("state", "gaps")
+
+    def __init__(self) -> None:
+        self.state: Any = None
+        self.gaps: Any = None
+
+    def set(self, state, gaps) -> None:
+        """Remember ``gaps`` (shape ``(..., N)``) as the gaps of the array ``state``."""
+        self.state, self.gaps = state, gaps
+
+
+def ring_plant(
+    params: Params | None = None, ring_length: Any = None, *, gap_cache: GapCache | None = None
+) -> Plant:
     """The ring road as a :class:`neuroctl.Plant`.
 
     Parameters
@@ -970,7 +1053,11 @@ def ring_plant(params: Params | None = None, ring_length: Any = None) -> Plant:
     params : Params, optional
     ring_length : float or array, shape (...,), optional
         Ring length(s) in metres; an array gives one length per batch member (states of shape
-        ``(..., 2N)``). Defaults to ``params.ring_length`` if fixed, else 230 m.
+        ``(..., 2N)``), or per car (shape ``(..., N)``, as many dimensions as the states: the
+        cheapest layout for a batched step). A floating array keeps its dtype. Defaults to
+        ``params.ring_length`` if fixed, else 230 m.
+    gap_cache : GapCache, optional
+        For an environment: the gaps it computed for its current state, reused by ``rhs``.
 
     Returns
     -------
@@ -979,14 +1066,20 @@ def ring_plant(params: Params | None = None, ring_length: Any = None) -> Plant:
         ``params.accel_bounds``), disturbances ``w[i]`` (N, human acceleration noise),
         observation :func:`ring_observation`; ``rhs`` = :func:`ring_rhs` integrated with
         ``semi_implicit_euler``, ``post_step`` = :func:`ring_post_step` (so ``step`` is SUMO's
-        Euler update). ``equilibrium()`` is uniform flow with car 0 at position 0.
+        Euler update). Its analysis facts: ``equilibrium()`` is uniform flow with car 0 at
+        position 0, a *relative* equilibrium along ``invariants`` (the common shift of all
+        positions: every car moves at the equilibrium speed); ``controllers`` the classical AV
+        controllers (:func:`~neuroctl.envs.ring_road.controllers.ring_controllers`; one ring
+        length only); ``metrics`` :func:`ring_trajectory_metrics`.
     """
     p = Params() if params is None else params
     if not isinstance(p, Params):
         raise TypeError(f"params: expected a ring_road Params, received {p!r}")
     if ring_length is None:
         ring_length = p.ring_length if not isinstance(p.ring_length, tuple) else 230.0
-    L = np.asarray(ring_length, dtype=float)
+    L = np.asarray(ring_length)
+    if L.dtype.kind != "f":
+        L = L.astype(float)
     if not np.all(np.isfinite(L)) or np.any(L <= p.n_vehicles * p.vehicle_length):
         raise ValueError(
             f"ring_length: expected lengths > {p.n_vehicles * p.vehicle_length:g} m for "
@@ -996,10 +1089,20 @@ def ring_plant(params: Params | None = None, ring_length: Any = None) -> Plant:
     n = p.n_vehicles
 
     def rhs(x, u, w):
-        return ring_rhs(x, u, w, L_arg, p)
+        # the gaps an environment already computed for its current state (see GapCache)
+        known = gap_cache.gaps if gap_cache is not None and x is gap_cache.state else None
+        return ring_rhs(x, u, w, L_arg, p, gaps=known)
 
-    def post(x):
-        return ring_post_step(x, L_arg, p)
+    L_like, L2 = {}, {}  # the lengths (and twice them) in the dtype and layout of the states
+
+    def post(x):  # on the integrator's fresh output
+        if type(x) is not np.ndarray or x.dtype.kind != "f" or L.ndim not in (0, x.ndim):
+            return ring_post_step(x, L_arg, p)
+        key = x.dtype
+        if key not in L_like:
+            L_like[key] = L_arg if L.ndim == 0 else L.astype(x.dtype)
+            L2[key] = 2.0 * float(np.min(L_like[key]))
+        return _post_numpy(x, n, L_like[key], L2[key])
 
     def observe(x):
         return ring_observation(x, L_arg, p)
@@ -1011,6 +1114,17 @@ def ring_plant(params: Params | None = None, ring_length: Any = None) -> Plant:
         spacing = float(L) / n
         x = np.concatenate([np.arange(n) * spacing, np.full(n, float(speed))])
         return x, np.zeros(p.n_av)
+
+    def metrics(states, inputs, r):
+        if L.ndim:
+            raise ValueError("metrics: defined for a plant with one ring length")
+        return ring_trajectory_metrics(states, float(L), p)
+
+    controllers = None
+    if not L.ndim:  # the FollowerStopper's target speed depends on the (one) ring length
+        from .controllers import ring_controllers
+
+        controllers = ring_controllers(p, float(L))
 
     n_out = 2 * n if p.observation == "full" else 3 * p.n_av
     if p.observation == "full":
@@ -1038,4 +1152,7 @@ def ring_plant(params: Params | None = None, ring_length: Any = None) -> Plant:
         post_step=post,
         name="ring_road",
         params=p,
+        invariants=np.concatenate([np.ones(n), np.zeros(n)]),
+        controllers=controllers,
+        metrics=metrics,
     )

@@ -1,7 +1,8 @@
 """Gymnasium environments of the ring road: ``RingRoadEnv`` and the batched ``RingRoadVectorEnv``.
 
-Both own only the state, the ring length and the random generator; the physics is
-:func:`~neuroctl.envs.ring_road.dynamics.ring_step` (the same map as ``env.unwrapped.plant.step``).
+Both own only the state, the ring length and the random generator; they step through the ring's
+:class:`neuroctl.Plant` (:func:`~neuroctl.envs.ring_road.dynamics.ring_plant`), the one copy of
+the physics: ``env.unwrapped.plant.step`` is the env's map.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from .dynamics import (
     HEADWAY_SCALE,
+    GapCache,
     Params,
     acceleration_noise,
     ring_gaps,
     ring_observation,
     ring_plant,
     ring_reward,
-    ring_step,
+    ring_step_info,
 )
 
 __all__ = ["RingRoadEnv", "RingRoadVectorEnv", "make_params", "rollout"]
@@ -248,6 +250,10 @@ class RingRoadEnv(gym.Env):
         self.state = None
         self._gaps = None
         self._veh_length = p.vehicle_length
+        # the plant the env steps: the ring plant, reusing the gaps computed for the observation
+        self._cache = GapCache()
+        self._physics = None
+        self._physics_length = None
 
     # ------------------------------------------------------------------ properties
     @property
@@ -269,11 +275,15 @@ class RingRoadEnv(gym.Env):
         p = self.params
         self._length = _ring_length(p, self.np_random, options)
         x = _initial_state(p, self._length, options)
-        for _ in range(p.warmup_steps):
-            w = acceleration_noise(self.np_random, p)
-            x, _, _ = ring_step(x, None, w, self._length, p)
+        if self._physics is None or self._physics_length != self._length:
+            self._physics = ring_plant(p, self._length, gap_cache=self._cache)
+            self._physics_length = self._length
+        advance = self._physics.advance
+        for _ in range(p.warmup_steps):  # u=None: the AVs drive as noise-free humans
+            x = advance(x, None, acceleration_noise(self.np_random, p))
         self.state = x
         self._gaps = ring_gaps(x[: self._n], self._length, p.vehicle_length)
+        self._cache.set(x, self._gaps)
         return self._obs(), self._info(np.zeros(self._n), np.zeros(self._m, dtype=bool))
 
     def step(self, action):
@@ -282,9 +292,11 @@ class RingRoadEnv(gym.Env):
         a = _check_action(action, self._m, self._lo, self._hi)
         n = self._n
         w = acceleration_noise(self.np_random, self.params)
-        x, acc, failsafe = ring_step(self.state, a, w, self._length, self.params, gaps=self._gaps)
+        x = self._physics.advance(self.state, a, w)  # a is saturated already
+        acc, failsafe = ring_step_info(self.state, x, a, self.params)
         self.state = x
         self._gaps = gaps = ring_gaps(x[:n], self._length, self._veh_length)
+        self._cache.set(x, gaps)
         v = x[n:]
         reward = ring_reward(v, a)
         obs = ring_observation(x, self._length, self.params, gaps=gaps).astype(np.float32)
@@ -326,10 +338,10 @@ class RingRoadVectorEnv(VectorEnv):
     """``num_envs`` ring roads stepped together in one array operation (no Python loop).
 
     Same arguments, spaces and dynamics as :class:`RingRoadEnv`; each copy draws its own ring
-    length at reset, and the batched step is
-    :func:`~neuroctl.envs.ring_road.dynamics.ring_step` on states of shape ``(num_envs, 2N)`` with
-    lengths of shape ``(num_envs,)``. Episodes are truncated after ``max_episode_steps`` (3000 when
-    made through ``gymnasium.make_vec``) and reset on the next step (gymnasium 1.x
+    length at reset, and the batched step is the ring plant's
+    (:func:`~neuroctl.envs.ring_road.dynamics.ring_plant`) on states of shape ``(num_envs, 2N)``
+    with lengths of shape ``(num_envs,)``. Episodes are truncated after ``max_episode_steps``
+    (3000 when made through ``gymnasium.make_vec``) and reset on the next step (gymnasium 1.x
     ``AutoresetMode.NEXT_STEP``: that step returns the first observation of the new episode,
     reward 0; the copies being reset are not stepped).
 
@@ -400,6 +412,9 @@ class RingRoadVectorEnv(VectorEnv):
         self._autoreset = np.zeros(B, dtype=bool)
         self._plant = None
         self._plant_lengths = None
+        # the plant the env steps: lengths laid out per car, and the gaps of the observation
+        self._cache = GapCache()
+        self._physics = None
 
     @property
     def plant(self):
@@ -426,14 +441,15 @@ class RingRoadVectorEnv(VectorEnv):
                 if key in opts
             }
             x[j] = _initial_state(p, float(L[j]), one)
-        for _ in range(p.warmup_steps):
-            w = acceleration_noise(self.np_random, p, (k,), self.dtype)
-            x, _, _ = ring_step(x, None, w, car_lengths, p)
+        advance = ring_plant(p, car_lengths).advance
+        for _ in range(p.warmup_steps):  # u=None: the AVs drive as noise-free humans
+            x = advance(x, None, acceleration_noise(self.np_random, p, (k,), self.dtype))
         self.state[rows] = x
         self.lengths[rows] = L
         # the lengths laid out per car: same-shape operations in the step are cheaper than
         # broadcasting a column
         self._car_lengths[rows] = car_lengths
+        self._physics = ring_plant(p, self._car_lengths.copy(), gap_cache=self._cache)
         self._elapsed[rows] = 0
 
     def reset(self, *, seed: int | list | None = None, options: dict | None = None):
@@ -453,6 +469,7 @@ class RingRoadVectorEnv(VectorEnv):
         self._autoreset[:] = False
         n = self._n
         self._gaps = ring_gaps(self.state[:, :n], self._car_lengths, self.params.vehicle_length)
+        self._cache.set(self.state, self._gaps)
         acc = np.zeros((self.num_envs, n), dtype=self.dtype)
         fs = np.zeros((self.num_envs, self._m), dtype=bool)
         return self._obs(), self._info(acc, fs)
@@ -470,7 +487,8 @@ class RingRoadVectorEnv(VectorEnv):
             raise ValueError("actions: expected finite accelerations, received non-finite values")
         a = a.clip(self._lo, self._hi)
         w = acceleration_noise(self.np_random, p, (B,), self.dtype)
-        x, acc, failsafe = ring_step(self.state, a, w, self._car_lengths, p, gaps=self._gaps)
+        x = self._physics.advance(self.state, a, w)  # a is saturated already
+        acc, failsafe = ring_step_info(self.state, x, a, p)
         reward = ring_reward(x[:, n:], a)
         done = self._autoreset
         if done.any():
@@ -486,6 +504,7 @@ class RingRoadVectorEnv(VectorEnv):
         self._elapsed += 1
         self._elapsed[done] = 0
         self._gaps = ring_gaps(self.state[:, :n], self._car_lengths, p.vehicle_length)
+        self._cache.set(self.state, self._gaps)
         terminated = np.zeros(B, dtype=bool)
         if self.max_episode_steps is not None:
             truncated = self._elapsed >= self.max_episode_steps

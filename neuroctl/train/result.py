@@ -82,6 +82,9 @@ class TensorBoardLog:
 def policy_summary(env_id: str, policy, *, seed: int = 0) -> dict:
     """``analyze`` of a policy at the operating point of the env's plant (best effort).
 
+    The operating point is the plant's default (:func:`neuroctl.operating_point`); where that
+    solve does not converge, it starts again after the closed loop has run one episode.
+
     Returns a dict with ``"analysis"`` (the StabilityReport's ``to_dict()`` and its text) or an
     ``"analysis_error"`` string saying why it was not available.
     """
@@ -93,11 +96,20 @@ def policy_summary(env_id: str, policy, *, seed: int = 0) -> dict:
 
         env = gym.make(env_id)
         plant = getattr(env.unwrapped, "plant", None)
+        horizon = env.spec.max_episode_steps if env.spec is not None else None
         env.close()
         if plant is None:
             out["analysis_error"] = f"{env_id} exposes no plant (env.unwrapped.plant)"
             return out
-        report = neuroctl.analyze(plant, policy)
+        try:  # the plant's own operating point (relative equilibria included)
+            report = neuroctl.analyze(plant, policy)
+        except neuroctl.OperatingPointError:
+            if not horizon:
+                raise
+            # a policy whose equilibrium is far from the plant's nominal point: let the closed
+            # loop settle for one episode, then solve from there
+            op = neuroctl.operating_point(plant, policy, settle=int(horizon))
+            report = neuroctl.analyze(plant, policy, op)
         out["analysis_text"] = repr(report)
         try:
             out["analysis"] = report.to_dict()

@@ -61,9 +61,9 @@ def warm_up(p, lengths: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     n, B = p.n_vehicles, len(lengths)
     q = np.arange(n)[None, :] * (lengths[:, None] / n)
     x = np.concatenate([q, np.zeros((B, n))], axis=-1)
-    for _ in range(p.warmup_steps):
-        w = rr.acceleration_noise(rng, p, (B,))
-        x, _, _ = rr.ring_step(x, None, w, lengths, p)
+    advance = rr.ring_plant(p, lengths).advance
+    for _ in range(p.warmup_steps):  # u=None: the AVs drive as noise-free humans
+        x = advance(x, None, rr.acceleration_noise(rng, p, (B,)))
     return x
 
 
