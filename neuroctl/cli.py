@@ -182,7 +182,7 @@ def _env_and_controller(args, command: str, *, max_episode_steps: int | None = N
     env = _env(args, max_episode_steps=max_episode_steps)
     _require_boxes(env, command)
     if args.controller == "list":
-        builtins = builtin_controllers(env.spec.id)
+        builtins = builtin_controllers(env)
         lines = [f"  {k:<16} {d}" for k, (d, _) in builtins.items()]
         data = {
             "env": env.spec.id,

@@ -185,92 +185,39 @@ def reset_env(env, *, seed: int | None = None, options: dict | None = None):
         raise InputError(f"env_kwargs: {env.spec.id} cannot start an episode: {reason}") from None
 
 
-RING_ID = "neuroctl/RingRoad-v0"
+def env_plant(env):
+    """The :class:`neuroctl.Plant` an env carries (``env.unwrapped.plant``), or ``None``."""
+    from neuroctl.plant import Plant
+
+    plant = getattr(env.unwrapped, "plant", None)
+    return plant if isinstance(plant, Plant) else None
 
 
-def _is_ring(env_id: str) -> bool:
-    return env_id == RING_ID
+def builtin_controllers(env) -> dict[str, tuple[str, Callable]]:
+    """Built-in controllers of an env: name -> (description, factory(env) -> module or None).
 
-
-def builtin_controllers(env_id: str) -> dict[str, tuple[str, Callable]]:
-    """Built-in controllers of an env: name -> (description, factory(env) -> module or None)."""
-
-    def pretrained(env):
-        import neuroctl
-
-        try:
-            return neuroctl.pretrained(env.spec.id)
-        except (ImportError, AttributeError, FileNotFoundError, KeyError, ValueError) as exc:
-            raise InputError(f"no shipped pretrained policy for {env.spec.id}: {exc}") from None
-
-    if env_id == "neuroctl/Arm2Link-v0":
-        from neuroctl.envs.arm2link import pd_gravity_controller
-
-        return {
-            "pd": (
-                "PD with gravity compensation",
-                lambda env: pd_gravity_controller(env.unwrapped.params),
-            ),
-            "zero": ("no torque", lambda env: None),
-            "pretrained": ("the shipped trained ReLU policy", pretrained),
-        }
-    if env_id == "neuroctl/Arm-v0":
-        from neuroctl.envs.arm import pd_gravity_controller
-
-        return {
-            "pd": (
-                "PD with gravity compensation",
-                lambda env: pd_gravity_controller(env.unwrapped.params),
-            ),
-            "zero": ("no torque", lambda env: None),
-            "pretrained": ("the shipped trained ReLU policy", pretrained),
-        }
-    if _is_ring(env_id):
-        from neuroctl.envs.ring_road.controllers import (
-            FollowerStopper,
-            IDMController,
-            PISaturation,
-        )
-
-        def ring_controller(cls):
-            return lambda env: _construct_ring_controller(cls, env)
-
-        return {
-            "human": ("no AV: every car is an IDM human (use with n_av=0)", lambda env: None),
-            "pretrained": ("the shipped trained ReLU AV policy", pretrained),
-            "idm": ("the AV drives like an IDM human", ring_controller(IDMController)),
-            "followerstopper": (
-                "FollowerStopper (Stern et al. 2018)",
-                ring_controller(FollowerStopper),
-            ),
-            "pi": ("PI with saturation (Stern et al. 2018)", ring_controller(PISaturation)),
-        }
-    return {"zero": ("no input", lambda env: None)}
-
-
-def _construct_ring_controller(cls, env):
-    """Instantiate a ring AV controller class with the env's parameters where it takes them.
-
-    A target speed ``v_des`` is 90% of the ring's uniform-flow speed (as in
-    ``examples/ring_wave.py``): FollowerStopper damps the wave by driving a little slower than
-    the flow the humans would settle to.
+    The plant's own classical controllers (``plant.controllers``: the plant knows which belong
+    to it), then the shipped trained policy where one exists for the env id; an env without a
+    plant offers zero input only.
     """
-    import inspect
+    from neuroctl.train.pretrained import available
 
-    from neuroctl.envs.ring_road import uniform_flow_equilibrium
+    out: dict[str, tuple[str, Callable]] = {}
+    plant = env_plant(env)
+    if plant is not None:
+        for name, desc in plant.controllers.items():
+            out[name] = (desc, lambda env, name=name: env_plant(env).controller(name))
+    if env.spec is not None and env.spec.id in available():
 
-    base = env.unwrapped
-    params = base.params
-    kwargs = {}
-    for name in inspect.signature(cls).parameters:
-        if name == "dt":
-            kwargs[name] = params.dt
-        elif name == "accel_bounds":
-            kwargs[name] = tuple(float(b) for b in params.accel_bounds)
-        elif name == "v_des":
-            _, v = uniform_flow_equilibrium(params, ring_length=base.ring_length)
-            kwargs[name] = 0.9 * float(v)
-    return cls(**kwargs)
+        def pretrained(env):
+            import neuroctl
+
+            return neuroctl.pretrained(env.spec.id)
+
+        out["pretrained"] = ("the shipped trained ReLU policy", pretrained)
+    if not out:
+        out["zero"] = ("no input", lambda env: None)
+    return out
 
 
 def _first_linear(net):
@@ -307,7 +254,7 @@ from .files import SUFFIXES, LoadError, load  # noqa: E402 - light: torch loads 
 def load_controller(spec: str, env) -> Controller:
     """A controller from a built-in name or a file, checked against the env's sizes."""
     env_id = env.spec.id
-    builtins = builtin_controllers(env_id)
+    builtins = builtin_controllers(env)
     if spec in builtins:
         desc, factory = builtins[spec]
         module = factory(env)
@@ -468,94 +415,33 @@ def rollout(
 
 
 def rollout_metrics(env, ro: Rollout) -> dict:
-    """Env-specific metrics of a rollout (plain floats)."""
+    """Metrics of a rollout (plain floats): steps and return, then the plant's own figures."""
     out = {"steps": len(ro.rewards), "return": float(ro.rewards.sum())}
-    if ro.speeds is not None:
-        from neuroctl.envs.ring_road import ring_metrics
-
-        # the env's warm-up runs inside reset: every recorded sample is after it
-        p = env.unwrapped.params
-        out.update(ring_metrics(ro.speeds, ro.gaps, vehicle_length=p.vehicle_length).to_dict())
-        out.update(
-            min_speed=float(ro.speeds.min()),
-            max_speed=float(ro.speeds.max()),
-            fail_safe_steps=int(ro.fail_safe),
-        )
-    elif ro.reference is not None and env.spec.id in ENV_IDS[:2]:
-        n = ro.reference.size
-        err = ro.reference - ro.states[-1, :n]
-        speed = ro.states[-1, n : 2 * n]
-        out.update(
-            final_error=float(np.max(np.abs(err))),
-            final_speed=float(np.max(np.abs(speed))),
-            reached=bool(np.max(np.abs(err)) < 0.05 and np.max(np.abs(speed)) < 0.1),
-            max_abs_action=float(np.max(np.abs(ro.actions))) if ro.actions.size else 0.0,
-        )
+    plant = env_plant(env)
+    if plant is not None and ro.states.ndim == 2 and ro.states.shape[-1] == plant.n_states:
+        out.update(plant.metrics(ro.states, ro.actions, ro.reference))
+    if ro.speeds is not None:  # the ring's info: how often the AV's fail-safe overrode it
+        out["fail_safe_steps"] = int(ro.fail_safe)
     return out
-
-
-def ring_uniform_state(env, module) -> np.ndarray:
-    """The ring's uniform-flow state with ``module`` driving the AVs (a relative equilibrium).
-
-    All cars at one speed ``v``, every car's acceleration zero, the gaps summing to the ring:
-    ``N + 1`` equations for ``v`` and the ``N`` gaps, solved with ``scipy.optimize.root`` on the
-    plant's own ``rhs`` (the AV's gap may differ from the humans' when its law differs). Positions
-    move at ``v``: the state is an equilibrium of the gaps and speeds, not of the positions.
-    """
-    import torch
-    from scipy.optimize import root
-
-    from neuroctl.envs.ring_road import uniform_flow_equilibrium
-
-    from .simulate import controller_dtype
-
-    base = env.unwrapped
-    plant, p = base.plant, base.params
-    n, length, car = p.n_vehicles, base.ring_length, p.vehicle_length
-    gap0, v0 = uniform_flow_equilibrium(p, ring_length=length)
-    dtype = controller_dtype(module, torch.float64)
-
-    def state(z):
-        v, gaps = z[0], z[1:]
-        q = np.concatenate([[0.0], np.cumsum(gaps[:-1] + car)])
-        return np.concatenate([q, np.full(n, v)])
-
-    def residual(z):
-        x = state(z)
-        if plant.n_inputs and module is not None:
-            with torch.no_grad():
-                y = torch.as_tensor(plant.observe(x), dtype=dtype)
-                u = module(y).double().numpy().reshape(plant.n_inputs)
-        else:
-            u = np.zeros(plant.n_inputs)
-        acc = np.asarray(plant.rhs(x, u), float)[n:]
-        return np.concatenate([acc, [z[1:].sum() - (length - n * car)]])
-
-    guess = np.concatenate([[v0], np.full(n, gap0)])
-    sol = root(residual, guess, method="lm")
-    if not sol.success or np.max(np.abs(residual(sol.x))) > 1e-6:
-        # a saturated or flat control law can stall the solver far from the flow it settles
-        # to: let the noise-free closed loop run from uniform flow, then polish its end state
-        from .simulate import simulate
-
-        x_end = simulate(plant, module, state(guess), 3000).states[-1]
-        gaps = (np.roll(x_end[:n], -1) - x_end[:n]) % length - car
-        sol = root(residual, np.concatenate([[x_end[n:].mean()], gaps]), method="lm")
-    if not sol.success or np.max(np.abs(residual(sol.x))) > 1e-6:
-        raise RuntimeError(f"no uniform-flow state found for this controller ({sol.message})")
-    return state(sol.x)
 
 
 def stability_report(env, module, *, reference=None):
     """``neuroctl.analyze`` of the env's plant with ``module`` at its operating point.
 
-    On the ring the operating point is the uniform flow (:func:`ring_uniform_state`), and the
-    shift of every position is a neutral direction of the dynamics; it is factored out
-    (``invariant=``) so that the verdict is about the gaps and speeds.
+    The plant carries what the analysis needs (its operating points and invariant directions,
+    e.g. the ring's common shift), so the default call is right. A control law whose operating
+    point the solver does not reach from the plant's nominal points (a flat or saturated law)
+    is settled first: the noise-free closed loop runs one episode, then the solve polishes its
+    end state (:func:`neuroctl.operating_point` with ``settle=``).
     """
     import neuroctl
 
-    plant = env.unwrapped.plant
+    plant = env_plant(env)
+    if plant is None:
+        raise InputError(
+            f"env {env.spec.id}: expected an env that carries a neuroctl Plant "
+            "(env.unwrapped.plant) for analyze; this one does not"
+        )
     kw = {}
     if reference is not None:
         r = np.atleast_1d(np.asarray(reference, float))
@@ -565,21 +451,12 @@ def stability_report(env, module, *, reference=None):
                 f"{list(plant.reference_names)}, received {r.size}"
             )
         kw["reference"] = r
-    if _is_ring(env.spec.id):
-        n = plant.n_states // 2
-        kw["invariant"] = np.concatenate([np.ones(n), np.zeros(n)])[:, None]
-        from neuroctl.envs.ring_road import uniform_flow_equilibrium
-
-        p, length = env.unwrapped.params, env.unwrapped.ring_length
-        gap, v = uniform_flow_equilibrium(p, ring_length=length)
-        spacing = float(gap) + p.vehicle_length
-        guess = np.concatenate([spacing * np.arange(n), np.full(n, float(v))])
-        op = neuroctl.operating_point(plant, module, invariant=kw["invariant"], guess=guess)
-        if not op.success:  # e.g. a flat or saturated AV law: settle first, then polish
-            x = ring_uniform_state(env, module)
-            op = neuroctl.OperatingPoint.at(plant, module, x, invariant=kw["invariant"])
+    try:
+        return neuroctl.analyze(plant, module, **kw)
+    except neuroctl.OperatingPointError:
+        settle = int(env.spec.max_episode_steps or 1000)
+        op = neuroctl.operating_point(plant, module, settle=settle, **kw)
         return neuroctl.analyze(plant, module, op, **kw)
-    return neuroctl.analyze(plant, module, **kw)
 
 
 def require_static(ctrl: Controller, what: str) -> None:

@@ -74,7 +74,9 @@ def test_controller_list_is_json_with_json(capsys):
     assert code == 0
     doc = strict_json(out)
     assert doc["env"] == "neuroctl/Arm-v0"
-    expected = builtin_controllers("neuroctl/Arm-v0")
+    import gymnasium as gym
+
+    expected = builtin_controllers(gym.make("neuroctl/Arm-v0"))
     assert [c["name"] for c in doc["controllers"]] == list(expected)
     assert [c["description"] for c in doc["controllers"]] == [d for d, _ in expected.values()]
     code, out, _ = run(capsys, "simulate", "Arm-v0", "-c", "list")
