@@ -1,22 +1,24 @@
 """Closed-loop reachability and invariance of a plant with a neural controller.
 
-The discrete closed loop ``x[k+1] = plant.step(x, sat(controller(plant.observe(x, r))), w)``
-is evaluated on *affine forms* (zonotopes): ``x = c + G eps`` with ``eps`` in ``[-1, 1]^p``.
-:class:`AffineForm` implements the array operations that plants are written with (``+ - * /``,
-powers, ``sin``, ``cos``, ``tanh``, ``exp``, ``sqrt``, ``maximum``/``minimum``/``clip``, ``stack``,
-``concat``, indexing) through numpy's ``__array_ufunc__``/``__array_function__`` protocols, so the
-*same* pure plant function that simulates the plant is evaluated on sets (one definition of the
-physics). Linear operations are exact; every nonlinear operation adds a new noise symbol that
-bounds its linearization error (Taylor remainder with a sound bound of the second derivative over
-the interval, the DeepZ relaxation for ReLU). The controller's layers are walked with a per-layer
-rule table. Because the controller and the plant are evaluated on the same affine form, the
-correlation between the state and the command is kept (a box-by-box interval evaluation loses it
-and grows at every step).
+The closed loop is evaluated on *affine forms* (zonotopes, :mod:`neuroctl.verify.affine`): the
+observation, the controller (per-layer rule table), the saturation and the plant all run on the
+same form, so the correlation between the state and the command is kept (a box-by-box interval
+evaluation loses it and grows at every step). Each control period is one call of
+:func:`neuroctl.verify.flow.closed_loop_period_sets`, in one of two semantics, stated in every
+result:
 
-Soundness: the sets enclose every trajectory of the float64 closed loop from the initial box
-(for every disturbance in its bounds), up to floating-point rounding, which is covered by an
-outward inflation of ``1e-12`` relative (+ ``1e-15`` absolute) per step. A float32 controller is
-analysed in float64.
+- ``"continuous"`` (default for a plant with ``rhs`` and no ``post_step``): the sets enclose the
+  exact solution of the ODE with the command held over each period (validated Taylor steps with
+  a Lagrange remainder bounded on an a-priori enclosure), and the *tubes* enclose every state
+  between the samples; :func:`check_invariant` checks the property on the tubes;
+- ``"discrete"`` (plants defined by ``update=`` or with a ``post_step`` projection, or when
+  asked): the sets enclose the map ``x[k+1] = plant.step(x[k], u[k], w[k])``; the tube of a
+  period is the hull of its two samples.
+
+Soundness: every affine-form operation adds a proven bound of its floating-point rounding (see
+:mod:`neuroctl.verify.affine`), so the sets enclose the exact real-number closed loop (and its
+float64 evaluation) for every initial state of the box and every disturbance in its bounds. A
+float32 controller is analysed in float64.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ __all__ = [
 
 from .affine import (  # noqa: E402  (re-exported: the affine arithmetic lives in .affine)
     AffineForm,
+    SetArithmeticError,
     _const,
     _Context,
     _up,
@@ -146,6 +149,14 @@ class ReachResult:
         ``method="milp"``: for ``(box, step k, state i, "lower" | "upper")`` the initial state
         ``(n,)`` and disturbances ``(k, n_w)`` of the MILP solution attaining the bound (a
         trajectory to check it by simulation).
+    semantics : {"continuous", "discrete"}
+        What the sets enclose: the exact ODE flow of ``plant.rhs`` with the command held over
+        each period (``"continuous"``), or the discrete map ``plant.step`` (``"discrete"``).
+    box_tube_lower, box_tube_upper : ndarray, shape (B, T, n)
+        Tubes: a box per sub-box and period ``[k dt, (k+1) dt]`` enclosing every state on it
+        (continuous semantics: the flow between the samples; discrete: the hull of the two
+        samples, the map having no states in between). ``tube_lower``/``tube_upper`` are their
+        hulls ``(T, n)``.
     """
 
     times: np.ndarray
@@ -159,6 +170,23 @@ class ReachResult:
     method: str
     time: float = 0.0
     witnesses: dict | None = field(default=None, repr=False)
+    semantics: str = "discrete"
+    box_tube_lower: np.ndarray | None = field(default=None, repr=False)
+    box_tube_upper: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.box_tube_lower is None:
+            self.box_tube_lower, self.box_tube_upper = _sample_tubes(self.box_lower, self.box_upper)
+
+    @property
+    def tube_lower(self) -> np.ndarray:
+        """Hull over the sub-boxes of the tube of each period, shape ``(T, n)``."""
+        return self.box_tube_lower.min(axis=0)
+
+    @property
+    def tube_upper(self) -> np.ndarray:
+        """Hull over the sub-boxes of the tube of each period, shape ``(T, n)``."""
+        return self.box_tube_upper.max(axis=0)
 
     @property
     def steps(self) -> int:
@@ -199,8 +227,31 @@ class ReachResult:
             "initial_upper": self.initial_upper.tolist(),
             "state_names": list(self.state_names),
             "method": self.method,
+            "semantics": self.semantics,
+            "tube_lower": self.tube_lower.tolist(),
+            "tube_upper": self.tube_upper.tolist(),
             "time": self.time,
         }
+
+    def contains_tube(self, times, states, *, atol: float = 0.0) -> np.ndarray:
+        """Whether states at times inside the periods lie in the tubes.
+
+        Parameters
+        ----------
+        times : array_like, shape (K,)
+            Times in ``[0, T dt]`` [s].
+        states : array_like, shape (..., K, n)
+
+        Returns
+        -------
+        ndarray of bool, shape (...)
+        """
+        t = np.asarray(times, dtype=np.float64)
+        s = np.asarray(states, dtype=np.float64)
+        dt = self.times[1] - self.times[0] if self.times.size > 1 else 1.0
+        k = np.clip(np.floor(t / dt).astype(int), 0, self.steps - 1)
+        lo, up = self.tube_lower[k], self.tube_upper[k]
+        return np.all((s >= lo - atol) & (s <= up + atol), axis=(-2, -1))
 
     def plot(self, *, ax=None, states=None, trajectories=None):
         """Reach bounds of each state against time (shaded), optionally with trajectories.
@@ -248,7 +299,8 @@ class ReachResult:
         w = self.upper[-1] - self.lower[-1]
         with np.printoptions(precision=4, suppress=True):
             return (
-                f"ReachResult(method={self.method!r}, steps={self.steps}, boxes={self.n_boxes}, "
+                f"ReachResult(method={self.method!r}, semantics={self.semantics!r}, "
+                f"steps={self.steps}, boxes={self.n_boxes}, "
                 f"final width={w}, time={self.time:.3g}s)"
             )
 
@@ -274,6 +326,13 @@ class InvarianceResult:
     n_boxes : int
         Initial sub-boxes analysed (including the ones that were split).
     time : float
+    notes : list of str
+    semantics : {"continuous", "discrete"}
+        What was proved (see :func:`check_invariant`).
+    failures : list of str
+        Failures inside the proof (an operation undefined on a set, e.g. a division by a set
+        containing 0, or no enclosure of the flow), distinct messages; those sub-boxes were
+        split like undecided ones.
     """
 
     holds: bool | None
@@ -285,6 +344,8 @@ class InvarianceResult:
     n_boxes: int
     time: float = 0.0
     notes: list = field(default_factory=list)
+    semantics: str = "discrete"
+    failures: list = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.holds)
@@ -297,6 +358,8 @@ class InvarianceResult:
             "upper": self.upper.tolist(),
             "n_boxes": self.n_boxes,
             "time": self.time,
+            "semantics": self.semantics,
+            "failures": list(self.failures),
             "counterexample": None
             if self.counterexample is None
             else self.counterexample.to_dict(),
@@ -331,7 +394,10 @@ class InvarianceResult:
     def __repr__(self) -> str:
         verdict = {True: "proved", False: "violated", None: "unknown"}[self.holds]
         extra = f", exit_step={self.exit_step}" if self.exit_step is not None else ""
-        return f"InvarianceResult({verdict}, boxes={self.n_boxes}{extra}, time={self.time:.3g}s)"
+        return (
+            f"InvarianceResult({verdict}, semantics={self.semantics!r}, boxes={self.n_boxes}"
+            f"{extra}, time={self.time:.3g}s)"
+        )
 
 
 # ============================================================================ reach
@@ -391,21 +457,49 @@ def _bounds_out(x: AffineForm, diverged: np.ndarray):
     return lo, up
 
 
-def _reach_zonotope(plant, controller, blo, bhi, steps, reference, wlo, whi, max_gen):
+def _reach_zonotope(
+    plant, controller, blo, bhi, steps, reference, wlo, whi, max_gen, semantics, max_step
+):
+    """Sets at the samples ``(B, T+1, n)`` and tubes over the periods ``(B, T, n)``."""
+    from .flow import closed_loop_period_sets
+
     x = AffineForm.from_box(blo, bhi)
-    lowers, uppers = [blo], [bhi]
+    lowers, uppers, tlo, thi = [blo], [bhi], [], []
     diverged = np.zeros(blo.shape[0], dtype=bool)
+    n = blo.shape[1]
     for _ in range(steps):
         with np.errstate(over="ignore", invalid="ignore"):
-            xn, _u = closed_loop_step_sets(
-                plant, controller, x, reference=reference, w_lower=wlo, w_upper=whi
+            ps = closed_loop_period_sets(
+                plant,
+                controller,
+                x,
+                reference=reference,
+                w_lower=wlo,
+                w_upper=whi,
+                semantics=semantics,
+                max_step=max_step,
             )
-            x = _reduce(xn, max_gen)
+            x = _reduce(ps.x_next, max_gen)
         diverged = _mark_diverged(x, diverged)
         lo, up = _bounds_out(x, diverged)
         lowers.append(lo)
         uppers.append(up)
-    return np.stack(lowers, 1), np.stack(uppers, 1)
+        bad = diverged[:, None] | ~np.isfinite(ps.tube_lower) | ~np.isfinite(ps.tube_upper)
+        tlo.append(np.where(bad, -np.inf, ps.tube_lower))
+        thi.append(np.where(bad, np.inf, ps.tube_upper))
+    b = blo.shape[0]
+    if steps == 0:
+        return np.stack(lowers, 1), np.stack(uppers, 1), np.zeros((b, 0, n)), np.zeros((b, 0, n))
+    L, U = np.stack(lowers, 1), np.stack(uppers, 1)
+    if semantics == "discrete":
+        # the hull of the two samples as reported (the initial box exact, not outward-rounded)
+        return (L, U, *_sample_tubes(L, U))
+    return L, U, np.stack(tlo, 1), np.stack(thi, 1)
+
+
+def _sample_tubes(L, U):
+    """Discrete semantics: the tube of a period is the hull of its two samples."""
+    return np.minimum(L[:, :-1], L[:, 1:]), np.maximum(U[:, :-1], U[:, 1:])
 
 
 def _reach_interval(plant, controller, blo, bhi, steps, reference, wlo, whi):
@@ -464,6 +558,8 @@ def reach(
     max_generators: int | None = None,
     linear: bool | None = None,
     time_limit: float | None = None,
+    semantics: str | None = None,
+    max_step: float | None = None,
 ) -> ReachResult:
     """Sound over-approximation of the states reachable in ``1..steps`` steps of the closed loop.
 
@@ -505,10 +601,20 @@ def reach(
     time_limit : float, optional
         ``method="milp"``: seconds per MILP solve; on a time-out the solver's proven bound is
         used (still sound, possibly not tight).
+    semantics : {"continuous", "discrete"}, optional
+        What is enclosed (see :func:`neuroctl.verify.flow.closed_loop_period_sets`): the exact
+        ODE flow with the command held over each period (default for a plant with ``rhs`` and no
+        ``post_step``, ``method="zonotope"`` only), or the discrete map ``plant.step`` (default
+        for plants defined by ``update=`` or with a ``post_step``; always for ``"interval"`` and
+        ``"milp"``).
+    max_step : float, optional
+        Continuous semantics: the largest validated sub-step [s] (default the period; refined
+        automatically).
 
     Returns
     -------
     ReachResult
+        With ``semantics`` and the tubes over each period.
     """
     _check_plant_controller(plant, controller)
     if method not in _METHODS:
@@ -526,11 +632,15 @@ def reach(
     if np.any(wlo > whi):
         raise ValueError(f"disturbance bounds: expected lower <= upper, received {wlo} and {whi}")
     max_gen = 20 * n if max_generators is None else int(max_generators)
+    sem = _semantics_for(plant, semantics, method)
     t0 = time.perf_counter()
     witnesses = None
     blo, bhi = _grid(lo, hi, splits)
+    TL = TU = None
     if method == "zonotope":
-        L, U = _reach_zonotope(plant, controller, blo, bhi, steps, reference, wlo, whi, max_gen)
+        L, U, TL, TU = _reach_zonotope(
+            plant, controller, blo, bhi, steps, reference, wlo, whi, max_gen, sem, max_step
+        )
     elif method == "interval":
         L, U = _reach_interval(plant, controller, blo, bhi, steps, reference, wlo, whi)
     else:
@@ -549,35 +659,53 @@ def reach(
         method=method,
         time=time.perf_counter() - t0,
         witnesses=witnesses,
+        semantics=sem,
+        box_tube_lower=TL,
+        box_tube_upper=TU,
     )
 
 
-def _reach_boxes_guarded(plant, controller, blo, bhi, steps, reference, wlo, whi, max_gen):
+def _semantics_for(plant, semantics, method):
+    from .flow import plant_semantics, resolve_semantics
+
+    if method == "zonotope":
+        return resolve_semantics(plant, semantics)
+    if semantics is None or semantics == "discrete":
+        return "discrete"
+    resolve_semantics(plant, semantics)  # a clear error if the plant has no ODE
+    raise ValueError(
+        f"semantics={semantics!r}: method={method!r} encloses the discrete map plant.step only; "
+        f"use method='zonotope' for the continuous plant (plant_semantics: "
+        f"{plant_semantics(plant)!r})"
+    )
+
+
+def _reach_boxes_guarded(
+    plant, controller, blo, bhi, steps, reference, wlo, whi, max_gen, semantics, max_step
+):
     """Zonotope reach of a batch; a set on which an operation is undefined (e.g. a division by
-    a set containing 0) gets unbounded reach sets instead of failing the whole batch."""
+    a set containing 0, or no enclosure of the flow) gets unbounded sets instead of failing the
+    whole batch. Returns ``L, U, TL, TU, failures`` (``failures``: the messages, per box or
+    None)."""
+    args = (reference, wlo, whi, max_gen, semantics, max_step)
     try:
-        return _reach_zonotope(plant, controller, blo, bhi, steps, reference, wlo, whi, max_gen)
-    except ValueError:
+        L, U, TL, TU = _reach_zonotope(plant, controller, blo, bhi, steps, *args)
+        return L, U, TL, TU, [None] * blo.shape[0]
+    except SetArithmeticError as err:
         if blo.shape[0] == 1:
             n = blo.shape[1]
             L = np.concatenate([blo[:, None], np.full((1, steps, n), -np.inf)], axis=1)
             U = np.concatenate([bhi[:, None], np.full((1, steps, n), np.inf)], axis=1)
-            return L, U
+            TL, TU = np.full((1, steps, n), -np.inf), np.full((1, steps, n), np.inf)
+            return L, U, TL, TU, [f"{type(err).__name__}: {err}"]
         parts = [
-            _reach_boxes_guarded(
-                plant,
-                controller,
-                blo[i : i + 1],
-                bhi[i : i + 1],
-                steps,
-                reference,
-                wlo,
-                whi,
-                max_gen,
-            )
+            _reach_boxes_guarded(plant, controller, blo[i : i + 1], bhi[i : i + 1], steps, *args)
             for i in range(blo.shape[0])
         ]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return (
+            *(np.concatenate([p[j] for p in parts]) for j in range(4)),
+            [f for p in parts for f in p[4]],
+        )
 
 
 def _first_exit(states: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -614,6 +742,44 @@ def _falsify(plant, controller, x0, steps, reference, wlo, whi, rng, lo, hi):
     return ce, exit_step
 
 
+def _falsify_continuous(plant, controller, x0, steps, reference, wlo, whi, rng, lo, hi):
+    """Like :func:`_falsify` for the continuous plant: scipy ``solve_ivp`` with the command held,
+    the box checked at the samples and at interior instants of each period."""
+    from ..simulate import Trajectory
+    from .flow import ode_rollout
+
+    nw = plant.n_disturbances
+    w = rng.uniform(wlo, whi, (x0.shape[0], max(steps, 1), nw)) if nw else None
+    states, inputs, dense = ode_rollout(
+        plant, controller, x0, steps, reference=reference, w=w, dense=4
+    )
+    out_s = np.any((states < lo) | (states > hi), axis=-1)  # (N, T+1)
+    out_d = np.any((dense < lo) | (dense > hi), axis=(-2, -1))  # (N, T)
+    out = out_s.copy()
+    out[:, 1:] |= out_d  # a period that leaves in between counts at its end sample
+    bad = np.nonzero(out.any(axis=1))[0]
+    if bad.size == 0:
+        return None
+    i = int(bad[0])
+    exit_step = int(np.argmax(out[i]))
+    r = None
+    if plant.n_references:
+        ref = plant.nominal_reference if reference is None else reference
+        r = np.broadcast_to(_const(ref), (steps + 1, plant.n_references))
+    obs = np.asarray(plant.observe(states[i], r) if r is not None else plant.observe(states[i]))
+    ce = Trajectory(
+        times=np.arange(steps + 1) * plant.dt,
+        states=states[i : i + 1],
+        inputs=inputs[i : i + 1],
+        observations=obs[None],
+        state_names=plant.state_names,
+        input_names=plant.input_names,
+        output_names=plant.output_names,
+        plant=plant,
+    )
+    return ce, exit_step
+
+
 def check_invariant(
     plant: Plant,
     controller: nn.Module,
@@ -630,6 +796,8 @@ def check_invariant(
     samples: int = 512,
     seed: int = 0,
     max_generators: int | None = None,
+    semantics: str | None = None,
+    max_step: float | None = None,
 ) -> InvarianceResult:
     """Prove that the closed loop stays in the box ``[lower, upper]``, or find a trajectory that
     leaves it.
@@ -671,6 +839,14 @@ def check_invariant(
         Seed of the sampling.
     max_generators : int, optional
         Zonotope order limit (see :func:`reach`).
+    semantics : {"continuous", "discrete"}, optional
+        ``"continuous"`` (default for a plant with ``rhs`` and no ``post_step``): the property is
+        about the ODE with the command held over each period, checked on the tubes (every
+        instant, not only the samples), and the simulations are scipy ``solve_ivp`` runs
+        (checked at the samples and at interior instants). ``"discrete"``: the map
+        ``plant.step``, checked at the samples, simulated with :func:`neuroctl.simulate`.
+    max_step : float, optional
+        Continuous semantics: the largest validated sub-step [s].
 
     Returns
     -------
@@ -709,8 +885,11 @@ def check_invariant(
     wlo = np.zeros(nw) if disturbance_lower is None else _box_arg(disturbance_lower, nw, "w")
     whi = np.zeros(nw) if disturbance_upper is None else _box_arg(disturbance_upper, nw, "w")
     max_gen = 20 * n if max_generators is None else int(max_generators)
+    sem = _semantics_for(plant, semantics, "zonotope")
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
+    falsify = _falsify if sem == "discrete" else _falsify_continuous
+    failures: list = []
 
     def done(holds, ce=None, exit_step=None, proved=None, n_boxes=1, notes=()):
         rr = None
@@ -728,6 +907,9 @@ def check_invariant(
                 state_names=plant.state_names,
                 method="zonotope",
                 time=time.perf_counter() - t0,
+                semantics=sem,
+                box_tube_lower=np.concatenate([p[4] for p in proved]),
+                box_tube_upper=np.concatenate([p[5] for p in proved]),
             )
         return InvarianceResult(
             holds=holds,
@@ -739,12 +921,14 @@ def check_invariant(
             n_boxes=n_boxes,
             time=time.perf_counter() - t0,
             notes=list(notes),
+            semantics=sem,
+            failures=list(dict.fromkeys(failures)),
         )
 
     # 1. falsification by simulation
     corners = np.array(np.meshgrid(*zip(ilo, ihi), indexing="ij")).reshape(n, -1).T
     x0 = np.concatenate([corners, rng.uniform(ilo, ihi, (max(samples, 0), n))])
-    found = _falsify(plant, controller, x0, horizon, reference, wlo, whi, rng, lo, hi)
+    found = falsify(plant, controller, x0, horizon, reference, wlo, whi, rng, lo, hi)
     if found is not None:
         return done(False, *found, n_boxes=0)
 
@@ -754,26 +938,47 @@ def check_invariant(
     proved: list = []
     total = 1
     while queue_lo.shape[0]:
-        L, U = _reach_boxes_guarded(
-            plant, controller, queue_lo, queue_hi, horizon, reference, wlo, whi, max_gen
+        L, U, TL, TU, fails = _reach_boxes_guarded(
+            plant,
+            controller,
+            queue_lo,
+            queue_hi,
+            horizon,
+            reference,
+            wlo,
+            whi,
+            max_gen,
+            sem,
+            max_step,
         )
+        failures.extend(f for f in fails if f is not None)
         inside = np.all((L >= lo) & (U <= hi), axis=(1, 2))
+        inside &= np.all((TL >= lo) & (TU <= hi), axis=(1, 2))
         if inside.any():
-            proved.append((queue_lo[inside], queue_hi[inside], L[inside], U[inside]))
+            proved.append(
+                (
+                    queue_lo[inside],
+                    queue_hi[inside],
+                    L[inside],
+                    U[inside],
+                    TL[inside],
+                    TU[inside],
+                )
+            )
         flo, fhi = queue_lo[~inside], queue_hi[~inside]
         if flo.shape[0] == 0:
             break
         centres = 0.5 * (flo + fhi)
-        found = _falsify(plant, controller, centres, horizon, reference, wlo, whi, rng, lo, hi)
+        found = falsify(plant, controller, centres, horizon, reference, wlo, whi, rng, lo, hi)
         if found is not None:
             return done(False, *found, n_boxes=total)
         if total + flo.shape[0] > max_boxes:
-            return done(
-                None,
-                proved=proved,
-                n_boxes=total,
-                notes=[f"{flo.shape[0]} sub-boxes undecided within max_boxes={max_boxes}"],
-            )
+            notes = [f"{flo.shape[0]} sub-boxes undecided within max_boxes={max_boxes}"]
+            if failures:
+                notes.append(
+                    f"the proof failed on {len(failures)} sub-box evaluations: {failures[0]}"
+                )
+            return done(None, proved=proved, n_boxes=total, notes=notes)
         d = np.argmax((fhi - flo) / width0, axis=1)
         mid = 0.5 * (flo[np.arange(len(d)), d] + fhi[np.arange(len(d)), d])
         left_hi, right_lo = fhi.copy(), flo.copy()
@@ -909,7 +1114,9 @@ def _reach_milp(
     ctrl = saturated(controller, ulo, uhi) if fin.all() else controller
     rc = as_relu_network(ctrl, plant.n_outputs)
     # sound state bounds to start from (zonotope), tightened by the exact MILP bounds step by step
-    ZL, ZU = _reach_zonotope(plant, controller, blo, bhi, steps, reference, wlo, whi, max_gen)
+    ZL, ZU, _, _ = _reach_zonotope(
+        plant, controller, blo, bhi, steps, reference, wlo, whi, max_gen, "discrete", None
+    )
     rng = np.random.default_rng(0)
     L, U = ZL.copy(), ZU.copy()
     witnesses: dict = {}
