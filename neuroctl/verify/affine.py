@@ -189,7 +189,12 @@ class AffineForm:
     def rad(self) -> np.ndarray:
         """Radius ``sum_j |g_j| + e`` (rounded up), shape ``(B, *s)``."""
         p = self.g.shape[0]
-        return _up(np.abs(self.g).sum(axis=0), p) + self.e if p else np.array(self.e)
+        if p == 0:
+            return np.array(self.e)
+        s = np.abs(self.g).sum(axis=0)
+        if p > 1:  # a sum of p non-negative terms: relative error <= gamma_{p-1}
+            s = np.nextafter(s + s * _gamma(p - 1), _INF)
+        return np.where(self.e > 0, np.nextafter(s + self.e, _INF), s)
 
     @property
     def lower(self) -> np.ndarray:

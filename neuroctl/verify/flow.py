@@ -478,6 +478,12 @@ def _apriori(plant, xl, xu, u, w, h: float):
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             bl, bu = image(xl, xu)
+    except SetArithmeticError as err:  # undefined on the initial set itself: no step helps
+        raise FlowEnclosureError(
+            f"the right-hand side of plant {plant.name!r} is undefined on the set: {err}"
+        ) from err
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
             for _ in range(10):
                 width = bu - bl
                 pad = 0.1 * width + 1e-9 * (np.abs(bl) + np.abs(bu)) + 1e-12
