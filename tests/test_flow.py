@@ -11,9 +11,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
+from _examples import load_example
 from neuroctl.envs.arm import ArmParams, arm_plant
 from neuroctl.envs.arm2link import arm2link_plant
-from _examples import load_example
 from scipy.integrate import solve_ivp
 
 from neuroctl import Plant, mlp, namespace, stack, unstack
