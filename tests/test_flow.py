@@ -14,6 +14,8 @@ import torch
 from _examples import load_example
 from neuroctl.envs.arm import ArmParams, arm_plant
 from neuroctl.envs.arm2link import arm2link_plant
+from neuroctl.envs.ring_road.dynamics import Params as RingParams
+from neuroctl.envs.ring_road.dynamics import ring_plant
 from scipy.integrate import solve_ivp
 
 from neuroctl import Plant, mlp, namespace, stack, unstack
@@ -195,6 +197,31 @@ def test_discrete_semantics_of_a_plant_with_post_step_is_checked_against_plant_s
     assert np.all(s >= res.lower) and np.all(s <= res.upper)
     # the tube of the map is the hull of the two samples, stated as such
     np.testing.assert_array_equal(res.tube_lower, np.minimum(res.lower[:-1], res.lower[1:]))
+
+
+def test_ring_road_discrete_sets_contain_plant_step_trajectories_with_noise():
+    # RingRoad's plant clamps speeds after its integrator: discrete semantics, checked against
+    # plant.step with random noise in the bounds (6 cars, one AV with a small ReLU policy)
+    plant = ring_plant(RingParams(n_vehicles=6, n_av=1, ring_length=60.0, noise=0.0), 60.0)
+    assert plant_semantics(plant) == "discrete"
+    x_eq, _ = plant.equilibrium(None)
+    net = mlp(3, 1, (8,), seed=0, dtype=torch.float64, output_scale=[0.5])
+    d = np.r_[np.full(6, 0.1), np.full(6, 0.05)]
+    lo, hi = x_eq - d, x_eq + d
+    lo[0], hi[0] = 0.5, 0.7  # car 0 away from the wrap of the positions
+    W = np.full(6, 0.02)
+    res = reach(plant, net, lo, hi, 20, disturbance_lower=-W, disturbance_upper=W)
+    assert res.semantics == "discrete" and np.isfinite(res.upper).all()
+    rng = np.random.default_rng(3)
+    x = torch.as_tensor(np.concatenate([rng.uniform(lo, hi, (3000, 12)), [lo, hi]]))
+    traj = [x.numpy()]
+    with torch.no_grad():
+        for _ in range(20):
+            w = torch.as_tensor(rng.uniform(-W, W, (x.shape[0], 6)))
+            x = plant.step(x, net(plant.observe(x)), w)
+            traj.append(x.numpy())
+    s = np.stack(traj, 1)
+    assert np.all(s >= res.lower) and np.all(s <= res.upper)
 
 
 def test_check_invariant_checks_the_tubes_between_samples():

@@ -66,6 +66,7 @@ the exact one.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -94,6 +95,7 @@ class SetArithmeticError(ArithmeticError, ValueError):
 
 
 # ============================================================================ rounding helpers
+@functools.lru_cache(maxsize=4096)
 def _gamma(k: int) -> float:
     """``gamma_k = k u / (1 - k u)`` rounded up."""
     k = max(int(k), 1)
@@ -158,7 +160,11 @@ class AffineForm:
         self.c = np.asarray(center, dtype=np.float64)
         self.g = np.asarray(gens, dtype=np.float64)
         self.ctx = ctx
-        self.e = np.zeros(self.c.shape) if err is None else np.broadcast_to(err, self.c.shape)
+        if err is None:
+            self.e = np.zeros(self.c.shape)
+        else:
+            e = np.asarray(err, dtype=np.float64)
+            self.e = e if e.shape == self.c.shape else np.broadcast_to(e, self.c.shape)
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -464,6 +470,60 @@ class AffineForm:
 
         return _monotone(self, np.sqrt, slope, 0.0, _INF, lo=np.maximum(lo, 0.0), up=up)
 
+    # comparisons give a three-valued answer per element (see SetBool)
+    def _compare(self, other, op):
+        o = other if isinstance(other, AffineForm) else AffineForm._lift(other, self.ctx)
+        d = self - o  # the sign of x - other over the set
+        lo, up = d.lower, d.upper
+        table = {
+            "lt": (up < 0, lo < 0),
+            "le": (up <= 0, lo <= 0),
+            "gt": (lo > 0, up > 0),
+            "ge": (lo >= 0, up >= 0),
+        }
+        return SetBool(*table[op])
+
+    def __lt__(self, other):
+        return self._compare(other, "lt")
+
+    def __le__(self, other):
+        return self._compare(other, "le")
+
+    def __gt__(self, other):
+        return self._compare(other, "gt")
+
+    def __ge__(self, other):
+        return self._compare(other, "ge")
+
+    def floor(self):
+        """``floor(x)``: a constant where the set lies between two integers; a set that straddles
+        an integer raises :class:`SetArithmeticError` (the function jumps there)."""
+        lo, up = self.lower, self.upper
+        kl, ku = np.floor(lo), np.floor(up)
+        if np.any(kl != ku):
+            raise SetArithmeticError(
+                "AffineForm.floor: the set straddles an integer (e.g. a ring position set across "
+                f"the wrap), range [{lo[kl != ku].min():.6g}, {up[kl != ku].max():.6g}]"
+            )
+        return self._new(kl, np.zeros_like(self.g))
+
+    def __mod__(self, m):
+        """``x mod m`` for a constant ``m > 0``: ``x - k m`` with ``k = floor(x / m)`` constant
+        over the set (else :class:`SetArithmeticError`)."""
+        m = _const(m)
+        if np.any(m <= 0):
+            raise ValueError(f"AffineForm % m: expected a positive modulus, received {m}")
+        lo, up = self.lower, self.upper
+        kl, ku = np.floor(lo / m), np.floor(up / m)
+        # lo / m is rounded: check the integer is the same on both sides of each end
+        kl2, ku2 = np.floor(np.nextafter(lo, -_INF) / m), np.floor(np.nextafter(up, _INF) / m)
+        if np.any((kl != ku) | (kl != kl2) | (ku != ku2)):
+            raise SetArithmeticError(
+                "AffineForm % m: the set straddles a multiple of the modulus (the remainder jumps "
+                "there, e.g. a ring position set across the wrap)"
+            )
+        return self - kl * m
+
     def relu(self):
         """DeepZ relaxation: exact where the sign is fixed, else ``lam x + mu +- mu``."""
         lo, up = self.lower, self.upper
@@ -513,7 +573,10 @@ class AffineForm:
             "square": AffineForm.square,
             "absolute": AffineForm.abs,
             "reciprocal": AffineForm.reciprocal,
+            "floor": AffineForm.floor,
         }
+        if name == "remainder" and len(inputs) == 2 and isinstance(inputs[0], AffineForm):
+            return inputs[0] % inputs[1]
         if name in unary and len(inputs) == 1:
             return unary[name](inputs[0])
         if name in binary and len(inputs) == 2:
@@ -580,6 +643,32 @@ class AffineForm:
             f"AffineForm: torch function {name!r} is not supported on sets; supported: clamp, "
             f"clip, maximum, minimum, stack, cat, {', '.join(sorted(unary))}"
         )
+
+
+class SetBool:
+    """A comparison of sets, per element: ``definitely`` (true for every point of the sets) and
+    ``possibly`` (true for some point). Usable as a condition only where the two agree."""
+
+    __slots__ = ("definitely", "possibly")
+
+    def __init__(self, definitely, possibly):
+        self.definitely = np.asarray(definitely, dtype=bool)
+        self.possibly = np.asarray(possibly, dtype=bool)
+
+    def decided(self) -> np.ndarray:
+        """The condition where it is the same for every point of the sets; else a TypeError."""
+        if np.any(self.definitely != self.possibly):
+            raise TypeError(
+                "a comparison of sets is true for some of their points and false for others; "
+                "it cannot be used as a condition (split the set)"
+            )
+        return self.definitely
+
+    def __bool__(self):
+        return bool(np.all(self.decided()))
+
+    def __repr__(self) -> str:
+        return f"SetBool(definitely={self.definitely}, possibly={self.possibly})"
 
 
 class Taylorish:
@@ -777,7 +866,7 @@ def _clip(x, a_min=None, a_max=None, **kwargs):
 def _where(cond, a, b):
     if isinstance(cond, AffineForm):
         raise TypeError("AffineForm: where() with a set-valued condition is not supported")
-    cond = _const(cond).astype(bool)
+    cond = cond.decided() if isinstance(cond, SetBool) else _const(cond).astype(bool)
     ctx = next(v.ctx for v in (a, b) if isinstance(v, AffineForm))
     a, b = AffineForm._lift(a, ctx), AffineForm._lift(b, ctx)
     shape = np.broadcast_shapes(cond.shape, a.c.shape, b.c.shape)
