@@ -66,8 +66,14 @@ def scipy_closed_loop(plant, controller, x0, steps, *, reference=None, dense=16)
         def f(t, z, u=u):
             return np.asarray(plant.rhs(z.reshape(N, n), u)).reshape(-1)
 
-        sol = solve_ivp(
-            f, (0.0, plant.dt), x.reshape(-1), rtol=1e-10, atol=1e-12, dense_output=True
+        sol = solve_ivp(  # DOP853: an 8th-order method, few steps at this tolerance
+            f,
+            (0.0, plant.dt),
+            x.reshape(-1),
+            method="DOP853",
+            rtol=1e-10,
+            atol=1e-12,
+            dense_output=True,
         )
         assert sol.success
         between.append(sol.sol(t_in).T.reshape(dense, N, n).transpose(1, 0, 2))
