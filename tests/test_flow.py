@@ -231,8 +231,8 @@ def test_ring_road_discrete_sets_contain_plant_step_trajectories_with_noise():
 
 
 def test_check_invariant_checks_the_tubes_between_samples():
-    # a lightly damped oscillator sampled at its half period: the samples stay at |x1| <= 0.5
-    # but the flow swings through x2 = ±1 in between; a safe box |x2| <= 0.8 holds at the samples
+    # x1' = x2, x2' = -x1 sampled every half period: x(k pi) = (-1)^k x0 (closed form), so the
+    # samples never leave |x2| <= 0.3, but the flow x2(t) = -x1(0) sin t swings through ±0.5
     def rhs(x, u):
         return stack([x[..., 1], -x[..., 0] + u[..., 0]], like=x)
 
@@ -241,25 +241,23 @@ def test_check_invariant_checks_the_tubes_between_samples():
     zero.weight.zero_()
     zero.bias.zero_()
     lo, hi = np.array([0.49, -0.01]), np.array([0.5, 0.01])
-    safe_lo, safe_hi = np.array([-0.6, -0.3]), np.array([0.6, 0.3])
-    disc = check_invariant(
-        plant,
-        zero,
-        safe_lo,
-        safe_hi,
-        initial_lower=lo,
-        initial_upper=hi,
-        steps=3,
-        semantics="discrete",
-        samples=16,
-    )
-    cont = check_invariant(
-        plant, zero, safe_lo, safe_hi, initial_lower=lo, initial_upper=hi, steps=3, samples=16
-    )
+    kw = dict(initial_lower=lo, initial_upper=hi, steps=3, samples=16)
+    cont = check_invariant(plant, zero, [-0.6, -0.3], [0.6, 0.3], **kw)
     assert cont.semantics == "continuous" and cont.holds is False
-    # the counterexample leaves between the samples (x2 = -x1 sin t reaches 0.5)
-    assert disc.semantics == "discrete"
-    assert cont.counterexample.states[0, 0, 0] >= 0.49
+    ce = cont.counterexample.states[0]
+    assert np.all(np.abs(ce[:, 1]) <= 0.3)  # every sample inside: it leaves in between
+    # with room for the swing the property is proved, on tubes that contain the closed form
+    ok = check_invariant(plant, zero, [-0.6, -0.6], [0.6, 0.6], **kw)
+    assert ok.holds is True and ok.semantics == "continuous"
+    assert np.all(ok.reach.tube_upper <= 0.6) and np.all(ok.reach.tube_lower >= -0.6)
+    t = np.linspace(0.0, 3 * np.pi, 3001)
+    for x0 in corners(lo, hi):
+        flow = np.stack(
+            [x0[0] * np.cos(t) + x0[1] * np.sin(t), -x0[0] * np.sin(t) + x0[1] * np.cos(t)], axis=-1
+        )
+        assert ok.reach.contains_tube(t, flow[None])[0]
+    swing = np.maximum(ok.reach.tube_upper[:, 1], -ok.reach.tube_lower[:, 1])
+    assert np.all(swing >= 0.49)  # each period's tube covers its swing (samples do not)
 
 
 # ------------------------------------------------------------------ relaxations
