@@ -20,12 +20,9 @@ from scipy.integrate import solve_ivp
 
 from neuroctl import Plant, mlp, namespace, stack, unstack
 from neuroctl.verify.affine import AffineForm, SetArithmeticError, controller_on_sets
-from neuroctl.verify.flow import (
-    Taylor,
-    closed_loop_period_sets,
-    plant_semantics,
-)
+from neuroctl.verify.flow import closed_loop_period_sets, plant_semantics
 from neuroctl.verify.reach import check_invariant, reach
+from neuroctl.verify.taylor import Taylor
 
 
 # ------------------------------------------------------------------ plants

@@ -20,8 +20,9 @@ replaced by ``lam x + mu +- delta`` (a fresh noise symbol of radius ``delta``) v
   monotone and its range is read from the ends; the form's hull is then ``[f(l), f(u)]``;
 - ``sin``, ``cos``: Taylor at the centre with a bound of the second derivative over the interval;
 - piecewise-linear saturations (``clip``, ``maximum``/``minimum`` with a constant, Hardtanh,
-  ReLU6): exact when the interval lies on one side of each kink, the chord relaxation
-  otherwise; ReLU: DeepZ.
+  ReLU6, ``plant.saturate``): exact when the interval lies on one side of each kink; where it
+  crosses one, the chord relaxation's hull (like that of any relaxation with a non-zero slope)
+  leaves the function's range, so the range ``[f(l), f(u)]`` itself is used; ReLU: DeepZ.
 
 In every case the result is *intersected with the function's range*: where the relaxation's hull
 would leave the range of ``f`` (``(-1, 1)`` for tanh, ``[a, b]`` for a clip, ...), the element

@@ -16,14 +16,15 @@ Jackson and Corliss 1999):
    ``B`` on ``[0, h]`` (the Picard operator maps the continuous functions with values in ``B``
    into themselves, so its fixed point, the solution, lies there). Found by iterating the
    Picard operator with inflation; on failure ``h`` is halved.
-2. *Taylor step of order K* on affine forms. The Taylor coefficients of the flow, ``x_[0] = x0``,
-   ``x_[i+1] = f(x)_[i] / (i + 1)``, are computed by Taylor-series arithmetic (:class:`Taylor`,
-   whose coefficients are affine forms: Griewank and Walther, *Evaluating Derivatives*, ch. 13;
-   Moore 1966) by running the plant's own array-agnostic ``rhs`` on series. Keeping the
-   coefficients as affine forms keeps their correlation with the symbols of the initial state and
-   of the command. Then ``x(h) = sum_{i<=K} x_[i] h^i + R`` with the Lagrange remainder
-   ``R ∈ h^{K+1} x_[K+1](B)``: the ``(K+1)``-th coefficient evaluated (by the same series
-   arithmetic) on the box ``B``, which contains ``x(τ)`` for the intermediate ``τ``.
+2. *Taylor step of order K* on affine forms. The Taylor coefficients of the flow,
+   ``x_[0] = x0``, ``x_[i+1] = f(x)_[i] / (i + 1)``, are computed by Taylor-series arithmetic
+   (:mod:`neuroctl.verify.taylor`, whose coefficients are affine forms: Griewank and Walther,
+   *Evaluating Derivatives*, ch. 13; Moore 1966) by running the plant's own array-agnostic
+   ``rhs`` on series. Keeping the coefficients as affine forms keeps their correlation with the
+   symbols of the initial state and of the command. Then ``x(h) = sum_{i<=K} x_[i] h^i + R``
+   with the Lagrange remainder ``R ∈ h^{K+1} x_[K+1](B)``: the ``(K+1)``-th coefficient
+   evaluated (by the same series arithmetic) on the box ``B``, which contains ``x(τ)`` for the
+   intermediate ``τ``.
 3. *Tube*: for ``t ∈ [0, h]``, ``x(t) ∈ x_[0] + sum_i x_[i] h^i/2 ± sum_i |x_[i]| h^i/2 +
    [0, h^{K+1}] x_[K+1](B)``, intersected with ``B``.
 
@@ -59,16 +60,15 @@ from ..plant import Plant
 from .affine import (
     AffineForm,
     SetArithmeticError,
-    Taylorish,
     _const,
     _Context,
     _up,
     controller_on_sets,
 )
+from .taylor import Taylor, _div_int
 
 __all__ = [
     "PeriodSets",
-    "Taylor",
     "FlowEnclosureError",
     "closed_loop_period_sets",
     "plant_semantics",
@@ -85,343 +85,6 @@ class FlowEnclosureError(SetArithmeticError):
     """No validated enclosure of the flow could be found (the a-priori enclosure failed down to
     the smallest sub-step, or the right-hand side is undefined on the enclosure). A failure
     inside the proof."""
-
-
-# ============================================================================ Taylor series
-def _zero_shape(v):
-    return v.shape if isinstance(v, AffineForm) else np.shape(v)
-
-
-def _add(a, b):
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return a + b
-
-
-def _sub(a, b):
-    if b is None:
-        return a
-    if a is None:
-        return -b
-    return a - b
-
-
-def _mul(a, b):
-    if a is None or b is None:
-        return None
-    return a * b
-
-
-def _total(terms):
-    out = None
-    for t in terms:
-        out = _add(out, t)
-    return out
-
-
-def _div_int(a, k: int):
-    if a is None:
-        return None
-    return a / float(k)
-
-
-class Taylor(Taylorish):
-    """A truncated power series ``sum_k a_k t^k`` whose coefficients are affine forms (or
-    constant arrays), computed lazily, each once.
-
-    Implements the array operations plants are written with (``+ - * /``, integer and real
-    powers, ``sin``, ``cos``, ``exp``, ``tanh``, ``sqrt``, ``stack``/``concat``, indexing, ``@``
-    with a constant matrix, ``sum``) by the recurrences of Taylor arithmetic, so that one
-    array-agnostic ``rhs`` runs on it unchanged. Non-smooth functions (``maximum``, ``clip``,
-    ``abs``) are refused: the Taylor expansion of the flow needs a smooth right-hand side.
-
-    Parameters
-    ----------
-    rule : callable
-        ``rule(k)`` returns coefficient ``k >= 1`` (``None`` for zero); called once per ``k``,
-        in increasing order.
-    c0 : AffineForm or array_like
-        Coefficient 0.
-    """
-
-    __array_priority__ = 2000
-    __slots__ = ("_rule", "_c", "shape")
-
-    def __init__(self, rule, c0):
-        self._rule = rule
-        self._c = [c0]
-        self.shape = tuple(_zero_shape(c0))
-
-    def coef(self, k: int):
-        """Coefficient ``k`` (an AffineForm, an array, or None for zero)."""
-        while len(self._c) <= k:
-            self._c.append(self._rule(len(self._c)))
-        return self._c[k]
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def dtype(self):
-        return np.dtype(np.float64)
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __repr__(self) -> str:
-        return f"Taylor(shape={self.shape}, computed={len(self._c)})"
-
-    # ------------------------------------------------------------------ construction
-    @staticmethod
-    def constant(v) -> Taylor:
-        """A series with only its constant term ``v``."""
-        if isinstance(v, Taylor):
-            return v
-        return Taylor(lambda k: None, v if isinstance(v, AffineForm) else _const(v))
-
-    # ------------------------------------------------------------------ arithmetic
-    def __add__(self, other):
-        b = Taylor.constant(other)
-        return Taylor(lambda k: _add(self.coef(k), b.coef(k)), _add(self.coef(0), b.coef(0)))
-
-    __radd__ = __add__
-
-    def __sub__(self, other):
-        b = Taylor.constant(other)
-        return Taylor(lambda k: _sub(self.coef(k), b.coef(k)), _sub(self.coef(0), b.coef(0)))
-
-    def __rsub__(self, other):
-        return Taylor.constant(other) - self
-
-    def __neg__(self):
-        return Taylor(lambda k: _mul(self.coef(k), -1.0), -self.coef(0))
-
-    def __pos__(self):
-        return self
-
-    def __mul__(self, other):
-        if not isinstance(other, Taylor):
-            o = other if isinstance(other, AffineForm) else _const(other)
-            return Taylor(lambda k: _mul(self.coef(k), o), self.coef(0) * o)
-        a, b = self, other
-        return Taylor(
-            lambda k: _total(_mul(a.coef(i), b.coef(k - i)) for i in range(k + 1)),
-            a.coef(0) * b.coef(0),
-        )
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, other):
-        if not isinstance(other, Taylor):
-            if isinstance(other, AffineForm):
-                return self * other.reciprocal()
-            o = _const(other)
-            return Taylor(
-                lambda k: None if self.coef(k) is None else self.coef(k) / o, self.coef(0) / o
-            )
-        a, b = self, other
-        b0 = b.coef(0)
-        r0 = b0.reciprocal() if isinstance(b0, AffineForm) else 1.0 / b0
-
-        def rule(k):
-            s = _sub(a.coef(k), _total(_mul(b.coef(i), q.coef(k - i)) for i in range(1, k + 1)))
-            return _mul(s, r0)
-
-        q = Taylor(rule, a.coef(0) * r0)
-        return q
-
-    def __rtruediv__(self, other):
-        return Taylor.constant(other) / self
-
-    def __pow__(self, p):
-        p = float(_const(p))
-        if p == int(p) and 0 <= p <= 16:
-            n = int(p)
-            if n == 0:
-                return Taylor.constant(np.ones(self.shape))
-            out = self
-            for _ in range(n - 1):
-                out = out * self
-            return out
-        # y = a^p: a y' = p a' y, so y_k = (1/(k a_0)) sum_{j<k} (p (k - j) - j) a_{k-j} y_j
-        a = self
-        a0 = a.coef(0)
-        r0 = a0.reciprocal() if isinstance(a0, AffineForm) else 1.0 / a0
-
-        def rule(k):
-            terms = []
-            for j in range(k):
-                factor = p * (k - j) - j
-                if factor != 0:
-                    terms.append(_mul(a.coef(k - j), _mul(y.coef(j), float(factor))))
-            return _div_int(_mul(_total(terms), r0), k)
-
-        y = Taylor(rule, a0**p)
-        return y
-
-    def __matmul__(self, w):
-        w = _const(w)
-        return Taylor(
-            lambda k: None if self.coef(k) is None else self.coef(k) @ w, self.coef(0) @ w
-        )
-
-    def __rmatmul__(self, w):
-        return self.__matmul__(_const(w).T)
-
-    def __getitem__(self, key):
-        return Taylor(
-            lambda k: None if self.coef(k) is None else self.coef(k)[key], self.coef(0)[key]
-        )
-
-    def sum(self, axis=None, keepdims=False):
-        def s(v):
-            if v is None:
-                return None
-            return (
-                v.sum(axis=axis, keepdims=keepdims)
-                if isinstance(v, AffineForm)
-                else (np.sum(v, axis=axis, keepdims=keepdims))
-            )
-
-        return Taylor(lambda k: s(self.coef(k)), s(self.coef(0)))
-
-    # ------------------------------------------------------------------ elementary functions
-    def _sincos(self):
-        a = self
-        a0 = a.coef(0)
-        s = Taylor(None, np.sin(a0))
-        c = Taylor(None, np.cos(a0))
-        # s' = c a', c' = -s a': s_k = (1/k) sum_{j=1..k} j a_j c_{k-j}
-        s._rule = lambda k: _div_int(
-            _total(_mul(a.coef(j), _mul(c.coef(k - j), float(j))) for j in range(1, k + 1)), k
-        )
-        c._rule = lambda k: _div_int(
-            _total(_mul(a.coef(j), _mul(s.coef(k - j), -float(j))) for j in range(1, k + 1)), k
-        )
-        return s, c
-
-    def sin(self):
-        return self._sincos()[0]
-
-    def cos(self):
-        return self._sincos()[1]
-
-    def exp(self):
-        a = self
-        e = Taylor(None, np.exp(a.coef(0)))
-        e._rule = lambda k: _div_int(
-            _total(_mul(a.coef(j), _mul(e.coef(k - j), float(j))) for j in range(1, k + 1)), k
-        )
-        return e
-
-    def tanh(self):
-        # t' = (1 - t^2) a' = d a'; d_k = -(t^2)_k for k >= 1
-        a = self
-        t0 = np.tanh(a.coef(0))
-        t = Taylor(None, t0)
-        d = Taylor(None, 1.0 - t0 * t0)
-        t._rule = lambda k: _div_int(
-            _total(_mul(a.coef(j), _mul(d.coef(k - j), float(j))) for j in range(1, k + 1)), k
-        )
-        d._rule = lambda k: _mul(_total(_mul(t.coef(i), t.coef(k - i)) for i in range(k + 1)), -1.0)
-        return t
-
-    def sqrt(self):
-        # s^2 = a: s_k = (a_k - sum_{i=1..k-1} s_i s_{k-i}) / (2 s_0)
-        a = self
-        s0 = np.sqrt(a.coef(0))
-        r = s0.reciprocal() if isinstance(s0, AffineForm) else 1.0 / s0
-        s = Taylor(None, s0)
-        s._rule = lambda k: _mul(
-            _sub(a.coef(k), _total(_mul(s.coef(i), s.coef(k - i)) for i in range(1, k))),
-            _mul(r, 0.5),
-        )
-        return s
-
-    def square(self):
-        return self * self
-
-    def reciprocal(self):
-        return 1.0 / self
-
-    # ------------------------------------------------------------------ protocols
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        if method != "__call__" or kwargs.get("out") is not None:
-            return NotImplemented
-        name = ufunc.__name__
-        unary = {
-            "negative": lambda a: -a,
-            "positive": lambda a: a,
-            "sin": Taylor.sin,
-            "cos": Taylor.cos,
-            "exp": Taylor.exp,
-            "tanh": Taylor.tanh,
-            "sqrt": Taylor.sqrt,
-            "square": Taylor.square,
-            "reciprocal": Taylor.reciprocal,
-        }
-        binary = {
-            "add": lambda a, b: Taylor.constant(a) + b,
-            "subtract": lambda a, b: Taylor.constant(a) - b,
-            "multiply": lambda a, b: Taylor.constant(a) * b,
-            "true_divide": lambda a, b: Taylor.constant(a) / b,
-            "divide": lambda a, b: Taylor.constant(a) / b,
-            "power": lambda a, b: Taylor.constant(a) ** b,
-            "matmul": lambda a, b: a @ b if isinstance(a, Taylor) else b.__rmatmul__(a),
-        }
-        if name in unary and len(inputs) == 1:
-            return unary[name](inputs[0])
-        if name in binary and len(inputs) == 2:
-            return binary[name](*inputs)
-        raise TypeError(
-            f"Taylor series: numpy function {name!r} is not supported (the continuous "
-            "semantics needs a smooth right-hand side; use semantics='discrete' for a plant "
-            f"with kinks); supported: {sorted(unary) + sorted(binary)}"
-        )
-
-    def __array_function__(self, func, types, args, kwargs):
-        name = func.__name__
-        if name in ("stack", "concatenate", "concat"):
-            return _join_series(name, *args, **kwargs)
-        if name == "sum":
-            x, *rest = args
-            return x.sum(*rest, **kwargs)
-        raise TypeError(
-            f"Taylor series: numpy function {name!r} is not supported; supported: stack, "
-            "concat, concatenate, sum"
-        )
-
-
-def _join_series(name, arrays, axis=0, **kwargs):
-    if kwargs:
-        raise TypeError(f"Taylor {name}: unsupported options {sorted(kwargs)}")
-    parts = [Taylor.constant(a) for a in arrays]
-    shapes = [p.shape for p in parts]
-    if name == "stack":
-        target = np.broadcast_shapes(*shapes)
-    else:
-        target = None
-    fn = np.stack if name == "stack" else np.concatenate
-
-    def coef(k):
-        cs = [p.coef(k) for p in parts]
-        if all(c is None for c in cs):
-            return None
-        full = []
-        for c, shp in zip(cs, shapes):
-            if c is None:
-                c = np.zeros(shp if target is None else target)
-            elif target is not None and not isinstance(c, AffineForm):
-                c = np.broadcast_to(c, target)
-            elif target is not None and c.shape != target:
-                c = c + np.zeros(target)
-            full.append(c)
-        return fn(full, axis=axis)
-
-    return Taylor(lambda k: coef(k), coef(0))
 
 
 # ============================================================================ flow enclosure
