@@ -126,6 +126,27 @@ def test_rk4_step_semantics_excludes_the_true_tora_corner_trajectory_continuous_
     assert_inside(cont, samples, between)
 
 
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
+def test_smooth_controllers_stay_finite_for_30_periods_and_contain_the_flow(activation):
+    # before the range-tight relaxations, tanh/sigmoid sets blew up to infinity in a few steps
+    net = mlp(
+        4,
+        1,
+        (16, 16),
+        activation,
+        seed=0,
+        dtype=torch.float64,
+        output_scale=[0.3],
+        output_activation="tanh",
+    )
+    res = reach(TORA, net, TORA_LO, TORA_HI, 30)
+    assert np.isfinite(res.upper).all() and np.isfinite(res.tube_upper).all()
+    rng = np.random.default_rng(4)
+    x0 = np.concatenate([corners(TORA_LO, TORA_HI), rng.uniform(TORA_LO, TORA_HI, (1000, 4))])
+    samples, between = scipy_closed_loop(TORA, net, x0, 30, dense=4)
+    assert_inside(res, samples, between)
+
+
 @pytest.mark.parametrize("name", ["arm", "arm2link", "cartpole"])
 def test_shipped_plants_continuous_trajectories_inside_sets_and_tubes(name):
     rng = np.random.default_rng(1)
