@@ -358,20 +358,32 @@ def test_division_by_a_set_containing_zero_is_a_proof_failure_not_undecided():
 
 # ------------------------------------------------------------------ sound rounding
 def test_rounding_term_encloses_the_exact_rational_result_of_cancelling_sums():
-    # float64 loses the 1 in 1e16 + 1 - 1e16 (and in 0.1 * 3 - 0.3 the rounding of each step);
-    # the affine form's rounding term must cover the exact rational value
+    # float64 loses every 1 in 1e16 + 1 + 1 + ... and the rounding of each step of a chain;
+    # the affine forms' rounding term must cover the exact rational value of the whole chain
+    big = AffineForm.from_box(np.array([[1e16]]), np.array([[1e16]]))
+    y = big
+    for _ in range(100):
+        y = y + 1.0
+    y = y - 1e16
+    assert Fraction(float(y.lower[0, 0])) <= 100 <= Fraction(float(y.upper[0, 0]))
+    assert y.upper[0, 0] - y.lower[0, 0] <= 1e3  # about 100 roundings of 1e16 (ulp 2)
     rng = np.random.default_rng(0)
-    for _ in range(200):
+    for _ in range(100):
         a, b, c = rng.uniform(-1, 1, 3) * 10.0 ** rng.integers(-8, 17, 3)
         k = float(rng.uniform(-3, 3))
         xa = AffineForm.from_box(np.array([[a]]), np.array([[a]]))
-        y = ((xa + b) * k - c) * (xa * 0.1) @ np.array([[1.0]]) / 3.0
-        exact = (
-            ((Fraction(a) + Fraction(b)) * Fraction(k) - Fraction(c))
-            * (Fraction(a) * Fraction(0.1))
-            / 3
-        )
+        xb = AffineForm.from_box(np.array([[b]]), np.array([[b]]), xa.ctx)
+        y, exact = xa, Fraction(a)
+        for j in range(30):  # a chain of form-form and form-constant operations
+            if j % 3 == 0:
+                y, exact = y * k + xb, exact * Fraction(k) + Fraction(b)
+            elif j % 3 == 1:
+                y, exact = (y - c) @ np.array([[0.1]]), (exact - Fraction(c)) * Fraction(0.1)
+            else:
+                y, exact = y * xa / 3.0 + c, exact * Fraction(a) / 3 + Fraction(c)
+                y, exact = y * (1.0 / abs(a)), exact * Fraction(1.0 / abs(a))
         assert Fraction(float(y.lower[0, 0])) <= exact <= Fraction(float(y.upper[0, 0]))
+        assert y.upper[0, 0] - y.lower[0, 0] <= 1e-9 * (abs(float(exact)) + 1.0)  # still tight
 
 
 def test_taylor_series_coefficients_match_the_closed_form_of_a_linear_flow():
