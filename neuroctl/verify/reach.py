@@ -806,7 +806,8 @@ def check_invariant(
 
     - ``steps=None``: is the box *forward invariant*? Every state of the box must be mapped into
       the box by one step (then, by induction, every trajectory that starts in it stays in it
-      for ever). The box must be bounded.
+      for ever). The box must be bounded. Discrete semantics only (an error otherwise: the
+      continuous tube of a box always reaches its own boundary).
     - ``steps=T``: from every state of the initial box ``[initial_lower, initial_upper]``, do all
       trajectories stay in the safe box ``[lower, upper]`` for ``T`` steps? The safe box may have
       infinite sides (unconstrained states).
@@ -886,6 +887,13 @@ def check_invariant(
     whi = np.zeros(nw) if disturbance_upper is None else _box_arg(disturbance_upper, nw, "w")
     max_gen = 20 * n if max_generators is None else int(max_generators)
     sem = _semantics_for(plant, semantics, "zonotope")
+    if steps is None and sem == "continuous":
+        raise ValueError(
+            "steps=None (forward invariance) with semantics='continuous': the tube of the first "
+            "period contains the box's own boundary, so it never lies inside the box once its "
+            "bounds are rounded outward; give a horizon steps=T, or semantics='discrete' for "
+            f"the invariance of the map plant.step (plant {plant.name!r})"
+        )
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     falsify = _falsify if sem == "discrete" else _falsify_continuous
