@@ -44,8 +44,9 @@ def tora_controller():
     return mlp(4, 1, (16, 16), seed=0, dtype=torch.float64, output_scale=[0.3])
 
 
-def scipy_closed_loop(plant, controller, x0, steps, *, reference=None, dense=16):
-    """Independent replay: one solve_ivp per period on the stacked ODE, command held."""
+def scipy_closed_loop(plant, controller, x0, steps, *, reference=None, dense=16, w=None):
+    """Independent replay: one solve_ivp per period on the stacked ODE, command held (and the
+    disturbance ``w[:, k]``, shape (N, steps, n_w), held over period k)."""
     x = np.array(x0, dtype=np.float64)
     N, n = x.shape
     r = None
@@ -54,14 +55,15 @@ def scipy_closed_loop(plant, controller, x0, steps, *, reference=None, dense=16)
         r = torch.as_tensor(np.broadcast_to(ref, (N, plant.n_references)).copy())
     t_in = np.linspace(0.0, plant.dt, dense + 2)[1:-1]
     samples, between = [x.copy()], []
-    for _ in range(steps):
+    for k in range(steps):
         with torch.no_grad():
             xt = torch.as_tensor(x)
             y = plant.observe(xt, r) if r is not None else plant.observe(xt)
             u = plant.saturate(controller(y)).numpy()
+        wk = None if w is None else w[:, k]
 
-        def f(t, z, u=u):
-            return np.asarray(plant.rhs(z.reshape(N, n), u)).reshape(-1)
+        def f(t, z, u=u, wk=wk):
+            return np.asarray(plant.rhs(z.reshape(N, n), u, wk)).reshape(-1)
 
         sol = solve_ivp(  # DOP853: an 8th-order method, few steps at this tolerance
             f,
@@ -124,6 +126,27 @@ def test_rk4_step_semantics_excludes_the_true_tora_corner_trajectory_continuous_
     assert outside > 1e-3  # the discrete "proof" misses a real trajectory
     assert cont.semantics == "continuous"
     assert_inside(cont, samples, between)
+
+
+def test_disturbance_held_over_each_period_is_enclosed_for_every_value_in_its_bounds():
+    # TORA pushed on its last state, x4' = u + w, w constant over each period in [-0.05, 0.05]
+    def rhs(x, u, w):
+        return tora_rhs(x, u) + stack([0.0 * w[..., 0]] * 3 + [w[..., 0]], like=x)
+
+    plant = Plant(states=4, inputs=1, disturbances=1, dt=1.0, rhs=rhs, name="tora_pushed")
+    net = tora_controller()
+    res = reach(
+        plant, net, TORA_LO, TORA_HI, 8, disturbance_lower=[-0.05], disturbance_upper=[0.05]
+    )
+    assert res.semantics == "continuous"
+    rng = np.random.default_rng(5)
+    x0 = np.concatenate([corners(TORA_LO, TORA_HI), rng.uniform(TORA_LO, TORA_HI, (2000, 4))])
+    w = rng.choice([-0.05, 0.05], (x0.shape[0], 8, 1))  # extreme pushes, switching per period
+    samples, between = scipy_closed_loop(plant, net, x0, 8, dense=6, w=w)
+    assert_inside(res, samples, between)
+    # the push matters: the sets are wider than without it
+    calm = reach(plant, net, TORA_LO, TORA_HI, 8)
+    assert np.all(res.upper[-1] - res.lower[-1] > calm.upper[-1] - calm.lower[-1])
 
 
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
