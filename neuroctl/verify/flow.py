@@ -71,7 +71,10 @@ __all__ = [
     "PeriodSets",
     "FlowEnclosureError",
     "closed_loop_period_sets",
+    "flow_period",
+    "ode_rollout",
     "plant_semantics",
+    "resolve_semantics",
 ]
 
 _U = 2.0**-53
