@@ -377,6 +377,9 @@ def test_division_by_a_set_containing_zero_is_a_proof_failure_not_undecided():
     )
     assert res.holds is None and res.failures and "contains 0" in res.failures[0]
     assert any("failed" in note for note in res.notes)
+    r = reach(plant, zero, [-0.5, 0.01], [0.3, 0.1], 2, splits=(2, 1))  # split at x1 = -0.1
+    assert len(r.failures) == 1 and r.failures[0].startswith("sub-box 1")
+    assert np.isinf(r.box_upper[1, 1:]).all() and np.isfinite(r.box_upper[0]).all()
 
 
 # ------------------------------------------------------------------ sound rounding

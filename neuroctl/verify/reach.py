@@ -157,6 +157,9 @@ class ReachResult:
         (continuous semantics: the flow between the samples; discrete: the hull of the two
         samples, the map having no states in between). ``tube_lower``/``tube_upper`` are their
         hulls ``(T, n)``.
+    failures : list of str
+        Sub-boxes on which the proof failed (an operation undefined on a set, e.g. a division
+        by a set containing 0, or no enclosure of the flow found); their sets are ``±inf``.
     """
 
     times: np.ndarray
@@ -173,6 +176,7 @@ class ReachResult:
     semantics: str = "discrete"
     box_tube_lower: np.ndarray | None = field(default=None, repr=False)
     box_tube_upper: np.ndarray | None = field(default=None, repr=False)
+    failures: list = field(default_factory=list)
 
     def __post_init__(self):
         if self.box_tube_lower is None:
@@ -230,6 +234,7 @@ class ReachResult:
             "semantics": self.semantics,
             "tube_lower": self.tube_lower.tolist(),
             "tube_upper": self.tube_upper.tolist(),
+            "failures": list(self.failures),
             "time": self.time,
         }
 
@@ -637,10 +642,12 @@ def reach(
     witnesses = None
     blo, bhi = _grid(lo, hi, splits)
     TL = TU = None
+    failures: list = []
     if method == "zonotope":
-        L, U, TL, TU = _reach_zonotope(
+        L, U, TL, TU, fails = _reach_boxes_guarded(
             plant, controller, blo, bhi, steps, reference, wlo, whi, max_gen, sem, max_step
         )
+        failures = [f"sub-box {i}: {f}" for i, f in enumerate(fails) if f is not None]
     elif method == "interval":
         L, U = _reach_interval(plant, controller, blo, bhi, steps, reference, wlo, whi)
     else:
@@ -662,6 +669,7 @@ def reach(
         semantics=sem,
         box_tube_lower=TL,
         box_tube_upper=TU,
+        failures=failures,
     )
 
 
