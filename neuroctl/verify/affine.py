@@ -115,6 +115,11 @@ def _round_err(mag, k: int, p: int):
     return _up(_gamma(k) * mag + (p + 1) * k * _ETA, 3)
 
 
+def _plus(a, b):
+    """Upward-rounded sum of two non-negative arrays (rounding terms)."""
+    return np.nextafter(a + b, _INF)
+
+
 def _down_end(a):
     return np.nextafter(a, -_INF)
 
@@ -267,7 +272,7 @@ class AffineForm:
         g = slope * self.g
         a = np.abs(slope)
         mag = a * np.abs(self.c) + np.abs(offset) + a * self._gsum()
-        e = _up(a * self.e, 1) + _round_err(mag, 2, self.g.shape[0])
+        e = _plus(_up(a * self.e, 1), _round_err(mag, 2, self.g.shape[0]))
         return self._new(c, g, e)._with_noise(err)
 
     # ------------------------------------------------------------------ arithmetic
@@ -279,12 +284,13 @@ class AffineForm:
             c = self.c + o
             g = _expand(self.g, self.c.ndim, c.ndim)
             g = np.broadcast_to(g, (len(g), *c.shape))
-            e = np.broadcast_to(self.e, c.shape) + _round_err(np.abs(c), 1, 0)
+            e = _plus(self.e, _round_err(np.abs(c), 1, 0))
+            e = e if e.shape == c.shape else np.broadcast_to(e, c.shape)
             return self._new(c, g, e)
         ga, gb = self._pair(self, other)
         c, g = self.c + other.c, ga + gb
         mag = np.abs(c) + np.abs(g).sum(axis=0)
-        e = _up(self.e + other.e, 1) + _round_err(mag, 1, g.shape[0])
+        e = _plus(_up(self.e + other.e, 1), _round_err(mag, 1, g.shape[0]))
         return self._new(c, g, e)
 
     __radd__ = __add__
@@ -312,7 +318,7 @@ class AffineForm:
             g = _expand(self.g, self.c.ndim, c.ndim) * o
             a = np.abs(o)
             mag = np.abs(c) + np.abs(g).sum(axis=0)
-            e = _up(self.e * a, 1) + _round_err(mag, 1, g.shape[0])
+            e = _plus(_up(self.e * a, 1), _round_err(mag, 1, g.shape[0]))
             return self._new(c, g, e)
         ga, gb = self._pair(self, other)
         ra, rb = self.rad, other.rad
@@ -322,7 +328,7 @@ class AffineForm:
         mag = mag + np.abs(other.c) * np.abs(ga).sum(axis=0)
         ea, eb = self.e, other.e
         e_prop = (np.abs(self.c) + ra) * eb + (np.abs(other.c) + rb) * ea + ea * eb
-        e = _up(e_prop, 4) + _round_err(mag, 3, g.shape[0])
+        e = _plus(_up(e_prop, 4), _round_err(mag, 3, g.shape[0]))
         # the product of the two symbol sums lies in [-ra' rb', ra' rb'] with ra' = ra - ea
         out = self._new(c, g, e)
         return out._with_noise(_up(ra * rb, 1))
@@ -339,7 +345,7 @@ class AffineForm:
             inv = 1.0 / o
             y = self * inv
             # 1/o is rounded (relative error <= u): x * fl(1/o) - x / o <= u |x * fl(1/o)| (1+u)
-            y.e = y.e + _up((np.abs(y.c) + y.rad) * 2 * _U, 3)
+            y.e = _plus(y.e, _up((np.abs(y.c) + y.rad) * 2 * _U, 3))
             return y
         return self * other.reciprocal()
 
@@ -373,7 +379,7 @@ class AffineForm:
         w = _const(w)
         k = w.shape[0] if w.ndim else 1
         mag = (np.abs(self.c) + self._gsum()) @ np.abs(w)
-        e = _up(self.e @ np.abs(w), k) + _round_err(mag, k, self.g.shape[0])
+        e = _plus(_up(self.e @ np.abs(w), k), _round_err(mag, k, self.g.shape[0]))
         return self._new(self.c @ w, self.g @ w, e)
 
     def __rmatmul__(self, w):
@@ -396,7 +402,7 @@ class AffineForm:
         c = self.c.sum(axis=axis, keepdims=keepdims)
         g = self.g.sum(axis=axis if axis < 0 else axis + 1, keepdims=keepdims)
         mag = (np.abs(self.c) + self._gsum()).sum(axis=axis, keepdims=keepdims)
-        e = _up(self.e.sum(axis=axis, keepdims=keepdims), k) + _round_err(mag, k, g.shape[0])
+        e = _plus(_up(self.e.sum(axis=axis, keepdims=keepdims), k), _round_err(mag, k, g.shape[0]))
         return self._new(c, g, e)
 
     # ------------------------------------------------------------------ nonlinear functions
@@ -407,8 +413,9 @@ class AffineForm:
         h = 0.5 * r2
         out = self._new(self.c**2 + h, 2.0 * self.c * self.g)
         mag = self.c**2 + h + 2.0 * np.abs(self.c) * self._gsum()
-        out.e = _up(2.0 * (np.abs(self.c) + r) * self.e + self.e**2, 3) + _round_err(
-            mag, 3, self.g.shape[0]
+        out.e = _plus(
+            _up(2.0 * (np.abs(self.c) + r) * self.e + self.e**2, 3),
+            _round_err(mag, 3, self.g.shape[0]),
         )
         return out._with_noise(_up(h, 1))
 

@@ -71,7 +71,7 @@ def _reduce(x: AffineForm, max_generators: int) -> AffineForm:
     else:
         kept, boxed = g, np.zeros((b, n))
     # the boxed generators and the rounding term, summed with upward rounding
-    boxed = _up(boxed, p) + x.e
+    boxed = np.nextafter(_up(boxed, p) + x.e, np.inf)
     diag = np.zeros((n, b, n))
     diag[np.arange(n), :, np.arange(n)] = boxed.T
     gen = np.concatenate([kept, diag], axis=0)
