@@ -165,6 +165,7 @@ def main(args: Args) -> dict:
         initial_lower=-box,
         initial_upper=box,
         steps=args.verify_steps,
+        semantics="discrete",  # CartPole-v1 is defined by its Euler map, simulated below
     )
     print(f"|θ| < {args.limit} rad for {args.verify_steps} steps from ±{box.tolist()}: {proof}")
 
