@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from .affine import SetArithmeticError
 from .bab import CheckResult, check, falsify
 from .bounds import (
     LAYER_RULES,
@@ -25,6 +26,7 @@ from .bounds import (
 )
 from .closed_loop import check_closed_loop, with_output_map
 from .closed_loop_result import ClosedLoopResult, Counterexample, Replay
+from .flow import FlowEnclosureError, PeriodSets, closed_loop_period_sets, plant_semantics
 from .formats import load_mat, load_nnet, load_onnx
 from .reach import InvarianceResult, ReachResult, check_invariant, reach
 from .robustness import LocalCertificate, certify_local
@@ -63,6 +65,11 @@ __all__ = [
     "always",
     "at",
     "check_closed_loop",
+    "closed_loop_period_sets",
+    "PeriodSets",
+    "plant_semantics",
+    "SetArithmeticError",
+    "FlowEnclosureError",
     "eventually",
     "never",
     "with_output_map",
