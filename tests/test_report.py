@@ -62,8 +62,8 @@ window.addEventListener('load', function () {
             complete: i.complete, shown: i.getBoundingClientRect().width};
   });
   var doc = document.documentElement;
-  var page = {scrollWidth: doc.scrollWidth, innerWidth: window.innerWidth,
-              scrollHeight: doc.scrollHeight};
+  var page = {scrollWidth: doc.scrollWidth, clientWidth: doc.clientWidth,
+              innerWidth: window.innerWidth, scrollHeight: doc.scrollHeight};
   var pre = document.createElement('pre');
   pre.id = '__probe';
   pre.textContent = JSON.stringify({images: imgs, errors: window.__errors, page: page});
@@ -87,7 +87,8 @@ def chromium_check(index: Path, *, width: int = VIEWPORT) -> dict:
     Returns ``{"images": [...], "errors": [...], "console": [...], "page": {...}}``: each image's
     load status and shown width (CSS px), errors recorded by the page, the console lines
     Chromium logged (the page itself has no scripts, so any is a problem) and the page's
-    ``scrollWidth``, ``innerWidth`` and ``scrollHeight``.
+    ``scrollWidth``, ``clientWidth`` (the viewport less a vertical scrollbar), ``innerWidth``
+    and ``scrollHeight``.
     """
     index = Path(index)
     html = index.read_text(encoding="utf-8")
@@ -419,7 +420,7 @@ def assert_page_shows_well(index: Path, report: Report) -> dict:
     assert all(img["complete"] and img["width"] > 0 for img in images), images
     page = result["page"]
     assert page["innerWidth"] == VIEWPORT, page
-    assert page["scrollWidth"] <= page["innerWidth"], page
+    assert page["scrollWidth"] <= page["clientWidth"] <= page["innerWidth"], page
     for img, fig in zip(images, report.figures):
         assert img["width"] == fig.width  # the PNG decoded at its full size
         # shown at the width its fonts were sized for, so no text of the figure is under 9 pt
@@ -471,4 +472,5 @@ def test_chromium_check_detects_a_missing_image_a_console_error_and_a_wide_page(
     assert result["images"][1]["width"] > 0
     assert any("boom" in e for e in result["errors"])
     assert any(e.startswith("error: data:image/png") for e in result["errors"])
-    assert result["page"]["scrollWidth"] > result["page"]["innerWidth"] == VIEWPORT
+    page = result["page"]
+    assert page["scrollWidth"] > page["clientWidth"] and page["innerWidth"] == VIEWPORT
