@@ -1,0 +1,56 @@
+"""mkdocs hooks.
+
+- The sources are read statically in the layout they are installed in: ``pyproject.toml`` maps
+  the top-level ``envs/`` folder to ``neuroctl.envs``, so a tree of links
+  ``build/docs-src/neuroctl`` (the package, with ``envs`` linked in) is made before the build.
+- The command line page shows the ``--help`` of every subcommand as the installed ``neuroctl``
+  prints it (so the page never disagrees with the program).
+- The changelog page is the repository's ``CHANGELOG.md``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+_MARK = "<!-- neuroctl-help -->"
+_COMMANDS = ("", "demo", "report", "simulate", "analyze", "verify", "train")
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+_SRC = _ROOT / "build" / "docs-src"
+
+
+def on_config(config):
+    """Link the package and its ``envs`` into ``build/docs-src/neuroctl`` (the installed layout)."""
+    package = _SRC / "neuroctl"
+    if _SRC.exists():
+        shutil.rmtree(_SRC)
+    package.mkdir(parents=True)
+    for entry in (_ROOT / "neuroctl").iterdir():
+        if entry.name != "__pycache__":
+            (package / entry.name).symlink_to(entry)
+    (package / "envs").symlink_to(_ROOT / "envs")
+    return config
+
+
+def _help(command: str) -> str:
+    argv = [sys.executable, "-m", "neuroctl.cli", *([command] if command else []), "--help"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=_ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr[-500:]}")
+    return proc.stdout.rstrip()
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:
+    if page.file.src_uri == "changelog.md":
+        return (_ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    if _MARK not in markdown:
+        return markdown
+    blocks = []
+    for command in _COMMANDS:
+        title = f"neuroctl {command}".strip()
+        blocks.append(f"### `{title}`\n\n```text\n{_help(command)}\n```\n")
+    return markdown.replace(_MARK, "\n".join(blocks))
