@@ -608,7 +608,9 @@ class Report:
                     )
                     parts.append(
                         f'<figure id="fig-{it.name}"><img src="{it.data_uri()}" alt="{alt}" '
-                        f'width="{it.width}" height="{it.height}">{cap}</figure>'
+                        f'width="{it.width}" height="{it.height}" '
+                        f'data-display-width="{it.display_width:g}" '
+                        f'data-min-font-pt="{it.min_font_pt:.3g}">{cap}</figure>'
                     )
             if grid_open:
                 parts.append("</div>")

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import shlex
 import shutil
 import struct
 import subprocess
+import sys
 import tempfile
 from html.parser import HTMLParser
 from importlib import metadata
@@ -59,7 +62,8 @@ window.addEventListener('error', function (e) {
 window.addEventListener('load', function () {
   var imgs = Array.prototype.map.call(document.images, function (i) {
     return {src: (i.getAttribute('src') || '').slice(0, 200), width: i.naturalWidth,
-            complete: i.complete, shown: i.getBoundingClientRect().width};
+            complete: i.complete, shown: i.getBoundingClientRect().width,
+            display: parseFloat(i.dataset.displayWidth), min_font: parseFloat(i.dataset.minFontPt)};
   });
   var doc = document.documentElement;
   var page = {scrollWidth: doc.scrollWidth, clientWidth: doc.clientWidth,
@@ -195,7 +199,7 @@ def sample_report(**kw) -> Report:
     for k in range(2):
         fig, ax = plt.subplots(figsize=(4, 3))
         ax.plot(np.arange(10) ** k)
-        sec.add_figure(fig, "same name", caption=f"figure {k}", dpi=50)
+        sec.add_figure(fig, "same name", caption=f"figure {k}")
     rep.section("Notes").add_note("a skipped part")
     return rep
 
@@ -410,23 +414,43 @@ def test_report_text_lists_tables_and_notes():
 # --- in a browser ------------------------------------------------------------------------------
 
 
-def assert_page_shows_well(index: Path, report: Report) -> dict:
+def assert_page_shows_well(index: Path, report: Report | None = None) -> dict:
     """Every image loads at the width the report laid it out for, no error, no horizontal
     scrollbar at 1280 px; returns the probe's result."""
     result = chromium_check(index)
     assert result["errors"] == [] and result["console"] == [], result
     images = result["images"]
-    assert len(images) == len(report.figures)
-    assert all(img["complete"] and img["width"] > 0 for img in images), images
+    assert images and all(img["complete"] and img["width"] > 0 for img in images), images
     page = result["page"]
     assert page["innerWidth"] == VIEWPORT, page
     assert page["scrollWidth"] <= page["clientWidth"] <= page["innerWidth"], page
-    for img, fig in zip(images, report.figures):
-        assert img["width"] == fig.width  # the PNG decoded at its full size
+    for img in images:
         # shown at the width its fonts were sized for, so no text of the figure is under 9 pt
-        assert abs(img["shown"] - fig.display_width) <= 0.5, (img, fig.display_width)
-        assert fig.min_font_pt * img["shown"] / fig.display_width >= MIN_FONT_PT - 0.01
+        assert abs(img["shown"] - img["display"]) <= 0.5, img
+        assert img["min_font"] * img["shown"] / img["display"] >= MIN_FONT_PT - 0.01, img
+        assert img["width"] >= 1.5 * img["shown"]  # sharp on high-density screens
+    if report is not None:
+        assert len(images) == len(report.figures)
+        for img, fig in zip(images, report.figures):
+            assert img["width"] == fig.width  # the PNG decoded at its full size
+            assert img["display"] == fig.display_width
+            assert img["min_font"] == pytest.approx(fig.min_font_pt, rel=1e-3)
     return result
+
+
+def assert_screenshot_shows_it(index: Path, png: Path, height: int) -> np.ndarray:
+    """A 1280 px wide screenshot of the whole page that is not blank; returns its RGB pixels."""
+    shot = chromium_screenshot(index, png, height=height)
+    assert png_size(shot.read_bytes()) == (VIEWPORT, height)
+    img = matplotlib.image.imread(shot)[..., :3]  # float RGB in [0, 1], decoded by Pillow
+    # not blank: text and figures darken a good part of it, and there is colour
+    dark = (img.mean(axis=2) < 0.5).mean()
+    assert 0.005 < dark < 0.9, dark
+    assert (img.max(axis=2) - img.min(axis=2) > 0.3).mean() > 0.005
+    # the page is centred in its column: nothing drawn in the outer margins of the 1280 px
+    margin = (VIEWPORT - report_mod.COLUMN_PX - 32) // 2 - 4
+    assert img[:, :margin].min() > 0.99 and img[:, -margin:].min() > 0.99
+    return img
 
 
 @needs_chromium
@@ -440,18 +464,55 @@ def test_wide_content_scrolls_inside_its_box_not_the_page_and_the_screenshot_sho
     rep = wide_report()
     index = rep.write(tmp_path / "rep")
     result = assert_page_shows_well(index, rep)
-    height = result["page"]["scrollHeight"]
-    shot = chromium_screenshot(index, tmp_path / "shot.png", height=height)
-    w, h = png_size(shot.read_bytes())
-    assert (w, h) == (VIEWPORT, height)
-    img = matplotlib.image.imread(shot)[..., :3]  # float RGB in [0, 1], decoded by Pillow
-    # not blank: text and figures darken a good part of it, and there is colour (the image)
-    dark = (img.mean(axis=2) < 0.5).mean()
-    assert 0.01 < dark < 0.9, dark
-    assert (img.max(axis=2) - img.min(axis=2) > 0.3).mean() > 0.01
-    # the page is centred in its column: nothing drawn in the outer margins of the 1280 px
-    margin = (VIEWPORT - report_mod.COLUMN_PX - 32) // 2 - 4
-    assert img[:, :margin].min() > 0.99 and img[:, -margin:].min() > 0.99
+    assert_screenshot_shows_it(index, tmp_path / "shot.png", result["page"]["scrollHeight"])
+
+
+# --- the demo's report -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_report(tmp_path_factory):
+    """``neuroctl report --quick`` run as a user runs it, in its own process."""
+    out = tmp_path_factory.mktemp("demo") / "my report"
+    argv = [sys.executable, "-m", "neuroctl.cli", "report", "--quick", "--no-progress"]
+    argv += ["--out", str(out)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out / "index.html", [Path(sys.executable).name, *argv[1:]]
+
+
+def test_demo_report_is_one_file_with_its_version_command_and_explained_empty_cells(demo_report):
+    index, argv = demo_report
+    assert [p.name for p in index.parent.iterdir()] == ["index.html"]
+    parser = _Parser()
+    parser.feed(index.read_text(encoding="utf-8"))
+    assert len(parser.images) >= 5  # space-time, speeds, arm steps, pole maps, verification
+    for tag, attrs in parser.attrs:
+        if "src" in attrs:
+            assert tag == "img" and attrs["src"].startswith("data:image/png;base64,")
+            data = base64.b64decode(attrs["src"].split(",", 1)[1], validate=True)
+            assert png_size(data) == (int(attrs["width"]), int(attrs["height"]))
+        if "href" in attrs:
+            assert attrs["href"].startswith("#") and attrs["href"][1:] in parser.ids
+    assert f"neuroctl {metadata.version('neuroctl')} " in parser.text["version"]
+    assert parser.text["command"] == shlex.join(argv)
+    # every n/a cell links to a footnote that says why
+    na = [c for c in parser.cells if c.startswith("n/a")]
+    notes = {i: t for i, t in parser.text.items() if re.fullmatch(r"t\d+-n\d+", i)}
+    assert all(t.split(" n/a: ", 1)[1].strip() for t in notes.values())
+    assert bool(na) == bool(notes)
+
+
+@needs_chromium
+def test_demo_report_shows_well_at_1280_px_and_its_screenshot_shows_it(demo_report, tmp_path):
+    index, _ = demo_report
+    result = assert_page_shows_well(index)
+    assert len(result["images"]) >= 5
+    height = min(result["page"]["scrollHeight"], 16000)
+    img = assert_screenshot_shows_it(index, tmp_path / "demo.png", height)
+    # the space-time diagrams are there: the red-yellow-green speed colours of the scatter
+    green = (img[..., 1] > 0.5) & (img[..., 0] < 0.4) & (img[..., 2] < 0.5)
+    assert green.mean() > 0.001
 
 
 @needs_chromium
