@@ -6,10 +6,12 @@
 - The command line page shows the ``--help`` of every subcommand as the installed ``neuroctl``
   prints it (so the page never disagrees with the program).
 - The changelog page is the repository's ``CHANGELOG.md``.
+- Sphinx roles of the docstrings (``:func:`x```) are shown as plain code (``x``).
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +22,7 @@ _COMMANDS = ("", "demo", "report", "simulate", "analyze", "verify", "train")
 _ROOT = Path(__file__).resolve().parent.parent
 
 
+_ROLE = re.compile(r":(?:py:)?(?:func|class|meth|mod|data|attr|obj|exc|const):(?=<code>)")
 _SRC = _ROOT / "build" / "docs-src"
 
 
@@ -54,3 +57,7 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
         title = f"neuroctl {command}".strip()
         blocks.append(f"### `{title}`\n\n```text\n{_help(command)}\n```\n")
     return markdown.replace(_MARK, "\n".join(blocks))
+
+
+def on_page_content(html: str, page, config, files) -> str:
+    return _ROLE.sub("", html)
