@@ -26,7 +26,7 @@ _ROLE = re.compile(r":(?:py:)?(?:func|class|meth|mod|data|attr|obj|exc|const):(?
 _SRC = _ROOT / "build" / "docs-src"
 
 
-def on_config(config):
+def _link_sources() -> None:
     """Link the package and its ``envs`` into ``build/docs-src/neuroctl`` (the installed layout)."""
     package = _SRC / "neuroctl"
     if _SRC.exists():
@@ -36,7 +36,11 @@ def on_config(config):
         if entry.name != "__pycache__":
             (package / entry.name).symlink_to(entry)
     (package / "envs").symlink_to(_ROOT / "envs")
-    return config
+
+
+# At import, while mkdocs reads its configuration: mkdocstrings drops search paths that do not
+# exist yet when its handler is set up, which happens before any hook event.
+_link_sources()
 
 
 def _help(command: str) -> str:
