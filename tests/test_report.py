@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import neuroctl.report as report_mod  # noqa: E402
+from neuroctl._report_table import _DEFAULT_MISSING  # noqa: E402
 from neuroctl.report import MIN_FONT_PT, Missing, Report, format_value  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -309,7 +310,7 @@ def test_empty_cells_read_na_with_a_footnote_saying_why(tmp_path):
     # without a reason the footnote still says what n/a means
     generic = Report("t", command="c")
     generic.section("s").add_table([{"x": 1.0, "y": 2.0}, {"x": 3.0}])
-    assert generic.tables[0].footnotes() == [report_mod._DEFAULT_MISSING]
+    assert generic.tables[0].footnotes() == [_DEFAULT_MISSING]
     with pytest.raises(ValueError, match="reason"):
         Missing("")
     with pytest.raises(TypeError, match="rows"):
