@@ -1,12 +1,16 @@
-"""A self-contained HTML report: ``index.html`` with PNG figures and tables, in one folder.
+"""A self-contained HTML report: one ``index.html`` with its figures embedded as PNG data URIs.
 
-The folder needs nothing else to be viewed (no scripts, no network: inline CSS, relative image
-paths), and it is written atomically: everything goes to a temporary sibling folder first, which
-then replaces the target, so a reader never sees half a report.
+The page needs nothing else to be viewed (no scripts, no network, no side files: inline CSS,
+images as ``data:image/png;base64,...``). Its header names the neuroctl version and the command
+that made it. Figures are laid out for the width at which they are shown: a full figure spans the
+text column, a ``half`` figure half of it (small multiples, two by two), and every text of a
+figure is set to at least :data:`MIN_FONT_PT` points *as displayed* at the default page width.
+Empty table cells read "n/a" with a footnote saying why. The file is written atomically (a
+temporary sibling folder replaces the target), so a reader never sees half a report.
 
 Example
 -------
->>> report = Report("Arm, ReLU controller")
+>>> report = Report("Arm, ReLU controller", command="neuroctl demo")
 >>> sec = report.section("Stability", "Poles of the closed loop at the target.")
 >>> sec.add_table([{"region": 0, "verdict": "stable", "spectral radius": 0.97}])
 >>> sec.add_figure(fig, "poles", caption="pole map")          # a matplotlib Figure
@@ -15,70 +19,63 @@ Example
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import html
-import math
 import os
 import re
+import shlex
 import shutil
+import struct
+import sys
 import tempfile
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from ._report_table import Missing, Table, format_value
 
-__all__ = ["Report", "Section", "Table", "Figure", "format_value"]
+__all__ = ["Report", "Section", "Table", "Figure", "Missing", "format_value", "MIN_FONT_PT"]
 
-_CSS = """
-body { font-family: system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif;
-       max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
-h1 { border-bottom: 2px solid #345; padding-bottom: .2em; }
-h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
-h3 { margin-top: 1.4em; }
-table { border-collapse: collapse; margin: .8em 0; font-size: .92em; }
-th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: right; }
-th { background: #eef2f6; }
-td.text, th.text { text-align: left; }
-caption { caption-side: top; text-align: left; font-weight: 600; padding: .3em 0; }
-figure { margin: 1em 0; }
-figure.half { display: inline-block; width: 49%; margin: .5em 0; vertical-align: top; }
-figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
-figcaption { font-size: .9em; color: #555; }
-pre { background: #f6f8fa; padding: .6em; overflow-x: auto; font-size: .85em; }
-.note { color: #8a5a00; background: #fff6e0; padding: .4em .6em; border-left: 3px solid #e0a800; }
-.meta { color: #666; font-size: .9em; }
-nav ul { columns: 2; }
+MIN_FONT_PT = 9.0
+"""Smallest text size (points, as displayed at the default page width) of a report figure."""
+
+COLUMN_PX = 1000
+"""Width of the text column in CSS pixels at the default page width (a full figure's width)."""
+
+_GAP_PX = 16  # between two half-width figures
+_CSS_PX_PER_IN = 96.0  # CSS: 1 in = 96 px = 72 pt
+_MIN_HALF_ASPECT = 0.55  # height / width of a half figure at least (room for labels at 9 pt)
+
+_CSS = f"""
+*, *::before, *::after {{ box-sizing: border-box; }}
+body {{ font-family: system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif;
+       font-size: 16px; max-width: {COLUMN_PX + 32}px; margin: 1.5em auto; padding: 0 16px;
+       color: #222; line-height: 1.45; overflow-wrap: anywhere; }}
+header {{ border-bottom: 2px solid #345; margin-bottom: 1em; }}
+h1 {{ margin-bottom: .2em; }}
+h2 {{ margin-top: 2em; border-bottom: 1px solid #ccc; }}
+.scroll {{ overflow-x: auto; max-width: 100%; margin: .8em 0; }}
+table {{ border-collapse: collapse; font-size: 14px; }}
+th, td {{ border: 1px solid #ccc; padding: .25em .5em; text-align: right; overflow-wrap: normal; }}
+th {{ background: #eef2f6; vertical-align: bottom; }}
+td.text, th.text {{ text-align: left; }}
+td.na {{ color: #777; text-align: center; }}
+caption {{ caption-side: top; text-align: left; font-weight: 600; padding: .3em 0; }}
+.footnotes {{ font-size: 13px; color: #555; margin: -.4em 0 1em; padding: 0; list-style: none; }}
+figure {{ margin: 1em 0; }}
+figure img {{ display: block; width: 100%; height: auto; outline: 1px solid #ddd; }}
+.multiples {{ display: grid; grid-template-columns: 1fr 1fr; gap: {_GAP_PX}px; }}
+.multiples figure {{ margin: 0; min-width: 0; }}
+figcaption {{ font-size: 14px; color: #555; margin-top: .3em; }}
+pre {{ background: #f6f8fa; padding: .6em; overflow-x: auto; font-size: 13px; }}
+code {{ font-size: 14px; }}
+.note {{ color: #6b4500; background: #fff6e0; padding: .4em .6em; border-left: 3px solid #e0a800; }}
+.meta {{ color: #555; font-size: 14px; margin: .2em 0 .6em; }}
+nav ul {{ columns: 2; }}
 """
-
-
-def format_value(value: Any, digits: int = 4) -> str:
-    """A short text for a table cell: floats to ``digits`` significant digits, complex as a±bj."""
-    if value is None:
-        return ""
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (complex, np.complexfloating)):
-        re_, im = float(np.real(value)), float(np.imag(value))
-        if im == 0:
-            return format_value(re_, digits)
-        sign = "+" if im >= 0 else "-"
-        return f"{format_value(re_, digits)}{sign}{format_value(abs(im), digits)}j"
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return f"{v:.{digits}g}"
-    if isinstance(value, np.ndarray):
-        return format_value(value.tolist(), digits)
-    if isinstance(value, (list, tuple)):
-        return ", ".join(format_value(v, digits) for v in value)
-    return str(value)
 
 
 def _slug(text: str) -> str:
@@ -86,51 +83,26 @@ def _slug(text: str) -> str:
     return s or "item"
 
 
-def _is_numeric(value: Any) -> bool:
-    return isinstance(value, (int, float, complex, np.number)) and not isinstance(value, bool)
-
-
-@dataclass
-class Table:
-    """Rows of a table (each a mapping column -> value) with an optional caption."""
-
-    rows: list[dict]
-    columns: list[str]
-    caption: str | None = None
-
-    def to_html(self) -> str:
-        head = "".join(f'<th class="text">{html.escape(str(c))}</th>' for c in self.columns)
-        body = []
-        for row in self.rows:
-            cells = []
-            for c in self.columns:
-                v = row.get(c)
-                cls = "" if _is_numeric(v) else ' class="text"'
-                cells.append(f"<td{cls}>{html.escape(format_value(v))}</td>")
-            body.append("<tr>" + "".join(cells) + "</tr>")
-        cap = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
-        return (
-            f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>"
-            + "".join(body)
-            + "</tbody></table>"
-        )
-
-    def to_text(self) -> str:
-        """The table as aligned plain text (for terminals)."""
-        cells = [[str(c) for c in self.columns]]
-        cells += [[format_value(row.get(c)) for c in self.columns] for row in self.rows]
-        widths = [max(len(r[i]) for r in cells) for i in range(len(self.columns))]
-        lines = [self.caption] if self.caption else []
-        for k, r in enumerate(cells):
-            lines.append("  ".join(v.rjust(w) for v, w in zip(r, widths)))
-            if k == 0:
-                lines.append("  ".join("-" * w for w in widths))
-        return "\n".join(lines)
-
-
 @dataclass
 class Figure:
-    """A PNG figure (rendered to bytes when added, so the matplotlib figure can be closed)."""
+    """A PNG figure, rendered when added (so the matplotlib figure can be closed).
+
+    Attributes
+    ----------
+    name : str
+        Unique within the report (an anchor of the page).
+    png : bytes
+        The image.
+    caption : str or None
+    width, height : int
+        Pixel size of the PNG.
+    half : bool
+        Shown at half the column width, beside the next half figure.
+    display_width : float
+        CSS px at which the page shows it at the default width.
+    min_font_pt : float
+        Smallest size of a text in it, in points as displayed at ``display_width``.
+    """
 
     name: str
     png: bytes
@@ -138,6 +110,49 @@ class Figure:
     width: int = 0
     height: int = 0
     half: bool = False
+    display_width: float = float(COLUMN_PX)
+    min_font_pt: float = float("nan")
+
+    def data_uri(self) -> str:
+        """The PNG as a ``data:image/png;base64,...`` URI."""
+        return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
+
+
+def _texts(fig) -> list:
+    """Every visible, non-empty text artist of a drawn figure (titles, labels, ticks, legends)."""
+    from matplotlib.text import Text
+
+    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+
+
+def _fit_fonts(fig, display_width: float, *, half: bool, min_pt: float) -> float:
+    """Size ``fig`` to be shown 1:1 at ``display_width`` CSS px with no text under ``min_pt``.
+
+    Returns the smallest text size as displayed (points).
+    """
+    w, h = fig.get_size_inches()
+    new_w = display_width / _CSS_PX_PER_IN
+    new_h = h * new_w / w
+    if half:
+        new_h = max(new_h, _MIN_HALF_ASPECT * new_w)
+    fig.set_size_inches(new_w, new_h)
+    fig.canvas.draw()  # creates the tick labels that are drawn
+    for ax in fig.axes:
+        for axis, which in ((ax.xaxis, "x"), (ax.yaxis, "y")):
+            labels = axis.get_ticklabels(which="both")
+            if any(t.get_fontsize() < min_pt for t in labels):
+                ax.tick_params(axis=which, which="both", labelsize=min_pt)
+    for t in _texts(fig):
+        if t.get_fontsize() < min_pt:
+            t.set_fontsize(min_pt)
+    engine = fig.get_layout_engine()
+    if engine is None or type(engine).__name__ == "PlaceHolderLayoutEngine":
+        with warnings.catch_warnings():  # "not compatible with tight_layout": keep the layout
+            warnings.simplefilter("ignore")
+            fig.tight_layout()
+    fig.canvas.draw()
+    sizes = [t.get_fontsize() for t in _texts(fig)]
+    return float(min(sizes)) if sizes else float("nan")
 
 
 @dataclass
@@ -169,23 +184,47 @@ class Section:
         *,
         columns: Sequence[str] | None = None,
         caption: str | None = None,
+        missing: str | Mapping[str, str] | None = None,
     ) -> Table:
         """A table from a sequence of mappings (column -> value).
 
         Parameters
         ----------
         rows : sequence of mapping
-            One mapping per row. Missing cells stay empty.
+            One mapping per row. A missing cell, ``None`` or a :class:`Missing` is shown as
+            "n/a" with a footnote.
         columns : sequence of str, optional
             Column order (default: the keys in order of first appearance).
         caption : str, optional
+        missing : str or mapping of str to str, optional
+            Why empty cells are empty: one reason for the table, or one per column (a cell's own
+            :class:`Missing` reason comes first; without either a generic reason is given).
+
+        Returns
+        -------
+        Table
         """
+        if isinstance(rows, Mapping) or not isinstance(rows, Sequence):
+            raise TypeError(
+                f"add_table: rows: expected a sequence of mappings, received {type(rows).__name__}"
+            )
+        for i, r in enumerate(rows):
+            if not isinstance(r, Mapping):
+                raise TypeError(
+                    f"add_table: rows[{i}]: expected a mapping column -> value, received "
+                    f"{type(r).__name__}"
+                )
+        if missing is not None and not isinstance(missing, (str, Mapping)):
+            raise TypeError(
+                "add_table: missing: expected a str or a mapping column -> reason, received "
+                f"{type(missing).__name__}"
+            )
         rows = [dict(r) for r in rows]
         if columns is None:
             columns = []
             for r in rows:
                 columns += [k for k in r if k not in columns]
-        table = Table(rows=rows, columns=list(columns), caption=caption)
+        table = Table(rows=rows, columns=list(columns), caption=caption, missing=missing)
         self.items.append(("table", table))
         return table
 
@@ -195,32 +234,47 @@ class Section:
         name: str,
         *,
         caption: str | None = None,
-        dpi: int = 90,
+        dpi: float | None = None,
         close: bool = True,
         half: bool = False,
     ) -> Figure:
-        """Render a matplotlib figure to PNG and add it.
+        """Lay out a matplotlib figure for its place on the page, render it to PNG and add it.
+
+        The figure is resized to the width it is shown at (the text column, or half of it for
+        ``half``), every text smaller than :data:`MIN_FONT_PT` is enlarged to it, and the layout
+        is redone (``tight_layout`` unless the figure has a layout engine of its own).
 
         Parameters
         ----------
         fig : matplotlib.figure.Figure
+            Changed in place (size, font sizes, layout).
         name : str
-            File stem (made unique within the report).
+            Anchor of the figure (made unique within the report).
         caption : str, optional
-        dpi : int
-            Resolution of the PNG.
+        dpi : float, optional
+            Resolution of the PNG (default: twice the display resolution, sharp on high-density
+            screens).
         close : bool
             Close the matplotlib figure afterwards (default True).
         half : bool
-            Show it at half the page width (two such figures side by side).
+            Show it at half the column width (two such figures side by side).
+
+        Returns
+        -------
+        Figure
         """
         import io
 
         import matplotlib.pyplot as plt
 
+        if dpi is not None and not (isinstance(dpi, (int, float)) and 10 <= dpi <= 1000):
+            raise ValueError(f"add_figure: dpi: expected a number in [10, 1000], received {dpi!r}")
+        display = (COLUMN_PX - _GAP_PX) / 2 if half else float(COLUMN_PX)
+        min_pt = _fit_fonts(fig, display, half=half, min_pt=MIN_FONT_PT)
+        dpi = 2 * _CSS_PX_PER_IN if dpi is None else float(dpi)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=dpi)
-        w, h = (int(round(v * dpi)) for v in fig.get_size_inches())
+        w, h = struct.unpack(">II", buf.getvalue()[16:24])  # the PNG's own size (IHDR)
         if close:
             plt.close(fig)
         stem, k = _slug(name), 1
@@ -230,25 +284,61 @@ class Section:
             unique = f"{stem}-{k}"
         self._used.add(unique)
         figure = Figure(
-            name=unique, png=buf.getvalue(), caption=caption, width=w, height=h, half=half
+            name=unique,
+            png=buf.getvalue(),
+            caption=caption,
+            width=w,
+            height=h,
+            half=half,
+            display_width=display,
+            min_font_pt=min_pt,
         )
         self.items.append(("figure", figure))
         return figure
 
 
+def _invocation() -> str:
+    """The command line of this process, as a user would type it."""
+    argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
+    if len(argv) >= 2 and Path(argv[1]).name == "neuroctl":  # the console script
+        argv = ["neuroctl", *argv[2:]]
+    else:
+        argv[0] = Path(argv[0]).name
+    return shlex.join(argv)
+
+
+def _versions() -> str:
+    from importlib import metadata
+
+    parts = [f"Python {sys.version.split()[0]}"]
+    for dist in ("numpy", "torch", "control"):
+        try:
+            parts.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return ", ".join(parts)
+
+
 class Report:
-    """An HTML report made of sections; :meth:`write` puts it in a self-contained folder.
+    """An HTML report made of sections; :meth:`write` puts it in one self-contained file.
 
     Parameters
     ----------
     title : str
     intro : str, optional
         A paragraph under the title.
+    command : str, optional
+        The command that made the report, shown in its header (default: this process's command
+        line, e.g. ``neuroctl demo --out neuroctl-report``).
     """
 
-    def __init__(self, title: str, *, intro: str | None = None) -> None:
+    def __init__(self, title: str, *, intro: str | None = None, command: str | None = None):
+        from . import __version__
+
         self.title = str(title)
         self.intro = intro
+        self.command = _invocation() if command is None else str(command)
+        self.version = __version__
         self.sections: list[Section] = []
         self._used: set[str] = set()
         self.created = _dt.datetime.now(_dt.timezone.utc)
@@ -263,10 +353,12 @@ class Report:
 
     @property
     def figures(self) -> list[Figure]:
+        """Every figure, in page order."""
         return [it for s in self.sections for kind, it in s.items if kind == "figure"]
 
     @property
     def tables(self) -> list[Table]:
+        """Every table, in page order."""
         return [it for s in self.sections for kind, it in s.items if kind == "table"]
 
     def __repr__(self) -> str:
@@ -277,15 +369,21 @@ class Report:
 
     def to_dict(self) -> dict:
         """The report's content without the images (tables as lists of rows)."""
-        out = {"title": self.title, "created": self.created.isoformat(), "sections": []}
+        out = {
+            "title": self.title,
+            "version": self.version,
+            "command": self.command,
+            "created": self.created.isoformat(),
+            "sections": [],
+        }
         for s in self.sections:
             items = []
             for kind, it in s.items:
                 if kind == "table":
                     rows = [{c: format_value(r.get(c)) for c in it.columns} for r in it.rows]
-                    items.append({"table": rows, "caption": it.caption})
+                    items.append({"table": rows, "caption": it.caption, "notes": it.footnotes()})
                 elif kind == "figure":
-                    items.append({"figure": f"figures/{it.name}.png", "caption": it.caption})
+                    items.append({"figure": it.name, "caption": it.caption})
                 else:
                     items.append({kind: it})
             out["sections"].append({"title": s.title, "items": items})
@@ -293,29 +391,36 @@ class Report:
 
     def to_text(self) -> str:
         """The tables, notes and text of the report as plain text (figures listed by name)."""
-        lines = [self.title, "=" * len(self.title)]
+        lines = [self.title, "=" * len(self.title), self._meta()]
         for s in self.sections:
             lines += ["", s.title, "-" * len(s.title)]
             for kind, it in s.items:
                 if kind == "table":
                     lines.append(it.to_text())
                 elif kind == "figure":
-                    lines.append(f"[figure: {it.name}.png]")
+                    lines.append(f"[figure: {it.name}]")
                 elif kind == "note":
                     lines.append(f"NOTE: {it}")
                 else:
                     lines.append(str(it))
         return "\n".join(lines)
 
+    def _meta(self) -> str:
+        return f"neuroctl {self.version}, made by: {self.command}"
+
     def _html(self) -> str:
         parts = [
             "<!DOCTYPE html>",
             '<html lang="en"><head><meta charset="utf-8">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f'<meta name="generator" content="neuroctl {html.escape(self.version)}">',
             f"<title>{html.escape(self.title)}</title>",
             f"<style>{_CSS}</style></head><body>",
-            f"<h1>{html.escape(self.title)}</h1>",
-            f'<p class="meta">written {self.created:%Y-%m-%d %H:%M} UTC by neuroctl</p>',
+            f"<header><h1>{html.escape(self.title)}</h1>",
+            f'<p class="meta" id="version">neuroctl {html.escape(self.version)} '
+            f"({html.escape(_versions())}), written {self.created:%Y-%m-%d %H:%M} UTC</p>",
+            f'<p class="meta">made by <code id="command">{html.escape(self.command)}</code></p>',
+            "</header>",
         ]
         if self.intro:
             parts.append(f"<p>{html.escape(self.intro)}</p>")
@@ -324,9 +429,15 @@ class Report:
             for i, s in enumerate(self.sections):
                 parts.append(f'<li><a href="#s{i}">{html.escape(s.title)}</a></li>')
             parts.append("</ul></nav>")
+        n_tables = 0
         for i, s in enumerate(self.sections):
             parts.append(f'<section id="s{i}"><h2>{html.escape(s.title)}</h2>')
+            grid_open = False
             for kind, it in s.items:
+                is_half = kind == "figure" and it.half
+                if grid_open and not is_half:
+                    parts.append("</div>")
+                    grid_open = False
                 if kind == "text":
                     parts.append(f"<p>{html.escape(it)}</p>")
                 elif kind == "note":
@@ -334,25 +445,33 @@ class Report:
                 elif kind == "pre":
                     parts.append(f"<pre>{html.escape(it)}</pre>")
                 elif kind == "table":
-                    parts.append(it.to_html())
+                    n_tables += 1
+                    parts.append(it.to_html(anchor=f"t{n_tables}"))
                 elif kind == "figure":
-                    src = f"figures/{it.name}.png"
+                    if is_half and not grid_open:
+                        parts.append('<div class="multiples">')
+                        grid_open = True
                     alt = html.escape(it.caption or it.name)
-                    size = f' width="{it.width}" height="{it.height}"' if it.width else ""
                     cap = (
                         f"<figcaption>{html.escape(it.caption)}</figcaption>" if it.caption else ""
                     )
-                    cls = ' class="half"' if it.half else ""
-                    parts.append(f'<figure{cls}><img src="{src}" alt="{alt}"{size}>{cap}</figure>')
+                    parts.append(
+                        f'<figure id="fig-{it.name}"><img src="{it.data_uri()}" alt="{alt}" '
+                        f'width="{it.width}" height="{it.height}" '
+                        f'data-display-width="{it.display_width:g}" '
+                        f'data-min-font-pt="{it.min_font_pt:.3g}">{cap}</figure>'
+                    )
+            if grid_open:
+                parts.append("</div>")
             parts.append("</section>")
         parts.append("</body></html>")
         return "\n".join(parts) + "\n"
 
     def write(self, folder) -> Path:
-        """Write ``index.html`` and ``figures/*.png`` into ``folder``, atomically.
+        """Write the report as one self-contained ``index.html`` in ``folder``, atomically.
 
-        The report is built in a temporary sibling folder which then replaces ``folder`` (an
-        existing report there is replaced as a whole).
+        The file is written in a temporary sibling folder which then replaces ``folder`` (an
+        earlier report there, with the ``figures/`` of older versions, is replaced as a whole).
 
         Parameters
         ----------
@@ -362,6 +481,11 @@ class Report:
         -------
         Path
             The written ``index.html``.
+
+        Raises
+        ------
+        ValueError
+            ``folder`` is a file, or a folder holding other files than an earlier report.
         """
         folder = Path(folder).resolve()
         if folder.exists() and not folder.is_dir():
@@ -374,9 +498,6 @@ class Report:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:
-            (tmp / "figures").mkdir()
-            for fig in self.figures:
-                (tmp / "figures" / f"{fig.name}.png").write_bytes(fig.png)
             (tmp / "index.html").write_text(self._html(), encoding="utf-8")
             os.chmod(tmp, 0o755)
             old = None

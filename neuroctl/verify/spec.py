@@ -39,6 +39,9 @@ def _as_rows(C, d, n_outputs=None):
 class Spec:
     """A property of a network's outputs, stored as its unsafe set (a union of polytopes).
 
+    Use the constructors :meth:`require` (``A y <= b`` must hold), :meth:`output_range`,
+    :meth:`unsafe_polytope`, and ``|`` to join unsafe sets.
+
     Parameters
     ----------
     unsafe : sequence of (C, d)
@@ -46,9 +49,6 @@ class Spec:
         ``(m_i, n_out)``, ``d`` of shape ``(m_i,)``. The unsafe set is their union.
     name : str, keyword-only
         A label used in reports.
-
-    Use the constructors :meth:`require` (``A y <= b`` must hold), :meth:`output_range`,
-    :meth:`unsafe_polytope`, and ``|`` to join unsafe sets.
     """
 
     unsafe: tuple
