@@ -93,14 +93,17 @@ def check_out_dir(out_dir) -> Path:
 
 
 def explain_cells(rows, reasons: dict) -> list[dict]:
-    """Copies of ``rows`` for display, an empty cell (``None``) of column ``c`` written as
-    ``"n/a (reasons[c])"``: a table never shows a blank without saying why."""
+    """Copies of ``rows`` for display, an empty cell (``None``) of column ``c`` replaced by
+    ``Missing(reasons[c])``: the report shows it as "n/a" with the reason as a footnote, so a
+    table never shows a blank without saying why."""
+    from .report import Missing
+
     out = []
     for row in rows:
         shown = dict(row)
         for col, reason in reasons.items():
             if col in shown and shown[col] is None:
-                shown[col] = f"n/a ({reason})"
+                shown[col] = Missing(reason)
         out.append(shown)
     return out
 

@@ -192,10 +192,6 @@ class Plant:
     params : object, optional
         The parameter object the plant was built from (for reference only).
 
-    The plant also carries the facts an analysis needs, so that ``neuroctl.analyze(plant,
-    controller)`` is right with no other argument (see :attr:`invariants`,
-    :meth:`operating_points`, :attr:`controllers`, :meth:`metrics`):
-
     invariants : array_like, shape (n, k) or (n,), optional
         Directions ``V`` along which the dynamics are invariant: ``rhs(x + V s, u) = rhs(x, u)``
         and ``observe(x + V s) = observe(x)`` for every ``s`` (e.g. shifting every car of a ring
@@ -216,6 +212,11 @@ class Plant:
         the figures that mean something for
         this plant (a ring's mean speed and smallest gap, an arm's final error). See
         :meth:`metrics`.
+
+    Notes
+    -----
+    The last four keywords are the facts an analysis needs, carried by the plant so that
+    ``neuroctl.analyze(plant, controller)`` is right with no other argument.
 
     Examples
     --------

@@ -362,7 +362,8 @@ def test_demo_report_has_no_unexplained_empty_cell(demo_run):
     code, summary, out = demo_run
     html = (out / "index.html").read_text()
     assert re.findall(r"<td[^>]*></td>", html) == []
-    assert "n/a (unstable: no step response to settle)" in html  # the upright sigmoid arm
+    # the upright sigmoid arm: its empty step-response cells point to a footnote saying why
+    assert "n/a: unstable: no step response to settle" in html
 
 
 # --- train -------------------------------------------------------------------------------------
