@@ -10,7 +10,11 @@
    counterexamples; a box is split at the middle of the input dimension with the largest
    ``|coefficient| × width`` (gradient × width);
 3. small sub-boxes with few unstable ReLUs are settled exactly by the MILP of
-   :mod:`neuroctl.verify.milp`.
+   :mod:`neuroctl.verify.milp` (piecewise-linear networks only).
+
+Networks with smooth activations (tanh, sigmoid) go through the same search: their neurons are
+relaxed by the tangent and chord lines of :mod:`neuroctl.verify.relaxations`, which tighten as
+the boxes shrink, so input splitting alone decides them (or answers "unknown" on timeout).
 
 Every counterexample is re-checked by a float64 forward pass of the original network before the
 answer "violated" is given. On timeout the answer is "unknown" with the best bounds found.
@@ -106,12 +110,13 @@ class CheckResult:
 def _torch_forward(rnet: ReluNetwork):
     Ws = [torch.as_tensor(W) for W in rnet.weights]
     bs = [torch.as_tensor(b) for b in rnet.biases]
+    acts = [a.torch for a in rnet.layer_activations]
 
     def f(x):
         for k, (W, b) in enumerate(zip(Ws, bs)):
             x = x @ W.T + b
             if k < len(Ws) - 1:
-                x = torch.relu(x)
+                x = acts[k](x)
         return x
 
     return f
@@ -223,7 +228,8 @@ def check(
     Parameters
     ----------
     net : nn.Module or ReluNetwork
-        Piecewise-linear network (see :data:`neuroctl.verify.bounds.LAYER_RULES`).
+        Feed-forward network of the layers of :data:`neuroctl.verify.bounds.LAYER_RULES`
+        (piecewise-linear activations, tanh, sigmoid).
     lower, upper : array_like, shape (n_in,)
         The input box.
     spec : Spec
@@ -239,7 +245,9 @@ def check(
     intermediate : {"forward", "crown", "interval"}, keyword-only
         Hidden-layer bounds used in the branch and bound.
     milp_unstable : int, keyword-only
-        Settle a box by MILP when it has at most this many unstable ReLUs (0: never).
+        Settle a box by MILP when it has at most this many unstable ReLUs (0: never). Applies to
+        piecewise-linear networks only: a network with smooth layers (which MILP cannot encode)
+        is decided by input splitting alone.
     milp_backend : {"scipy", "highspy"}, keyword-only
 
     Returns
@@ -379,8 +387,8 @@ def _bab_polytope(
                 return "violated", -np.inf, cand[k]
         if best_x is None or cm[k] < float((rnet(best_x) @ C.T - d).max()):
             best_x = cand[k]
-        # exact MILP on boxes with few unstable ReLUs
-        if milp_unstable > 0:
+        # exact MILP on boxes with few unstable ReLUs (piecewise-linear networks)
+        if milp_unstable > 0 and rnet.piecewise_linear:
             unstable = sum(((l < 0) & (u > 0)).sum(1) for l, u in (p for p in pre))[keep]
             small = unstable <= milp_unstable
             for i in np.flatnonzero(small):
