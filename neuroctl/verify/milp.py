@@ -238,16 +238,21 @@ class MILPSolution:
         }
 
 
+#: Seconds granted at least to the LP relaxation that replaces a missing dual bound.
+_LP_MIN_TIME = 1.0
+
+
 def _lp_relaxation_bound(p: MILP, time_limit) -> float:
     """Optimum of the LP relaxation (binaries in [0, 1]): a proven lower bound on the MILP's.
 
-    ``-inf`` when the LP does not finish within ``time_limit`` seconds.
+    The LP gets ``max(time_limit, _LP_MIN_TIME)`` seconds (it is solved in polynomial time and
+    is usually far faster than the MILP); ``-inf`` when it does not finish.
     """
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     opts = {"disp": False}
     if time_limit is not None:
-        opts["time_limit"] = max(float(time_limit), 1e-3)
+        opts["time_limit"] = max(float(time_limit), _LP_MIN_TIME)
     res = milp(
         p.c,
         constraints=LinearConstraint(p.A, p.row_lower, p.row_upper),
@@ -267,7 +272,8 @@ def _solve_scipy(p: MILP, time_limit):
 
     When the time limit expires, ``scipy`` reports HiGHS's dual bound only if a feasible point was
     found (``mip_dual_bound`` is ``None`` otherwise). The proven bound is then the larger of that
-    dual bound and the optimum of the LP relaxation, solved afterwards under the same time limit.
+    dual bound and the optimum of the LP relaxation, solved afterwards (under the same time limit,
+    but at least :data:`_LP_MIN_TIME` seconds).
     """
     from scipy.optimize import Bounds, LinearConstraint, milp
 
@@ -348,7 +354,10 @@ def solve(
     problem : MILP
     backend : {"scipy", "highspy"}, keyword-only
     time_limit : float, optional, keyword-only
-        Seconds.
+        Seconds. On expiry ``status`` is ``"time_limit"`` and ``bound`` is still a proven lower
+        bound on the optimum: HiGHS's dual bound (``highspy``), or with ``scipy`` (which reports
+        it only once a feasible point is found) the larger of that and the LP relaxation's
+        optimum.
     """
     try:
         run = BACKENDS[backend]
