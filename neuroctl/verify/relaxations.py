@@ -147,9 +147,7 @@ def _dsigmoid(z):
 ACTIVATIONS: dict[str, Activation] = {
     "relu": Activation("relu", lambda z: np.maximum(z, 0.0), torch.relu, _relax_relu, True),
     "tanh": Activation("tanh", np.tanh, torch.tanh, _s_shaped(np.tanh, _dtanh, 0.0), False),
-    "sigmoid": Activation(
-        "sigmoid", expit, torch.sigmoid, _s_shaped(expit, _dsigmoid, 0.5), False
-    ),
+    "sigmoid": Activation("sigmoid", expit, torch.sigmoid, _s_shaped(expit, _dsigmoid, 0.5), False),
 }
 
 
