@@ -222,6 +222,7 @@ def check(
     intermediate: str = "crown",
     milp_unstable: int = 0,
     milp_backend: str = "scipy",
+    alpha_steps: int = 0,
 ) -> CheckResult:
     """Check that no input in ``[lower, upper]`` produces an output in the unsafe set of ``spec``.
 
@@ -249,6 +250,10 @@ def check(
         piecewise-linear networks only: a network with smooth layers (which MILP cannot encode)
         is decided by input splitting alone.
     milp_backend : {"scipy", "highspy"}, keyword-only
+    alpha_steps : int, keyword-only
+        Boxes that the CROWN bound does not prove are bounded again with optimized lower slopes
+        of their unstable ReLUs (:func:`neuroctl.verify.alpha.optimized_lower_bound`), with this
+        many projected-gradient steps (0: never).
 
     Returns
     -------
@@ -266,6 +271,9 @@ def check(
             f"check: the spec has {spec.n_outputs} outputs, the network {rnet.n_outputs}"
         )
     _intermediate(intermediate)  # validates the name
+    for name, v in (("milp_unstable", milp_unstable), ("alpha_steps", alpha_steps)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"{name}: expected a non-negative integer, received {v!r}")
     recheck = _Recheck(net, spec)
     stats = {
         "samples": 0,
@@ -273,6 +281,7 @@ def check(
         "boxes": 0,
         "splits": 0,
         "milp_calls": 0,
+        "alpha_boxes": 0,
         "max_depth": 0,
         "phase": "falsify",
     }
@@ -314,6 +323,7 @@ def check(
             intermediate,
             milp_unstable,
             milp_backend,
+            alpha_steps,
             stats,
         )
         if status == "violated":
@@ -339,6 +349,7 @@ def _bab_polytope(
     intermediate,
     milp_unstable,
     milp_backend,
+    alpha_steps,
     stats,
 ):
     """Prove ``max_j (C y - d)_j > 0`` on the box, or find an input violating it."""
@@ -367,6 +378,9 @@ def _bab_polytope(
         stats["boxes"] += blo.shape[0]
         pre = inter(rnet, blo, bhi)
         val, Lam, vertex = _bound_rows(rnet, pre, blo, bhi, C, d)
+        if alpha_steps > 0:
+            stats["alpha_boxes"] += int((val.max(1) <= 0).sum())
+            val, vertex = _optimize_open(rnet, pre, blo, bhi, C, d, val, vertex, alpha_steps)
         box_lb = val.max(1)
         proved = box_lb > 0
         if proved.any():
@@ -442,6 +456,29 @@ def _bab_polytope(
         stack_hi.append(np.vstack([hi1, hi2]))
         stack_depth.append(np.concatenate([bdep + 1, bdep + 1]))
     return "holds", proven_lb, best_x
+
+
+def _optimize_open(rnet, pre, lo, hi, C, d, val, vertex, steps):
+    """Re-bound the boxes that CROWN leaves open with optimized ReLU slopes (never weaker).
+
+    Returns the bounds and the candidate vertices: those of CROWN plus those of the optimized
+    linear bound. CROWN's coefficients stay the ones that choose the split: the optimized bound
+    shifts weight onto narrow input dimensions (cheap in the bound), which would make the
+    gradient × width heuristic split those again and again.
+    """
+    from .alpha import optimized_lower_bound
+
+    open_ = np.flatnonzero(val.max(1) <= 0)
+    if open_.size == 0:
+        return val, vertex
+    sub = [(l[open_], u[open_]) for l, u in pre]
+    v2, L2 = optimized_lower_bound(rnet, sub, lo[open_], hi[open_], C, -d, steps=steps)
+    val = val.copy()
+    val[open_] = np.maximum(v2, val[open_])
+    v_opt = np.where(L2 >= 0, lo[open_, None, :], hi[open_, None, :])
+    extra = vertex.copy()
+    extra[open_] = v_opt
+    return val, np.concatenate([vertex, extra], axis=1)
 
 
 def _bound_rows(rnet, pre, lo, hi, C, d):
