@@ -1,4 +1,4 @@
-"""Optimized ReLU slopes (α-CROWN): sound (below the exact MILP minimum), never weaker than CROWN."""
+"""α-CROWN slopes: sound (below the exact MILP optimum) and never weaker than CROWN."""
 
 import numpy as np
 import pytest
