@@ -7,8 +7,10 @@
    linear-relaxation pass (forward linear bounds for the hidden layers, back-substitution of the
    specification rows); a box is pruned when some row of an unsafe polytope is provably violated
    on it; the linear bound's minimizing vertex and the box centre are evaluated as candidate
-   counterexamples; a box is split at the middle of the input dimension with the largest
-   ``|coefficient| × width`` (gradient × width);
+   counterexamples; a box is split at the middle of an input dimension: by default the one,
+   among the few with the largest ``|coefficient| × width`` (gradient × width), whose split
+   gives the best bound on the worse half (both halves of each candidate are bounded in one
+   batched pass; halves proven there are done), or simply the one of largest score;
 3. small sub-boxes with few unstable ReLUs are settled exactly by the MILP of
    :mod:`neuroctl.verify.milp` (piecewise-linear networks only).
 
@@ -223,6 +225,7 @@ def check(
     milp_unstable: int = 0,
     milp_backend: str = "scipy",
     alpha_steps: int = 0,
+    branching: str = "bound",
 ) -> CheckResult:
     """Check that no input in ``[lower, upper]`` produces an output in the unsafe set of ``spec``.
 
@@ -254,6 +257,11 @@ def check(
         Boxes that the CROWN bound does not prove are bounded again with optimized lower slopes
         of their unstable ReLUs (:func:`neuroctl.verify.alpha.optimized_lower_bound`), with this
         many projected-gradient steps (0: never).
+    branching : {"bound", "gradient"}, keyword-only
+        How a box is split: ``"gradient"`` halves the input dimension of largest
+        ``|coefficient| × width`` of the linear bound; ``"bound"`` tries the
+        :data:`BRANCH_CANDIDATES` best dimensions by that score, bounds both halves of each, and
+        keeps the split whose worse half is bounded best (halves proven there are done).
 
     Returns
     -------
@@ -271,6 +279,8 @@ def check(
             f"check: the spec has {spec.n_outputs} outputs, the network {rnet.n_outputs}"
         )
     _intermediate(intermediate)  # validates the name
+    if branching not in ("bound", "gradient"):
+        raise ValueError(f"branching: expected 'bound' or 'gradient', received {branching!r}")
     for name, v in (("milp_unstable", milp_unstable), ("alpha_steps", alpha_steps)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
             raise ValueError(f"{name}: expected a non-negative integer, received {v!r}")
@@ -282,6 +292,7 @@ def check(
         "splits": 0,
         "milp_calls": 0,
         "alpha_boxes": 0,
+        "branch_estimates": 0,
         "max_depth": 0,
         "phase": "falsify",
     }
@@ -324,6 +335,7 @@ def check(
             milp_unstable,
             milp_backend,
             alpha_steps,
+            branching,
             stats,
         )
         if status == "violated":
@@ -350,6 +362,7 @@ def _bab_polytope(
     milp_unstable,
     milp_backend,
     alpha_steps,
+    branching,
     stats,
 ):
     """Prove ``max_j (C y - d)_j > 0`` on the box, or find an input violating it."""
@@ -441,7 +454,11 @@ def _bab_polytope(
         width = bhi - blo
         score = coef * width
         score = np.where(width > 0, score + 1e-12 * width, -1.0)
-        dim = np.argmax(score, axis=1)
+        if branching == "bound":
+            stats["branch_estimates"] += 2 * min(BRANCH_CANDIDATES, n) * blo.shape[0]
+            dim, v1, v2 = _bound_split(rnet, inter, blo, bhi, C, d, score, batch_size)
+        else:
+            dim = np.argmax(score, axis=1)
         if np.any(width[np.arange(blo.shape[0]), dim] <= 0):
             # a degenerate box that cannot be proven: its single point was checked above
             return "unknown", min(proven_lb, open_lb), best_x
@@ -452,10 +469,59 @@ def _bab_polytope(
         lo2[np.arange(blo.shape[0]), dim] = mid
         stats["splits"] += blo.shape[0]
         stats["max_depth"] = max(stats["max_depth"], int(bdep.max()) + 1)
-        stack_lo.append(np.vstack([lo1, lo2]))
-        stack_hi.append(np.vstack([hi1, hi2]))
-        stack_depth.append(np.concatenate([bdep + 1, bdep + 1]))
+        clo, chi = np.vstack([lo1, lo2]), np.vstack([hi1, hi2])
+        cdep = np.concatenate([bdep + 1, bdep + 1])
+        if branching == "bound":
+            # halves already proven by the estimate are done; the others are bounded again
+            vb = np.concatenate([v1, v2])
+            done = vb > 0
+            if done.any():
+                proven_lb = min(proven_lb, float(vb[done].min()))
+            clo, chi, cdep = clo[~done], chi[~done], cdep[~done]
+            if clo.shape[0] == 0:
+                continue
+        stack_lo.append(clo)
+        stack_hi.append(chi)
+        stack_depth.append(cdep)
     return "holds", proven_lb, best_x
+
+
+#: Number of input dimensions (the best by gradient × width) whose split is tried per box.
+BRANCH_CANDIDATES = 5
+
+
+def _bound_split(rnet, inter, lo, hi, C, d, score, batch_size):
+    """Split dimension by the bound it buys (smart branching on the input).
+
+    For each box, the ``BRANCH_CANDIDATES`` dimensions with the largest gradient × width score
+    are split in two, both halves are bounded (``inter`` intermediate bounds, back-substitution
+    of the rows), and the dimension whose worse half has the larger bound wins. Returns the
+    dimension (B,) and the bounds of the two halves of it (B,), (B,).
+    """
+    B, n = lo.shape
+    k = min(BRANCH_CANDIDATES, n)
+    cand = np.argsort(-score, axis=1, kind="stable")[:, :k]  # (B, k)
+    rows = np.repeat(np.arange(B), k)
+    dims = cand.reshape(-1)
+    idx = np.arange(rows.size)
+    mid = (lo[rows, dims] + hi[rows, dims]) / 2
+    l1, h1 = lo[rows].copy(), hi[rows].copy()
+    h1[idx, dims] = mid
+    l2, h2 = lo[rows].copy(), hi[rows].copy()
+    l2[idx, dims] = mid
+    cl, ch = np.vstack([l1, l2]), np.vstack([h1, h2])
+    v = np.empty(cl.shape[0])
+    for s0 in range(0, cl.shape[0], batch_size):
+        sl = slice(s0, s0 + batch_size)
+        pre = inter(rnet, cl[sl], ch[sl])
+        val, _, _ = _bound_rows(rnet, pre, cl[sl], ch[sl], C, d)
+        v[sl] = val.max(1)
+    first, second = v[: rows.size].reshape(B, k), v[rows.size :].reshape(B, k)
+    worse = np.minimum(first, second)
+    worse = np.where(np.take_along_axis(score, cand, 1) > 0, worse, -np.inf)
+    best = np.argmax(worse, axis=1)
+    pick = np.arange(B)
+    return cand[pick, best], first[pick, best], second[pick, best]
 
 
 def _optimize_open(rnet, pre, lo, hi, C, d, val, vertex, steps):
