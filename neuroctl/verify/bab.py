@@ -371,6 +371,7 @@ def _bab_polytope(
     inter = _forward_all if intermediate == "forward" else _intermediate(intermediate)
     n = lo.shape[1]
     stack_lo, stack_hi, stack_depth = [lo], [hi], [np.zeros(1, int)]
+    root_width = np.where(hi - lo > 0, hi - lo, 1.0)
     proven_lb = np.inf  # min over pruned boxes of their proven bound
     open_lb = -np.inf
     best_x = None
@@ -456,7 +457,13 @@ def _bab_polytope(
         score = np.where(width > 0, score + 1e-12 * width, -1.0)
         if branching == "bound":
             stats["branch_estimates"] += 2 * min(BRANCH_CANDIDATES, n) * blo.shape[0]
-            dim, v1, v2 = _bound_split(rnet, inter, blo, bhi, C, d, score, batch_size)
+            # a dimension is split at most MAX_SPLIT_LEAD times more than the least split one:
+            # near the minimizer the worse half's bound is capped by the true margin for every
+            # candidate, and the estimate alone would keep halving one dimension
+            rel = width / root_width
+            balanced = rel >= rel.max(1, keepdims=True) / 2**MAX_SPLIT_LEAD
+            sb = np.where(balanced, score, -1.0)
+            dim, v1, v2 = _bound_split(rnet, inter, blo, bhi, C, d, sb, batch_size)
         else:
             dim = np.argmax(score, axis=1)
         if np.any(width[np.arange(blo.shape[0]), dim] <= 0):
@@ -488,6 +495,9 @@ def _bab_polytope(
 
 #: Number of input dimensions (the best by gradient × width) whose split is tried per box.
 BRANCH_CANDIDATES = 5
+#: With ``branching="bound"``, a dimension is halved at most this many times more than the least
+#: halved one of the same box (relative to the input box).
+MAX_SPLIT_LEAD = 3
 
 
 def _bound_split(rnet, inter, lo, hi, C, d, score, batch_size):
