@@ -463,7 +463,7 @@ def _bab_polytope(
             rel = width / root_width
             balanced = rel >= rel.max(1, keepdims=True) / 2**MAX_SPLIT_LEAD
             sb = np.where(balanced, score, -1.0)
-            dim, v1, v2 = _bound_split(rnet, inter, blo, bhi, C, d, sb, batch_size)
+            dim, v1, v2 = _bound_split(rnet, inter, blo, bhi, C, d, sb, batch_size, deadline)
         else:
             dim = np.argmax(score, axis=1)
         if np.any(width[np.arange(blo.shape[0]), dim] <= 0):
@@ -497,16 +497,17 @@ def _bab_polytope(
 BRANCH_CANDIDATES = 5
 #: With ``branching="bound"``, a dimension is halved at most this many times more than the least
 #: halved one of the same box (relative to the input box).
-MAX_SPLIT_LEAD = 3
+MAX_SPLIT_LEAD = 8
 
 
-def _bound_split(rnet, inter, lo, hi, C, d, score, batch_size):
+def _bound_split(rnet, inter, lo, hi, C, d, score, batch_size, deadline):
     """Split dimension by the bound it buys (smart branching on the input).
 
     For each box, the ``BRANCH_CANDIDATES`` dimensions with the largest gradient × width score
     are split in two, both halves are bounded (``inter`` intermediate bounds, back-substitution
     of the rows), and the dimension whose worse half has the larger bound wins. Returns the
-    dimension (B,) and the bounds of the two halves of it (B,), (B,).
+    dimension (B,) and the bounds of the two halves of it (B,), (B,). Past the deadline it
+    stops and returns the dimension of largest score (bounds ``-inf``: nothing proven).
     """
     B, n = lo.shape
     k = min(BRANCH_CANDIDATES, n)
@@ -522,6 +523,9 @@ def _bound_split(rnet, inter, lo, hi, C, d, score, batch_size):
     cl, ch = np.vstack([l1, l2]), np.vstack([h1, h2])
     v = np.empty(cl.shape[0])
     for s0 in range(0, cl.shape[0], batch_size):
+        if time.perf_counter() > deadline:
+            none = np.full(B, -np.inf)
+            return np.argmax(score, axis=1), none, none
         sl = slice(s0, s0 + batch_size)
         pre = inter(rnet, cl[sl], ch[sl])
         val, _, _ = _bound_rows(rnet, pre, cl[sl], ch[sl], C, d)
