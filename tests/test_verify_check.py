@@ -129,3 +129,20 @@ def test_both_branching_rules_give_the_verdicts_of_the_exact_maximum(branching):
 def test_unknown_branching_rule_is_rejected_by_name():
     with pytest.raises(ValueError, match="branching: expected 'bound' or 'gradient'"):
         check(_net(), LO, HI, Spec.require([[1.0, 0.0]], [0.0]), branching="smart")
+
+
+def test_bound_branching_stops_at_the_deadline():
+    # the threshold is attained at a sampled input, so "holds" would be wrong; proving that
+    # needs a counterexample at the exact maximum or a very deep search: unknown, on time
+    torch.manual_seed(11)
+    net = nn.Sequential(
+        nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1)
+    ).double()
+    lo, hi = -np.ones(4), np.ones(4)
+    x = np.random.default_rng(0).uniform(lo, hi, (100_000, 4))
+    with torch.no_grad():
+        sampled_max = net(torch.as_tensor(x)).numpy().max()
+    spec = Spec.output_range(1, upper=[sampled_max])
+    r = check(net, lo, hi, spec, samples=0, timeout=1.0, batch_size=4096)
+    assert r.status != "holds"
+    assert r.time < 1.0 + 3.0
