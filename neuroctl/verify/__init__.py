@@ -1,8 +1,10 @@
-"""Verification of piecewise-linear (ReLU) networks: output bounds, specification checks, formats.
+"""Verification of feed-forward networks: output bounds, specification checks, formats.
 
 ``output_bounds`` gives sound bounds on every output over an input box (interval propagation,
-CROWN-style linear relaxation, or exact MILP); ``check`` decides a linear output specification
-(falsification, then input-splitting branch and bound, with MILP on small sub-problems).
+CROWN-style linear relaxation, or exact MILP for piecewise-linear networks); ``check`` decides a
+linear output specification (falsification, then input-splitting branch and bound, with MILP on
+small sub-problems of piecewise-linear networks). Piecewise-linear activations, tanh and sigmoid
+are supported (tanh and sigmoid by tangent and chord lines per interval).
 """
 
 from __future__ import annotations
