@@ -9,8 +9,8 @@
    on it; the linear bound's minimizing vertex and the box centre are evaluated as candidate
    counterexamples; a box is split at the middle of an input dimension: by default the one,
    among the few with the largest ``|coefficient| × width`` (gradient × width), whose split
-   gives the best bound on the worse half (both halves of each candidate are bounded in one
-   batched pass; halves proven there are done), or simply the one of largest score;
+   leaves the least to prove on its two halves (both halves of each candidate are bounded in
+   one batched pass; halves proven there are done), or simply the one of largest score;
 3. small sub-boxes with few unstable ReLUs are settled exactly by the MILP of
    :mod:`neuroctl.verify.milp` (piecewise-linear networks only).
 
@@ -261,7 +261,9 @@ def check(
         How a box is split: ``"gradient"`` halves the input dimension of largest
         ``|coefficient| × width`` of the linear bound; ``"bound"`` tries the
         :data:`BRANCH_CANDIDATES` best dimensions by that score, bounds both halves of each, and
-        keeps the split whose worse half is bounded best (halves proven there are done).
+        keeps the split that leaves the least to prove on its halves (halves proven there are
+        done); no dimension is halved more than :data:`MAX_SPLIT_LEAD` times beyond the least
+        halved one.
 
     Returns
     -------
@@ -458,8 +460,8 @@ def _bab_polytope(
         if branching == "bound":
             stats["branch_estimates"] += 2 * min(BRANCH_CANDIDATES, n) * blo.shape[0]
             # a dimension is split at most MAX_SPLIT_LEAD times more than the least split one:
-            # near the minimizer the worse half's bound is capped by the true margin for every
-            # candidate, and the estimate alone would keep halving one dimension
+            # near the minimizer the bound of the half containing it is capped by the true margin
+            # for every candidate, and the estimate alone could keep halving one dimension
             rel = width / root_width
             balanced = rel >= rel.max(1, keepdims=True) / 2**MAX_SPLIT_LEAD
             sb = np.where(balanced, score, -1.0)
@@ -505,7 +507,8 @@ def _bound_split(rnet, inter, lo, hi, C, d, score, batch_size, deadline):
 
     For each box, the ``BRANCH_CANDIDATES`` dimensions with the largest gradient × width score
     are split in two, both halves are bounded (``inter`` intermediate bounds, back-substitution
-    of the rows), and the dimension whose worse half has the larger bound wins. Returns the
+    of the rows), and the dimension that leaves the least to prove wins: the largest
+    ``min(b_1, 0) + min(b_2, 0)`` over the bounds ``b_1, b_2`` of its halves. Returns the
     dimension (B,) and the bounds of the two halves of it (B,), (B,). Past the deadline it
     stops and returns the dimension of largest score (bounds ``-inf``: nothing proven).
     """
@@ -531,7 +534,8 @@ def _bound_split(rnet, inter, lo, hi, C, d, score, batch_size, deadline):
         val, _, _ = _bound_rows(rnet, pre, cl[sl], ch[sl], C, d)
         v[sl] = val.max(1)
     first, second = v[: rows.size].reshape(B, k), v[rows.size :].reshape(B, k)
-    worse = np.minimum(first, second)
+    # what is left to prove on both halves (0 for a proven half)
+    worse = np.minimum(first, 0.0) + np.minimum(second, 0.0)
     worse = np.where(np.take_along_axis(score, cand, 1) > 0, worse, -np.inf)
     best = np.argmax(worse, axis=1)
     pick = np.arange(B)
