@@ -134,8 +134,8 @@ def test_float32_network_is_analysed_in_float64():
 
 
 def test_unsupported_layer_is_named_with_the_supported_list():
-    net = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1))
-    with pytest.raises(NotImplementedError, match="Tanh.*supported layers:.*ReLU"):
+    net = nn.Sequential(nn.Linear(2, 3), nn.ELU(), nn.Linear(3, 1))
+    with pytest.raises(NotImplementedError, match="ELU.*supported layers:.*ReLU.*Tanh"):
         interval_bounds(net, np.zeros(2), np.ones(2))
 
 
@@ -147,3 +147,47 @@ def test_unknown_method_and_bad_box_are_errors():
         output_bounds(net, np.zeros(3), np.ones(3), mehtod="crown")
     with pytest.raises(ValueError, match="lower <= upper"):
         interval_bounds(net, np.ones(3), np.zeros(3))
+
+
+def _milp_hard_net():
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(3, 20), nn.ReLU(), nn.Linear(20, 20), nn.ReLU(), nn.Linear(20, 1)
+    ).double()
+
+
+def test_scipy_milp_out_of_time_returns_a_sound_bound_no_weaker_than_crown():
+    from neuroctl.verify.milp import encode, solve
+
+    net = _milp_hard_net()
+    lo, hi = -np.ones(3), np.ones(3)
+    problem = encode(net, lo, hi).with_objective([[-1.0]], [0.0])  # min -y: -max y
+    exact = solve(problem, backend="highspy")  # no limit: the true maximum (about 2 s)
+    assert exact.status == "optimal"
+    true_max = -exact.value
+    x = np.random.default_rng(0).uniform(lo, hi, (100_000, 3))
+    with torch.no_grad():
+        sampled_max = net(torch.as_tensor(x)).numpy().max()
+    assert sampled_max <= true_max + 1e-9
+    # the limit expires long before HiGHS finishes (no feasible point found yet)
+    sol = solve(problem, backend="scipy", time_limit=0.02)
+    assert sol.status == "time_limit" and np.isfinite(sol.bound)
+    assert -sol.bound >= true_max - 1e-7
+    ob = output_bounds(net, lo, hi, method="milp", backend="scipy", time_limit=0.02)
+    cl, cu = crown_bounds(net, lo, hi)
+    assert np.all(np.isfinite(ob.lower)) and np.all(np.isfinite(ob.upper))
+    assert ob.upper[0] >= true_max - 1e-7 and ob.lower[0] <= _sampled_min(net, x) + 1e-9
+    assert ob.upper[0] <= cu[0] + 1e-12 and ob.lower[0] >= cl[0] - 1e-12
+    # and here strictly tighter than CROWN: the LP relaxation keeps both ReLU lines
+    assert ob.upper[0] < cu[0] - 1e-3
+
+
+def _sampled_min(net, x):
+    with torch.no_grad():
+        return net(torch.as_tensor(x)).numpy().min()
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf"), "1"])
+def test_milp_time_limit_must_be_a_positive_number(bad):
+    with pytest.raises(ValueError, match="time_limit: expected a positive finite number"):
+        output_bounds(_milp_hard_net(), -np.ones(3), np.ones(3), method="milp", time_limit=bad)

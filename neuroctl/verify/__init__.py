@@ -1,8 +1,10 @@
-"""Verification of piecewise-linear (ReLU) networks: output bounds, specification checks, formats.
+"""Verification of feed-forward networks: output bounds, specification checks, formats.
 
 ``output_bounds`` gives sound bounds on every output over an input box (interval propagation,
-CROWN-style linear relaxation, or exact MILP); ``check`` decides a linear output specification
-(falsification, then input-splitting branch and bound, with MILP on small sub-problems);
+CROWN-style linear relaxation, or exact MILP for piecewise-linear networks); ``check`` decides a
+linear output specification (falsification, then input-splitting branch and bound, with MILP on
+small sub-problems of piecewise-linear networks). Piecewise-linear activations, tanh and sigmoid
+are supported (tanh and sigmoid by tangent and chord lines per interval).
 ``check_closed_loop`` decides a temporal property (``always``, ``never``, ``eventually``, ``at``
 over ``Box``, ``Polytope`` and ``Constraint`` sets) of a plant in closed loop with a network.
 """
@@ -113,13 +115,18 @@ def output_bounds(
     Parameters
     ----------
     net : nn.Module or ReluNetwork
-        Piecewise-linear network (see :data:`LAYER_RULES`).
+        Feed-forward network of the layers of :data:`LAYER_RULES` (piecewise-linear
+        activations, tanh, sigmoid).
     lower, upper : array_like, shape (n_in,) or (B, n_in)
         Input box(es); ``method="milp"`` takes one box.
     method : {"interval", "crown", "milp"}, keyword-only
-        Interval propagation, CROWN-style linear relaxation, or exact big-M MILP.
+        Interval propagation, CROWN-style linear relaxation (tangent and chord lines for tanh
+        and sigmoid), or exact big-M MILP (piecewise-linear networks only).
     time_limit : float, optional, keyword-only
-        Seconds per MILP; on expiry the MILP's proven bound is used (still sound).
+        Seconds per MILP; on expiry the MILP's proven bound is used (still sound): HiGHS's dual
+        bound, or with ``backend="scipy"`` (which does not report it when no feasible point was
+        found) the optimum of the LP relaxation. MILP bounds are intersected with the CROWN
+        bounds of the same box, so they are never looser.
     backend : {"scipy", "highspy"}, keyword-only
         MILP back end.
 
@@ -140,7 +147,15 @@ def output_bounds(
 
         if lo.ndim != 1:
             raise ValueError(f"output_bounds(method='milp'): expected one box, received {lo.shape}")
+        if time_limit is not None and not (
+            isinstance(time_limit, (int, float)) and np.isfinite(time_limit) and time_limit > 0
+        ):
+            raise ValueError(
+                f"time_limit: expected a positive finite number of seconds or None, received "
+                f"{time_limit!r}"
+            )
         problem = encode(net, lo, hi)
+        cl, cu = crown_bounds(net, lo, hi)
         n = problem.y_index.size
         l, u = np.empty(n), np.empty(n)
         for i in range(n):
@@ -152,6 +167,7 @@ def output_bounds(
             u[i] = -solve(
                 problem.with_objective(-e, [0.0]), backend=backend, time_limit=time_limit
             ).bound
+        l, u = np.maximum(l, cl), np.minimum(u, cu)
     else:
         raise ValueError(
             f"method: expected one of 'interval', 'crown', 'milp', received {method!r}"

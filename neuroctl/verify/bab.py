@@ -7,10 +7,16 @@
    linear-relaxation pass (forward linear bounds for the hidden layers, back-substitution of the
    specification rows); a box is pruned when some row of an unsafe polytope is provably violated
    on it; the linear bound's minimizing vertex and the box centre are evaluated as candidate
-   counterexamples; a box is split at the middle of the input dimension with the largest
-   ``|coefficient| × width`` (gradient × width);
+   counterexamples; a box is split at the middle of an input dimension: by default the one,
+   among the few with the largest ``|coefficient| × width`` (gradient × width), whose split
+   leaves the least to prove on its two halves (both halves of each candidate are bounded in
+   one batched pass; halves proven there are done), or simply the one of largest score;
 3. small sub-boxes with few unstable ReLUs are settled exactly by the MILP of
-   :mod:`neuroctl.verify.milp`.
+   :mod:`neuroctl.verify.milp` (piecewise-linear networks only).
+
+Networks with smooth activations (tanh, sigmoid) go through the same search: their neurons are
+relaxed by the tangent and chord lines of :mod:`neuroctl.verify.relaxations`, which tighten as
+the boxes shrink, so input splitting alone decides them (or answers "unknown" on timeout).
 
 Every counterexample is re-checked by a float64 forward pass of the original network before the
 answer "violated" is given. On timeout the answer is "unknown" with the best bounds found.
@@ -106,12 +112,13 @@ class CheckResult:
 def _torch_forward(rnet: ReluNetwork):
     Ws = [torch.as_tensor(W) for W in rnet.weights]
     bs = [torch.as_tensor(b) for b in rnet.biases]
+    acts = [a.torch for a in rnet.layer_activations]
 
     def f(x):
         for k, (W, b) in enumerate(zip(Ws, bs)):
             x = x @ W.T + b
             if k < len(Ws) - 1:
-                x = torch.relu(x)
+                x = acts[k](x)
         return x
 
     return f
@@ -217,13 +224,16 @@ def check(
     intermediate: str = "crown",
     milp_unstable: int = 0,
     milp_backend: str = "scipy",
+    alpha_steps: int = 0,
+    branching: str = "bound",
 ) -> CheckResult:
     """Check that no input in ``[lower, upper]`` produces an output in the unsafe set of ``spec``.
 
     Parameters
     ----------
     net : nn.Module or ReluNetwork
-        Piecewise-linear network (see :data:`neuroctl.verify.bounds.LAYER_RULES`).
+        Feed-forward network of the layers of :data:`neuroctl.verify.bounds.LAYER_RULES`
+        (piecewise-linear activations, tanh, sigmoid).
     lower, upper : array_like, shape (n_in,)
         The input box.
     spec : Spec
@@ -239,8 +249,21 @@ def check(
     intermediate : {"forward", "crown", "interval"}, keyword-only
         Hidden-layer bounds used in the branch and bound.
     milp_unstable : int, keyword-only
-        Settle a box by MILP when it has at most this many unstable ReLUs (0: never).
+        Settle a box by MILP when it has at most this many unstable ReLUs (0: never). Applies to
+        piecewise-linear networks only: a network with smooth layers (which MILP cannot encode)
+        is decided by input splitting alone.
     milp_backend : {"scipy", "highspy"}, keyword-only
+    alpha_steps : int, keyword-only
+        Boxes that the CROWN bound does not prove are bounded again with optimized lower slopes
+        of their unstable ReLUs (:func:`neuroctl.verify.alpha.optimized_lower_bound`), with this
+        many projected-gradient steps (0: never).
+    branching : {"bound", "gradient"}, keyword-only
+        How a box is split: ``"gradient"`` halves the input dimension of largest
+        ``|coefficient| × width`` of the linear bound; ``"bound"`` tries the
+        :data:`BRANCH_CANDIDATES` best dimensions by that score, bounds both halves of each, and
+        keeps the split that leaves the least to prove on its halves (halves proven there are
+        done); no dimension is halved more than :data:`MAX_SPLIT_LEAD` times beyond the least
+        halved one.
 
     Returns
     -------
@@ -258,6 +281,11 @@ def check(
             f"check: the spec has {spec.n_outputs} outputs, the network {rnet.n_outputs}"
         )
     _intermediate(intermediate)  # validates the name
+    if branching not in ("bound", "gradient"):
+        raise ValueError(f"branching: expected 'bound' or 'gradient', received {branching!r}")
+    for name, v in (("milp_unstable", milp_unstable), ("alpha_steps", alpha_steps)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"{name}: expected a non-negative integer, received {v!r}")
     recheck = _Recheck(net, spec)
     stats = {
         "samples": 0,
@@ -265,6 +293,8 @@ def check(
         "boxes": 0,
         "splits": 0,
         "milp_calls": 0,
+        "alpha_boxes": 0,
+        "branch_estimates": 0,
         "max_depth": 0,
         "phase": "falsify",
     }
@@ -306,6 +336,8 @@ def check(
             intermediate,
             milp_unstable,
             milp_backend,
+            alpha_steps,
+            branching,
             stats,
         )
         if status == "violated":
@@ -331,6 +363,8 @@ def _bab_polytope(
     intermediate,
     milp_unstable,
     milp_backend,
+    alpha_steps,
+    branching,
     stats,
 ):
     """Prove ``max_j (C y - d)_j > 0`` on the box, or find an input violating it."""
@@ -339,6 +373,7 @@ def _bab_polytope(
     inter = _forward_all if intermediate == "forward" else _intermediate(intermediate)
     n = lo.shape[1]
     stack_lo, stack_hi, stack_depth = [lo], [hi], [np.zeros(1, int)]
+    root_width = np.where(hi - lo > 0, hi - lo, 1.0)
     proven_lb = np.inf  # min over pruned boxes of their proven bound
     open_lb = -np.inf
     best_x = None
@@ -359,6 +394,9 @@ def _bab_polytope(
         stats["boxes"] += blo.shape[0]
         pre = inter(rnet, blo, bhi)
         val, Lam, vertex = _bound_rows(rnet, pre, blo, bhi, C, d)
+        if alpha_steps > 0:
+            stats["alpha_boxes"] += int((val.max(1) <= 0).sum())
+            val, vertex = _optimize_open(rnet, pre, blo, bhi, C, d, val, vertex, alpha_steps)
         box_lb = val.max(1)
         proved = box_lb > 0
         if proved.any():
@@ -379,8 +417,8 @@ def _bab_polytope(
                 return "violated", -np.inf, cand[k]
         if best_x is None or cm[k] < float((rnet(best_x) @ C.T - d).max()):
             best_x = cand[k]
-        # exact MILP on boxes with few unstable ReLUs
-        if milp_unstable > 0:
+        # exact MILP on boxes with few unstable ReLUs (piecewise-linear networks)
+        if milp_unstable > 0 and rnet.piecewise_linear:
             unstable = sum(((l < 0) & (u > 0)).sum(1) for l, u in (p for p in pre))[keep]
             small = unstable <= milp_unstable
             for i in np.flatnonzero(small):
@@ -419,7 +457,17 @@ def _bab_polytope(
         width = bhi - blo
         score = coef * width
         score = np.where(width > 0, score + 1e-12 * width, -1.0)
-        dim = np.argmax(score, axis=1)
+        if branching == "bound":
+            stats["branch_estimates"] += 2 * min(BRANCH_CANDIDATES, n) * blo.shape[0]
+            # a dimension is split at most MAX_SPLIT_LEAD times more than the least split one:
+            # near the minimizer the bound of the half containing it is capped by the true margin
+            # for every candidate, and the estimate alone could keep halving one dimension
+            rel = width / root_width
+            balanced = rel >= rel.max(1, keepdims=True) / 2**MAX_SPLIT_LEAD
+            sb = np.where(balanced, score, -1.0)
+            dim, v1, v2 = _bound_split(rnet, inter, blo, bhi, C, d, sb, batch_size, deadline)
+        else:
+            dim = np.argmax(score, axis=1)
         if np.any(width[np.arange(blo.shape[0]), dim] <= 0):
             # a degenerate box that cannot be proven: its single point was checked above
             return "unknown", min(proven_lb, open_lb), best_x
@@ -430,10 +478,91 @@ def _bab_polytope(
         lo2[np.arange(blo.shape[0]), dim] = mid
         stats["splits"] += blo.shape[0]
         stats["max_depth"] = max(stats["max_depth"], int(bdep.max()) + 1)
-        stack_lo.append(np.vstack([lo1, lo2]))
-        stack_hi.append(np.vstack([hi1, hi2]))
-        stack_depth.append(np.concatenate([bdep + 1, bdep + 1]))
+        clo, chi = np.vstack([lo1, lo2]), np.vstack([hi1, hi2])
+        cdep = np.concatenate([bdep + 1, bdep + 1])
+        if branching == "bound":
+            # halves already proven by the estimate are done; the others are bounded again
+            vb = np.concatenate([v1, v2])
+            done = vb > 0
+            if done.any():
+                proven_lb = min(proven_lb, float(vb[done].min()))
+            clo, chi, cdep = clo[~done], chi[~done], cdep[~done]
+            if clo.shape[0] == 0:
+                continue
+        stack_lo.append(clo)
+        stack_hi.append(chi)
+        stack_depth.append(cdep)
     return "holds", proven_lb, best_x
+
+
+#: Number of input dimensions (the best by gradient × width) whose split is tried per box.
+BRANCH_CANDIDATES = 5
+#: With ``branching="bound"``, a dimension is halved at most this many times more than the least
+#: halved one of the same box (relative to the input box).
+MAX_SPLIT_LEAD = 8
+
+
+def _bound_split(rnet, inter, lo, hi, C, d, score, batch_size, deadline):
+    """Split dimension by the bound it buys (smart branching on the input).
+
+    For each box, the ``BRANCH_CANDIDATES`` dimensions with the largest gradient × width score
+    are split in two, both halves are bounded (``inter`` intermediate bounds, back-substitution
+    of the rows), and the dimension that leaves the least to prove wins: the largest
+    ``min(b_1, 0) + min(b_2, 0)`` over the bounds ``b_1, b_2`` of its halves. Returns the
+    dimension (B,) and the bounds of the two halves of it (B,), (B,). Past the deadline it
+    stops and returns the dimension of largest score (bounds ``-inf``: nothing proven).
+    """
+    B, n = lo.shape
+    k = min(BRANCH_CANDIDATES, n)
+    cand = np.argsort(-score, axis=1, kind="stable")[:, :k]  # (B, k)
+    rows = np.repeat(np.arange(B), k)
+    dims = cand.reshape(-1)
+    idx = np.arange(rows.size)
+    mid = (lo[rows, dims] + hi[rows, dims]) / 2
+    l1, h1 = lo[rows].copy(), hi[rows].copy()
+    h1[idx, dims] = mid
+    l2, h2 = lo[rows].copy(), hi[rows].copy()
+    l2[idx, dims] = mid
+    cl, ch = np.vstack([l1, l2]), np.vstack([h1, h2])
+    v = np.empty(cl.shape[0])
+    for s0 in range(0, cl.shape[0], batch_size):
+        if time.perf_counter() > deadline:
+            none = np.full(B, -np.inf)
+            return np.argmax(score, axis=1), none, none
+        sl = slice(s0, s0 + batch_size)
+        pre = inter(rnet, cl[sl], ch[sl])
+        val, _, _ = _bound_rows(rnet, pre, cl[sl], ch[sl], C, d)
+        v[sl] = val.max(1)
+    first, second = v[: rows.size].reshape(B, k), v[rows.size :].reshape(B, k)
+    # what is left to prove on both halves (0 for a proven half)
+    worse = np.minimum(first, 0.0) + np.minimum(second, 0.0)
+    worse = np.where(np.take_along_axis(score, cand, 1) > 0, worse, -np.inf)
+    best = np.argmax(worse, axis=1)
+    pick = np.arange(B)
+    return cand[pick, best], first[pick, best], second[pick, best]
+
+
+def _optimize_open(rnet, pre, lo, hi, C, d, val, vertex, steps):
+    """Re-bound the boxes that CROWN leaves open with optimized ReLU slopes (never weaker).
+
+    Returns the bounds and the candidate vertices: those of CROWN plus those of the optimized
+    linear bound. CROWN's coefficients stay the ones that choose the split: the optimized bound
+    shifts weight onto narrow input dimensions (cheap in the bound), which would make the
+    gradient × width heuristic split those again and again.
+    """
+    from .alpha import optimized_lower_bound
+
+    open_ = np.flatnonzero(val.max(1) <= 0)
+    if open_.size == 0:
+        return val, vertex
+    sub = [(l[open_], u[open_]) for l, u in pre]
+    v2, L2 = optimized_lower_bound(rnet, sub, lo[open_], hi[open_], C, -d, steps=steps)
+    val = val.copy()
+    val[open_] = np.maximum(v2, val[open_])
+    v_opt = np.where(L2 >= 0, lo[open_, None, :], hi[open_, None, :])
+    extra = vertex.copy()
+    extra[open_] = v_opt
+    return val, np.concatenate([vertex, extra], axis=1)
 
 
 def _bound_rows(rnet, pre, lo, hi, C, d):

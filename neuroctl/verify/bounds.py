@@ -1,21 +1,26 @@
-"""Sound output bounds of piecewise-linear networks over an input box.
+"""Sound output bounds of feed-forward networks over an input box.
 
 Every network is first lowered, by a per-layer rule table (:data:`LAYER_RULES`), to a canonical
-*ReLU network*: affine maps with ReLU between them, in float64,
+network: affine maps with one activation per hidden layer between them, in float64,
 
-    z_0 = W_0 x + b_0,   z_k = W_k relu(z_{k-1}) + b_k,   y = z_L.
+    z_0 = W_0 x + b_0,   z_k = W_k σ_{k-1}(z_{k-1}) + b_k,   y = z_L,
+
+where each ``σ_k`` is ReLU, tanh or sigmoid (:data:`neuroctl.verify.relaxations.ACTIVATIONS`).
 
 Linear layers (including the frozen diagonal normalisation layers of :func:`neuroctl.affine_layer`)
 compose into the neighbouring affine maps; ``LeakyReLU``, ``Hardtanh`` and ``ReLU6`` are rewritten
 exactly as ReLU combinations (``leaky(z) = relu(z) - s relu(-z)``,
-``hardtanh(z) = lo + relu(z - lo) - relu(z - hi)``). The analyses then need one rule each:
+``hardtanh(z) = lo + relu(z - lo) - relu(z - hi)``); ``Tanh`` and ``Sigmoid`` stay smooth
+activations. The analyses then need one rule each, and read each activation only through its
+value and its linear relaxation on an interval (:mod:`neuroctl.verify.relaxations`):
 
-* interval bound propagation (IBP): centre/radius through the affine maps, clipping through ReLU;
+* interval bound propagation (IBP): centre/radius through the affine maps; the activations are
+  non-decreasing, so ``[σ(l), σ(u)]``;
 * forward linear bounds (symbolic intervals): a lower and an upper affine function of the input per
-  neuron, relaxed at unstable ReLUs (cheap, used for intermediate bounds in branch and bound);
+  neuron, relaxed at nonlinear neurons (cheap, used for intermediate bounds in branch and bound);
 * CROWN-style back-substitution: a linear objective is pulled back through the network to the
-  input, choosing at each unstable ReLU the lower relaxation ``a z`` (``a`` in {0, 1}) or the upper
-  chord ``u (z - l) / (u - l)`` according to the sign of its coefficient.
+  input, choosing at each nonlinear neuron the lower or the upper line of its relaxation according
+  to the sign of its coefficient.
 
 All bounds are intersected with the interval bounds, so ``interval ⊇ crown`` holds by construction.
 """
@@ -28,6 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
+
+from .relaxations import ACTIVATIONS, Activation
 
 __all__ = [
     "LAYER_RULES",
@@ -48,7 +55,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ReluNetwork:
-    """A network lowered to ``affine -> relu -> ... -> affine`` in float64.
+    """A network lowered to ``affine -> σ -> ... -> affine`` in float64.
 
     Attributes
     ----------
@@ -56,10 +63,15 @@ class ReluNetwork:
         ``weights[k]`` has shape ``(n_k, n_{k-1})``; ``n_{-1}`` is the input size.
     biases : tuple of ndarray
         ``biases[k]`` has shape ``(n_k,)``.
+    activations : tuple of str, optional
+        Activation after each hidden layer (``len(weights) - 1`` names of
+        :data:`neuroctl.verify.relaxations.ACTIVATIONS`); all ``"relu"`` when omitted.
     """
 
     weights: tuple
     biases: tuple
+    activations: tuple | None = None
+    _acts: tuple = field(init=False, repr=False, compare=False)
     _wpos: tuple = field(init=False, repr=False, compare=False)
     _wneg: tuple = field(init=False, repr=False, compare=False)
 
@@ -80,6 +92,23 @@ class ReluNetwork:
                     f"ReluNetwork: layer {k} expects {W.shape[1]} inputs, previous layer has "
                     f"{self.weights[k - 1].shape[0]} outputs"
                 )
+        acts = self.activations
+        if acts is None:
+            acts = ("relu",) * (len(self.weights) - 1)
+        acts = tuple(acts)
+        if len(acts) != len(self.weights) - 1:
+            raise ValueError(
+                f"ReluNetwork: expected {len(self.weights) - 1} activations (one per hidden "
+                f"layer), received {len(acts)}"
+            )
+        unknown = [a for a in acts if a not in ACTIVATIONS]
+        if unknown:
+            raise ValueError(
+                f"ReluNetwork: activations: expected names among {sorted(ACTIVATIONS)}, received "
+                f"{unknown}"
+            )
+        object.__setattr__(self, "activations", acts)
+        object.__setattr__(self, "_acts", tuple(ACTIVATIONS[a] for a in acts))
         object.__setattr__(self, "_wpos", tuple(np.maximum(W, 0.0) for W in self.weights))
         object.__setattr__(self, "_wneg", tuple(np.minimum(W, 0.0) for W in self.weights))
 
@@ -95,28 +124,40 @@ class ReluNetwork:
     def hidden_sizes(self) -> list[int]:
         return [W.shape[0] for W in self.weights[:-1]]
 
+    @property
+    def piecewise_linear(self) -> bool:
+        """Whether every activation is ReLU (so that the MILP encoding applies)."""
+        return all(a.piecewise_linear for a in self._acts)
+
+    @property
+    def layer_activations(self) -> tuple[Activation, ...]:
+        """The :class:`~neuroctl.verify.relaxations.Activation` of every hidden layer."""
+        return self._acts
+
     def __call__(self, x):
         """Float64 forward pass; ``x`` of shape ``(..., n_in)`` -> ``(..., n_out)``."""
         h = np.asarray(x, dtype=np.float64)
         for k, (W, b) in enumerate(zip(self.weights, self.biases)):
             h = h @ W.T + b
             if k < len(self.weights) - 1:
-                h = np.maximum(h, 0.0)
+                h = self._acts[k].numpy(h)
         return h
 
     def pre_activations(self, x) -> list[np.ndarray]:
-        """Pre-activations ``z_k`` of every ReLU layer at ``x`` (shape ``(..., n_k)`` each)."""
+        """Pre-activations ``z_k`` of every hidden layer at ``x`` (shape ``(..., n_k)`` each)."""
         h = np.asarray(x, dtype=np.float64)
         out = []
-        for W, b in zip(self.weights[:-1], self.biases[:-1]):
+        for k, (W, b) in enumerate(zip(self.weights[:-1], self.biases[:-1])):
             z = h @ W.T + b
             out.append(z)
-            h = np.maximum(z, 0.0)
+            h = self._acts[k].numpy(z)
         return out
 
     def __repr__(self) -> str:
         sizes = [self.n_inputs, *self.hidden_sizes, self.n_outputs]
-        return f"ReluNetwork(sizes={sizes})"
+        if self.piecewise_linear:
+            return f"ReluNetwork(sizes={sizes})"
+        return f"ReluNetwork(sizes={sizes}, activations={list(self.activations)})"
 
 
 class _Lowering:
@@ -127,6 +168,7 @@ class _Lowering:
         self.c = np.zeros(n_in)
         self.weights: list[np.ndarray] = []
         self.biases: list[np.ndarray] = []
+        self.activations: list[str] = []
 
     @property
     def width(self) -> int:
@@ -135,13 +177,19 @@ class _Lowering:
     def affine(self, W, b):
         self.A, self.c = W @ self.A, W @ self.c + b
 
-    def relu(self):
+    def activation(self, name: str):
         self.weights.append(self.A)
         self.biases.append(self.c)
+        self.activations.append(name)
         self.A, self.c = np.eye(self.width), np.zeros(self.width)
 
+    def relu(self):
+        self.activation("relu")
+
     def finish(self) -> ReluNetwork:
-        return ReluNetwork(tuple(self.weights + [self.A]), tuple(self.biases + [self.c]))
+        return ReluNetwork(
+            tuple(self.weights + [self.A]), tuple(self.biases + [self.c]), tuple(self.activations)
+        )
 
 
 def _t(v) -> np.ndarray:
@@ -161,6 +209,14 @@ def _rule_relu(m, acc: _Lowering):
 
 def _rule_skip(m, acc: _Lowering):
     pass
+
+
+def _rule_tanh(m, acc: _Lowering):
+    acc.activation("tanh")
+
+
+def _rule_sigmoid(m, acc: _Lowering):
+    acc.activation("sigmoid")
 
 
 def _rule_leaky(m: nn.LeakyReLU, acc: _Lowering):
@@ -194,6 +250,8 @@ LAYER_RULES: dict[type, Callable[[nn.Module, _Lowering], None]] = {
     nn.Dropout: _rule_skip,
     nn.LeakyReLU: _rule_leaky,
     nn.Hardtanh: _rule_hardtanh,
+    nn.Tanh: _rule_tanh,
+    nn.Sigmoid: _rule_sigmoid,
     nn.Sequential: _rule_sequential,
 }
 
@@ -209,7 +267,7 @@ def _apply_rule(m: nn.Module, acc: _Lowering):
     )
 
 
-def as_relu_network(net, n_inputs: int | None = None) -> ReluNetwork:
+def as_relu_network(net, n_inputs: int | None = None, *, smooth: bool = False) -> ReluNetwork:
     """Lower ``net`` to a :class:`ReluNetwork` (float64, exact).
 
     Parameters
@@ -218,19 +276,32 @@ def as_relu_network(net, n_inputs: int | None = None) -> ReluNetwork:
         An ``nn.Sequential`` (possibly nested) of supported layers, or a single supported layer.
     n_inputs : int, optional
         Input size; inferred from the first ``nn.Linear`` when omitted.
+    smooth : bool, keyword-only
+        Accept smooth activations (``Tanh``, ``Sigmoid``), kept as such in the result. By default
+        only piecewise-linear networks are accepted, so that the result is a ReLU network (what
+        an exact MILP encoding needs); a smooth layer raises ``NotImplementedError``.
     """
     if isinstance(net, ReluNetwork):
-        return net
-    if not isinstance(net, nn.Module):
+        rnet = net
+    elif not isinstance(net, nn.Module):
         raise TypeError(f"expected an nn.Module or ReluNetwork, received {type(net).__name__}")
-    if n_inputs is None:
-        first = next((m for m in net.modules() if isinstance(m, nn.Linear)), None)
-        if first is None:
-            raise ValueError("as_relu_network: cannot infer the input size; pass n_inputs=")
-        n_inputs = first.in_features
-    acc = _Lowering(int(n_inputs))
-    _apply_rule(net, acc)
-    return acc.finish()
+    else:
+        if n_inputs is None:
+            first = next((m for m in net.modules() if isinstance(m, nn.Linear)), None)
+            if first is None:
+                raise ValueError("as_relu_network: cannot infer the input size; pass n_inputs=")
+            n_inputs = first.in_features
+        acc = _Lowering(int(n_inputs))
+        _apply_rule(net, acc)
+        rnet = acc.finish()
+    if not smooth and not rnet.piecewise_linear:
+        smooth_names = sorted({a for a in rnet.activations if a != "relu"})
+        raise NotImplementedError(
+            f"as_relu_network: expected a piecewise-linear network, received one with smooth "
+            f"activations {smooth_names}; pass smooth=True to keep them (bounds and check "
+            "support them; the MILP encoding does not)"
+        )
+    return rnet
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,7 +318,7 @@ def _boxes(net, lower, upper):
         )
     if not np.all(lo <= hi):
         raise ValueError("expected lower <= upper elementwise, received a box with lower > upper")
-    rnet = as_relu_network(net, lo.shape[-1])
+    rnet = as_relu_network(net, lo.shape[-1], smooth=True)
     if lo.shape[-1] != rnet.n_inputs:
         raise ValueError(f"expected boxes with {rnet.n_inputs} inputs, received shape {lo.shape}")
     single = lo.ndim == 1
@@ -267,20 +338,16 @@ def _ibp_all(rnet: ReluNetwork, lo, hi):
         zm, zr = m @ W.T + b, r @ np.abs(W).T
         out.append((zm - zr, zm + zr))
         if k < len(rnet.weights) - 1:
-            zl, zu = np.maximum(zm - zr, 0.0), np.maximum(zm + zr, 0.0)
+            f = rnet._acts[k].numpy
+            zl, zu = f(zm - zr), f(zm + zr)  # non-decreasing activations
             m, r = (zl + zu) / 2, (zu - zl) / 2
     return out
 
 
-def _relax(l, u):
-    """ReLU relaxation slopes: lower slope (0/1), upper slope and upper intercept."""
-    active, inactive = l >= 0, u <= 0
-    unstable = ~(active | inactive)
-    denom = np.where(unstable, u - l, 1.0)
-    up_slope = np.where(active, 1.0, np.where(unstable, u / denom, 0.0))
-    up_icpt = np.where(unstable, -up_slope * l, 0.0)
-    low_slope = np.where(active, 1.0, np.where(unstable & (u > -l), 1.0, 0.0))
-    return low_slope, up_slope, up_icpt
+def _post_interval(rnet: ReluNetwork, k, l, u):
+    """Interval of the activation of hidden layer ``k`` for pre-activations in ``[l, u]``."""
+    f = rnet._acts[k].numpy
+    return f(l), f(u)
 
 
 def _concretize_lower(Lam, const, lo, hi):
@@ -303,16 +370,16 @@ def _backward(rnet: ReluNetwork, pre_bounds, k, Lam, lo, hi):
         if j == 0:
             break
         l, u = pre_bounds[j - 1]
-        low_s, up_s, up_c = _relax(l, u)
-        neg = np.minimum(Lam, 0.0)
-        const = const + (neg @ up_c[:, :, None])[..., 0]
+        low_s, low_c, up_s, up_c = rnet._acts[j - 1].relax(l, u)
+        neg, pos = np.minimum(Lam, 0.0), np.maximum(Lam, 0.0)
+        const = const + (neg @ up_c[:, :, None])[..., 0] + (pos @ low_c[:, :, None])[..., 0]
         Lam = np.where(Lam >= 0, Lam * low_s[:, None, :], neg * up_s[:, None, :])
         const = const + Lam @ rnet.biases[j - 1]
     return _concretize_lower(Lam, const, lo, hi), Lam, const
 
 
 def _forward_all(rnet: ReluNetwork, lo, hi):
-    """Forward linear (symbolic-interval) pre-activation bounds of the ReLU layers, ∩ IBP."""
+    """Forward linear (symbolic-interval) pre-activation bounds of the hidden layers, ∩ IBP."""
     B, n = lo.shape
     # lower/upper affine functions of x: coefficients (B, n_in, width), constants (B, width)
     Al = np.broadcast_to(np.eye(n), (B, n, n)).copy()
@@ -333,18 +400,20 @@ def _forward_all(rnet: ReluNetwork, lo, hi):
         zu = cu2 + (mid @ Au2)[:, 0] + (rad @ np.abs(Au2))[:, 0]
         zl, zu = np.maximum(zl, ibp[k][0]), np.minimum(zu, ibp[k][1])
         out.append((zl, zu))
-        low_s, up_s, up_c = _relax(zl, zu)
-        Al, cl = Al2 * low_s[:, None, :], cl2 * low_s
+        # the slopes are non-negative, so the lower function maps through the lower line
+        low_s, low_c, up_s, up_c = rnet._acts[k].relax(zl, zu)
+        Al, cl = Al2 * low_s[:, None, :], cl2 * low_s + low_c
         Au, cu = Au2 * up_s[:, None, :], cu2 * up_s + up_c
     return out
 
 
 def _crown_all(rnet: ReluNetwork, lo, hi):
-    """CROWN pre-activation bounds of the ReLU layers (each by back-substitution), ∩ intervals.
+    """CROWN pre-activation bounds of the hidden layers (each by back-substitution), ∩ intervals.
 
     Layer 0 is affine in the input, so its interval bounds are exact. For deeper layers an interval
-    step from the previous layer's bounds comes first; only neurons that it leaves unstable in
-    some box of the batch are bounded by back-substitution (stable ones need no relaxation).
+    step from the previous layer's bounds comes first; only neurons that it leaves nonlinear in
+    some box of the batch (unstable ReLUs, smooth neurons of non-degenerate interval) are bounded
+    by back-substitution (stable ReLUs need no relaxation).
     """
     B = lo.shape[0]
     out = []
@@ -353,12 +422,12 @@ def _crown_all(rnet: ReluNetwork, lo, hi):
         if k == 0:
             m, r = (lo + hi) / 2, (hi - lo) / 2
         else:
-            pl, pu = np.maximum(out[-1][0], 0.0), np.maximum(out[-1][1], 0.0)
+            pl, pu = _post_interval(rnet, k - 1, *out[-1])
             m, r = (pl + pu) / 2, (pu - pl) / 2
         zm, zr = m @ W.T + b, r @ np.abs(W).T
         zl, zu = zm - zr, zm + zr
         if k > 0:
-            rows = np.flatnonzero(((zl < 0) & (zu > 0)).any(0))
+            rows = np.flatnonzero(rnet._acts[k].nonlinear(zl, zu).any(0))
             if rows.size:
                 sel = np.eye(W.shape[0])[rows]
                 Lam = np.broadcast_to(np.vstack([sel, -sel]), (B, 2 * rows.size, W.shape[0]))
@@ -390,7 +459,7 @@ def _intermediate(method):
 
 
 def pre_activation_bounds(net, lower, upper, *, method: str = "crown") -> list:
-    """Bounds on the pre-activation of every ReLU layer over the input box(es).
+    """Bounds on the pre-activation of every hidden layer over the input box(es).
 
     Parameters
     ----------
@@ -404,7 +473,7 @@ def pre_activation_bounds(net, lower, upper, *, method: str = "crown") -> list:
     Returns
     -------
     list of (ndarray, ndarray)
-        One ``(l, u)`` pair per ReLU layer of :func:`as_relu_network` ``(net)``, each of shape
+        One ``(l, u)`` pair per hidden layer of :func:`as_relu_network` ``(net)``, each of shape
         ``(n_k,)`` or ``(B, n_k)``.
     """
     rnet, lo, hi, single = _boxes(net, lower, upper)

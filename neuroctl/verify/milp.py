@@ -110,6 +110,13 @@ def encode(net, lower, upper, *, pre_bounds=None, method: str = "crown") -> MILP
     rnet, lo, hi, single = _boxes(net, lower, upper)
     if not single:
         raise ValueError(f"encode: expected one box of shape (n_in,), received {lo.shape}")
+    if not rnet.piecewise_linear:
+        smooth = sorted({a for a in rnet.activations if a != "relu"})
+        raise NotImplementedError(
+            f"encode: the MILP encoding is exact for piecewise-linear networks only, received "
+            f"one with smooth activations {smooth}; use interval or CROWN bounds (or check, "
+            "which decides smooth networks by input splitting)"
+        )
     if pre_bounds is None:
         pre_bounds = [(l[0], u[0]) for l, u in _intermediate(method)(rnet, lo, hi)]
     return _encode(rnet, lo[0], hi[0], pre_bounds)
@@ -231,7 +238,43 @@ class MILPSolution:
         }
 
 
+#: Seconds granted at least to the LP relaxation that replaces a missing dual bound.
+_LP_MIN_TIME = 1.0
+
+
+def _lp_relaxation_bound(p: MILP, time_limit) -> float:
+    """Optimum of the LP relaxation (binaries in [0, 1]): a proven lower bound on the MILP's.
+
+    The LP gets ``max(time_limit, _LP_MIN_TIME)`` seconds (it is solved in polynomial time and
+    is usually far faster than the MILP); ``-inf`` when it does not finish.
+    """
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    opts = {"disp": False}
+    if time_limit is not None:
+        opts["time_limit"] = max(float(time_limit), _LP_MIN_TIME)
+    res = milp(
+        p.c,
+        constraints=LinearConstraint(p.A, p.row_lower, p.row_upper),
+        integrality=np.zeros_like(p.integrality),
+        bounds=Bounds(p.lower, p.upper),
+        options=opts,
+    )
+    if res.status == 0:
+        return float(res.fun)
+    if res.status == 2:
+        return np.inf
+    return -np.inf
+
+
 def _solve_scipy(p: MILP, time_limit):
+    """HiGHS through ``scipy.optimize.milp``.
+
+    When the time limit expires, ``scipy`` reports HiGHS's dual bound only if a feasible point was
+    found (``mip_dual_bound`` is ``None`` otherwise). The proven bound is then the larger of that
+    dual bound and the optimum of the LP relaxation, solved afterwards (under the same time limit,
+    but at least :data:`_LP_MIN_TIME` seconds).
+    """
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     opts = {"disp": False}
@@ -249,9 +292,10 @@ def _solve_scipy(p: MILP, time_limit):
     if res.status == 2:
         return "infeasible", np.inf, np.inf, None
     bound = getattr(res, "mip_dual_bound", None)
-    bound = -np.inf if bound is None or not np.isfinite(bound) else bound
+    bound = -np.inf if bound is None or not np.isfinite(bound) else float(bound)
+    bound = max(bound, _lp_relaxation_bound(p, time_limit))
     if res.x is not None:
-        return "time_limit", res.fun, bound, res.x
+        return "time_limit", res.fun, min(bound, res.fun), res.x
     return "time_limit", np.inf, bound, None
 
 
@@ -310,7 +354,10 @@ def solve(
     problem : MILP
     backend : {"scipy", "highspy"}, keyword-only
     time_limit : float, optional, keyword-only
-        Seconds.
+        Seconds. On expiry ``status`` is ``"time_limit"`` and ``bound`` is still a proven lower
+        bound on the optimum: HiGHS's dual bound (``highspy``), or with ``scipy`` (which reports
+        it only once a feasible point is found) the larger of that and the LP relaxation's
+        optimum.
     """
     try:
         run = BACKENDS[backend]
