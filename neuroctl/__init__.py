@@ -22,6 +22,7 @@ _LAZY = {
     "LocalGain": ".linearize",
     "plant_jacobians": ".linearize",
     "operating_point": ".linearize",
+    "from_nlsys": ".nlsys",
     "OperatingPoint": ".linearize",
     "linearize": ".linearize",
     "Linearization": ".linearize",

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array import as_like, is_torch, namespace, stack, unstack
+from ._array import as_like, is_torch, namespace, not_agnostic_error, stack, unstack
 
 __all__ = [
     "Plant",
@@ -193,6 +193,19 @@ class Plant:
     (2,)
     """
 
+    #: Exact Jacobians bypassing autograd, ``hook(x, u, w, r, continuous) -> (A, B, C, f0, y0)``
+    #: or None to fall back to autograd (set by :meth:`from_nlsys` for numpy-only functions).
+    _jacobian_hook: Callable | None = None
+
+    @classmethod
+    def from_nlsys(cls, sys, **options) -> Plant:
+        """A plant from a python-control ``NonlinearIOSystem``: see :func:`neuroctl.from_nlsys`
+        (keyword-only options ``dt``, ``integrator``, ``input_lower``, ``input_upper``,
+        ``equilibrium``, ``name``)."""
+        from .nlsys import from_nlsys
+
+        return from_nlsys(sys, **options)
+
     def __init__(
         self,
         *,
@@ -309,9 +322,12 @@ class Plant:
         """
         if self._rhs is None:
             raise AttributeError(f"plant {self.name!r} is discrete only: it has no rhs")
-        if self.n_disturbances:
-            return self._rhs(x, u, self._zero_disturbance(x) if w is None else w)
-        return self._rhs(x, u)
+        try:
+            if self.n_disturbances:
+                return self._rhs(x, u, self._zero_disturbance(x) if w is None else w)
+            return self._rhs(x, u)
+        except (TypeError, RuntimeError) as err:
+            raise (not_agnostic_error(err, x, f"the rhs of plant {self.name!r}") or err) from err
 
     def saturate(self, u):
         """Clip ``u`` (shape ``(..., m)``) to the actuator bounds."""
@@ -359,6 +375,16 @@ class Plant:
         -------
         array or tensor, shape (..., n)
         """
+        try:
+            x_next = self._advance(x, u, w)
+        except (TypeError, RuntimeError) as err:
+            what = f"the {'rhs' if self._rhs is not None else 'update'} of plant {self.name!r}"
+            raise (not_agnostic_error(err, x, what) or err) from err
+        if self._post_step is not None:
+            x_next = self._post_step(x_next)
+        return x_next
+
+    def _advance(self, x, u, w):
         if self.disturbance_names:
             w = self._zero_disturbance(x) if w is None else w
             if self._update is not None:
@@ -371,8 +397,6 @@ class Plant:
             x_next = self._update(x, u)
         else:
             x_next = INTEGRATORS[self.integrator](self._rhs, x, u, self.dt)
-        if self._post_step is not None:
-            x_next = self._post_step(x_next)
         return x_next
 
     def observe(self, x, r=None):
@@ -386,11 +410,15 @@ class Plant:
         """
         if self._observe is None:
             return x
-        if self._observe_takes_reference:
-            if r is None:
-                r = as_like(self.nominal_reference, x)
-            return self._observe(x, r)
-        return self._observe(x)
+        try:
+            if self._observe_takes_reference:
+                if r is None:
+                    r = as_like(self.nominal_reference, x)
+                return self._observe(x, r)
+            return self._observe(x)
+        except (TypeError, RuntimeError) as err:
+            what = f"the observe function of plant {self.name!r}"
+            raise (not_agnostic_error(err, x, what) or err) from err
 
     def equilibrium(self, r=None):
         """State and input that hold the plant at rest for reference ``r``.
