@@ -343,6 +343,8 @@ def from_nlsys(
 
         x_probe = 0.3 + 0.1 * np.arange(n)
         u_probe = 0.7 + 0.1 * np.arange(m)
+        if p is None:  # outputs not declared: their number from one evaluation
+            p = int(np.asarray(outfcn(0.0, x_probe, np.zeros(m), params)).size)
         y_a = np.asarray(out(x_probe, np.zeros(m)), float)
         y_b = np.asarray(out(x_probe, u_probe), float)
         if not np.allclose(y_a, y_b, rtol=1e-13, atol=1e-300):
@@ -368,7 +370,7 @@ def from_nlsys(
                 u0 = zero_u
             return g(x, u0)
 
-        outputs = _signal_names(sys, "output")
+        outputs = p if sys.noutputs is None else _signal_names(sys, "output")
     kwargs: dict[str, Any] = {"rhs": f} if continuous else {"update": f}
     plant = Plant(
         states=_signal_names(sys, "state"),
