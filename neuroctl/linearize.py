@@ -36,6 +36,7 @@ from ._gain_rules import (
     supported_layers,
     walk_network,
 )
+from ._json import json_dict
 from .plant import Plant
 
 __all__ = [
@@ -106,6 +107,7 @@ class Region:
         """The region's affine map at ``y`` (shape (..., n))."""
         return np.asarray(y, float) @ self.K.T + self.c
 
+    @json_dict
     def to_dict(self) -> dict:
         return {
             "K": self.K.tolist(),
@@ -272,6 +274,7 @@ class LocalGain:
             lines.append(f"  c       {np.array2string(self.c, precision=6)}")
         return "\n".join(lines)
 
+    @json_dict
     def to_dict(self) -> dict:
         """Plain-Python dictionary (lists)."""
 
@@ -647,6 +650,7 @@ class PlantJacobians:
     y0: np.ndarray
     dt: float
 
+    @json_dict
     def to_dict(self) -> dict:
         return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in vars(self).items()}
 
@@ -859,6 +863,7 @@ class OperatingPoint:
         lines.append(f"  residual {self.residual_norm:.3g}; {self.message}")
         return "\n".join(lines)
 
+    @json_dict
     def to_dict(self) -> dict:
         out = {}
         for k, v in vars(self).items():
@@ -1255,6 +1260,7 @@ class Linearization:
         )
         return "\n".join(lines)
 
+    @json_dict
     def to_dict(self) -> dict:
         j = self.jacobians
         return {

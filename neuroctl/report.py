@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from ._json import json_dict
+
 __all__ = ["Report", "Section", "Table", "Figure", "format_value"]
 
 _CSS = """
@@ -275,6 +277,7 @@ class Report:
             f"{len(self.figures)} figures)"
         )
 
+    @json_dict
     def to_dict(self) -> dict:
         """The report's content without the images (tables as lists of rows)."""
         out = {"title": self.title, "created": self.created.isoformat(), "sections": []}

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._json import json_dict
+
 __all__ = [
     "LAYER_RULES",
     "ReluNetwork",
@@ -531,6 +533,7 @@ class OutputBounds:
                 f"time={self.time:.3g}s)"
             )
 
+    @json_dict
     def to_dict(self) -> dict:
         return {
             "method": self.method,
