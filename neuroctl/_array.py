@@ -136,16 +136,15 @@ def stack(parts, like: Any):
 
 
 def not_agnostic_error(err: BaseException, x: Any, what: str) -> TypeError | None:
-    """The error to raise when ``what`` failed with ``err`` on a non-numpy input ``x``.
+    """The error to raise when ``what`` failed with ``err`` on a torch tensor ``x``.
 
-    Returns None (re-raise ``err`` as it is) when ``x`` is a numpy array or a float, or when
-    ``err`` already says what to write; otherwise a TypeError naming ``what``, the kind of input
-    and :data:`NOT_AGNOSTIC_HINT`.
+    Returns None (re-raise ``err`` as it is) when ``x`` is not a tensor or when ``err`` already
+    says what to write; otherwise a TypeError naming ``what``, quoting ``err`` and adding
+    :data:`NOT_AGNOSTIC_HINT` (the usual cause: ``np.sin`` or ``math.sin`` on a tensor).
     """
-    if type(x) is np.ndarray or isinstance(x, float) or NOT_AGNOSTIC_HINT in str(err):
+    if not is_torch(x) or NOT_AGNOSTIC_HINT in str(err):
         return None
-    kind = f"{type(x).__module__}.{type(x).__name__}"
     return TypeError(
-        f"{what} failed on a {kind} input ({type(err).__name__}: {' '.join(str(err).split())}); "
-        f"it is probably written for numpy only; {NOT_AGNOSTIC_HINT}"
+        f"{what} failed on a torch tensor ({type(err).__name__}: {' '.join(str(err).split())}); "
+        f"if it is written for numpy only, {NOT_AGNOSTIC_HINT}"
     )

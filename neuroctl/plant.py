@@ -376,27 +376,23 @@ class Plant:
         array or tensor, shape (..., n)
         """
         try:
-            x_next = self._advance(x, u, w)
+            if self.disturbance_names:
+                w = self._zero_disturbance(x) if w is None else w
+                if self._update is not None:
+                    x_next = self._update(x, u, w)
+                else:
+                    x_next = INTEGRATORS[self.integrator](
+                        lambda x_, u_: self._rhs(x_, u_, w), x, u, self.dt
+                    )
+            elif self._update is not None:
+                x_next = self._update(x, u)
+            else:
+                x_next = INTEGRATORS[self.integrator](self._rhs, x, u, self.dt)
         except (TypeError, RuntimeError) as err:
             what = f"the {'rhs' if self._rhs is not None else 'update'} of plant {self.name!r}"
             raise (not_agnostic_error(err, x, what) or err) from err
         if self._post_step is not None:
             x_next = self._post_step(x_next)
-        return x_next
-
-    def _advance(self, x, u, w):
-        if self.disturbance_names:
-            w = self._zero_disturbance(x) if w is None else w
-            if self._update is not None:
-                x_next = self._update(x, u, w)
-            else:
-                x_next = INTEGRATORS[self.integrator](
-                    lambda x_, u_: self._rhs(x_, u_, w), x, u, self.dt
-                )
-        elif self._update is not None:
-            x_next = self._update(x, u)
-        else:
-            x_next = INTEGRATORS[self.integrator](self._rhs, x, u, self.dt)
         return x_next
 
     def observe(self, x, r=None):
