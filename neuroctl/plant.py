@@ -18,7 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from ._array import as_like, is_torch, namespace, not_agnostic_error, stack, unstack
+from ._array import (
+    NOT_AGNOSTIC_HINT,
+    as_like,
+    is_torch,
+    namespace,
+    not_agnostic_error,
+    stack,
+    unstack,
+)
 
 __all__ = [
     "Plant",
@@ -130,6 +138,13 @@ def _n_positional(fn: Callable) -> int:
     if any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in sig.parameters.values()):
         return 2
     return len(params)
+
+
+def _returned_no_tensor(what: str, value) -> TypeError:
+    return TypeError(
+        f"{what} returned a {type(value).__module__}.{type(value).__name__} for a torch tensor "
+        f"input (numpy functions convert tensors silently); {NOT_AGNOSTIC_HINT}"
+    )
 
 
 class Plant:
@@ -324,10 +339,14 @@ class Plant:
             raise AttributeError(f"plant {self.name!r} is discrete only: it has no rhs")
         try:
             if self.n_disturbances:
-                return self._rhs(x, u, self._zero_disturbance(x) if w is None else w)
-            return self._rhs(x, u)
-        except (TypeError, RuntimeError) as err:
+                dx = self._rhs(x, u, self._zero_disturbance(x) if w is None else w)
+            else:
+                dx = self._rhs(x, u)
+        except (TypeError, ValueError, RuntimeError) as err:
             raise (not_agnostic_error(err, x, f"the rhs of plant {self.name!r}") or err) from err
+        if type(dx) is not type(x) and is_torch(x) and not is_torch(dx):
+            raise _returned_no_tensor(f"the rhs of plant {self.name!r}", dx)
+        return dx
 
     def saturate(self, u):
         """Clip ``u`` (shape ``(..., m)``) to the actuator bounds."""
@@ -388,9 +407,12 @@ class Plant:
                 x_next = self._update(x, u)
             else:
                 x_next = INTEGRATORS[self.integrator](self._rhs, x, u, self.dt)
-        except (TypeError, RuntimeError) as err:
+        except (TypeError, ValueError, RuntimeError) as err:
             what = f"the {'rhs' if self._rhs is not None else 'update'} of plant {self.name!r}"
             raise (not_agnostic_error(err, x, what) or err) from err
+        if type(x_next) is not type(x) and is_torch(x) and not is_torch(x_next):
+            what = f"the {'rhs' if self._rhs is not None else 'update'} of plant {self.name!r}"
+            raise _returned_no_tensor(what, x_next)
         if self._post_step is not None:
             x_next = self._post_step(x_next)
         return x_next
@@ -412,7 +434,7 @@ class Plant:
                     r = as_like(self.nominal_reference, x)
                 return self._observe(x, r)
             return self._observe(x)
-        except (TypeError, RuntimeError) as err:
+        except (TypeError, ValueError, RuntimeError) as err:
             what = f"the observe function of plant {self.name!r}"
             raise (not_agnostic_error(err, x, what) or err) from err
 
