@@ -45,8 +45,14 @@ def _call(fn: Callable, t: float, x, u, params, k: int, what: str):
         import torch
 
         out = torch.stack([torch.as_tensor(o) for o in out])
-    if not is_torch(out):
+    if isinstance(out, (list, tuple)) and out and not all(
+        isinstance(o, (int, float, complex, np.number, np.ndarray)) for o in out
+    ):
+        return out  # components that are sets of neuroctl.verify: joined by the caller
+    if not is_torch(out) and not (hasattr(out, "shape") and type(out).__module__ != "numpy"):
         out = np.asarray(out)
+    elif not is_torch(out):
+        return out  # a set object of neuroctl.verify
     if out.shape != (k,) and out.size == k:
         out = out.reshape(k)
     if tuple(out.shape) != (k,):
@@ -230,9 +236,23 @@ def _vmapped(f: Callable, k: int):
             return torch.func.vmap(f)(xb, ub).reshape(*batch, k)
         if type(x) is np.ndarray and type(u) is np.ndarray:
             return _rows(lambda a, b: np.asarray(f(a, b), float), x, u, k)
-        return f(x, u)  # sets of neuroctl.verify: the function's own operations
+        return _on_sets(f, x, u, k)
 
     return g
+
+
+def _on_sets(f: Callable, x, u, k: int):
+    """A row function on batched set objects of neuroctl.verify (shape ``(B, n)``): it is given
+    the lists of components ``x[..., i]`` (``x[0]`` is then the first state of every set), and
+    its components are joined on the last axis."""
+    if len(getattr(x, "shape", ())) < 2:
+        return f(x, u)
+    xs = [x[..., i] for i in range(x.shape[-1])]
+    us = [u[..., i] for i in range(u.shape[-1])]
+    y = f(xs, us)
+    parts = list(y) if isinstance(y, (list, tuple)) else [y[i] for i in range(k)]
+    return np.stack(parts, axis=-1)
+
 
 
 def _signal_names(sys, kind: str) -> list[str]:

@@ -235,3 +235,30 @@ def test_plain_plant_with_numpy_rhs_in_simulate_says_what_to_write():
     plant = Plant(states=2, inputs=1, dt=0.01, rhs=rhs_batched)
     with pytest.raises(TypeError, match=r"returned a numpy.ndarray.*neuroctl\.namespace\(x\)"):
         plant.rhs(torch.zeros(3, 2), torch.zeros(3, 1))
+
+
+def _dpend(update_name):
+    dt = 0.1
+
+    def upd_numpy(t, x, u, params):
+        return np.array([x[0] + dt * x[1], x[1] + dt * (-np.sin(x[0]) + u[0])])
+
+    def upd_agnostic(t, x, u, params):
+        xp = neuroctl.namespace(x)
+        return xp.stack([x[0] + dt * x[1], x[1] + dt * (-xp.sin(x[0]) + u[0])])
+
+    fn = {"numpy": upd_numpy, "agnostic": upd_agnostic}[update_name]
+    return Plant.from_nlsys(control.nlsys(fn, None, states=["q", "v"], inputs=["f"], dt=dt))
+
+
+def test_reach_on_agnostic_nlsys_encloses_simulations_and_numpy_one_says_what_to_write():
+    from neuroctl.verify import reach
+
+    ctrl = neuroctl.linear_controller(np.array([[-1.0, -1.0]]))
+    lo, hi = np.array([-0.1, -0.1]), np.array([0.1, 0.1])
+    res = reach(_dpend("agnostic"), ctrl, lo, hi, 3)
+    x0 = np.random.default_rng(0).uniform(lo, hi, size=(500, 2))
+    traj = neuroctl.simulate(_dpend("agnostic"), ctrl, x0, steps=3)
+    assert np.all(traj.states >= res.lower - 1e-12) and np.all(traj.states <= res.upper + 1e-12)
+    with pytest.raises(TypeError, match=r"numpy-only.*sets.*neuroctl\.namespace\(x\)"):
+        reach(_dpend("numpy"), ctrl, lo, hi, 3)
