@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from neuroctl._array import namespace, stack, unstack
+from neuroctl._json import json_dict
 from neuroctl.controllers import linear_controller
 from neuroctl.plant import INTEGRATORS, Plant
 
@@ -129,6 +130,7 @@ class ArmParams:
         object.__setattr__(self, "inertia", self.mass * self.length**2 / 3.0)
         object.__setattr__(self, "gravity_torque", self.mass * self.gravity * self.length / 2.0)
 
+    @json_dict
     def to_dict(self) -> dict:
         """The init parameters as a plain dict."""
         d = asdict(self)

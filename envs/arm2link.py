@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from neuroctl._array import namespace, stack, unstack
+from neuroctl._json import json_dict
 from neuroctl.controllers import linear_controller
 from neuroctl.plant import INTEGRATORS, Plant
 
@@ -169,6 +170,7 @@ class Arm2LinkParams:
         """``Γ`` with ``G(q) = Γ [sin q1, sin(q1 + q2)]``, shape (2, 2) [N m]."""
         return np.array([[self.g1, self.g2], [0.0, self.g2]])
 
+    @json_dict
     def to_dict(self) -> dict:
         """The init parameters as a plain dict."""
         d = asdict(self)

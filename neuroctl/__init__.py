@@ -33,6 +33,7 @@ _LAZY = {
     "LocalGain": ".linearize",
     "plant_jacobians": ".linearize",
     "operating_point": ".linearize",
+    "from_nlsys": ".nlsys",
     "OperatingPoint": ".linearize",
     "OperatingPointError": ".linearize",
     "linearize": ".linearize",

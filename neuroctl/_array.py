@@ -18,7 +18,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["namespace", "is_torch", "as_like", "unstack", "stack"]
+__all__ = ["namespace", "is_torch", "as_like", "unstack", "stack", "NOT_AGNOSTIC_HINT"]
+
+#: What to write instead of a numpy-only (or math-only) function of the state: quoted by every
+#: error about a function that fails on a torch tensor or a set.
+NOT_AGNOSTIC_HINT = (
+    "write it array-agnostic: take the namespace of the input, xp = neuroctl.namespace(x), and "
+    "use xp.sin, xp.cos, xp.stack(..., axis=-1) (or neuroctl.unstack / neuroctl.stack) instead "
+    "of np.sin, math.sin, np.array([...]), so that one definition runs on numpy arrays and torch "
+    "tensors"
+)
 
 # is_torch is called several times per environment step: remember the answer per type instead
 # of inspecting the type's module every time
@@ -124,3 +133,18 @@ def stack(parts, like: Any):
     if type(like) is np.ndarray and like.dtype is not _FLOAT64 and like.dtype.kind == "f":
         joined = joined.astype(like.dtype)
     return joined
+
+
+def not_agnostic_error(err: BaseException, x: Any, what: str) -> TypeError | None:
+    """The error to raise when ``what`` failed with ``err`` on a torch tensor ``x``.
+
+    Returns None (re-raise ``err`` as it is) when ``x`` is not a tensor or when ``err`` already
+    says what to write; otherwise a TypeError naming ``what``, quoting ``err`` and adding
+    :data:`NOT_AGNOSTIC_HINT` (the usual cause: ``np.sin`` or ``math.sin`` on a tensor).
+    """
+    if not is_torch(x) or NOT_AGNOSTIC_HINT in str(err):
+        return None
+    return TypeError(
+        f"{what} failed on a torch tensor ({type(err).__name__}: {' '.join(str(err).split())}); "
+        f"if it is written for numpy only, {NOT_AGNOSTIC_HINT}"
+    )

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._json import json_dict
 from .linearize import (
     Linearization,
     OperatingPoint,
@@ -96,6 +97,25 @@ class RegionReport:
         return self._report.linearization.regions[self.index]
 
     @property
+    def closed_loop(self):
+        """This region's closed loop as a ``control.StateSpace`` with named signals.
+
+        Inputs: the references, the disturbances and an additive disturbance at each plant input
+        (``<input>_d``); outputs: the states, then the commands; deviation variables around the
+        operating point (the full state: ``invariant`` directions are not factored out). So
+        ``control.step_response(cl, input=cl.input_index[report.step_input],
+        output=cl.output_index[report.step_output])``, ``control.bode_plot(cl[out, in])`` and
+        ``control.nyquist_plot`` apply.
+        """
+        return self.region.closed_loop
+
+    @property
+    def loop(self):
+        """The loop transfer broken at the plant input (``control.StateSpace``, negative
+        feedback convention: ``control.stability_margins`` applies)."""
+        return self.region.loop
+
+    @property
     def step_info(self) -> dict | None:
         if "step" not in self._cache:
             self._cache["step"] = self._report._step_info(self)
@@ -107,6 +127,7 @@ class RegionReport:
             self._cache["margins"] = self._report._margins(self)
         return self._cache["margins"]
 
+    @json_dict
     def to_dict(self) -> dict:
         return {
             "poles": [[z.real, z.imag] for z in self.poles],
@@ -167,6 +188,12 @@ class StabilityReport:
     @property
     def state_radius(self) -> float:
         return self.linearization.state_radius
+
+    @property
+    def closed_loops(self) -> list:
+        """One closed-loop ``control.StateSpace`` per region (see
+        :attr:`RegionReport.closed_loop`)."""
+        return [r.closed_loop for r in self.regions]
 
     @property
     def stable(self) -> bool:
@@ -255,6 +282,7 @@ class StabilityReport:
             rows.append(f"  region {r.index} poles: {np.array2string(r.poles, precision=4)}")
         return "\n".join(head + rows)
 
+    @json_dict
     def to_dict(self) -> dict:
         return {
             "verdict": self.verdict,
@@ -562,6 +590,7 @@ class StringStability:
             )
         return "\n".join(lines)
 
+    @json_dict
     def to_dict(self) -> dict:
         return {
             "gap": self.gap,

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ._json import json_dict
 from .episodes import (
     Controller,
     InputError,
@@ -54,6 +55,7 @@ class DemoResult:
     text: str = ""
     seconds: float = 0.0
 
+    @json_dict
     def to_dict(self) -> dict:
         return {
             **self.summary,

@@ -36,6 +36,7 @@ from ._gain_rules import (
     supported_layers,
     walk_network,
 )
+from ._json import json_dict
 from .plant import Plant
 
 __all__ = [
@@ -107,6 +108,7 @@ class Region:
         """The region's affine map at ``y`` (shape (..., n))."""
         return np.asarray(y, float) @ self.K.T + self.c
 
+    @json_dict
     def to_dict(self) -> dict:
         return {
             "K": self.K.tolist(),
@@ -273,6 +275,7 @@ class LocalGain:
             lines.append(f"  c       {np.array2string(self.c, precision=6)}")
         return "\n".join(lines)
 
+    @json_dict
     def to_dict(self) -> dict:
         """Plain-Python dictionary (lists)."""
 
@@ -648,6 +651,7 @@ class PlantJacobians:
     y0: np.ndarray
     dt: float
 
+    @json_dict
     def to_dict(self) -> dict:
         return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in vars(self).items()}
 
@@ -690,6 +694,13 @@ def plant_jacobians(plant: Plant, x, u, w=None, r=None, *, continuous: bool | No
     r = plant.nominal_reference if r is None else np.asarray(r, float).reshape(nr)
 
     p = plant.n_outputs
+    if plant._jacobian_hook is not None:  # exact without autograd (complex step)
+        exact = plant._jacobian_hook(x, u, w, r, cont)
+        if exact is not None:
+            A, B, C, f0, y0 = exact
+            return PlantJacobians(
+                A, B, np.zeros((n, nw)), C, np.zeros((p, nr)), f0, y0, 0.0 if cont else plant.dt
+            )
 
     def fg(xt, ut, wt, rt):
         # dynamics and observation stacked: one forward and one backward pass for both
@@ -853,6 +864,7 @@ class OperatingPoint:
         lines.append(f"  residual {self.residual_norm:.3g}; {self.message}")
         return "\n".join(lines)
 
+    @json_dict
     def to_dict(self) -> dict:
         out = {}
         for k, v in vars(self).items():
@@ -1328,6 +1340,7 @@ class Linearization:
         )
         return "\n".join(lines)
 
+    @json_dict
     def to_dict(self) -> dict:
         j = self.jacobians
         return {

@@ -18,7 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from ._array import as_like, is_torch, namespace, stack, unstack
+from ._array import (
+    NOT_AGNOSTIC_HINT,
+    as_like,
+    is_torch,
+    namespace,
+    not_agnostic_error,
+    stack,
+    unstack,
+)
 
 __all__ = [
     "Plant",
@@ -146,6 +154,13 @@ def _n_positional(fn: Callable) -> int:
     return len(params)
 
 
+def _returned_no_tensor(what: str, value) -> TypeError:
+    return TypeError(
+        f"{what} returned a {type(value).__module__}.{type(value).__name__} for a torch tensor "
+        f"input (numpy functions convert tensors silently); {NOT_AGNOSTIC_HINT}"
+    )
+
+
 class Plant:
     """A discrete-time plant with named signals, written once for numpy and torch.
 
@@ -232,6 +247,19 @@ class Plant:
     >>> p.step(np.array([0.1, 0.0]), np.array([5.0])).shape
     (2,)
     """
+
+    #: Exact Jacobians bypassing autograd, ``hook(x, u, w, r, continuous) -> (A, B, C, f0, y0)``
+    #: or None to fall back to autograd (set by :meth:`from_nlsys` for numpy-only functions).
+    _jacobian_hook: Callable | None = None
+
+    @classmethod
+    def from_nlsys(cls, sys, **options) -> Plant:
+        """A plant from a python-control ``NonlinearIOSystem``: see :func:`neuroctl.from_nlsys`
+        (keyword-only options ``dt``, ``integrator``, ``input_lower``, ``input_upper``,
+        ``equilibrium``, ``name``)."""
+        from .nlsys import from_nlsys
+
+        return from_nlsys(sys, **options)
 
     def __init__(
         self,
@@ -354,9 +382,16 @@ class Plant:
         """
         if self._rhs is None:
             raise AttributeError(f"plant {self.name!r} is discrete only: it has no rhs")
-        if self.n_disturbances:
-            return self._rhs(x, u, self._zero_disturbance(x) if w is None else w)
-        return self._rhs(x, u)
+        try:
+            if self.n_disturbances:
+                dx = self._rhs(x, u, self._zero_disturbance(x) if w is None else w)
+            else:
+                dx = self._rhs(x, u)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise (not_agnostic_error(err, x, f"the rhs of plant {self.name!r}") or err) from err
+        if type(dx) is not type(x) and is_torch(x) and not is_torch(dx):
+            raise _returned_no_tensor(f"the rhs of plant {self.name!r}", dx)
+        return dx
 
     def saturate(self, u):
         """Clip ``u`` (shape ``(..., m)``) to the actuator bounds."""
@@ -404,18 +439,25 @@ class Plant:
         -------
         array or tensor, shape (..., n)
         """
-        if self.disturbance_names:
-            w = self._zero_disturbance(x) if w is None else w
-            if self._update is not None:
-                x_next = self._update(x, u, w)
+        try:
+            if self.disturbance_names:
+                w = self._zero_disturbance(x) if w is None else w
+                if self._update is not None:
+                    x_next = self._update(x, u, w)
+                else:
+                    x_next = INTEGRATORS[self.integrator](
+                        lambda x_, u_: self._rhs(x_, u_, w), x, u, self.dt
+                    )
+            elif self._update is not None:
+                x_next = self._update(x, u)
             else:
-                x_next = INTEGRATORS[self.integrator](
-                    lambda x_, u_: self._rhs(x_, u_, w), x, u, self.dt
-                )
-        elif self._update is not None:
-            x_next = self._update(x, u)
-        else:
-            x_next = INTEGRATORS[self.integrator](self._rhs, x, u, self.dt)
+                x_next = INTEGRATORS[self.integrator](self._rhs, x, u, self.dt)
+        except (TypeError, ValueError, RuntimeError) as err:
+            what = f"the {'rhs' if self._rhs is not None else 'update'} of plant {self.name!r}"
+            raise (not_agnostic_error(err, x, what) or err) from err
+        if type(x_next) is not type(x) and is_torch(x) and not is_torch(x_next):
+            what = f"the {'rhs' if self._rhs is not None else 'update'} of plant {self.name!r}"
+            raise _returned_no_tensor(what, x_next)
         if self._post_step is not None:
             x_next = self._post_step(x_next)
         return x_next
@@ -431,11 +473,15 @@ class Plant:
         """
         if self._observe is None:
             return x
-        if self._observe_takes_reference:
-            if r is None:
-                r = as_like(self.nominal_reference, x)
-            return self._observe(x, r)
-        return self._observe(x)
+        try:
+            if self._observe_takes_reference:
+                if r is None:
+                    r = as_like(self.nominal_reference, x)
+                return self._observe(x, r)
+            return self._observe(x)
+        except (TypeError, ValueError, RuntimeError) as err:
+            what = f"the observe function of plant {self.name!r}"
+            raise (not_agnostic_error(err, x, what) or err) from err
 
     def equilibrium(self, r=None):
         """State and input that hold the plant at rest for reference ``r``.

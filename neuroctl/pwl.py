@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._json import json_dict
+
 __all__ = [
     "PiecewiseLinear",
     "relu_net_from_pwl",
@@ -110,6 +112,7 @@ class PiecewiseLinear:
         keep = np.concatenate([[True], keep_inner, [True]])
         return PiecewiseLinear(self.knots[keep], self.values[keep])
 
+    @json_dict
     def to_dict(self) -> dict:
         """Plain-Python dictionary (lists), suitable for JSON."""
         return {"knots": self.knots.tolist(), "values": self.values.tolist()}

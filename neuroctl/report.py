@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._json import json_dict
 from ._report_table import Missing, Table, format_value
 
 __all__ = ["Report", "Section", "Table", "Figure", "Missing", "format_value", "MIN_FONT_PT"]
@@ -367,6 +368,7 @@ class Report:
             f"{len(self.figures)} figures)"
         )
 
+    @json_dict
     def to_dict(self) -> dict:
         """The report's content without the images (tables as lists of rows)."""
         out = {

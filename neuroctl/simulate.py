@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._json import json_dict
 from .plant import Plant
 
 __all__ = ["simulate", "Trajectory", "controller_dtype"]
@@ -64,6 +65,7 @@ class Trajectory:
         """One state signal by name, shape ``(..., T+1)``."""
         return self.states[..., self.state_names.index(name)]
 
+    @json_dict
     def to_dict(self) -> dict:
         """Plain-Python dictionary (lists), suitable for JSON."""
         return {

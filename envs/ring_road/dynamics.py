@@ -34,6 +34,7 @@ import numpy as np
 
 from neuroctl import Plant
 from neuroctl._array import is_torch
+from neuroctl._json import json_dict
 
 __all__ = [
     "IDMParams",
@@ -573,6 +574,7 @@ class RingMetrics:
     min_gap: float
     flow: float
 
+    @json_dict
     def to_dict(self) -> dict:
         """Plain dictionary of the metrics."""
         return {

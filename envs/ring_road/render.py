@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from neuroctl._json import json_dict
+
 from .dynamics import ring_metrics
 
 __all__ = ["speed_colour", "car_pixels", "render_ring", "space_time_plot", "RingTrajectory"]
@@ -203,6 +205,7 @@ class RingTrajectory:
             sel &= self.times <= t_to + 1e-9
         return ring_metrics(self.speeds[sel], self.gaps[sel], vehicle_length=self.vehicle_length)
 
+    @json_dict
     def to_dict(self) -> dict:
         """Plain-Python dictionary (lists), suitable for JSON."""
         return {

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._json import json_dict
+
 __all__ = [
     "DeadUnits",
     "dead_units",
@@ -70,6 +72,7 @@ class DeadUnits:
         total = sum(self.widths)
         return float(sum(len(d) for d in self.dead) / total) if total else 0.0
 
+    @json_dict
     def to_dict(self) -> dict:
         return {
             "layers": list(self.layers),
@@ -467,6 +470,7 @@ class RevivalMonitor:
             h.remove()
         self._handles = []
 
+    @json_dict
     def to_dict(self) -> dict:
         return {
             "n_steps": self.n_steps,

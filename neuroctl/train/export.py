@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._json import json_dict
 from ..controllers import affine_layer
 
 __all__ = [
@@ -88,6 +89,7 @@ class ExportInfo:
     hidden: list = field(default_factory=list)
     activation: str = ""
 
+    @json_dict
     def to_dict(self) -> dict:
         return asdict(self)
 

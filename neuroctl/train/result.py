@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .._json import json_dict
 from .export import atomic_write_text
 
 __all__ = ["TrainResult", "CsvLog", "command_line", "policy_summary"]
@@ -174,6 +175,7 @@ class TrainResult:
             raise FileNotFoundError("this run exported no policy (interrupted before the end)")
         return load_policy(self.policy_path)
 
+    @json_dict
     def to_dict(self) -> dict:
         d = {
             k: (str(v) if isinstance(v, Path) else v)

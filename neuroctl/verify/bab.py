@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .._json import json_dict
 from .bounds import ReluNetwork, _boxes, _forward_all, _intermediate
 from .spec import Spec
 
@@ -77,6 +78,7 @@ class CheckResult:
         parts.append(f"boxes={self.stats.get('boxes', 0)}")
         return f"CheckResult({', '.join(parts)})"
 
+    @json_dict
     def to_dict(self) -> dict:
         def arr(a):
             return None if a is None else np.asarray(a).tolist()

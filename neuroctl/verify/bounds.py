@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._json import json_dict
 from .relaxations import ACTIVATIONS, Activation
 
 __all__ = [
@@ -600,6 +601,7 @@ class OutputBounds:
                 f"time={self.time:.3g}s)"
             )
 
+    @json_dict
     def to_dict(self) -> dict:
         return {
             "method": self.method,

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._json import json_dict
+
 __all__ = ["ClosedLoopResult", "Counterexample", "Replay"]
 
 
@@ -137,6 +139,7 @@ class Counterexample:
             tol=tol,
         )
 
+    @json_dict
     def to_dict(self) -> dict:
         return {
             "x0": self.x0.tolist(),
@@ -266,6 +269,7 @@ class ClosedLoopResult:
         vol = np.prod((self.box_upper - self.box_lower)[:, flat] / w0[flat], axis=1)
         return float(vol.sum())
 
+    @json_dict
     def to_dict(self) -> dict:
         """Plain-Python dictionary (lists), suitable for JSON."""
         return {

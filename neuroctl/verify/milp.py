@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import scipy.sparse as sp
 
+from .._json import json_dict
 from .bounds import ReluNetwork, _boxes, _intermediate
 
 __all__ = ["MILP", "MILPSolution", "encode", "solve", "minimize_margin", "BACKENDS"]
@@ -228,6 +229,7 @@ class MILPSolution:
             f"bound={self.bound:.6g}, time={self.time:.3g}s)"
         )
 
+    @json_dict
     def to_dict(self) -> dict:
         return {
             "status": self.status,

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._json import json_dict
 from ..plant import Plant
 
 __all__ = [
@@ -221,6 +222,7 @@ class ReachResult:
         lo, up = self.lower[:t], self.upper[:t]
         return np.all((s >= lo - atol) & (s <= up + atol), axis=(-2, -1))
 
+    @json_dict
     def to_dict(self) -> dict:
         """Plain-Python dictionary (lists), suitable for JSON."""
         return {
@@ -355,6 +357,7 @@ class InvarianceResult:
     def __bool__(self) -> bool:
         return bool(self.holds)
 
+    @json_dict
     def to_dict(self) -> dict:
         return {
             "holds": self.holds,

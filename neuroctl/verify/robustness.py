@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._json import json_dict
+
 __all__ = ["certify_local", "LocalCertificate", "DECISIONS"]
 
 #: Decision rules: the class is the index of the largest or of the smallest output.
@@ -102,6 +104,7 @@ class LocalCertificate:
     bound_calls: int
     time: float
 
+    @json_dict
     def to_dict(self) -> dict:
         """Plain-Python dictionary (lists)."""
         return {

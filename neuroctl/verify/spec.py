@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._json import json_dict
+
 __all__ = ["Spec", "VnnlibQuery", "read_vnnlib"]
 
 
@@ -121,6 +123,7 @@ class Spec:
         label = f"{self.name!r}, " if self.name else ""
         return f"Spec({label}n_outputs={self.n_outputs}, unsafe polytopes with rows {sizes})"
 
+    @json_dict
     def to_dict(self) -> dict:
         return {
             "name": self.name,

@@ -35,6 +35,7 @@ import math
 import numpy as np
 
 from .._array import as_like, is_torch, namespace
+from .._json import json_dict
 
 __all__ = [
     "Box",
@@ -161,6 +162,7 @@ class Box(_Set):
         o = "" if self.over == "state" else f", over={self.over!r}"
         return f"Box({_fmt(self.lower)}, {_fmt(self.upper)}{o})"
 
+    @json_dict
     def to_dict(self) -> dict:
         return {
             "kind": "box",
@@ -202,6 +204,7 @@ class Polytope(_Set):
         o = "" if self.over == "state" else f", over={self.over!r}"
         return f"Polytope(H={_fmt(self.H)}, h={_fmt(self.h)}{o})"
 
+    @json_dict
     def to_dict(self) -> dict:
         return {"kind": "polytope", "H": self.H.tolist(), "h": self.h.tolist(), "over": self.over}
 
@@ -254,6 +257,7 @@ class Constraint(_Set):
         o = "" if self.over == "state" else f", over={self.over!r}"
         return f"Constraint({self.name}{o})"
 
+    @json_dict
     def to_dict(self) -> dict:
         return {"kind": "constraint", "fn": self.name, "over": self.over}
 
@@ -425,6 +429,7 @@ class _Temporal(Property):
         w = "" if self.window is None else f", window={self.window}"
         return f"{self._name}({self.set!r}{w})"
 
+    @json_dict
     def to_dict(self) -> dict:
         return {
             "op": self._name,
@@ -486,6 +491,7 @@ class Eventually(Property):
     def __repr__(self) -> str:
         return f"eventually({self.set!r}, window={self.window})"
 
+    @json_dict
     def to_dict(self) -> dict:
         return {"op": "eventually", "set": self.set.to_dict(), "window": list(self.window)}
 
@@ -532,6 +538,7 @@ class At(Property):
     def __repr__(self) -> str:
         return f"at({self.set!r}, time={self.time:g})"
 
+    @json_dict
     def to_dict(self) -> dict:
         return {"op": "at", "set": self.set.to_dict(), "time": self.time}
 
@@ -586,6 +593,7 @@ class AllOf(Property):
     def __repr__(self) -> str:
         return " & ".join(repr(p) for p in self.parts)
 
+    @json_dict
     def to_dict(self) -> dict:
         return {"op": "all_of", "parts": [p.to_dict() for p in self.parts]}
 
