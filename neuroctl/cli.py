@@ -215,14 +215,15 @@ def cmd_simulate(args) -> int:
 
 
 def _plant(env, command: str):
-    from .plant import Plant
+    from .episodes import env_plant
 
-    plant = getattr(env.unwrapped, "plant", None)
-    if not isinstance(plant, Plant):
+    plant = env_plant(env)
+    if plant is None:
         raise UsageError(
-            f"env {env.spec.id}: expected an env whose env.unwrapped.plant is a neuroctl.Plant "
-            f"(the dynamics that {command} linearizes), received one without "
-            "(simulate and verify work on any env with Box spaces)"
+            f"env {env.spec.id}: expected an env with a neuroctl.Plant (env.unwrapped.plant, or "
+            f"one registered with neuroctl.envs.register_plant: the dynamics that {command} "
+            "linearizes), received one without (simulate and verify work on any env with Box "
+            "spaces)"
         )
     return plant
 

@@ -186,11 +186,17 @@ def reset_env(env, *, seed: int | None = None, options: dict | None = None):
 
 
 def env_plant(env):
-    """The :class:`neuroctl.Plant` an env carries (``env.unwrapped.plant``), or ``None``."""
-    from neuroctl.plant import Plant
+    """The :class:`neuroctl.Plant` of an env, or ``None`` when none is known.
 
-    plant = getattr(env.unwrapped, "plant", None)
-    return plant if isinstance(plant, Plant) else None
+    ``env.unwrapped.plant`` when the env carries one, else the plant registered for its id or
+    class (:func:`neuroctl.envs.plant_of`: e.g. Gymnasium's ``Pendulum-v1``).
+    """
+    from neuroctl.envs import plant_of
+
+    try:
+        return plant_of(env)
+    except LookupError:
+        return None
 
 
 def builtin_controllers(env) -> dict[str, tuple[str, Callable]]:

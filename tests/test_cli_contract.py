@@ -341,3 +341,41 @@ def test_train_on_a_module_form_env_writes_a_command_that_reruns(capsys, tmp_pat
     np.testing.assert_allclose(
         direct["regions"][0]["poles"], result["summary"]["analysis"]["regions"][0]["poles"]
     )
+
+
+# --- Gymnasium's Pendulum-v1: an env without a plant of its own, analysed through its registered one
+
+
+def test_pendulum_v1_sb3_policy_is_analysed_and_verified(capsys, tmp_path):
+    import gymnasium as gym
+    from neuroctl.envs import plant_of
+    from stable_baselines3 import PPO
+
+    import neuroctl
+    from neuroctl.train import export_policy
+
+    model = PPO(
+        "MlpPolicy",
+        "Pendulum-v1",
+        n_steps=64,
+        batch_size=32,
+        seed=0,
+        device="cpu",
+        policy_kwargs={"net_arch": [8, 8]},
+    )
+    model.save(tmp_path / "ppo.zip")
+    code, out, _ = run(capsys, "analyze", "Pendulum-v1", "-c", str(tmp_path / "ppo.zip"), "--json")
+    assert code in (0, 1, 3)
+    doc = strict_json(out)
+    # the same analysis through the library on the registered plant and the exported actor
+    policy = export_policy(model)
+    report = neuroctl.analyze(plant_of(gym.make("Pendulum-v1")), policy)
+    expected = np.sort_complex(np.asarray(report.regions[0].poles))
+    got = doc["regions"][0]["poles"]
+    got = np.sort_complex(np.array([complex(*p) if isinstance(p, list) else p for p in got]))
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
+    assert doc["verdict"] == report.verdict
+    code, out, _ = run(
+        capsys, "verify", "Pendulum-v1", "-c", str(tmp_path / "ppo.zip"), "--max-abs", "2", "--json"
+    )
+    assert code in (0, 1, 3) and strict_json(out)["status"] in ("holds", "violated", "unknown")
