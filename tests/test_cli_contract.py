@@ -343,7 +343,7 @@ def test_train_on_a_module_form_env_writes_a_command_that_reruns(capsys, tmp_pat
     )
 
 
-# --- Gymnasium's Pendulum-v1: an env without a plant of its own, analysed through its registered one
+# --- Gymnasium's Pendulum-v1: no plant of its own, analysed through its registered one
 
 
 def test_pendulum_v1_sb3_policy_is_analysed_and_verified(capsys, tmp_path):
