@@ -135,11 +135,18 @@ def _box(*bounds):
 
 
 def _docking_speed_limit(x):
-    """``sqrt(x3² + x4²) - 0.2 - 2 n sqrt(x1² + x2²)`` (<= 0 is safe), n = 0.001027."""
+    """``|v|² - (0.2 + 2 n |p|)²`` (<= 0 is safe), n = 0.001027, ``|v| = sqrt(x3² + x4²)``,
+    ``|p| = sqrt(x1² + x2²)``.
+
+    The published property is ``|v| <= 0.2 + 2 n |p|``; both sides are non-negative, so it is
+    the same set as ``|v|² <= (0.2 + 2 n |p|)²``, written without the square root of ``|v|²``
+    (whose argument, a sum of squares spanning 0, would reach below sqrt's domain on a set by
+    outward rounding alone).
+    """
     xp = namespace(x)
     n = P.DOCKING["n"]
-    speed = xp.sqrt(x[..., 2] ** 2 + x[..., 3] ** 2)
-    return speed - 0.2 - 2 * n * xp.sqrt(x[..., 0] ** 2 + x[..., 1] ** 2)
+    limit = 0.2 + 2 * n * xp.sqrt(x[..., 0] ** 2 + x[..., 1] ** 2)
+    return x[..., 2] ** 2 + x[..., 3] ** 2 - limit**2
 
 
 def _benchmarks() -> dict[str, Benchmark]:
