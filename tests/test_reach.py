@@ -110,8 +110,9 @@ def test_arm_controller_proved_to_keep_angle_within_limits_for_50_steps():
         initial_lower=INIT_LO,
         initial_upper=INIT_HI,
         steps=50,
+        semantics="discrete",  # checked below against plant.step (simulate)
     )
-    assert res.holds is True
+    assert res.holds is True and res.semantics == "discrete"
     assert res.reach.upper[:, 0].max() <= LIMIT and res.reach.lower[:, 0].min() >= -LIMIT
     # soundness: many simulations stay inside the reach boxes of their own initial sub-box
     rng = np.random.default_rng(0)
@@ -136,6 +137,7 @@ def test_arm_controller_that_leaves_the_limits_gives_a_simulated_counterexample(
         initial_lower=INIT_LO,
         initial_upper=INIT_HI,
         steps=50,
+        semantics="discrete",
     )
     assert res.holds is False
     # re-simulate the counterexample independently with plant.step and the controller
@@ -153,7 +155,7 @@ def test_arm_controller_that_leaves_the_limits_gives_a_simulated_counterexample(
 def test_reach_sets_contain_random_simulations_for_relu_controllers(seed):
     plant = arm_plant(ARM)
     net = mlp(4, 1, (16, 16), seed=seed, dtype=torch.float64, output_scale=[5.0])
-    res = reach(plant, net, INIT_LO * 0.3, INIT_HI * 0.3, 30, splits=3)
+    res = reach(plant, net, INIT_LO * 0.3, INIT_HI * 0.3, 30, splits=3, semantics="discrete")
     assert np.isfinite(res.upper).all()
     rng = np.random.default_rng(seed)
     x0 = rng.uniform(INIT_LO * 0.3, INIT_HI * 0.3, (3000, 2))
@@ -165,7 +167,7 @@ def test_reach_sets_contain_random_simulations_for_relu_controllers(seed):
 def test_zonotope_is_tighter_than_interval_propagation():
     plant = arm_plant(ARM)
     ctrl = _arm_controller(kp=10.0, kd=2.0)
-    z = reach(plant, ctrl, INIT_LO * 0.2, INIT_HI * 0.2, 20, method="zonotope")
+    z = reach(plant, ctrl, INIT_LO * 0.2, INIT_HI * 0.2, 20, semantics="discrete")
     b = reach(plant, ctrl, INIT_LO * 0.2, INIT_HI * 0.2, 20, method="interval")
     tr = simulate(
         plant, ctrl, np.random.default_rng(3).uniform(INIT_LO * 0.2, INIT_HI * 0.2, (2000, 2)), 20

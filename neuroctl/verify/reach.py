@@ -1,29 +1,29 @@
 """Closed-loop reachability and invariance of a plant with a neural controller.
 
-The discrete closed loop ``x[k+1] = plant.step(x, sat(controller(plant.observe(x, r))), w)``
-is evaluated on *affine forms* (zonotopes): ``x = c + G eps`` with ``eps`` in ``[-1, 1]^p``.
-:class:`AffineForm` implements the array operations that plants are written with (``+ - * /``,
-powers, ``sin``, ``cos``, ``tanh``, ``exp``, ``sqrt``, ``maximum``/``minimum``/``clip``, ``stack``,
-``concat``, indexing) through numpy's ``__array_ufunc__``/``__array_function__`` protocols, so the
-*same* pure plant function that simulates the plant is evaluated on sets (one definition of the
-physics). Linear operations are exact; every nonlinear operation adds a new noise symbol that
-bounds its linearization error (Taylor remainder with a sound bound of the second derivative over
-the interval, the DeepZ relaxation for ReLU). The controller's layers are walked with a per-layer
-rule table. Because the controller and the plant are evaluated on the same affine form, the
-correlation between the state and the command is kept (a box-by-box interval evaluation loses it
-and grows at every step).
+The closed loop is evaluated on *affine forms* (zonotopes, :mod:`neuroctl.verify.affine`): the
+observation, the controller (per-layer rule table), the saturation and the plant all run on the
+same form, so the correlation between the state and the command is kept (a box-by-box interval
+evaluation loses it and grows at every step). Each control period is one call of
+:func:`neuroctl.verify.flow.closed_loop_period_sets`, in one of two semantics, stated in every
+result:
 
-Soundness: the sets enclose every trajectory of the float64 closed loop from the initial box
-(for every disturbance in its bounds), up to floating-point rounding, which is covered by an
-outward inflation of ``1e-12`` relative (+ ``1e-15`` absolute) per step. A float32 controller is
-analysed in float64.
+- ``"continuous"`` (default for a plant with ``rhs`` and no ``post_step``): the sets enclose the
+  exact solution of the ODE with the command held over each period (validated Taylor steps with
+  a Lagrange remainder bounded on an a-priori enclosure), and the *tubes* enclose every state
+  between the samples; :func:`check_invariant` checks the property on the tubes;
+- ``"discrete"`` (plants defined by ``update=`` or with a ``post_step`` projection, or when
+  asked): the sets enclose the map ``x[k+1] = plant.step(x[k], u[k], w[k])``; the tube of a
+  period is the hull of its two samples.
+
+Soundness: every affine-form operation adds a proven bound of its floating-point rounding (see
+:mod:`neuroctl.verify.affine`), so the sets enclose the exact real-number closed loop (and its
+float64 evaluation) for every initial state of the box and every disturbance in its bounds. A
+float32 controller is analysed in float64.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,541 +41,22 @@ __all__ = [
     "closed_loop_step_sets",
 ]
 
-_REL_INFLATE = 1e-12
-_ABS_INFLATE = 1e-15
-
-
-# ============================================================================ affine forms
-class _Context:
-    """Shared index space of the noise symbols of one computation."""
-
-    __slots__ = ("n",)
-
-    def __init__(self, n: int = 0):
-        self.n = n
-
-
-def _const(v) -> np.ndarray:
-    if isinstance(v, torch.Tensor):
-        v = v.detach().cpu().numpy()
-    return np.asarray(v, dtype=np.float64)
-
-
-class AffineForm:
-    """A batch of zonotopes ``c + sum_j g_j eps_j``, ``eps_j`` in ``[-1, 1]``.
-
-    Parameters
-    ----------
-    center : ndarray, shape (B, *s)
-        Centre; axis 0 indexes independent sets (boxes analysed in parallel), they share noise
-        symbol indices but never interact.
-    gens : ndarray, shape (p, B, *s)
-        Generators.
-    ctx : _Context
-        Noise-symbol counter shared by every form of one computation.
-    """
-
-    __array_priority__ = 1000
-
-    def __init__(self, center, gens, ctx: _Context):
-        self.c = np.asarray(center, dtype=np.float64)
-        self.g = np.asarray(gens, dtype=np.float64)
-        self.ctx = ctx
-
-    # ------------------------------------------------------------------ constructors
-    @classmethod
-    def from_box(cls, lower, upper, ctx: _Context | None = None) -> AffineForm:
-        """One noise symbol per coordinate of the box ``[lower, upper]``, shape ``(B, n)``."""
-        lower, upper = _const(lower), _const(upper)
-        ctx = ctx or _Context()
-        c = 0.5 * (lower + upper)
-        r = 0.5 * (upper - lower)
-        return cls(c, np.zeros((ctx.n, *c.shape)), ctx)._with_noise(r)
-
-    # ------------------------------------------------------------------ array attributes
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.c.shape
-
-    @property
-    def ndim(self) -> int:
-        return self.c.ndim
-
-    @property
-    def dtype(self):
-        return np.dtype(np.float64)
-
-    @property
-    def rad(self) -> np.ndarray:
-        """Radius ``sum_j |g_j|``, shape ``(B, *s)``."""
-        return np.abs(self.g).sum(axis=0)
-
-    @property
-    def lower(self) -> np.ndarray:
-        return self.c - self.rad
-
-    @property
-    def upper(self) -> np.ndarray:
-        return self.c + self.rad
-
-    def __len__(self) -> int:
-        return self.c.shape[0]
-
-    def __repr__(self) -> str:
-        return f"AffineForm(shape={self.shape}, symbols={self.g.shape[0]})"
-
-    # ------------------------------------------------------------------ helpers
-    def _pad(self, p: int) -> np.ndarray:
-        if self.g.shape[0] == p:
-            return self.g
-        extra = np.zeros((p - self.g.shape[0], *self.g.shape[1:]))
-        return np.concatenate([self.g, extra], axis=0)
-
-    def _new(self, c, g) -> AffineForm:
-        return AffineForm(c, g, self.ctx)
-
-    def _with_noise(self, err) -> AffineForm:
-        """Add an independent error term ``err * eps_new`` per element (``err >= 0``)."""
-        err = np.broadcast_to(_const(err), self.c.shape)
-        b = self.c.shape[0]
-        flat = err.reshape(b, -1)
-        used = np.nonzero((flat > 0).any(axis=0))[0]
-        g = self._pad(self.ctx.n)
-        if used.size == 0:
-            return self._new(self.c, g)
-        k, size = used.size, flat.shape[1]
-        new = np.zeros((k, b, size))
-        new[np.arange(k), :, used] = flat[:, used].T
-        self.ctx.n += k
-        return self._new(self.c, np.concatenate([g, new.reshape(k, *self.c.shape)], axis=0))
-
-    @staticmethod
-    def _lift(a, ctx: _Context) -> AffineForm:
-        if isinstance(a, AffineForm):
-            return a
-        c = _const(a)
-        return AffineForm(c, np.zeros((0, *c.shape)), ctx)
-
-    @staticmethod
-    def _pair(a, b):
-        p = max(a.g.shape[0], b.g.shape[0])
-        nd = max(a.c.ndim, b.c.ndim)
-        return _expand(a._pad(p), a.c.ndim, nd), _expand(b._pad(p), b.c.ndim, nd)
-
-    def _affine_unary(self, slope, offset, err) -> AffineForm:
-        """``slope * x + offset +- err`` elementwise (all of the form's shape)."""
-        slope = _const(slope)
-        out = self._new(slope * self.c + offset, slope * self.g)
-        return out._with_noise(err)
-
-    # ------------------------------------------------------------------ arithmetic
-    def __add__(self, other):
-        if not isinstance(other, AffineForm):
-            c = self.c + _const(other)
-            g = _expand(self.g, self.c.ndim, c.ndim)
-            return self._new(c, np.broadcast_to(g, (len(g), *c.shape)))
-        ga, gb = self._pair(self, other)
-        return self._new(self.c + other.c, ga + gb)
-
-    __radd__ = __add__
-
-    def __neg__(self):
-        return self._new(-self.c, -self.g)
-
-    def __pos__(self):
-        return self
-
-    def __sub__(self, other):
-        return self + (-other if isinstance(other, AffineForm) else -_const(other))
-
-    def __rsub__(self, other):
-        return (-self) + other
-
-    def __mul__(self, other):
-        if not isinstance(other, AffineForm):
-            o = _const(other)
-            c = self.c * o
-            return self._new(c, _expand(self.g, self.c.ndim, c.ndim) * o)
-        ga, gb = self._pair(self, other)
-        out = self._new(self.c * other.c, self.c * gb + other.c * ga)
-        return out._with_noise(self.rad * other.rad)
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, other):
-        if not isinstance(other, AffineForm):
-            return self * (1.0 / _const(other))
-        return self * other.reciprocal()
-
-    def __rtruediv__(self, other):
-        return self.reciprocal() * _const(other)
-
-    def __pow__(self, p):
-        p = float(_const(p))
-        if p == int(p) and p >= 0:
-            return self._int_power(int(p))
-        lo = self.lower
-        if np.any(lo <= 0):
-            raise ValueError(
-                f"AffineForm ** {p}: a non-integer or negative power needs a positive base; "
-                f"received a set reaching down to {lo.min():.6g}"
-            )
-        m, r, up = self.c, self.rad, self.upper
-        f2 = np.maximum(np.abs(p * (p - 1) * lo ** (p - 2)), np.abs(p * (p - 1) * up ** (p - 2)))
-        return self._affine_unary(p * m ** (p - 1), m**p - p * m ** (p - 1) * m, 0.5 * r**2 * f2)
-
-    def _int_power(self, n: int):
-        if n == 0:
-            return self._new(np.ones_like(self.c), np.zeros_like(self.g))
-        if n == 1:
-            return self
-        half = self._int_power(n // 2).square()
-        return half if n % 2 == 0 else half * self
-
-    def __matmul__(self, w):
-        w = _const(w)
-        return self._new(self.c @ w, self.g @ w)
-
-    def __rmatmul__(self, w):
-        # w @ x for x of shape (B, n): applies w (k, n) to the last axis
-        w = _const(w)
-        return self._new(self.c @ w.T, self.g @ w.T)
-
-    def __getitem__(self, key):
-        key = key if isinstance(key, tuple) else (key,)
-        return self._new(self.c[key], self.g[(slice(None), *key)])
-
-    def reshape(self, *shape):
-        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], tuple) else shape
-        return self._new(
-            self.c.reshape(shape), self.g.reshape(len(self.g), *self.c.reshape(shape).shape)
-        )
-
-    def sum(self, axis=None, keepdims=False):
-        if axis is None or axis == 0:
-            raise ValueError("AffineForm.sum: summing over the batch axis 0 is not supported")
-        return self._new(
-            self.c.sum(axis=axis, keepdims=keepdims),
-            self.g.sum(axis=axis if axis < 0 else axis + 1, keepdims=keepdims),
-        )
-
-    # ------------------------------------------------------------------ nonlinear functions
-    def square(self):
-        """``x**2`` exactly up to one error term: ``(sum g eps)^2`` lies in ``[0, r^2]``."""
-        r2 = self.rad**2
-        out = self._new(self.c**2 + 0.5 * r2, 2.0 * self.c * self.g)
-        return out._with_noise(0.5 * r2)
-
-    def reciprocal(self):
-        lo, up = self.lower, self.upper
-        if np.any((lo <= 0) & (up >= 0)):
-            raise ValueError(
-                "AffineForm: division by a set that contains 0 "
-                f"(range [{lo.min():.6g}, {up.max():.6g}])"
-            )
-        # min-range linearization (1/x is convex on each side of 0): secant slope
-        # -1/(l u); 1/x + x/(l u) ranges over [2/sqrt(l u), 1/l + 1/u] (for 0 < l <= u;
-        # mirrored for u < 0).
-        sgn = np.where(lo > 0, 1.0, -1.0)
-        a, b = np.minimum(np.abs(lo), np.abs(up)), np.maximum(np.abs(lo), np.abs(up))
-        slope = -1.0 / (a * b)
-        hi_v = 1.0 / a + 1.0 / b
-        lo_v = 2.0 / np.sqrt(a * b)
-        return self._affine_unary(slope, sgn * 0.5 * (hi_v + lo_v), 0.5 * (hi_v - lo_v))
-
-    def sin(self):
-        m, r = self.c, self.rad
-        f2 = np.minimum(1.0, np.abs(np.sin(m)) + r)
-        return self._affine_unary(np.cos(m), np.sin(m) - np.cos(m) * m, 0.5 * r**2 * f2)
-
-    def cos(self):
-        m, r = self.c, self.rad
-        f2 = np.minimum(1.0, np.abs(np.cos(m)) + r)
-        return self._affine_unary(-np.sin(m), np.cos(m) + np.sin(m) * m, 0.5 * r**2 * f2)
-
-    def tanh(self):
-        m, r = self.c, self.rad
-        t = np.tanh(m)
-        f2 = 4.0 / (3.0 * math.sqrt(3.0))  # max |tanh''|
-        return self._affine_unary(1 - t**2, t - (1 - t**2) * m, 0.5 * r**2 * f2)
-
-    def exp(self):
-        m, r = self.c, self.rad
-        return self._affine_unary(np.exp(m), np.exp(m) * (1 - m), 0.5 * r**2 * np.exp(self.upper))
-
-    def sqrt(self):
-        lo = self.lower
-        if np.any(lo <= 0):
-            raise ValueError(
-                f"AffineForm.sqrt: needs a positive set, received one reaching {lo.min():.6g}"
-            )
-        m, r = self.c, self.rad
-        s = np.sqrt(m)
-        return self._affine_unary(0.5 / s, 0.5 * s, 0.5 * r**2 * 0.25 * lo**-1.5)
-
-    def relu(self):
-        """DeepZ relaxation: exact where the sign is fixed, else ``lam x + mu +- mu``."""
-        lo, up = self.lower, self.upper
-        unstable = (lo < 0) & (up > 0)
-        lam = np.where(up <= 0, 0.0, 1.0)
-        lam = np.where(unstable, up / np.where(unstable, up - lo, 1.0), lam)
-        mu = np.where(unstable, -0.5 * lam * lo, 0.0)
-        return self._affine_unary(lam, mu, mu)
-
-    def abs(self):
-        lo, up = self.lower, self.upper
-        sign = np.where(lo >= 0, 1.0, np.where(up <= 0, -1.0, 0.0))
-        if np.all(sign != 0):
-            return self * sign
-        return self.relu() + (-self).relu()
-
-    # ------------------------------------------------------------------ numpy protocols
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        if method != "__call__" or kwargs.get("out") is not None:
-            return NotImplemented
-        name = ufunc.__name__
-        ctx = next(a.ctx for a in inputs if isinstance(a, AffineForm))
-        binary = {
-            "add": lambda a, b: _lift_form(a, ctx) + b,
-            "subtract": lambda a, b: _lift_form(a, ctx) - b,
-            "multiply": lambda a, b: _lift_form(a, ctx) * b,
-            "true_divide": lambda a, b: _lift_form(a, ctx) / b,
-            "divide": lambda a, b: _lift_form(a, ctx) / b,
-            "maximum": _maximum,
-            "minimum": _minimum,
-            "power": lambda a, b: _lift_form(a, ctx) ** b,
-            "matmul": _matmul,
-        }
-        unary = {
-            "negative": lambda a: -a,
-            "positive": lambda a: a,
-            "sin": AffineForm.sin,
-            "cos": AffineForm.cos,
-            "tanh": AffineForm.tanh,
-            "exp": AffineForm.exp,
-            "sqrt": AffineForm.sqrt,
-            "square": AffineForm.square,
-            "absolute": AffineForm.abs,
-            "reciprocal": AffineForm.reciprocal,
-        }
-        if name in unary and len(inputs) == 1:
-            return unary[name](inputs[0])
-        if name in binary and len(inputs) == 2:
-            return binary[name](*inputs)
-        raise TypeError(
-            f"AffineForm: numpy function {name!r} is not supported on sets; supported: "
-            f"{sorted(unary) + sorted(binary)}"
-        )
-
-    def __array_function__(self, func, types, args, kwargs):
-        name = func.__name__
-        if name in ("stack", "concatenate", "concat"):
-            return _join(name, *args, **kwargs)
-        if name == "clip":
-            return _clip(*args, **kwargs)
-        if name == "sum":
-            x, *rest = args
-            return x.sum(*rest, **kwargs)
-        if name == "reshape":
-            x, shape = args
-            return x.reshape(shape)
-        if name == "where":
-            return _where(*args)
-        raise TypeError(
-            f"AffineForm: numpy function {name!r} is not supported on sets; supported: "
-            "stack, concat, concatenate, clip, sum, reshape, where (with a constant condition)"
-        )
-
-    @classmethod
-    def __torch_function__(cls, func, types, args=(), kwargs=None):
-        # plants may fall back to torch for anything that is not a numpy array
-        kwargs = dict(kwargs or {})
-        name = getattr(func, "__name__", str(func))
-        if name in ("clamp", "clip"):
-            x, *rest = args
-            lo = rest[0] if len(rest) > 0 else kwargs.pop("min", None)
-            hi = rest[1] if len(rest) > 1 else kwargs.pop("max", None)
-            return _clip(x, _from_torch(lo), _from_torch(hi))
-        if name in ("maximum", "max") and len(args) == 2:
-            return _maximum(*(_from_torch(a) for a in args))
-        if name in ("minimum", "min") and len(args) == 2:
-            return _minimum(*(_from_torch(a) for a in args))
-        if name in ("stack", "cat", "concat", "concatenate"):
-            seq = [_from_torch(a) for a in args[0]]
-            dim = args[1] if len(args) > 1 else kwargs.pop("dim", kwargs.pop("axis", 0))
-            return _join("stack" if name == "stack" else "concat", seq, axis=dim)
-        unary = {
-            "sin": AffineForm.sin,
-            "cos": AffineForm.cos,
-            "tanh": AffineForm.tanh,
-            "exp": AffineForm.exp,
-            "sqrt": AffineForm.sqrt,
-            "square": AffineForm.square,
-            "abs": AffineForm.abs,
-            "relu": AffineForm.relu,
-            "reciprocal": AffineForm.reciprocal,
-        }
-        if name in unary and len(args) == 1 and not kwargs:
-            return unary[name](args[0])
-        raise TypeError(
-            f"AffineForm: torch function {name!r} is not supported on sets; supported: clamp, "
-            f"clip, maximum, minimum, stack, cat, {', '.join(sorted(unary))}"
-        )
-
-
-def _expand(g: np.ndarray, nd_from: int, nd_to: int) -> np.ndarray:
-    """Generators ``(p, *s)`` of a value of ndim ``nd_from`` aligned for ndim ``nd_to``."""
-    if nd_to <= nd_from:
-        return g
-    return g.reshape(g.shape[0], *((1,) * (nd_to - nd_from)), *g.shape[1:])
-
-
-def _from_torch(v):
-    return v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v
-
-
-def _lift_form(a, ctx):
-    return AffineForm._lift(a, ctx)
-
-
-def _matmul(a, b):
-    if isinstance(a, AffineForm) and not isinstance(b, AffineForm):
-        return a @ b
-    if isinstance(b, AffineForm) and not isinstance(a, AffineForm):
-        return b.__rmatmul__(a)
-    raise TypeError("AffineForm: the product of two sets with @ is not supported")
-
-
-def _relu(x):
-    return x.relu() if isinstance(x, AffineForm) else np.maximum(_const(x), 0.0)
-
-
-def _maximum(a, b):
-    if not isinstance(a, AffineForm):
-        a, b = b, a
-    if isinstance(b, AffineForm):
-        return b + (a - b).relu()
-    b = _const(b)
-    finite = np.isfinite(b)
-    bf = np.where(finite, b, 0.0)
-    res = (a - bf).relu() + bf
-    return res if finite.all() else _where(finite, res, a)
-
-
-def _minimum(a, b):
-    if not isinstance(a, AffineForm):
-        a, b = b, a
-    if isinstance(b, AffineForm):
-        return a - (a - b).relu()
-    b = _const(b)
-    finite = np.isfinite(b)
-    bf = np.where(finite, b, 0.0)
-    res = bf - (bf - a).relu()
-    return res if finite.all() else _where(finite, res, a)
-
-
-def _clip(x, a_min=None, a_max=None, **kwargs):
-    lo = kwargs.pop("min", None)
-    hi = kwargs.pop("max", None)
-    novalue = getattr(np, "_NoValue", None)
-    lo = a_min if lo is None or lo is novalue else lo
-    hi = a_max if hi is None or hi is novalue else hi
-    lo = None if lo is novalue else lo
-    hi = None if hi is novalue else hi
-    kwargs = {k: v for k, v in kwargs.items() if v is not novalue and v is not None}
-    if kwargs:
-        raise TypeError(f"AffineForm clip: unsupported options {sorted(kwargs)}")
-    if lo is not None:
-        x = _maximum(x, lo)
-    if hi is not None:
-        x = _minimum(x, hi)
-    return x
-
-
-def _where(cond, a, b):
-    if isinstance(cond, AffineForm):
-        raise TypeError("AffineForm: where() with a set-valued condition is not supported")
-    cond = _const(cond).astype(bool)
-    ctx = next(v.ctx for v in (a, b) if isinstance(v, AffineForm))
-    a, b = AffineForm._lift(a, ctx), AffineForm._lift(b, ctx)
-    shape = np.broadcast_shapes(cond.shape, a.c.shape, b.c.shape)
-    a, b = a + np.zeros(shape), b + np.zeros(shape)
-    ga, gb = AffineForm._pair(a, b)
-    return AffineForm(np.where(cond, a.c, b.c), np.where(cond, ga, gb), ctx)
-
-
-def _join(name, arrays, axis=0, **kwargs):
-    if kwargs:
-        raise TypeError(f"AffineForm {name}: unsupported options {sorted(kwargs)}")
-    arrays = list(arrays)
-    ctx = next(a.ctx for a in arrays if isinstance(a, AffineForm))
-    forms = [AffineForm._lift(a, ctx) for a in arrays]
-    p = max(f.g.shape[0] for f in forms)
-    shape0 = forms[0].c.shape[0]
-    cs, gs = [], []
-    for f in forms:
-        c = f.c if f.c.shape[:1] == (shape0,) else np.broadcast_to(f.c, (shape0, *f.c.shape[1:]))
-        cs.append(c)
-        gs.append(np.broadcast_to(f._pad(p), (p, *c.shape)))
-    gax = axis if axis < 0 else axis + 1  # the generators lead with the symbol axis
-    if name == "stack":
-        c, g = np.stack(cs, axis=axis), np.stack(gs, axis=gax)
-    else:
-        c, g = np.concatenate(cs, axis=axis), np.concatenate(gs, axis=gax)
-    return AffineForm(c, g, ctx)
-
-
-# ============================================================================ controllers
-def _rule_linear(layer: nn.Linear, x):
-    w = _const(layer.weight)
-    out = x @ w.T
-    return out + _const(layer.bias) if layer.bias is not None else out
-
-
-def _rule_leaky(layer: nn.LeakyReLU, x):
-    a = float(layer.negative_slope)
-    return x * a + _relu(x) * (1.0 - a)
-
-
-def _rule_sigmoid(layer, x):
-    t = (x * 0.5).tanh() if isinstance(x, AffineForm) else np.tanh(0.5 * x)
-    return t * 0.5 + 0.5
-
-
-_LAYER_RULES: dict[type, Callable] = {
-    nn.Linear: _rule_linear,
-    nn.ReLU: lambda layer, x: _relu(x),
-    nn.LeakyReLU: _rule_leaky,
-    nn.Hardtanh: lambda layer, x: _clip(x, float(layer.min_val), float(layer.max_val)),
-    nn.ReLU6: lambda layer, x: _clip(x, 0.0, 6.0),
-    nn.Identity: lambda layer, x: x,
-    nn.Flatten: lambda layer, x: x,
-    nn.Tanh: lambda layer, x: x.tanh() if isinstance(x, AffineForm) else np.tanh(x),
-    nn.Sigmoid: _rule_sigmoid,
-}
-
-
-def controller_on_sets(controller: nn.Module, y: AffineForm) -> AffineForm:
-    """Evaluate a feed-forward controller on an affine form with the per-layer rule table."""
-    if isinstance(controller, nn.Sequential):
-        for layer in controller:
-            y = controller_on_sets(layer, y)
-        return y
-    rule = _LAYER_RULES.get(type(controller))
-    if rule is None:
-        raise TypeError(
-            f"reach: unsupported controller layer {type(controller).__name__}; supported: "
-            f"Sequential, {', '.join(sorted(t.__name__ for t in _LAYER_RULES))}"
-        )
-    return rule(controller, y)
+from .affine import (  # noqa: E402  (re-exported: the affine arithmetic lives in .affine)
+    AffineForm,
+    SetArithmeticError,
+    _const,
+    _Context,
+    _up,
+    controller_on_sets,
+)
 
 
 # ============================================================================ closed loop
 def _reduce(x: AffineForm, max_generators: int) -> AffineForm:
     """Order reduction (Girard): keep the largest generators per set, box the others.
 
-    Returns a form in a fresh context with at most ``max_generators`` symbols, inflated
-    outward to cover the floating-point rounding of the step.
+    Returns a form in a fresh context with at most ``max_generators`` symbols; the boxed
+    generators and the rounding term become one generator per coordinate.
     """
     c, g = x.c, x.g  # (B, n), (p, B, n)
     p, b, n = g.shape
@@ -589,7 +70,8 @@ def _reduce(x: AffineForm, max_generators: int) -> AffineForm:
         boxed = np.take_along_axis(absg, rest_idx[:, :, None], axis=0).sum(axis=0)
     else:
         kept, boxed = g, np.zeros((b, n))
-    boxed = boxed + _REL_INFLATE * (np.abs(c) + absg.sum(axis=0)) + _ABS_INFLATE
+    # the boxed generators and the rounding term, summed with upward rounding
+    boxed = _up(boxed, p) + x.e
     diag = np.zeros((n, b, n))
     diag[np.arange(n), :, np.arange(n)] = boxed.T
     gen = np.concatenate([kept, diag], axis=0)
@@ -667,6 +149,14 @@ class ReachResult:
         ``method="milp"``: for ``(box, step k, state i, "lower" | "upper")`` the initial state
         ``(n,)`` and disturbances ``(k, n_w)`` of the MILP solution attaining the bound (a
         trajectory to check it by simulation).
+    semantics : {"continuous", "discrete"}
+        What the sets enclose: the exact ODE flow of ``plant.rhs`` with the command held over
+        each period (``"continuous"``), or the discrete map ``plant.step`` (``"discrete"``).
+    box_tube_lower, box_tube_upper : ndarray, shape (B, T, n)
+        Tubes: a box per sub-box and period ``[k dt, (k+1) dt]`` enclosing every state on it
+        (continuous semantics: the flow between the samples; discrete: the hull of the two
+        samples, the map having no states in between). ``tube_lower``/``tube_upper`` are their
+        hulls ``(T, n)``.
     """
 
     times: np.ndarray
@@ -680,6 +170,23 @@ class ReachResult:
     method: str
     time: float = 0.0
     witnesses: dict | None = field(default=None, repr=False)
+    semantics: str = "discrete"
+    box_tube_lower: np.ndarray | None = field(default=None, repr=False)
+    box_tube_upper: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.box_tube_lower is None:
+            self.box_tube_lower, self.box_tube_upper = _sample_tubes(self.box_lower, self.box_upper)
+
+    @property
+    def tube_lower(self) -> np.ndarray:
+        """Hull over the sub-boxes of the tube of each period, shape ``(T, n)``."""
+        return self.box_tube_lower.min(axis=0)
+
+    @property
+    def tube_upper(self) -> np.ndarray:
+        """Hull over the sub-boxes of the tube of each period, shape ``(T, n)``."""
+        return self.box_tube_upper.max(axis=0)
 
     @property
     def steps(self) -> int:
@@ -720,8 +227,31 @@ class ReachResult:
             "initial_upper": self.initial_upper.tolist(),
             "state_names": list(self.state_names),
             "method": self.method,
+            "semantics": self.semantics,
+            "tube_lower": self.tube_lower.tolist(),
+            "tube_upper": self.tube_upper.tolist(),
             "time": self.time,
         }
+
+    def contains_tube(self, times, states, *, atol: float = 0.0) -> np.ndarray:
+        """Whether states at times inside the periods lie in the tubes.
+
+        Parameters
+        ----------
+        times : array_like, shape (K,)
+            Times in ``[0, T dt]`` [s].
+        states : array_like, shape (..., K, n)
+
+        Returns
+        -------
+        ndarray of bool, shape (...)
+        """
+        t = np.asarray(times, dtype=np.float64)
+        s = np.asarray(states, dtype=np.float64)
+        dt = self.times[1] - self.times[0] if self.times.size > 1 else 1.0
+        k = np.clip(np.floor(t / dt).astype(int), 0, self.steps - 1)
+        lo, up = self.tube_lower[k], self.tube_upper[k]
+        return np.all((s >= lo - atol) & (s <= up + atol), axis=(-2, -1))
 
     def plot(self, *, ax=None, states=None, trajectories=None):
         """Reach bounds of each state against time (shaded), optionally with trajectories.
@@ -769,7 +299,8 @@ class ReachResult:
         w = self.upper[-1] - self.lower[-1]
         with np.printoptions(precision=4, suppress=True):
             return (
-                f"ReachResult(method={self.method!r}, steps={self.steps}, boxes={self.n_boxes}, "
+                f"ReachResult(method={self.method!r}, semantics={self.semantics!r}, "
+                f"steps={self.steps}, boxes={self.n_boxes}, "
                 f"final width={w}, time={self.time:.3g}s)"
             )
 
@@ -795,6 +326,13 @@ class InvarianceResult:
     n_boxes : int
         Initial sub-boxes analysed (including the ones that were split).
     time : float
+    notes : list of str
+    semantics : {"continuous", "discrete"}
+        What was proved (see :func:`check_invariant`).
+    failures : list of str
+        Failures inside the proof (an operation undefined on a set, e.g. a division by a set
+        containing 0, or no enclosure of the flow), distinct messages; those sub-boxes were
+        split like undecided ones.
     """
 
     holds: bool | None
@@ -806,6 +344,8 @@ class InvarianceResult:
     n_boxes: int
     time: float = 0.0
     notes: list = field(default_factory=list)
+    semantics: str = "discrete"
+    failures: list = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.holds)
@@ -818,6 +358,8 @@ class InvarianceResult:
             "upper": self.upper.tolist(),
             "n_boxes": self.n_boxes,
             "time": self.time,
+            "semantics": self.semantics,
+            "failures": list(self.failures),
             "counterexample": None
             if self.counterexample is None
             else self.counterexample.to_dict(),
@@ -852,7 +394,10 @@ class InvarianceResult:
     def __repr__(self) -> str:
         verdict = {True: "proved", False: "violated", None: "unknown"}[self.holds]
         extra = f", exit_step={self.exit_step}" if self.exit_step is not None else ""
-        return f"InvarianceResult({verdict}, boxes={self.n_boxes}{extra}, time={self.time:.3g}s)"
+        return (
+            f"InvarianceResult({verdict}, semantics={self.semantics!r}, boxes={self.n_boxes}"
+            f"{extra}, time={self.time:.3g}s)"
+        )
 
 
 # ============================================================================ reach
@@ -902,6 +447,7 @@ def _mark_diverged(x: AffineForm, diverged: np.ndarray) -> np.ndarray:
     if diverged.any():
         x.c = np.where(diverged[:, None], 0.0, x.c)
         x.g = np.where(diverged[None, :, None], 0.0, x.g)
+        x.e = np.where(diverged[:, None], 0.0, x.e)
     return diverged
 
 
@@ -911,21 +457,49 @@ def _bounds_out(x: AffineForm, diverged: np.ndarray):
     return lo, up
 
 
-def _reach_zonotope(plant, controller, blo, bhi, steps, reference, wlo, whi, max_gen):
+def _reach_zonotope(
+    plant, controller, blo, bhi, steps, reference, wlo, whi, max_gen, semantics, max_step
+):
+    """Sets at the samples ``(B, T+1, n)`` and tubes over the periods ``(B, T, n)``."""
+    from .flow import closed_loop_period_sets
+
     x = AffineForm.from_box(blo, bhi)
-    lowers, uppers = [blo], [bhi]
+    lowers, uppers, tlo, thi = [blo], [bhi], [], []
     diverged = np.zeros(blo.shape[0], dtype=bool)
+    n = blo.shape[1]
     for _ in range(steps):
         with np.errstate(over="ignore", invalid="ignore"):
-            xn, _u = closed_loop_step_sets(
-                plant, controller, x, reference=reference, w_lower=wlo, w_upper=whi
+            ps = closed_loop_period_sets(
+                plant,
+                controller,
+                x,
+                reference=reference,
+                w_lower=wlo,
+                w_upper=whi,
+                semantics=semantics,
+                max_step=max_step,
             )
-            x = _reduce(xn, max_gen)
+            x = _reduce(ps.x_next, max_gen)
         diverged = _mark_diverged(x, diverged)
         lo, up = _bounds_out(x, diverged)
         lowers.append(lo)
         uppers.append(up)
-    return np.stack(lowers, 1), np.stack(uppers, 1)
+        bad = diverged[:, None] | ~np.isfinite(ps.tube_lower) | ~np.isfinite(ps.tube_upper)
+        tlo.append(np.where(bad, -np.inf, ps.tube_lower))
+        thi.append(np.where(bad, np.inf, ps.tube_upper))
+    b = blo.shape[0]
+    if steps == 0:
+        return np.stack(lowers, 1), np.stack(uppers, 1), np.zeros((b, 0, n)), np.zeros((b, 0, n))
+    L, U = np.stack(lowers, 1), np.stack(uppers, 1)
+    if semantics == "discrete":
+        # the hull of the two samples as reported (the initial box exact, not outward-rounded)
+        return (L, U, *_sample_tubes(L, U))
+    return L, U, np.stack(tlo, 1), np.stack(thi, 1)
+
+
+def _sample_tubes(L, U):
+    """Discrete semantics: the tube of a period is the hull of its two samples."""
+    return np.minimum(L[:, :-1], L[:, 1:]), np.maximum(U[:, :-1], U[:, 1:])
 
 
 def _reach_interval(plant, controller, blo, bhi, steps, reference, wlo, whi):
@@ -984,6 +558,8 @@ def reach(
     max_generators: int | None = None,
     linear: bool | None = None,
     time_limit: float | None = None,
+    semantics: str | None = None,
+    max_step: float | None = None,
 ) -> ReachResult:
     """Sound over-approximation of the states reachable in ``1..steps`` steps of the closed loop.
 
@@ -1025,10 +601,20 @@ def reach(
     time_limit : float, optional
         ``method="milp"``: seconds per MILP solve; on a time-out the solver's proven bound is
         used (still sound, possibly not tight).
+    semantics : {"continuous", "discrete"}, optional
+        What is enclosed (see :func:`neuroctl.verify.flow.closed_loop_period_sets`): the exact
+        ODE flow with the command held over each period (default for a plant with ``rhs`` and no
+        ``post_step``, ``method="zonotope"`` only), or the discrete map ``plant.step`` (default
+        for plants defined by ``update=`` or with a ``post_step``; always for ``"interval"`` and
+        ``"milp"``).
+    max_step : float, optional
+        Continuous semantics: the largest validated sub-step [s] (default the period; refined
+        automatically).
 
     Returns
     -------
     ReachResult
+        With ``semantics`` and the tubes over each period.
     """
     _check_plant_controller(plant, controller)
     if method not in _METHODS:
@@ -1046,11 +632,15 @@ def reach(
     if np.any(wlo > whi):
         raise ValueError(f"disturbance bounds: expected lower <= upper, received {wlo} and {whi}")
     max_gen = 20 * n if max_generators is None else int(max_generators)
+    sem = _semantics_for(plant, semantics, method)
     t0 = time.perf_counter()
     witnesses = None
     blo, bhi = _grid(lo, hi, splits)
+    TL = TU = None
     if method == "zonotope":
-        L, U = _reach_zonotope(plant, controller, blo, bhi, steps, reference, wlo, whi, max_gen)
+        L, U, TL, TU = _reach_zonotope(
+            plant, controller, blo, bhi, steps, reference, wlo, whi, max_gen, sem, max_step
+        )
     elif method == "interval":
         L, U = _reach_interval(plant, controller, blo, bhi, steps, reference, wlo, whi)
     else:
@@ -1069,35 +659,53 @@ def reach(
         method=method,
         time=time.perf_counter() - t0,
         witnesses=witnesses,
+        semantics=sem,
+        box_tube_lower=TL,
+        box_tube_upper=TU,
     )
 
 
-def _reach_boxes_guarded(plant, controller, blo, bhi, steps, reference, wlo, whi, max_gen):
+def _semantics_for(plant, semantics, method):
+    from .flow import plant_semantics, resolve_semantics
+
+    if method == "zonotope":
+        return resolve_semantics(plant, semantics)
+    if semantics is None or semantics == "discrete":
+        return "discrete"
+    resolve_semantics(plant, semantics)  # a clear error if the plant has no ODE
+    raise ValueError(
+        f"semantics={semantics!r}: method={method!r} encloses the discrete map plant.step only; "
+        f"use method='zonotope' for the continuous plant (plant_semantics: "
+        f"{plant_semantics(plant)!r})"
+    )
+
+
+def _reach_boxes_guarded(
+    plant, controller, blo, bhi, steps, reference, wlo, whi, max_gen, semantics, max_step
+):
     """Zonotope reach of a batch; a set on which an operation is undefined (e.g. a division by
-    a set containing 0) gets unbounded reach sets instead of failing the whole batch."""
+    a set containing 0, or no enclosure of the flow) gets unbounded sets instead of failing the
+    whole batch. Returns ``L, U, TL, TU, failures`` (``failures``: the messages, per box or
+    None)."""
+    args = (reference, wlo, whi, max_gen, semantics, max_step)
     try:
-        return _reach_zonotope(plant, controller, blo, bhi, steps, reference, wlo, whi, max_gen)
-    except ValueError:
+        L, U, TL, TU = _reach_zonotope(plant, controller, blo, bhi, steps, *args)
+        return L, U, TL, TU, [None] * blo.shape[0]
+    except SetArithmeticError as err:
         if blo.shape[0] == 1:
             n = blo.shape[1]
             L = np.concatenate([blo[:, None], np.full((1, steps, n), -np.inf)], axis=1)
             U = np.concatenate([bhi[:, None], np.full((1, steps, n), np.inf)], axis=1)
-            return L, U
+            TL, TU = np.full((1, steps, n), -np.inf), np.full((1, steps, n), np.inf)
+            return L, U, TL, TU, [f"{type(err).__name__}: {err}"]
         parts = [
-            _reach_boxes_guarded(
-                plant,
-                controller,
-                blo[i : i + 1],
-                bhi[i : i + 1],
-                steps,
-                reference,
-                wlo,
-                whi,
-                max_gen,
-            )
+            _reach_boxes_guarded(plant, controller, blo[i : i + 1], bhi[i : i + 1], steps, *args)
             for i in range(blo.shape[0])
         ]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return (
+            *(np.concatenate([p[j] for p in parts]) for j in range(4)),
+            [f for p in parts for f in p[4]],
+        )
 
 
 def _first_exit(states: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -1134,6 +742,44 @@ def _falsify(plant, controller, x0, steps, reference, wlo, whi, rng, lo, hi):
     return ce, exit_step
 
 
+def _falsify_continuous(plant, controller, x0, steps, reference, wlo, whi, rng, lo, hi):
+    """Like :func:`_falsify` for the continuous plant: scipy ``solve_ivp`` with the command held,
+    the box checked at the samples and at interior instants of each period."""
+    from ..simulate import Trajectory
+    from .flow import ode_rollout
+
+    nw = plant.n_disturbances
+    w = rng.uniform(wlo, whi, (x0.shape[0], max(steps, 1), nw)) if nw else None
+    states, inputs, dense = ode_rollout(
+        plant, controller, x0, steps, reference=reference, w=w, dense=4
+    )
+    out_s = np.any((states < lo) | (states > hi), axis=-1)  # (N, T+1)
+    out_d = np.any((dense < lo) | (dense > hi), axis=(-2, -1))  # (N, T)
+    out = out_s.copy()
+    out[:, 1:] |= out_d  # a period that leaves in between counts at its end sample
+    bad = np.nonzero(out.any(axis=1))[0]
+    if bad.size == 0:
+        return None
+    i = int(bad[0])
+    exit_step = int(np.argmax(out[i]))
+    r = None
+    if plant.n_references:
+        ref = plant.nominal_reference if reference is None else reference
+        r = np.broadcast_to(_const(ref), (steps + 1, plant.n_references))
+    obs = np.asarray(plant.observe(states[i], r) if r is not None else plant.observe(states[i]))
+    ce = Trajectory(
+        times=np.arange(steps + 1) * plant.dt,
+        states=states[i : i + 1],
+        inputs=inputs[i : i + 1],
+        observations=obs[None],
+        state_names=plant.state_names,
+        input_names=plant.input_names,
+        output_names=plant.output_names,
+        plant=plant,
+    )
+    return ce, exit_step
+
+
 def check_invariant(
     plant: Plant,
     controller: nn.Module,
@@ -1150,6 +796,8 @@ def check_invariant(
     samples: int = 512,
     seed: int = 0,
     max_generators: int | None = None,
+    semantics: str | None = None,
+    max_step: float | None = None,
 ) -> InvarianceResult:
     """Prove that the closed loop stays in the box ``[lower, upper]``, or find a trajectory that
     leaves it.
@@ -1191,6 +839,14 @@ def check_invariant(
         Seed of the sampling.
     max_generators : int, optional
         Zonotope order limit (see :func:`reach`).
+    semantics : {"continuous", "discrete"}, optional
+        ``"continuous"`` (default for a plant with ``rhs`` and no ``post_step``): the property is
+        about the ODE with the command held over each period, checked on the tubes (every
+        instant, not only the samples), and the simulations are scipy ``solve_ivp`` runs
+        (checked at the samples and at interior instants). ``"discrete"``: the map
+        ``plant.step``, checked at the samples, simulated with :func:`neuroctl.simulate`.
+    max_step : float, optional
+        Continuous semantics: the largest validated sub-step [s].
 
     Returns
     -------
@@ -1229,8 +885,11 @@ def check_invariant(
     wlo = np.zeros(nw) if disturbance_lower is None else _box_arg(disturbance_lower, nw, "w")
     whi = np.zeros(nw) if disturbance_upper is None else _box_arg(disturbance_upper, nw, "w")
     max_gen = 20 * n if max_generators is None else int(max_generators)
+    sem = _semantics_for(plant, semantics, "zonotope")
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
+    falsify = _falsify if sem == "discrete" else _falsify_continuous
+    failures: list = []
 
     def done(holds, ce=None, exit_step=None, proved=None, n_boxes=1, notes=()):
         rr = None
@@ -1248,6 +907,9 @@ def check_invariant(
                 state_names=plant.state_names,
                 method="zonotope",
                 time=time.perf_counter() - t0,
+                semantics=sem,
+                box_tube_lower=np.concatenate([p[4] for p in proved]),
+                box_tube_upper=np.concatenate([p[5] for p in proved]),
             )
         return InvarianceResult(
             holds=holds,
@@ -1259,12 +921,14 @@ def check_invariant(
             n_boxes=n_boxes,
             time=time.perf_counter() - t0,
             notes=list(notes),
+            semantics=sem,
+            failures=list(dict.fromkeys(failures)),
         )
 
     # 1. falsification by simulation
     corners = np.array(np.meshgrid(*zip(ilo, ihi), indexing="ij")).reshape(n, -1).T
     x0 = np.concatenate([corners, rng.uniform(ilo, ihi, (max(samples, 0), n))])
-    found = _falsify(plant, controller, x0, horizon, reference, wlo, whi, rng, lo, hi)
+    found = falsify(plant, controller, x0, horizon, reference, wlo, whi, rng, lo, hi)
     if found is not None:
         return done(False, *found, n_boxes=0)
 
@@ -1274,26 +938,47 @@ def check_invariant(
     proved: list = []
     total = 1
     while queue_lo.shape[0]:
-        L, U = _reach_boxes_guarded(
-            plant, controller, queue_lo, queue_hi, horizon, reference, wlo, whi, max_gen
+        L, U, TL, TU, fails = _reach_boxes_guarded(
+            plant,
+            controller,
+            queue_lo,
+            queue_hi,
+            horizon,
+            reference,
+            wlo,
+            whi,
+            max_gen,
+            sem,
+            max_step,
         )
+        failures.extend(f for f in fails if f is not None)
         inside = np.all((L >= lo) & (U <= hi), axis=(1, 2))
+        inside &= np.all((TL >= lo) & (TU <= hi), axis=(1, 2))
         if inside.any():
-            proved.append((queue_lo[inside], queue_hi[inside], L[inside], U[inside]))
+            proved.append(
+                (
+                    queue_lo[inside],
+                    queue_hi[inside],
+                    L[inside],
+                    U[inside],
+                    TL[inside],
+                    TU[inside],
+                )
+            )
         flo, fhi = queue_lo[~inside], queue_hi[~inside]
         if flo.shape[0] == 0:
             break
         centres = 0.5 * (flo + fhi)
-        found = _falsify(plant, controller, centres, horizon, reference, wlo, whi, rng, lo, hi)
+        found = falsify(plant, controller, centres, horizon, reference, wlo, whi, rng, lo, hi)
         if found is not None:
             return done(False, *found, n_boxes=total)
         if total + flo.shape[0] > max_boxes:
-            return done(
-                None,
-                proved=proved,
-                n_boxes=total,
-                notes=[f"{flo.shape[0]} sub-boxes undecided within max_boxes={max_boxes}"],
-            )
+            notes = [f"{flo.shape[0]} sub-boxes undecided within max_boxes={max_boxes}"]
+            if failures:
+                notes.append(
+                    f"the proof failed on {len(failures)} sub-box evaluations: {failures[0]}"
+                )
+            return done(None, proved=proved, n_boxes=total, notes=notes)
         d = np.argmax((fhi - flo) / width0, axis=1)
         mid = 0.5 * (flo[np.arange(len(d)), d] + fhi[np.arange(len(d)), d])
         left_hi, right_lo = fhi.copy(), flo.copy()
@@ -1429,7 +1114,9 @@ def _reach_milp(
     ctrl = saturated(controller, ulo, uhi) if fin.all() else controller
     rc = as_relu_network(ctrl, plant.n_outputs)
     # sound state bounds to start from (zonotope), tightened by the exact MILP bounds step by step
-    ZL, ZU = _reach_zonotope(plant, controller, blo, bhi, steps, reference, wlo, whi, max_gen)
+    ZL, ZU, _, _ = _reach_zonotope(
+        plant, controller, blo, bhi, steps, reference, wlo, whi, max_gen, "discrete", None
+    )
     rng = np.random.default_rng(0)
     L, U = ZL.copy(), ZU.copy()
     witnesses: dict = {}
