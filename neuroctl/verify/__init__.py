@@ -23,6 +23,7 @@ from .bounds import (
 )
 from .formats import load_mat, load_nnet, load_onnx
 from .reach import InvarianceResult, ReachResult, check_invariant, reach
+from .roa import RegionOfAttraction, region_of_attraction
 from .robustness import LocalCertificate, certify_local
 from .spec import Spec, VnnlibQuery, read_vnnlib
 
@@ -36,6 +37,8 @@ __all__ = [
     "InvarianceResult",
     "LocalCertificate",
     "ReachResult",
+    "RegionOfAttraction",
+    "region_of_attraction",
     "certify_local",
     "check_invariant",
     "reach",

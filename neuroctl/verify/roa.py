@@ -49,6 +49,7 @@ from torch import nn
 from ..plant import Plant
 from .affine import AffineForm, SetArithmeticError, _const, controller_on_sets
 from .flow import Taylor, closed_loop_period_sets
+from .lyapunov import box_level, fit_quadratic, lyapunov_matrix
 
 __all__ = ["RegionOfAttraction", "region_of_attraction", "closed_loop_rollout"]
 
@@ -387,6 +388,8 @@ def region_of_attraction(
     semantics: str | None = "discrete",
     reference=None,
     Q=None,
+    lyapunov: str = "linearization",
+    samples: int = 20000,
     grid: int = 8,
     min_width: float = 1e-3,
     batch: int = 256,
@@ -413,6 +416,12 @@ def region_of_attraction(
         Default the plant's nominal reference.
     Q : array_like, shape (n, n), optional, keyword-only
         Right-hand side of the Lyapunov equation (symmetric positive definite, default ``I``).
+    lyapunov : {"linearization", "fitted"}, keyword-only
+        The shape of ``V``: ``P`` of the Lyapunov equation, or ``P`` fitted to ``samples``
+        simulated transitions in the box, starting from it
+        (:func:`neuroctl.verify.lyapunov.fit_quadratic`); either is then proved the same way.
+    samples : int, keyword-only
+        Transitions sampled for ``lyapunov="fitted"`` (seeded, reproducible).
     grid : int, keyword-only
         Initial boxes per state.
     min_width : float, keyword-only
@@ -424,8 +433,6 @@ def region_of_attraction(
     -------
     RegionOfAttraction
     """
-    import control
-
     from ..linearize import _controller64, linearize, operating_point
 
     t0 = time.perf_counter()
@@ -444,7 +451,11 @@ def region_of_attraction(
     for name, val in (("timeout", timeout), ("min_width", min_width)):
         if not (isinstance(val, (int, float)) and math.isfinite(val) and val > 0):
             raise ValueError(f"{name}: expected a positive number, received {val!r}")
-    for name, val in (("grid", grid), ("batch", batch)):
+    if lyapunov not in ("linearization", "fitted"):
+        raise ValueError(
+            f"lyapunov: expected 'linearization' or 'fitted', received {lyapunov!r}"
+        )
+    for name, val in (("grid", grid), ("batch", batch), ("samples", samples)):
         if not (isinstance(val, (int, np.integer)) and val >= 1):
             raise ValueError(f"{name}: expected a positive int, received {val!r}")
     ctrl = _controller64(controller)
@@ -452,7 +463,9 @@ def region_of_attraction(
     if op is None:
         op = operating_point(plant, ctrl, reference=r, continuous=False)
         if not op.success:
-            raise ValueError(f"op: the closed loop's operating point did not converge: {op.message}")
+            raise ValueError(
+                f"op: the closed loop's operating point did not converge: {op.message}"
+            )
     x_star = np.asarray(op.x, dtype=np.float64)
     if np.any(x_star <= lo_box) or np.any(x_star >= hi_box):
         raise ValueError(f"box: expected the operating point {x_star} strictly inside, received "
@@ -483,11 +496,20 @@ def region_of_attraction(
                                   contraction=float("nan"), box_level=0.0, boxes_proved=0,
                                   boxes_evaluated=0, limited_by=f"unstable ({why})",
                                   counterexample=None, time=time.perf_counter() - t0, **common)
-    P = np.asarray(control.dlyap(A.T, Qm), dtype=np.float64)
-    P = (P + P.T) / 2
+    P = lyapunov_matrix(A, Qm)
+    if lyapunov == "fitted":
+        rng = np.random.default_rng(0)
+        xs = rng.uniform(lo_box, hi_box, (samples, n))
+        # half of them on shrinking boxes around x* (scales 1e-3..1, log-uniform), where thin
+        # failure regions of a candidate hide
+        k = samples // 2
+        scale = 10.0 ** rng.uniform(-3, 0, (k, 1))
+        xs[:k] = x_star + scale * (xs[:k] - x_star)
+        x1 = closed_loop_rollout(plant, ctrl, xs, 1, reference=r)[:, 1]
+        P = fit_quadratic(A, P, x_star, lo_box, hi_box, xs, x1)
+        assumptions.append(f"V fitted to {samples} simulated transitions, then proved")
     Pinv_d = np.diag(np.linalg.inv(P))
-    room = np.minimum(x_star - lo_box, hi_box - x_star)
-    c_box = float(np.min(room**2 / Pinv_d)) * (1 - 1e-9)
+    c_box = box_level(P, x_star, lo_box, hi_box)
     loop = _Loop(plant, ctrl, r, x_star, P)
 
     def half(c):
@@ -593,7 +615,7 @@ def region_of_attraction(
             if new < level:
                 level, limited = new, "counterexample"
         split_lo, split_hi = [], []
-        for q, k in enumerate(bad):
+        for k in bad:
             if vlow[k] > level:
                 continue
             w = (hi[k] - lo[k]) / width
