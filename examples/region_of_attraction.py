@@ -13,8 +13,9 @@ script compares it with the basin of attraction simulated on a dense grid of the
 2. the controller of each: an LQR-initialised ReLU network,
    ``u = ½ (relu(z + a) − relu(a − z))`` with ``z`` the LQR law on the observation: exactly the
    LQR law for ``|z| < a``, half its slope beyond (then the torque limit);
-3. ``region_of_attraction`` with the Lyapunov equation's ``P`` (baseline) and with a ``P``
-   fitted to simulated transitions (``lyapunov="fitted"``);
+3. ``region_of_attraction`` with the Lyapunov equation's ``P`` (baseline), with the equation
+   of ``A / rate`` (``rate="auto"``), and with a ``P`` fitted to simulated transitions from it
+   (``lyapunov="fitted"``);
 4. the simulated basin: a grid of initial states run to convergence; the fraction of it the
    certified set covers;
 5. the plot of each certified set over simulated trajectories.
@@ -54,8 +55,9 @@ class Args:
     """simulated basin: steps to convergence"""
     timeout: float = 120.0
     """seconds of branch and bound per certificate"""
-    lyapunov: str = "linearization,fitted"
-    """Lyapunov shapes to certify"""
+    lyapunov: str = "linearization,rate,fitted"
+    """Lyapunov shapes to certify: the Lyapunov equation's P (baseline), the equation of
+    A / rate (rate halfway between A's spectral radius and 1), P fitted to samples"""
 
 
 # ---------------------------------------------------------------- 1. the plants
@@ -164,8 +166,10 @@ def main(args: Args) -> dict:
         for i, shape in enumerate(shapes):
             # ---- 3. the certificate
             t0 = time.perf_counter()
-            roa = region_of_attraction(plant, ctrl, box=box, reference=ref,
-                                       timeout=args.timeout, lyapunov=shape)
+            roa = region_of_attraction(
+                plant, ctrl, box=box, reference=ref, timeout=args.timeout,
+                lyapunov="fitted" if shape == "fitted" else "linearization",
+                rate="auto" if shape in ("rate", "fitted") else None)
             seconds = time.perf_counter() - t0
             if basin is None:
                 basin = simulated_basin(plant, ctrl, box, roa.x_star, grid=grid,

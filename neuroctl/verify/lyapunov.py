@@ -20,19 +20,24 @@ import numpy as np
 __all__ = ["box_level", "fit_quadratic", "lyapunov_matrix"]
 
 
-def lyapunov_matrix(A, Q=None) -> np.ndarray:
-    """``P`` with ``Aᵀ P A - P = -Q`` (``control.dlyap``), symmetrised.
+def lyapunov_matrix(A, Q=None, *, rate: float = 1.0) -> np.ndarray:
+    """``P`` with ``(A/rate)ᵀ P (A/rate) - P = -Q`` (``control.dlyap``), symmetrised.
+
+    With ``rate < 1`` (above the spectral radius of ``A``), ``Aᵀ P A = rate² (P - Q)``: ``V``
+    contracts at least by ``rate²`` per step of the linear loop, and ``P`` is better conditioned
+    for a loop whose poles are close to the unit circle than with ``rate = 1``.
 
     Parameters
     ----------
     A : array_like, shape (n, n)
-        Schur-stable closed-loop matrix.
+        Closed-loop matrix with spectral radius below ``rate``.
     Q : array_like, shape (n, n), optional
         Symmetric positive definite (default ``I``).
+    rate : float, keyword-only
     """
     import control
 
-    A = np.asarray(A, dtype=np.float64)
+    A = np.asarray(A, dtype=np.float64) / rate
     n = A.shape[0]
     Q = np.eye(n) if Q is None else np.asarray(Q, dtype=np.float64)
     P = np.asarray(control.dlyap(A.T, Q), dtype=np.float64)

@@ -389,6 +389,7 @@ def region_of_attraction(
     reference=None,
     Q=None,
     lyapunov: str = "linearization",
+    rate: float | str | None = None,
     samples: int = 20000,
     grid: int = 8,
     min_width: float = 1e-3,
@@ -420,6 +421,10 @@ def region_of_attraction(
         The shape of ``V``: ``P`` of the Lyapunov equation, or ``P`` fitted to ``samples``
         simulated transitions in the box, starting from it
         (:func:`neuroctl.verify.lyapunov.fit_quadratic`); either is then proved the same way.
+    rate : float or "auto", optional, keyword-only
+        Solve the Lyapunov equation of ``A / rate`` (:func:`neuroctl.verify.lyapunov.
+        lyapunov_matrix`): ``V`` then contracts by ``rate²`` per step near ``x*``. ``"auto"``:
+        halfway between the spectral radius of ``A`` and 1. Default 1 (the plain equation).
     samples : int, keyword-only
         Transitions sampled for ``lyapunov="fitted"`` (seeded, reproducible).
     grid : int, keyword-only
@@ -496,7 +501,19 @@ def region_of_attraction(
                                   contraction=float("nan"), box_level=0.0, boxes_proved=0,
                                   boxes_evaluated=0, limited_by=f"unstable ({why})",
                                   counterexample=None, time=time.perf_counter() - t0, **common)
-    P = lyapunov_matrix(A, Qm)
+    if rate is None:
+        rate_ = 1.0
+    elif rate == "auto":
+        rate_ = (1.0 + rho_lin) / 2
+    elif isinstance(rate, (int, float)) and rho_lin < rate <= 1.0:
+        rate_ = float(rate)
+    else:
+        raise ValueError(
+            f"rate: expected None, 'auto' or a number in ({rho_lin:.6g}, 1] (above the closed "
+            f"loop's spectral radius), received {rate!r}"
+        )
+    P = lyapunov_matrix(A, Qm, rate=rate_)
+    assumptions.append(f"P solves the Lyapunov equation of A/{rate_:.6g} with Q")
     if lyapunov == "fitted":
         rng = np.random.default_rng(0)
         xs = rng.uniform(lo_box, hi_box, (samples, n))
