@@ -7,7 +7,9 @@ that a sublevel set ``S_c = {x : V(x) <= c}`` of
     ``V(x) = (x - x*)ᵀ P (x - x*)``,  ``Aᵀ P A - P = -Q``  (``control.dlyap``),
 
 ``A`` the closed loop's exact Jacobian at ``x*`` (the activation region of the network at the
-point, from :func:`neuroctl.linearize`), lies in the region of attraction of ``x*``:
+point, from :func:`neuroctl.linearize`), lies in the region of attraction of ``x*``. Other
+shapes of ``P`` (the equation of ``A / rate``; ``P`` fitted to simulated transitions, see
+:mod:`neuroctl.verify.lyapunov`) are proved the same way:
 
 1. *Inside the box.* ``c <= c_box``, the largest level whose ellipsoid fits the search box
    (``max_{S_c} (x_i - x*_i) = sqrt(c (P⁻¹)_ii)``), so every proof below applies on ``S_c``.
