@@ -8,6 +8,23 @@ simulated basin inside the same box (a dense grid run to convergence), the fract
 is certified, and the time of the certificate.
 
 Run: ``python benchmarks/bench_roa.py [--cases arm,pendulum,cartpole] [--timeout 240]``.
+
+Measured (2-core machine, defaults; fraction = certified grid states / converged grid states):
+
+    case      V              volume    basin   certified  time [s]
+    arm       linearization   1.727    10.08     16.6%      0.2
+    arm       rate            3.278    10.08     31.6%      0.1
+    arm       fitted          8.213    10.08     79.6%      0.7
+    pendulum  linearization   0.709    13.48      5.2%      0.1
+    pendulum  rate            1.073    13.48      7.8%      0.3
+    pendulum  fitted          4.981    13.48     36.2%      2.9
+    cartpole  linearization  6.3e-08   24.87      0.0%      8.6
+    cartpole  rate            0.354    24.87      1.2%     21.2
+    cartpole  fitted          0.856    24.87      2.8%    219.0
+
+The pendulum's and the cart-pole's simulated basins fill most of their boxes (84% and 86%),
+and a certified ellipsoid must lie inside the box: at most π/4 of a rectangle, π²/32 of a 4-D
+box.
 """
 
 from __future__ import annotations
