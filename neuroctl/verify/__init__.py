@@ -31,6 +31,7 @@ from .closed_loop_result import ClosedLoopResult, Counterexample, Replay
 from .flow import FlowEnclosureError, PeriodSets, closed_loop_period_sets, plant_semantics
 from .formats import load_mat, load_nnet, load_onnx
 from .reach import InvarianceResult, ReachResult, check_invariant, reach
+from .roa import RegionOfAttraction, region_of_attraction
 from .robustness import LocalCertificate, certify_local
 from .spec import Spec, VnnlibQuery, read_vnnlib
 from .temporal import (
@@ -84,6 +85,8 @@ __all__ = [
     "InvarianceResult",
     "LocalCertificate",
     "ReachResult",
+    "RegionOfAttraction",
+    "region_of_attraction",
     "certify_local",
     "check_invariant",
     "reach",

@@ -1,0 +1,182 @@
+"""Certified regions of attraction (neuroctl.verify.region_of_attraction) against simulation and
+closed forms."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+from _examples import load_example
+from torch import nn
+
+from neuroctl import Plant
+from neuroctl.verify import RegionOfAttraction, region_of_attraction
+from neuroctl.verify.roa import closed_loop_rollout
+
+roa_example = load_example("region_of_attraction")
+
+
+def _sample_in_set(res: RegionOfAttraction, count: int, seed: int = 0) -> np.ndarray:
+    """Uniform samples of the ellipsoid {V <= level} (x* + sqrt(c) L⁻ᵀ b, b in the unit ball)."""
+    rng = np.random.default_rng(seed)
+    n = res.x_star.size
+    d = rng.normal(size=(count, n))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    b = d * rng.uniform(size=(count, 1)) ** (1 / n)
+    L = np.linalg.cholesky(res.P)
+    x = res.x_star + math.sqrt(res.level) * np.linalg.solve(L.T, b.T).T
+    assert np.all(res.V(x) <= res.level * (1 + 1e-9))
+    return x
+
+
+@pytest.fixture(scope="module")
+def pendulum():
+    plant, ctrl, ref, box, _ = roa_example.cases(0.6)["pendulum"]
+    res = region_of_attraction(plant, ctrl, box=box, reference=ref, timeout=30)
+    return plant, ctrl, ref, box, res
+
+
+@pytest.fixture(scope="module")
+def arm_fitted():
+    plant, ctrl, ref, box, _ = roa_example.cases(0.6)["arm"]
+    res = region_of_attraction(plant, ctrl, box=box, reference=ref, timeout=30, lyapunov="fitted",
+                               samples=5000)
+    return plant, ctrl, ref, box, res
+
+
+@pytest.mark.parametrize("case", ["pendulum", "arm_fitted"])
+def test_states_of_the_certified_set_converge_and_never_leave_it(case, request):
+    """10^4 initial states in {V <= c}: every trajectory stays in the set, V falls at every step
+    and the state converges to x* (plant.step, the semantics of the certificate)."""
+    plant, ctrl, ref, box, res = request.getfixturevalue(case)
+    assert res.certified and res.level > res.near_level > 0
+    x0 = _sample_in_set(res, 10_000)
+    xs = closed_loop_rollout(plant, ctrl, x0, 1500, reference=ref)
+    v = res.V(xs)
+    assert np.all(v <= res.level * (1 + 1e-9))
+    assert np.all((np.diff(v, axis=1) < 0) | (v[:, 1:] < 1e-20))
+    assert np.all(np.linalg.norm(xs[:, -1] - res.x_star, axis=1) < 1e-6)
+    assert np.all(xs >= box[0]) and np.all(xs <= box[1])
+
+
+def test_decrease_condition_holds_on_1e5_samples(arm_fitted):
+    plant, ctrl, ref, box, res = arm_fitted
+    x0 = _sample_in_set(res, 100_000, seed=1)
+    xs = closed_loop_rollout(plant, ctrl, x0, 1, reference=ref)
+    v0, v1 = res.V(xs[:, 0]), res.V(xs[:, 1])
+    assert np.all(v1 < v0)
+
+
+def test_a_destabilising_controller_gets_no_certificate(pendulum):
+    plant, ctrl, ref, box, _ = pendulum
+    flipped = nn.Sequential(*[nn.Linear(l.in_features, l.out_features).double() if isinstance(
+        l, nn.Linear) else l for l in ctrl])
+    with torch.no_grad():
+        for new, old in zip(flipped, ctrl):
+            if isinstance(new, nn.Linear):
+                new.weight[:] = old.weight
+                new.bias[:] = old.bias
+        flipped[0].weight.mul_(-1.0)  # positive feedback: z = +K y
+        flipped[0].bias[:] = torch.tensor([3.0, 3.0], dtype=torch.float64)
+    res = region_of_attraction(plant, flipped, box=box, timeout=10)
+    assert not res.certified and res.level == 0.0 and res.volume == 0.0
+    assert res.limited_by.startswith("unstable")
+
+
+def _linear_plant(a, b, lo=-np.inf, hi=np.inf):
+    A, B = np.asarray(a, float), np.asarray(b, float)
+
+    def update(x, u):
+        return x @ torch.as_tensor(A.T) + u @ torch.as_tensor(B.T) if torch.is_tensor(x) else (
+            x @ A.T + u @ B.T)
+
+    return Plant(states=A.shape[0], inputs=B.shape[1], dt=0.1, update=update, input_lower=lo,
+                 input_upper=hi, name="linear")
+
+
+def _gain(K):
+    layer = nn.Linear(K.shape[1], K.shape[0]).double()
+    with torch.no_grad():
+        layer.weight[:] = torch.as_tensor(-K)
+        layer.bias.zero_()
+    return layer
+
+
+def test_unsaturated_linear_loop_certifies_the_largest_ellipsoid_of_the_box():
+    """A linear loop is globally attractive: the certified level is the box's (closed form
+    min_i room_i² / (P⁻¹)_ii), and P solves AᵀPA − P = −I (scipy's own solver)."""
+    A = np.array([[1.0, 0.1], [0.0, 1.0]])
+    B = np.array([[0.005], [0.1]])
+    K = np.array([[3.0, 2.5]])
+    plant = _linear_plant(A, B)
+    box = np.array([[-1.0, -2.0], [1.0, 2.0]])
+    res = region_of_attraction(plant, _gain(K), box=box, timeout=30)
+    Acl = A - B @ K
+    P = scipy.linalg.solve_discrete_lyapunov(Acl.T, np.eye(2))
+    np.testing.assert_allclose(res.P, P, rtol=1e-9)
+    c_box = np.min(np.array([1.0, 2.0]) ** 2 / np.diag(np.linalg.inv(P)))
+    assert res.limited_by == "box"
+    np.testing.assert_allclose(res.level, c_box, rtol=1e-8)
+    np.testing.assert_allclose(res.volume, math.pi * c_box / math.sqrt(np.linalg.det(P)),
+                               rtol=1e-8)
+
+
+def test_saturated_scalar_loop_stays_inside_its_exact_region_of_attraction():
+    """x+ = a x + b sat(−k x), |u| <= 1, a > 1: the region of attraction is exactly
+    |x| < b / (a − 1); the certified interval lies inside it and reaches 90% of it."""
+    a, b, k = 1.2, 0.5, 1.0
+    plant = _linear_plant([[a]], [[b]], -1.0, 1.0)
+    exact = b / (a - 1.0)
+    res = region_of_attraction(plant, _gain(np.array([[k]])), box=[[-2 * exact], [2 * exact]],
+                               timeout=30, min_width=1e-4)
+    reach = math.sqrt(res.level / res.P[0, 0])
+    assert 0.9 * exact <= reach < exact
+
+
+def test_rate_gives_the_contraction_of_the_lyapunov_equation_of_a_scaled_loop(pendulum):
+    """P of rate="auto" satisfies Aᵀ P A = rate² (P − I) (scipy's solver on A / rate), and its
+    certificate is confirmed by simulation like the plain one."""
+    plant, ctrl, ref, box, plain = pendulum
+    res = region_of_attraction(plant, ctrl, box=box, reference=ref, timeout=30, rate="auto")
+    rate = (1 + max(abs(np.linalg.eigvals(res.A)))) / 2
+    P = scipy.linalg.solve_discrete_lyapunov(res.A.T / rate, np.eye(2))
+    np.testing.assert_allclose(res.P, P, rtol=1e-9)
+    x0 = _sample_in_set(res, 2000, seed=3)
+    xs = closed_loop_rollout(plant, ctrl, x0, 1500, reference=ref)
+    assert np.all(res.V(xs) <= res.level * (1 + 1e-9))
+    assert np.all(np.linalg.norm(xs[:, -1] - res.x_star, axis=1) < 1e-6)
+
+
+def test_result_prints_and_serialises(pendulum):
+    *_, res = pendulum
+    d = json.loads(json.dumps(res.to_dict()))
+    assert d["level"] == res.level and d["certified"] is True
+    assert len(d["assumptions"]) >= 3 and "forward" in " ".join(d["assumptions"])
+    text = repr(res)
+    assert "certified" in text and "theta" in text and f"{res.level:.6g}" in text
+    fig = res.plot(n_traj=4, steps=50)
+    assert len(fig.axes) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"box": [[0.0, 0.0]]}, "box: expected finite"),
+        ({"box": [[1.0, 1.0], [2.0, 2.0]]}, "strictly inside"),
+        ({"box": [[-1, -1], [1, 1]], "semantics": "continuous"}, "semantics"),
+        ({"box": [[-1, -1], [1, 1]], "lyapunov": "neural"}, "lyapunov"),
+        ({"box": [[-1, -1], [1, 1]], "timeout": -1}, "timeout"),
+        ({"box": [[-1, -1], [1, 1]], "Q": -np.eye(2)}, "Q: expected"),
+        ({"box": [[-1, -1], [1, 1]], "rate": 1.5}, "rate: expected"),
+    ],
+)
+def test_bad_arguments_are_named(pendulum, kwargs, message):
+    plant, ctrl, *_ = pendulum
+    with pytest.raises(ValueError, match=message):
+        region_of_attraction(plant, ctrl, **kwargs)
+    with pytest.raises(TypeError):
+        region_of_attraction(plant, ctrl, box=[[-1, -1], [1, 1]], tolerance=1)
