@@ -317,7 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Prove that a ReLU controller's command stays within bounds for every "
         "observation of a box, or find a counterexample. Bounds are non-strict: a command "
         "exactly at the bound holds. Without --lower/--upper the env's observation box is used "
-        "where it is finite.",
+        "where it is finite. What is proved is a property of the network's map alone (every "
+        "observation of the box, no plant dynamics involved); closed-loop properties of the plant "
+        "with the controller, in continuous time (the ODE under zero-order hold) or for the "
+        "plant's discrete map, are decided by neuroctl.verify.check_closed_loop.",
         epilog=JSON_CONVENTION,
     )
     _add_env_options(p)
