@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["namespace", "is_torch", "as_like", "unstack", "stack"]
+__all__ = ["namespace", "is_torch", "as_like", "unstack", "stack", "check_vector"]
 
 # is_torch is called several times per environment step: remember the answer per type instead
 # of inspecting the type's module every time
@@ -124,3 +124,51 @@ def stack(parts, like: Any):
     if type(like) is np.ndarray and like.dtype is not _FLOAT64 and like.dtype.kind == "f":
         joined = joined.astype(like.dtype)
     return joined
+
+
+def check_vector(value: Any, size: int, what: str, names=None, *, broadcast: bool = False):
+    """``value`` as a finite float64 vector of shape ``(size,)``, or an error naming ``what``.
+
+    Parameters
+    ----------
+    value : array_like or tensor
+        Any shape holding ``size`` numbers (``(size,)``, ``(1, size)``, ...), or a scalar
+        with ``broadcast=True``.
+    size : int
+    what : str
+        The argument's name, for the message.
+    names : sequence of str, optional
+        The names of the components, for the message.
+    broadcast : bool
+        Accept a scalar and repeat it ``size`` times.
+
+    Returns
+    -------
+    ndarray, shape (size,)
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not numeric.
+    ValueError
+        If it holds another number of entries, or a NaN or infinity.
+    """
+    label = f" for {list(names)}" if names is not None else ""
+    if is_torch(value):
+        value = value.detach().cpu().double().numpy()
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{what}: expected numbers of shape ({size},){label}, received {value!r}"
+        ) from None
+    if broadcast and arr.ndim == 0:
+        arr = np.full(size, float(arr))
+    if arr.size != size:
+        raise ValueError(
+            f"{what}: expected shape ({size},){label}, received shape {arr.shape}"
+        )
+    arr = arr.reshape(size)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{what}: expected finite numbers{label}, received {arr.tolist()}")
+    return arr

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._array import check_vector
 from ._gain_rules import (
     GAIN_RULES,
     NUMPY_MAX_BATCH,
@@ -72,6 +73,16 @@ def _check_positive(value, what: str, *, allow_zero: bool = False) -> float:
         kind = "non-negative" if allow_zero else "positive"
         raise ValueError(f"{what}: expected a {kind} finite number, received {value!r}")
     return float(value)
+
+
+def _input_size(net: nn.Module) -> int | None:
+    """The input size of a network: that of its first ``nn.Linear`` (None if it has none)."""
+    for mod in net.modules():
+        if isinstance(mod, nn.Linear):
+            return int(mod.in_features)
+        if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Bilinear)):
+            return None
+    return None
 
 
 def _norm_label(norm: float) -> str:
@@ -500,10 +511,26 @@ def local_gain(
     validity_tol = _check_positive(validity_tol, "validity_tol")
     if not (isinstance(max_kink_neurons, (int, np.integer)) and max_kink_neurons >= 1):
         raise ValueError(f"max_kink_neurons: expected an int >= 1, received {max_kink_neurons!r}")
-    xn = x.detach().to(F64).cpu().numpy() if torch.is_tensor(x) else np.asarray(x, float)
+    if not isinstance(preactivations, bool):
+        raise TypeError(f"preactivations: expected a bool, received {preactivations!r}")
+    try:
+        xn = x.detach().to(F64).cpu().numpy() if torch.is_tensor(x) else np.asarray(x, float)
+    except (TypeError, ValueError):
+        raise TypeError(f"x: expected numbers of shape (n,) or (B, n), received {x!r}") from None
     if xn.ndim not in (1, 2) or 0 in xn.shape:
         raise ValueError(
             f"x: expected shape (n,) or (B, n) with B, n >= 1, received {tuple(xn.shape)}"
+        )
+    if not np.isfinite(xn).all():
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(xn))[0])
+        raise ValueError(
+            f"x: expected finite numbers, received {xn[bad]} at index {bad} (of shape {xn.shape})"
+        )
+    n_in = _input_size(net)
+    if n_in is not None and xn.shape[-1] != n_in:
+        raise ValueError(
+            f"x: expected shape ({n_in},) or (B, {n_in}) (the network's input size), received "
+            f"{tuple(xn.shape)}"
         )
     batched = xn.ndim == 2
     Xn = np.ascontiguousarray(xn if batched else xn[None])
@@ -651,7 +678,14 @@ class PlantJacobians:
         return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in vars(self).items()}
 
 
+def _check_plant(plant) -> None:
+    if not isinstance(plant, Plant):
+        raise TypeError(f"plant: expected a neuroctl.Plant, received {type(plant).__name__}")
+
+
 def _is_continuous(plant: Plant, continuous: bool | None) -> bool:
+    if continuous is not None and not isinstance(continuous, (bool, np.bool_)):
+        raise TypeError(f"continuous: expected True, False or None, received {continuous!r}")
     if continuous is None:
         return plant.is_continuous
     if continuous and not plant.is_continuous:
@@ -681,12 +715,13 @@ def plant_jacobians(plant: Plant, x, u, w=None, r=None, *, continuous: bool | No
     -------
     PlantJacobians
     """
+    _check_plant(plant)
     cont = _is_continuous(plant, continuous)
     n, m, nw, nr = plant.n_states, plant.n_inputs, plant.n_disturbances, plant.n_references
-    x = np.asarray(x, float).reshape(n)
-    u = np.asarray(u, float).reshape(m)
-    w = np.zeros(nw) if w is None else np.asarray(w, float).reshape(nw)
-    r = plant.nominal_reference if r is None else np.asarray(r, float).reshape(nr)
+    x = check_vector(x, n, "x", plant.state_names)
+    u = check_vector(u, m, "u", plant.input_names)
+    w = np.zeros(nw) if w is None else check_vector(w, nw, "w", plant.disturbance_names)
+    r = plant.nominal_reference if r is None else check_vector(r, nr, "r", plant.reference_names)
 
     p = plant.n_outputs
 
@@ -883,28 +918,36 @@ class OperatingPoint:
 
 
 def _ref_dist(plant: Plant, reference, disturbance):
-    r = plant.nominal_reference if reference is None else np.asarray(reference, float)
-    if r.shape != (plant.n_references,):
-        raise ValueError(
-            f"reference: expected shape ({plant.n_references},) for {list(plant.reference_names)}"
-            f", received {r.shape}"
+    r = (
+        plant.nominal_reference
+        if reference is None
+        else check_vector(reference, plant.n_references, "reference", plant.reference_names)
+    )
+    w = (
+        np.zeros(plant.n_disturbances)
+        if disturbance is None
+        else check_vector(
+            disturbance, plant.n_disturbances, "disturbance", plant.disturbance_names
         )
-    w = np.zeros(plant.n_disturbances) if disturbance is None else np.asarray(disturbance, float)
-    if w.shape != (plant.n_disturbances,):
-        raise ValueError(
-            f"disturbance: expected shape ({plant.n_disturbances},), received {w.shape}"
-        )
+    )
     return r, w
 
 
 def _invariant(invariant, n: int) -> np.ndarray:
-    V = np.asarray(invariant, float)
+    try:
+        V = np.asarray(invariant, float)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"invariant: expected directions of shape ({n}, k), received {invariant!r}"
+        ) from None
     if V.ndim == 1:
         V = V[:, None]
-    if V.shape[0] != n or V.ndim != 2:
+    if V.ndim != 2 or V.shape[0] != n or V.shape[1] == 0:
         raise ValueError(
             f"invariant: expected directions of shape ({n}, k), received {np.shape(invariant)}"
         )
+    if not np.isfinite(V).all() or not np.abs(V).max(axis=0).all():
+        raise ValueError("invariant: expected finite, non-zero directions (columns)")
     return V
 
 
@@ -989,9 +1032,14 @@ def operating_point(
     """
     from scipy.optimize import root
 
+    _check_plant(plant)
     cont = _is_continuous(plant, continuous)
     tol = _check_positive(tol, "tol")
     r, w = _ref_dist(plant, reference, disturbance)
+    if invariant is not None:
+        _invariant(invariant, plant.n_states)
+    if guess is not None:
+        guess = check_vector(guess, plant.n_states, "guess", plant.state_names)
     ctrl = _controller64(controller)
     if guess is None:
         if plant._equilibrium is not None:
@@ -1359,11 +1407,23 @@ def linearize(
         references, disturbances and plant-input disturbances, never empty), ``loops`` (broken at
         the plant input) and each region's ``controller`` gain.
     """
+    _check_plant(plant)
     norm = _check_norm(norm)
+    kink_tol = _check_positive(kink_tol, "kink_tol", allow_zero=True)
     if op is None:
         op = operating_point(plant, controller, reference=reference, continuous=continuous)
     elif not isinstance(op, OperatingPoint):
         raise TypeError(f"op: expected an OperatingPoint, received {type(op).__name__}")
+    elif reference is not None:
+        raise ValueError(
+            "reference: used only to find the operating point; op= was given (its reference is "
+            "op.r), so give one of them"
+        )
+    elif op.x.shape != (plant.n_states,):
+        raise ValueError(
+            f"op: expected an operating point of plant {plant.name!r} (state shape "
+            f"({plant.n_states},)), received one with state shape {op.x.shape}"
+        )
     cont = op.continuous if continuous is None else _is_continuous(plant, continuous)
     walked = isinstance(controller, nn.Module) and _supported(controller)
     # a network with rules is walked in float64 as it is, no copy needed

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array import as_like, is_torch, namespace, stack, unstack
+from ._array import as_like, check_vector, is_torch, namespace, stack, unstack
 
 __all__ = [
     "Plant",
@@ -119,23 +119,6 @@ def _bounds(value, m: int, fill: float, what: str) -> np.ndarray:
     if np.isnan(arr).any():
         raise ValueError(f"{what}: expected numbers (±inf allowed), received {value!r}")
     return arr
-
-
-def _vector(value, size: int, what: str, names: Sequence[str]) -> np.ndarray:
-    """``value`` as a finite float vector of shape ``(size,)`` (a scalar is broadcast)."""
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"{what}: expected numbers of shape ({size},) for {list(names)}, received {value!r}"
-        ) from None
-    if arr.shape not in ((), (size,)):
-        raise ValueError(
-            f"{what}: expected shape ({size},) for {list(names)}, received shape {arr.shape}"
-        )
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{what}: expected finite numbers, received {value!r}")
-    return np.broadcast_to(arr, (size,)).copy()
 
 
 def _batch_shape(value) -> tuple[int, ...]:
@@ -421,7 +404,9 @@ class Plant:
         self.nominal_reference = (
             np.zeros(n_ref)
             if nominal_reference is None
-            else _vector(nominal_reference, n_ref, "nominal_reference", self.reference_names)
+            else check_vector(
+                nominal_reference, n_ref, "nominal_reference", self.reference_names, broadcast=True
+            )
         )
         for what, fn in (
             ("rhs", rhs),
