@@ -32,6 +32,7 @@ __all__ = [
     "PlantVectorEnv",
     "box_sampler",
     "make_params",
+    "check_options",
     "option_array",
     "draw_segments",
 ]
@@ -64,6 +65,38 @@ def make_params(params_class: type, params: Any, kwargs: dict) -> Any:
             f"unknown keyword(s) {unknown} for {params_class.__name__}; expected some of {valid}"
         )
     return params_class(**kwargs)
+
+
+def check_options(options: dict | None, accepted) -> dict:
+    """``options`` of ``reset`` as a dict, refusing keys outside ``accepted`` (naming them).
+
+    Parameters
+    ----------
+    options : dict or None
+    accepted : sequence of str
+
+    Returns
+    -------
+    dict
+        ``options`` itself (``{}`` for None).
+
+    Raises
+    ------
+    TypeError
+        If ``options`` is not a dict.
+    ValueError
+        For an unknown key, naming the accepted ones.
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise TypeError(f"options: expected a dict or None, received {type(options).__name__}")
+    unknown = sorted(set(options) - set(accepted), key=str)
+    if unknown:
+        raise ValueError(
+            f"options: unknown key(s) {unknown}; expected some of {sorted(accepted)}"
+        )
+    return options
 
 
 def option_array(options: dict | None, key: str, default: np.ndarray) -> np.ndarray:
@@ -145,6 +178,7 @@ def box_sampler(state_low, state_high, reference_low=None, reference_high=None) 
         r_lo, r_hi = _box(reference_low, reference_high, "reference_low, reference_high")
 
     def sample(rng, n, options):
+        check_options(options, ("state", "reference"))
         x = option_array(options, "state", rng.uniform(lo, hi, size=(n, lo.size)))
         r = option_array(options, "reference", rng.uniform(r_lo, r_hi, size=(n, r_lo.size)))
         return x, r
@@ -203,6 +237,20 @@ def _validate_render_mode(render_mode, modes):
         raise ValueError(f"render_mode: expected one of {modes} or None, received {render_mode!r}")
 
 
+def _not_finite(env, x, u, x_next, obs, reward, copy=None) -> None:
+    """Raise for a step that produced a non-finite state, observation or reward."""
+    where = "" if copy is None else f" (copy {copy})"
+    name = env.spec.id if getattr(env, "spec", None) is not None else type(env).__name__
+    raise FloatingPointError(
+        f"{name} step{where}: expected finite numbers, but the step from state "
+        f"{np.asarray(x).tolist()} with input {np.asarray(u).tolist()} gave state "
+        f"{np.asarray(x_next).tolist()}"
+        + ("" if obs is None else f", observation {np.asarray(obs).tolist()}")
+        + f" and reward {float(reward)}: the plant's dynamics diverged (bound its state, e.g. "
+        "a speed limit in post_step=, or end the episode before); the state is left as it was"
+    )
+
+
 class PlantEnv(gym.Env):
     """Single Gymnasium environment around an :class:`EnvModel`.
 
@@ -210,6 +258,9 @@ class PlantEnv(gym.Env):
     plant input (clipped to its bounds; a non-finite action raises ``ValueError``), the reward
     ``model.reward`` on the state before the step. No termination; wrap in
     ``gymnasium.wrappers.TimeLimit`` (or register with ``max_episode_steps``) for episodes.
+    Every step checks that the new state, its observation and the reward are finite: if not, it
+    raises ``FloatingPointError`` (naming the state and action) and keeps the last finite state,
+    so that no non-finite number ever reaches a learner.
 
     Parameters
     ----------
@@ -274,8 +325,12 @@ class PlantEnv(gym.Env):
             u = self._saturate(u)
         x, r = self.state, self.reference
         reward = float(self._reward(x, u, r))
-        self.state = x = self._advance(x, u)
-        return self._observe(x, r).astype(np.float32), reward, False, False, {}
+        x_next = self._advance(x, u)
+        obs = self._observe(x_next, r).astype(np.float32)
+        if not (math.isfinite(reward) and all(map(math.isfinite, obs.tolist()))):
+            _not_finite(self, x, u, x_next, obs, reward)
+        self.state = x_next
+        return obs, reward, False, False, {}
 
     def render(self):
         if self.render_mode is None:
@@ -295,7 +350,8 @@ class PlantVectorEnv(VectorEnv):
     the masked copies.
 
     ``PlantVectorEnv(model, num_envs, max_episode_steps=...)`` batches a plant of one's own (the
-    model is checked as by :class:`PlantEnv`).
+    model is checked as by :class:`PlantEnv`). A step whose new state or reward is not finite
+    for some copy raises ``FloatingPointError`` naming the copy, as :class:`PlantEnv` does.
     """
 
     metadata = {
@@ -398,7 +454,12 @@ class PlantVectorEnv(VectorEnv):
             )
         u = self.plant.saturate(u)
         reward = np.asarray(self.model.reward(self.state, u, self.reference), dtype=np.float64)
-        self.state = self.plant.advance(self.state, u)
+        x_next = self.plant.advance(self.state, u)
+        ok = np.isfinite(x_next).all(axis=-1) & np.isfinite(reward)
+        if not ok.all():
+            i = int(np.flatnonzero(~ok)[0])
+            _not_finite(self, self.state[i], u[i], x_next[i], None, reward[i], copy=i)
+        self.state = x_next
         self._steps += 1
         if self.max_episode_steps is None:
             truncated = np.zeros(self.num_envs, dtype=bool)
@@ -413,7 +474,11 @@ class PlantVectorEnv(VectorEnv):
             reward[done] = 0.0
             truncated[done] = False
         self._prev_done = terminated | truncated
-        return self._obs(), reward, terminated, truncated, {}
+        obs = self._obs()
+        if not np.isfinite(obs).all():
+            i = int(np.flatnonzero(~np.isfinite(obs).all(axis=-1))[0])
+            _not_finite(self, self.state[i], u[i], self.state[i], obs[i], reward[i], copy=i)
+        return obs, reward, terminated, truncated, {}
 
     def render(self):
         if self.render_mode is None:
