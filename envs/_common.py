@@ -418,17 +418,18 @@ class PlantVectorEnv(VectorEnv):
         super().reset(seed=seed)
         options = dict(options) if options else {}
         mask = options.pop("reset_mask", None)
-        if mask is None or self.state is None:
-            self.state, self.reference = self.model.sample(self.np_random, self.num_envs, options)
-            self._steps[:] = 0
-            self._prev_done[:] = False
-        else:
+        if mask is not None:
             mask = np.asarray(mask)
             if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
                 raise ValueError(
                     f"options['reset_mask']: expected a bool array of shape ({self.num_envs},), "
                     f"received {mask.dtype} array of shape {mask.shape}"
                 )
+        if mask is None or self.state is None:
+            self.state, self.reference = self.model.sample(self.np_random, self.num_envs, options)
+            self._steps[:] = 0
+            self._prev_done[:] = False
+        else:
             x, r = self.model.sample(self.np_random, int(mask.sum()), options)
             self.state[mask], self.reference[mask] = x, r
             self._steps[mask] = 0

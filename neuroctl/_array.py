@@ -91,7 +91,13 @@ def unstack(x: Any):
         return x.tolist()
     # indexing, also for tensors: a rollout differentiated through it runs ~1.5x faster than
     # through unbind, whose backward fills in every component's gradient
-    return [x[..., i] for i in range(x.shape[-1])]
+    shape = getattr(x, "shape", None)
+    if not shape:
+        raise ValueError(
+            f"x: expected an array of shape (..., n), received {type(x).__name__} of shape "
+            f"{tuple(shape) if shape is not None else None}"
+        )
+    return [x[..., i] for i in range(shape[-1])]
 
 
 def stack(parts, like: Any):
@@ -116,7 +122,13 @@ def stack(parts, like: Any):
     if arrays:
         # one copy into (k, ...) and a transposed view: several times cheaper than np.stack on
         # the small batches of a vector env
-        joined = np.array(parts)
+        try:
+            joined = np.array(parts)
+        except ValueError:
+            raise ValueError(
+                "parts: expected components of one batch shape, received shapes "
+                f"{[p.shape for p in parts]}"
+            ) from None
         return joined.T if joined.ndim == 2 else np.moveaxis(joined, 0, -1)
     if not scalars:  # tensors, or numpy-like objects (sets in neuroctl.verify)
         return namespace(like, *parts).stack(parts, axis=-1)

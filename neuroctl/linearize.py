@@ -38,6 +38,7 @@ from ._gain_rules import (
     walk_network,
 )
 from .plant import Plant
+from .simulate import check_controller, linear_io
 
 __all__ = [
     "local_gain",
@@ -73,16 +74,6 @@ def _check_positive(value, what: str, *, allow_zero: bool = False) -> float:
         kind = "non-negative" if allow_zero else "positive"
         raise ValueError(f"{what}: expected a {kind} finite number, received {value!r}")
     return float(value)
-
-
-def _input_size(net: nn.Module) -> int | None:
-    """The input size of a network: that of its first ``nn.Linear`` (None if it has none)."""
-    for mod in net.modules():
-        if isinstance(mod, nn.Linear):
-            return int(mod.in_features)
-        if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Bilinear)):
-            return None
-    return None
 
 
 def _norm_label(norm: float) -> str:
@@ -526,7 +517,7 @@ def local_gain(
         raise ValueError(
             f"x: expected finite numbers, received {xn[bad]} at index {bad} (of shape {xn.shape})"
         )
-    n_in = _input_size(net)
+    n_in = linear_io(net)[0]
     if n_in is not None and xn.shape[-1] != n_in:
         raise ValueError(
             f"x: expected shape ({n_in},) or (B, {n_in}) (the network's input size), received "
@@ -1035,6 +1026,7 @@ def operating_point(
     _check_plant(plant)
     cont = _is_continuous(plant, continuous)
     tol = _check_positive(tol, "tol")
+    check_controller(plant, controller)
     r, w = _ref_dist(plant, reference, disturbance)
     if invariant is not None:
         _invariant(invariant, plant.n_states)
@@ -1410,6 +1402,7 @@ def linearize(
     _check_plant(plant)
     norm = _check_norm(norm)
     kink_tol = _check_positive(kink_tol, "kink_tol", allow_zero=True)
+    check_controller(plant, controller)
     if op is None:
         op = operating_point(plant, controller, reference=reference, continuous=continuous)
     elif not isinstance(op, OperatingPoint):
@@ -1548,6 +1541,7 @@ def lqr(plant: Plant, op, Q, R, *, continuous: bool | None = None, on: str = "au
 
     from .controllers import linear_controller
 
+    _check_plant(plant)
     if on not in ("auto", "observation", "state"):
         raise ValueError(f"on: expected 'auto', 'observation' or 'state', received {on!r}")
     if isinstance(op, OperatingPoint):
@@ -1560,7 +1554,9 @@ def lqr(plant: Plant, op, Q, R, *, continuous: bool | None = None, on: str = "au
             raise TypeError(
                 f"op: expected an OperatingPoint or a tuple (x, u), received {op!r}"
             ) from None
-        x0, u0, w0, r0 = np.asarray(x0, float), np.asarray(u0, float), None, None
+        x0 = check_vector(x0, plant.n_states, "op[0] (the state)", plant.state_names)
+        u0 = check_vector(u0, plant.n_inputs, "op[1] (the input)", plant.input_names)
+        w0 = r0 = None
         cont = _is_continuous(plant, continuous)
     jac = plant_jacobians(plant, x0, u0, w0, r0, continuous=cont)
     Q = np.atleast_2d(np.asarray(Q, float))
@@ -1570,6 +1566,8 @@ def lqr(plant: Plant, op, Q, R, *, continuous: bool | None = None, on: str = "au
         raise ValueError(
             f"Q, R: expected shapes ({n}, {n}) and ({m}, {m}), received {Q.shape} and {R.shape}"
         )
+    if not (np.isfinite(Q).all() and np.isfinite(R).all()):
+        raise ValueError("Q, R: expected finite weights, received a NaN or an infinity")
     if cont:
         K, S, E = control.lqr(jac.A, jac.B, Q, R)
     else:

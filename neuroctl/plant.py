@@ -566,6 +566,8 @@ class Plant:
             )
         if r is None:
             r = self.nominal_reference
+        else:
+            r = check_vector(r, self.n_references, "r", self.reference_names)
         x_eq, u_eq = self._equilibrium(np.asarray(r, dtype=float))
         return np.asarray(x_eq, dtype=float), np.asarray(u_eq, dtype=float)
 

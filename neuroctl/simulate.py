@@ -11,7 +11,7 @@ import torch
 
 from .plant import Plant
 
-__all__ = ["simulate", "Trajectory", "controller_dtype"]
+__all__ = ["simulate", "Trajectory", "controller_dtype", "check_controller", "linear_io"]
 
 
 def controller_dtype(controller: Any, default: torch.dtype = torch.float64) -> torch.dtype:
@@ -24,6 +24,55 @@ def controller_dtype(controller: Any, default: torch.dtype = torch.float64) -> t
             if b.is_floating_point():
                 return b.dtype
     return default
+
+
+def linear_io(net: torch.nn.Module) -> tuple[int | None, int | None]:
+    """Input size of the first ``nn.Linear`` of ``net`` and output size of its last one.
+
+    ``(None, None)`` for a network without ``nn.Linear`` layers (or with layers before the
+    first one that may change the size, such as convolutions).
+    """
+    linears = [mod for mod in net.modules() if isinstance(mod, torch.nn.Linear)]
+    if not linears:
+        return None, None
+    first = next(mod for mod in net.modules() if isinstance(mod, (torch.nn.Linear, _RESHAPING)))
+    return (linears[0].in_features if first is linears[0] else None), linears[-1].out_features
+
+
+_RESHAPING = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Bilinear, torch.nn.Embedding)
+
+
+def check_controller(plant: Plant, controller) -> None:
+    """Refuse a controller that is not callable, or a network whose sizes do not fit ``plant``.
+
+    Raises
+    ------
+    TypeError
+        For something that is neither None, an ``nn.Module`` nor a callable.
+    ValueError
+        For a network whose first ``nn.Linear`` does not take the plant's ``p`` observations or
+        whose last one does not give its ``m`` inputs (sizes named, expected and received).
+    """
+    if controller is None:
+        return
+    if not callable(controller):
+        raise TypeError(
+            "controller: expected an nn.Module, a callable on observations or None, received "
+            f"{type(controller).__name__}"
+        )
+    if not isinstance(controller, torch.nn.Module):
+        return
+    n_in, n_out = linear_io(controller)
+    if n_in is not None and n_in != plant.n_outputs:
+        raise ValueError(
+            f"controller: expected a network with {plant.n_outputs} inputs (the observations "
+            f"{list(plant.output_names)} of plant {plant.name!r}), received one with {n_in}"
+        )
+    if n_out is not None and n_out != plant.n_inputs:
+        raise ValueError(
+            f"controller: expected a network with {plant.n_inputs} outputs (the inputs "
+            f"{list(plant.input_names)} of plant {plant.name!r}), received one with {n_out}"
+        )
 
 
 def _as_float64(value, what: str, names: str, size: int) -> torch.Tensor:
@@ -102,6 +151,8 @@ class Trajectory:
 
     def state(self, name: str) -> np.ndarray:
         """One state signal by name, shape ``(..., T+1)``."""
+        if name not in self.state_names:
+            raise ValueError(f"name: expected one of {list(self.state_names)}, received {name!r}")
         return self.states[..., self.state_names.index(name)]
 
     def to_dict(self) -> dict:
@@ -183,11 +234,7 @@ def simulate(
     """
     if not isinstance(plant, Plant):
         raise TypeError(f"plant: expected a neuroctl.Plant, received {type(plant).__name__}")
-    if controller is not None and not callable(controller):
-        raise TypeError(
-            "controller: expected an nn.Module, a callable on observations or None, received "
-            f"{type(controller).__name__}"
-        )
+    check_controller(plant, controller)
     if isinstance(steps, bool) or not (isinstance(steps, (int, np.integer)) and steps >= 0):
         raise ValueError(f"steps: expected a non-negative int, received {steps!r}")
     if disturbance is not None and not callable(disturbance):
