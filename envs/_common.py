@@ -310,7 +310,7 @@ class PlantEnv(gym.Env):
 
     def step(self, action):
         if self.state is None:
-            raise RuntimeError("call reset() before step()")
+            raise RuntimeError("step: expected a call of reset() before the first step()")
         u = np.asarray(action, dtype=np.float64)
         if u.shape != self._u_shape:
             if u.size != self._m:
@@ -337,7 +337,7 @@ class PlantEnv(gym.Env):
             gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array'")
             return None
         if self.state is None:
-            raise RuntimeError("call reset() before render()")
+            raise RuntimeError("render: expected a call of reset() before render()")
         return self.model.draw(self.state, self.reference)
 
 
@@ -438,7 +438,7 @@ class PlantVectorEnv(VectorEnv):
 
     def step(self, actions):
         if self.state is None:
-            raise RuntimeError("call reset() before step()")
+            raise RuntimeError("step: expected a call of reset() before the first step()")
         m = self.plant.n_inputs
         u = np.asarray(actions, dtype=np.float64)
         if u.shape != (self.num_envs, m):
@@ -486,7 +486,7 @@ class PlantVectorEnv(VectorEnv):
             gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array'")
             return None
         if self.state is None:
-            raise RuntimeError("call reset() before render()")
+            raise RuntimeError("render: expected a call of reset() before render()")
         return tuple(self.model.draw(x, r) for x, r in zip(self.state, self.reference))
 
 

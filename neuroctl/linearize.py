@@ -1409,14 +1409,17 @@ def linearize(
         raise TypeError(f"op: expected an OperatingPoint, received {type(op).__name__}")
     elif reference is not None:
         raise ValueError(
-            "reference: used only to find the operating point; op= was given (its reference is "
-            "op.r), so give one of them"
+            "reference: expected None when op= is given (the reference is used only to find the "
+            f"operating point; op's is op.r), received {reference!r}"
         )
-    elif op.x.shape != (plant.n_states,):
-        raise ValueError(
-            f"op: expected an operating point of plant {plant.name!r} (state shape "
-            f"({plant.n_states},)), received one with state shape {op.x.shape}"
-        )
+    else:
+        want = (plant.n_states, plant.n_references, plant.n_disturbances, plant.n_outputs)
+        got = (op.x.size, np.size(op.r), np.size(op.w), np.size(op.y))
+        if want != got:
+            raise ValueError(
+                f"op: expected an operating point of plant {plant.name!r} (sizes of state, "
+                f"reference, disturbance, observation {want}), received one with sizes {got}"
+            )
     cont = op.continuous if continuous is None else _is_continuous(plant, continuous)
     walked = isinstance(controller, nn.Module) and _supported(controller)
     # a network with rules is walked in float64 as it is, no copy needed

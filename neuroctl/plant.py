@@ -217,15 +217,17 @@ def _probe(plant: Plant) -> None:
                         warnings.simplefilter("ignore")
                         out = run(name, *args)
                 except Exception as exc:
-                    if like == "torch":
+                    if like == "torch" or batch:
+                        first = "numpy arrays" if like == "torch" else "one numpy state"
                         raise TypeError(
-                            f"{name}: runs on numpy arrays but raised {type(exc).__name__}: {exc} "
-                            f"{where(batch, like)}; {_AGNOSTIC_HINT}"
+                            f"{name}: expected a function of numpy arrays and torch tensors of "
+                            f"any batch shape (..., k); it runs on {first} but raised "
+                            f"{type(exc).__name__}: {exc} {where(batch, like)}; {_AGNOSTIC_HINT}"
                         ) from exc
                     raise ValueError(
-                        f"{name}: raised {type(exc).__name__}: {exc} {where(batch, like)}"
-                        f"{point}; give equilibrium= for a rest state at which the functions "
-                        "are defined"
+                        f"{name}: expected a function defined at the probe point, but it raised "
+                        f"{type(exc).__name__}: {exc} {where(batch, like)}{point}; give "
+                        "equilibrium= for a rest state at which the functions are defined"
                     ) from exc
                 if like == "torch" and not torch.is_tensor(out):
                     raise TypeError(

@@ -103,8 +103,8 @@ def _check_disturbance(w, plant: Plant, batch: tuple) -> None:
     if plant.n_disturbances == 0:
         if w is not None:
             raise ValueError(
-                f"disturbance: plant {plant.name!r} has no disturbance inputs, but "
-                f"disturbance(0, x) returned {type(w).__name__}"
+                f"disturbance: expected disturbance(k, x) to return None (plant {plant.name!r} "
+                f"has no disturbance inputs), received {type(w).__name__}"
             )
         return
     if shape is None or shape[-1:] != want[-1:] or len(shape) > len(want):
@@ -273,7 +273,8 @@ def simulate(
             ) from None
     elif reference is not None:
         raise ValueError(
-            f"reference: plant {plant.name!r} has no references, received {reference!r}"
+            f"reference: expected None (plant {plant.name!r} has no references), received "
+            f"{reference!r}"
         )
     ctrl_dtype = controller_dtype(controller)
     states, inputs, observations = [x], [], []
