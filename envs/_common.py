@@ -223,7 +223,11 @@ def _observation_bounds(model: EnvModel) -> tuple[np.ndarray, np.ndarray]:
             f"obs_low, obs_high: expected shape ({p},) (the plant's outputs), received "
             f"{lo.shape} and {hi.shape}"
         )
-    return lo.astype(np.float32), hi.astype(np.float32)
+    # bounds beyond float32 are unbounded in float32 (set without the cast's overflow warning)
+    big = _FLOAT32_MAX
+    lo = np.where(lo < -big, -np.inf, lo).astype(np.float32)
+    hi = np.where(hi > big, np.inf, hi).astype(np.float32)
+    return lo, hi
 
 
 def _render_metadata(cls_metadata: dict, model: EnvModel) -> dict:
@@ -237,12 +241,16 @@ def _validate_render_mode(render_mode, modes):
         raise ValueError(f"render_mode: expected one of {modes} or None, received {render_mode!r}")
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _not_finite(env, x, u, x_next, obs, reward, copy=None) -> None:
     """Raise for a step that produced a non-finite state, observation or reward."""
     where = "" if copy is None else f" (copy {copy})"
     name = env.spec.id if getattr(env, "spec", None) is not None else type(env).__name__
     raise FloatingPointError(
-        f"{name} step{where}: expected finite numbers, but the step from state "
+        f"{name} step{where}: expected finite numbers (observations within float32), but the "
+        "step from state "
         f"{np.asarray(x).tolist()} with input {np.asarray(u).tolist()} gave state "
         f"{np.asarray(x_next).tolist()}"
         + ("" if obs is None else f", observation {np.asarray(obs).tolist()}")
@@ -326,11 +334,17 @@ class PlantEnv(gym.Env):
         x, r = self.state, self.reference
         reward = float(self._reward(x, u, r))
         x_next = self._advance(x, u)
-        obs = self._observe(x_next, r).astype(np.float32)
-        if not (math.isfinite(reward) and all(map(math.isfinite, obs.tolist()))):
+        obs = self._observe(x_next, r)
+        values = obs.tolist()
+        # finite in float32 too (checked before the cast, which would overflow to inf)
+        if not (
+            math.isfinite(reward)
+            and all(map(math.isfinite, values))
+            and max(map(abs, values), default=0.0) <= _FLOAT32_MAX
+        ):
             _not_finite(self, x, u, x_next, obs, reward)
         self.state = x_next
-        return obs, reward, False, False, {}
+        return obs.astype(np.float32), reward, False, False, {}
 
     def render(self):
         if self.render_mode is None:
@@ -411,8 +425,14 @@ class PlantVectorEnv(VectorEnv):
         self._prev_done = np.zeros(self.num_envs, dtype=bool)
         self._no_term = np.zeros(self.num_envs, dtype=bool)
 
-    def _obs(self):
-        return self.plant.observe(self.state, self.reference).astype(np.float32)
+    def _obs(self, u=None, reward=None):
+        obs = self.plant.observe(self.state, self.reference)
+        if u is not None:
+            ok = (np.abs(obs) <= _FLOAT32_MAX).all(axis=-1)  # False for NaN too
+            if not ok.all():
+                i = int(np.flatnonzero(~ok)[0])
+                _not_finite(self, self.state[i], u[i], self.state[i], obs[i], reward[i], copy=i)
+        return obs.astype(np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -475,11 +495,7 @@ class PlantVectorEnv(VectorEnv):
             reward[done] = 0.0
             truncated[done] = False
         self._prev_done = terminated | truncated
-        obs = self._obs()
-        if not np.isfinite(obs).all():
-            i = int(np.flatnonzero(~np.isfinite(obs).all(axis=-1))[0])
-            _not_finite(self, self.state[i], u[i], self.state[i], obs[i], reward[i], copy=i)
-        return obs, reward, terminated, truncated, {}
+        return self._obs(u, reward), reward, terminated, truncated, {}
 
     def render(self):
         if self.render_mode is None:
