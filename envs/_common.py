@@ -273,8 +273,10 @@ class PlantEnv(gym.Env):
     Parameters
     ----------
     model : EnvModel
-        Checked at construction (its sampler is called once, with a generator of its own, to
-        check the shapes it returns against the plant's).
+        Checked at construction: its plant's functions were probed when the plant was built
+        (output shapes, numpy and torch; see :class:`neuroctl.Plant`), and its sampler is
+        called once, with a generator of its own, to check the shapes it returns against the
+        plant's.
     render_mode : {"rgb_array", None}
         Available when ``model.draw`` is given.
     """

@@ -174,6 +174,10 @@ class Trajectory:
         -------
         matplotlib.figure.Figure
         """
+        if isinstance(max_traces, bool) or not (
+            isinstance(max_traces, (int, np.integer)) and max_traces >= 1
+        ):
+            raise ValueError(f"max_traces: expected a positive int, received {max_traces!r}")
         import matplotlib.pyplot as plt
 
         n, m = self.states.shape[-1], self.inputs.shape[-1]

@@ -170,6 +170,8 @@ CASES = [
      r"differentiable: expected a bool"),
     ("simulate plant", lambda: _simulate(plant="arm"), TypeError, r"plant: expected a neuroctl"),
     ("simulate unknown keyword", lambda: _simulate(dt=0.1), TypeError, r"'dt'"),
+    ("Trajectory.plot max_traces", lambda: _simulate().plot(max_traces=0), ValueError,
+     r"max_traces: expected a positive int"),
     ("Trajectory.state name", lambda: _simulate().state("theta_dot"), ValueError,
      r"name: expected one of \['theta', 'omega'\]"),
     # --- local_gain ---------------------------------------------------------------------------
