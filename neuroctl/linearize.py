@@ -837,12 +837,14 @@ class OperatingPoint:
         :func:`operating_point`) the motion along those directions is reported as ``drift``
         and removed from the residual.
         """
+        _check_plant(plant)
+        check_controller(plant, controller)
         cont = _is_continuous(plant, continuous)
         r, w = _ref_dist(plant, reference, disturbance)
         return _make_op(
             plant,
             _controller64(controller),
-            np.asarray(x, float),
+            check_vector(x, plant.n_states, "x", plant.state_names),
             r,
             w,
             cont,
