@@ -32,6 +32,7 @@ __all__ = [
     "PlantVectorEnv",
     "box_sampler",
     "make_params",
+    "check_options",
     "option_array",
     "draw_segments",
 ]
@@ -64,6 +65,38 @@ def make_params(params_class: type, params: Any, kwargs: dict) -> Any:
             f"unknown keyword(s) {unknown} for {params_class.__name__}; expected some of {valid}"
         )
     return params_class(**kwargs)
+
+
+def check_options(options: dict | None, accepted) -> dict:
+    """``options`` of ``reset`` as a dict, refusing keys outside ``accepted`` (naming them).
+
+    Parameters
+    ----------
+    options : dict or None
+    accepted : sequence of str
+
+    Returns
+    -------
+    dict
+        ``options`` itself (``{}`` for None).
+
+    Raises
+    ------
+    TypeError
+        If ``options`` is not a dict.
+    ValueError
+        For an unknown key, naming the accepted ones.
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise TypeError(f"options: expected a dict or None, received {type(options).__name__}")
+    unknown = sorted(set(options) - set(accepted), key=str)
+    if unknown:
+        raise ValueError(
+            f"options: unknown key(s) {unknown}; expected some of {sorted(accepted)}"
+        )
+    return options
 
 
 def option_array(options: dict | None, key: str, default: np.ndarray) -> np.ndarray:
@@ -145,6 +178,7 @@ def box_sampler(state_low, state_high, reference_low=None, reference_high=None) 
         r_lo, r_hi = _box(reference_low, reference_high, "reference_low, reference_high")
 
     def sample(rng, n, options):
+        check_options(options, ("state", "reference"))
         x = option_array(options, "state", rng.uniform(lo, hi, size=(n, lo.size)))
         r = option_array(options, "reference", rng.uniform(r_lo, r_hi, size=(n, r_lo.size)))
         return x, r
@@ -189,7 +223,11 @@ def _observation_bounds(model: EnvModel) -> tuple[np.ndarray, np.ndarray]:
             f"obs_low, obs_high: expected shape ({p},) (the plant's outputs), received "
             f"{lo.shape} and {hi.shape}"
         )
-    return lo.astype(np.float32), hi.astype(np.float32)
+    # bounds beyond float32 are unbounded in float32 (set without the cast's overflow warning)
+    big = _FLOAT32_MAX
+    lo = np.where(lo < -big, -np.inf, lo).astype(np.float32)
+    hi = np.where(hi > big, np.inf, hi).astype(np.float32)
+    return lo, hi
 
 
 def _render_metadata(cls_metadata: dict, model: EnvModel) -> dict:
@@ -203,6 +241,24 @@ def _validate_render_mode(render_mode, modes):
         raise ValueError(f"render_mode: expected one of {modes} or None, received {render_mode!r}")
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _not_finite(env, x, u, x_next, obs, reward, copy=None) -> None:
+    """Raise for a step that produced a non-finite state, observation or reward."""
+    where = "" if copy is None else f" (copy {copy})"
+    name = env.spec.id if getattr(env, "spec", None) is not None else type(env).__name__
+    raise FloatingPointError(
+        f"{name} step{where}: expected finite numbers (observations within float32), but the "
+        "step from state "
+        f"{np.asarray(x).tolist()} with input {np.asarray(u).tolist()} gave state "
+        f"{np.asarray(x_next).tolist()}"
+        + ("" if obs is None else f", observation {np.asarray(obs).tolist()}")
+        + f" and reward {float(reward)}: the plant's dynamics diverged (bound its state, e.g. "
+        "a speed limit in post_step=, or end the episode before); the state is left as it was"
+    )
+
+
 class PlantEnv(gym.Env):
     """Single Gymnasium environment around an :class:`EnvModel`.
 
@@ -210,12 +266,17 @@ class PlantEnv(gym.Env):
     plant input (clipped to its bounds; a non-finite action raises ``ValueError``), the reward
     ``model.reward`` on the state before the step. No termination; wrap in
     ``gymnasium.wrappers.TimeLimit`` (or register with ``max_episode_steps``) for episodes.
+    Every step checks that the new state, its observation and the reward are finite: if not, it
+    raises ``FloatingPointError`` (naming the state and action) and keeps the last finite state,
+    so that no non-finite number ever reaches a learner.
 
     Parameters
     ----------
     model : EnvModel
-        Checked at construction (its sampler is called once, with a generator of its own, to
-        check the shapes it returns against the plant's).
+        Checked at construction: its plant's functions were probed when the plant was built
+        (output shapes, numpy and torch; see :class:`neuroctl.Plant`), and its sampler is
+        called once, with a generator of its own, to check the shapes it returns against the
+        plant's.
     render_mode : {"rgb_array", None}
         Available when ``model.draw`` is given.
     """
@@ -259,7 +320,7 @@ class PlantEnv(gym.Env):
 
     def step(self, action):
         if self.state is None:
-            raise RuntimeError("call reset() before step()")
+            raise RuntimeError("step: expected a call of reset() before the first step()")
         u = np.asarray(action, dtype=np.float64)
         if u.shape != self._u_shape:
             if u.size != self._m:
@@ -274,15 +335,22 @@ class PlantEnv(gym.Env):
             u = self._saturate(u)
         x, r = self.state, self.reference
         reward = float(self._reward(x, u, r))
-        self.state = x = self._advance(x, u)
-        return self._observe(x, r).astype(np.float32), reward, False, False, {}
+        x_next = self._advance(x, u)
+        obs = self._observe(x_next, r)
+        # finite, and in float32's range (checked before the cast, which would overflow to
+        # inf): one sum of magnitudes is False for a NaN, an infinity or an entry past the range
+        # (and for entries summing past it, ~1e38: no physical observation)
+        if not (math.isfinite(reward) and sum(map(abs, obs.tolist())) <= _FLOAT32_MAX):
+            _not_finite(self, x, u, x_next, obs, reward)
+        self.state = x_next
+        return obs.astype(np.float32), reward, False, False, {}
 
     def render(self):
         if self.render_mode is None:
             gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array'")
             return None
         if self.state is None:
-            raise RuntimeError("call reset() before render()")
+            raise RuntimeError("render: expected a call of reset() before render()")
         return self.model.draw(self.state, self.reference)
 
 
@@ -295,7 +363,8 @@ class PlantVectorEnv(VectorEnv):
     the masked copies.
 
     ``PlantVectorEnv(model, num_envs, max_episode_steps=...)`` batches a plant of one's own (the
-    model is checked as by :class:`PlantEnv`).
+    model is checked as by :class:`PlantEnv`). A step whose new state or reward is not finite
+    for some copy raises ``FloatingPointError`` naming the copy, as :class:`PlantEnv` does.
     """
 
     metadata = {
@@ -355,24 +424,31 @@ class PlantVectorEnv(VectorEnv):
         self._prev_done = np.zeros(self.num_envs, dtype=bool)
         self._no_term = np.zeros(self.num_envs, dtype=bool)
 
-    def _obs(self):
-        return self.plant.observe(self.state, self.reference).astype(np.float32)
+    def _obs(self, u=None, reward=None):
+        obs = self.plant.observe(self.state, self.reference)
+        if u is not None:
+            ok = (np.abs(obs) <= _FLOAT32_MAX).all(axis=-1)  # False for NaN too
+            if not ok.all():
+                i = int(np.flatnonzero(~ok)[0])
+                _not_finite(self, self.state[i], u[i], self.state[i], obs[i], reward[i], copy=i)
+        return obs.astype(np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         options = dict(options) if options else {}
         mask = options.pop("reset_mask", None)
-        if mask is None or self.state is None:
-            self.state, self.reference = self.model.sample(self.np_random, self.num_envs, options)
-            self._steps[:] = 0
-            self._prev_done[:] = False
-        else:
+        if mask is not None:
             mask = np.asarray(mask)
             if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
                 raise ValueError(
                     f"options['reset_mask']: expected a bool array of shape ({self.num_envs},), "
                     f"received {mask.dtype} array of shape {mask.shape}"
                 )
+        if mask is None or self.state is None:
+            self.state, self.reference = self.model.sample(self.np_random, self.num_envs, options)
+            self._steps[:] = 0
+            self._prev_done[:] = False
+        else:
             x, r = self.model.sample(self.np_random, int(mask.sum()), options)
             self.state[mask], self.reference[mask] = x, r
             self._steps[mask] = 0
@@ -381,7 +457,7 @@ class PlantVectorEnv(VectorEnv):
 
     def step(self, actions):
         if self.state is None:
-            raise RuntimeError("call reset() before step()")
+            raise RuntimeError("step: expected a call of reset() before the first step()")
         m = self.plant.n_inputs
         u = np.asarray(actions, dtype=np.float64)
         if u.shape != (self.num_envs, m):
@@ -398,7 +474,12 @@ class PlantVectorEnv(VectorEnv):
             )
         u = self.plant.saturate(u)
         reward = np.asarray(self.model.reward(self.state, u, self.reference), dtype=np.float64)
-        self.state = self.plant.advance(self.state, u)
+        x_next = self.plant.advance(self.state, u)
+        ok = np.isfinite(x_next).all(axis=-1) & np.isfinite(reward)
+        if not ok.all():
+            i = int(np.flatnonzero(~ok)[0])
+            _not_finite(self, self.state[i], u[i], x_next[i], None, reward[i], copy=i)
+        self.state = x_next
         self._steps += 1
         if self.max_episode_steps is None:
             truncated = np.zeros(self.num_envs, dtype=bool)
@@ -413,14 +494,14 @@ class PlantVectorEnv(VectorEnv):
             reward[done] = 0.0
             truncated[done] = False
         self._prev_done = terminated | truncated
-        return self._obs(), reward, terminated, truncated, {}
+        return self._obs(u, reward), reward, terminated, truncated, {}
 
     def render(self):
         if self.render_mode is None:
             gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array'")
             return None
         if self.state is None:
-            raise RuntimeError("call reset() before render()")
+            raise RuntimeError("render: expected a call of reset() before render()")
         return tuple(self.model.draw(x, r) for x, r in zip(self.state, self.reference))
 
 

@@ -27,6 +27,7 @@ from ._common import (
     EnvModel,
     PlantEnv,
     PlantVectorEnv,
+    check_options,
     draw_segments,
     make_params,
     option_array,
@@ -289,6 +290,7 @@ def _arm_model(params: ArmParams) -> EnvModel:
     plant = arm_plant(params)
 
     def sample(rng, n, options):
+        check_options(options, ("angle", "velocity", "target"))
         theta = rng.uniform(-params.init_angle, params.init_angle, size=n)
         omega = rng.uniform(-params.init_velocity, params.init_velocity, size=n)
         target = rng.uniform(params.target_low, params.target_high, size=n)
@@ -375,13 +377,17 @@ _ENV_DOC = """
     ``θ ~ U(−init_angle, init_angle)``, ``ω ~ U(−init_velocity, init_velocity)`` (defaults 0.1),
     target ``~ U(target_low, target_high)`` (default ``[−π/2, π/2]``). Override with
     ``reset(options={"angle": ..., "velocity": ..., "target": ...})`` (any subset; for the
-    vector env scalars or arrays of shape ``(num_envs,)``).
+    vector env scalars or arrays of shape ``(num_envs,)``); another key raises ``ValueError``
+    naming the accepted ones.
 
     Episode end
     -----------
     No termination. Truncation after 150 steps (3 s at the default ``dt = 0.02``) by the
     registered time limit; with another ``dt`` pass ``max_episode_steps=round(3 / dt)`` to
-    ``gymnasium.make``.
+    ``gymnasium.make``. The torque limit and the friction bound the speed (at most
+    ``max_torque / friction`` at rest, 20 rad/s by default), so the state stays finite; should a
+    step still produce a non-finite state, observation or reward, it raises
+    ``FloatingPointError`` (never returns it).
 
     Arguments
     ---------

@@ -31,6 +31,7 @@ from ._common import (
     EnvModel,
     PlantEnv,
     PlantVectorEnv,
+    check_options,
     draw_segments,
     make_params,
     option_array,
@@ -47,6 +48,7 @@ __all__ = [
     "arm2link_reward",
     "arm2link_kinetic_energy",
     "arm2link_equilibrium",
+    "arm2link_speed_limit",
     "arm2link_plant",
     "pd_gravity_controller",
     "Arm2LinkEnv",
@@ -85,6 +87,13 @@ class Arm2LinkParams:
         plane of Li & Todorov.
     max_torque : float or pair
         Torque limit of each joint [N m], > 0.
+    max_speed : float or pair
+        Speed limit of each joint [rad/s], > 0 (default 10, about the peak joint speed of a
+        fast human reach or a robot arm's rated limit; the shipped policy stays below 3).
+        ``plant.step`` clips the joint speeds to it after the integrator, as Gymnasium's
+        Pendulum clips its speed (with semi-implicit Euler the positions then move with the
+        clipped speeds, exactly as there). Without it random torques spin the arm up until the
+        Coriolis terms overflow.
     dt : float
         Sample time [s].
     target_low, target_high : pair
@@ -108,6 +117,7 @@ class Arm2LinkParams:
     friction: tuple = ((0.05, 0.025), (0.025, 0.05))
     gravity: float = 0.0
     max_torque: tuple = (10.0, 10.0)
+    max_speed: tuple = (10.0, 10.0)
     dt: float = 0.02
     target_low: tuple = (-0.5, 0.3)
     target_high: tuple = (1.5, 2.3)
@@ -148,6 +158,10 @@ class Arm2LinkParams:
         if min(torque) <= 0:
             raise ValueError(f"max_torque: expected values > 0, received {self.max_torque!r}")
         setattr_(self, "max_torque", torque)
+        speed = _pair("max_speed", self.max_speed)
+        if min(speed) <= 0:
+            raise ValueError(f"max_speed: expected values > 0, received {self.max_speed!r}")
+        setattr_(self, "max_speed", speed)
         for name in ("target_low", "target_high", "home"):
             setattr_(self, name, _pair(name, getattr(self, name)))
         if any(lo > hi for lo, hi in zip(self.target_low, self.target_high)):
@@ -274,6 +288,40 @@ def arm2link_equilibrium(r, params: Arm2LinkParams):
     return np.concatenate([r, [0.0, 0.0]]), np.asarray(arm2link_gravity(r, params))
 
 
+def arm2link_speed_limit(x, params: Arm2LinkParams):
+    """The joint-speed limit applied after each integrator step (``post_step`` of the plant).
+
+    Clips ``q̇`` to ``±max_speed``. With semi-implicit Euler (the default) the step moved the
+    angles with the new speeds, so they are moved back by ``dt (q̇ − clip(q̇))``: the angles then
+    move with the clipped speeds, as in Gymnasium's Pendulum. Inside the limits ``x`` is returned
+    unchanged.
+
+    Parameters
+    ----------
+    x : array or tensor, shape (..., 4)
+        ``[q1, q2, q̇1, q̇2]`` after the integrator.
+    params : Arm2LinkParams
+
+    Returns
+    -------
+    array or tensor, shape (..., 4)
+    """
+    s1, s2 = params.max_speed
+    move_back = params.integrator == "semi_implicit_euler"
+    dt = params.dt
+    q1, q2, w1, w2 = unstack(x)
+    if type(w1) is float:  # one state of a single env: Python floats, nothing to do inside
+        if -s1 <= w1 <= s1 and -s2 <= w2 <= s2:
+            return x
+        c1, c2 = min(max(w1, -s1), s1), min(max(w2, -s2), s2)
+    else:
+        xp = namespace(x)
+        c1, c2 = xp.clip(w1, -s1, s1), xp.clip(w2, -s2, s2)
+    if move_back:
+        q1, q2 = q1 - dt * (w1 - c1), q2 - dt * (w2 - c2)
+    return stack([q1, q2, c1, c2], like=x)
+
+
 def arm2link_plant(params: Arm2LinkParams | None = None) -> Plant:
     """The two-link arm as a :class:`neuroctl.Plant`.
 
@@ -282,7 +330,8 @@ def arm2link_plant(params: Arm2LinkParams | None = None) -> Plant:
     Plant
         States ``["q1", "q2", "dq1", "dq2"]``, inputs ``["tau1", "tau2"]`` bounded by
         ``±max_torque``, references ``["target1", "target2"]``, outputs
-        ``["e1", "e2", "dq1", "dq2", "sin_q1", "sin_q12"]``.
+        ``["e1", "e2", "dq1", "dq2", "sin_q1", "sin_q12"]``. ``rhs`` is the unconstrained
+        continuous model; ``step`` adds the speed limit :func:`arm2link_speed_limit`.
     """
     params = Arm2LinkParams() if params is None else params
     if not isinstance(params, Arm2LinkParams):
@@ -293,6 +342,9 @@ def arm2link_plant(params: Arm2LinkParams | None = None) -> Plant:
 
     def equilibrium(r):
         return arm2link_equilibrium(r, params)
+
+    def speed_limit(x):
+        return arm2link_speed_limit(x, params)
 
     torque = np.asarray(params.max_torque)
     return Plant(
@@ -308,6 +360,7 @@ def arm2link_plant(params: Arm2LinkParams | None = None) -> Plant:
         references=["target1", "target2"],
         nominal_reference=np.asarray(params.home),
         equilibrium=equilibrium,
+        post_step=speed_limit,
         name="arm2link",
         controllers={
             "pd": ("PD with gravity compensation", lambda plant: pd_gravity_controller(params)),
@@ -355,6 +408,7 @@ def _arm2link_model(params: Arm2LinkParams) -> EnvModel:
     lo, hi = np.asarray(params.target_low), np.asarray(params.target_high)
 
     def sample(rng, n, options):
+        check_options(options, ("angle", "velocity", "target"))
         q = home + rng.uniform(-params.init_angle, params.init_angle, size=(n, 2))
         w = rng.uniform(-params.init_velocity, params.init_velocity, size=(n, 2))
         target = rng.uniform(lo, hi, size=(n, 2))
@@ -397,8 +451,8 @@ def _arm2link_model(params: Arm2LinkParams) -> EnvModel:
         reward=arm2link_reward,
         sample=sample,
         draw=draw,
-        obs_low=np.array([-inf, -inf, -inf, -inf, -1.0, -1.0]),
-        obs_high=np.array([inf, inf, inf, inf, 1.0, 1.0]),
+        obs_low=np.array([-inf, -inf, -params.max_speed[0], -params.max_speed[1], -1.0, -1.0]),
+        obs_high=np.array([inf, inf, params.max_speed[0], params.max_speed[1], 1.0, 1.0]),
         render_fps=max(1, round(1.0 / params.dt)),
     )
 
@@ -438,8 +492,8 @@ _ENV_DOC = """
     |-----|---------------------------|------|-----|-------|
     | 0   | shoulder error ``r1 − q1``| -inf | inf | rad   |
     | 1   | elbow error ``r2 − q2``   | -inf | inf | rad   |
-    | 2   | shoulder velocity         | -inf | inf | rad/s |
-    | 3   | elbow velocity            | -inf | inf | rad/s |
+    | 2   | shoulder velocity         | -max_speed[0] | max_speed[0] | rad/s |
+    | 3   | elbow velocity            | -max_speed[1] | max_speed[1] | rad/s |
     | 4   | ``sin q1``                | -1   | 1   |       |
     | 5   | ``sin(q1 + q2)``          | -1   | 1   |       |
 
@@ -456,16 +510,21 @@ _ENV_DOC = """
     ``q̇ ~ U(−init_velocity, init_velocity)``, targets ``~ U(target_low, target_high)``
     (defaults ``(−0.5, 0.3)`` to ``(1.5, 2.3)`` rad). Override with
     ``reset(options={"angle": (2,), "velocity": (2,), "target": (2,)})`` (arrays of shape
-    ``(num_envs, 2)`` for the vector env).
+    ``(num_envs, 2)`` for the vector env); another key raises ``ValueError`` naming the accepted
+    ones.
 
     Episode end
     -----------
-    No termination; truncation after 150 steps (3 s at ``dt = 0.02``).
+    No termination; truncation after 150 steps (3 s at ``dt = 0.02``). The joint speeds are
+    limited to ``±max_speed`` (default 10 rad/s; :func:`arm2link_speed_limit`), so random torques
+    keep the state finite; should a step still produce a non-finite state, observation or reward,
+    it raises ``FloatingPointError`` (never returns it).
 
     Arguments
     ---------
     ``gymnasium.make("neuroctl/Arm2Link-v0", render_mode=None, **Arm2LinkParams fields)``, e.g.
-    ``gravity=9.81`` for a vertical plane, ``max_torque=(10, 10)``, ``dt=0.02``; or
+    ``gravity=9.81`` for a vertical plane, ``max_torque=(10, 10)``, ``max_speed=(10, 10)``,
+    ``dt=0.02``; or
     ``params=Arm2LinkParams(...)``. Unknown keywords raise ``TypeError``.
     ``render_mode="rgb_array"`` returns a ``(256, 256, 3)`` uint8 image drawn with numpy.
     Batched: ``gymnasium.make_vec("neuroctl/Arm2Link-v0", num_envs=N,
@@ -473,7 +532,8 @@ _ENV_DOC = """
 
     Version history
     ---------------
-    * v0: initial version.
+    * v0: initial version; the joint-speed limit ``max_speed`` was added after random torques
+      drove the unlimited arm to infinite speeds.
 """
 
 

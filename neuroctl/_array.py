@@ -18,7 +18,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["namespace", "is_torch", "as_like", "unstack", "stack", "NOT_AGNOSTIC_HINT"]
+__all__ = [
+    "namespace",
+    "is_torch",
+    "as_like",
+    "unstack",
+    "stack",
+    "check_vector",
+    "NOT_AGNOSTIC_HINT",
+]
 
 #: What to write instead of a numpy-only (or math-only) function of the state: quoted by every
 #: error about a function that fails on a torch tensor or a set.
@@ -100,7 +108,13 @@ def unstack(x: Any):
         return x.tolist()
     # indexing, also for tensors: a rollout differentiated through it runs ~1.5x faster than
     # through unbind, whose backward fills in every component's gradient
-    return [x[..., i] for i in range(x.shape[-1])]
+    shape = getattr(x, "shape", None)
+    if not shape:
+        raise ValueError(
+            f"x: expected an array of shape (..., n), received {type(x).__name__} of shape "
+            f"{tuple(shape) if shape is not None else None}"
+        )
+    return [x[..., i] for i in range(shape[-1])]
 
 
 def stack(parts, like: Any):
@@ -125,7 +139,13 @@ def stack(parts, like: Any):
     if arrays:
         # one copy into (k, ...) and a transposed view: several times cheaper than np.stack on
         # the small batches of a vector env
-        joined = np.array(parts)
+        try:
+            joined = np.array(parts)
+        except ValueError:
+            raise ValueError(
+                "parts: expected components of one batch shape, received shapes "
+                f"{[p.shape for p in parts]}"
+            ) from None
         return joined.T if joined.ndim == 2 else np.moveaxis(joined, 0, -1)
     if not scalars:  # tensors, or numpy-like objects (sets in neuroctl.verify)
         return namespace(like, *parts).stack(parts, axis=-1)
@@ -148,3 +168,51 @@ def not_agnostic_error(err: BaseException, x: Any, what: str) -> TypeError | Non
         f"{what} failed on a torch tensor ({type(err).__name__}: {' '.join(str(err).split())}); "
         f"if it is written for numpy only, {NOT_AGNOSTIC_HINT}"
     )
+
+
+def check_vector(value: Any, size: int, what: str, names=None, *, broadcast: bool = False):
+    """``value`` as a finite float64 vector of shape ``(size,)``, or an error naming ``what``.
+
+    Parameters
+    ----------
+    value : array_like or tensor
+        Any shape holding ``size`` numbers (``(size,)``, ``(1, size)``, ...), or a scalar
+        with ``broadcast=True``.
+    size : int
+    what : str
+        The argument's name, for the message.
+    names : sequence of str, optional
+        The names of the components, for the message.
+    broadcast : bool
+        Accept a scalar and repeat it ``size`` times.
+
+    Returns
+    -------
+    ndarray, shape (size,)
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not numeric.
+    ValueError
+        If it holds another number of entries, or a NaN or infinity.
+    """
+    label = f" for {list(names)}" if names is not None else ""
+    if is_torch(value):
+        value = value.detach().cpu().double().numpy()
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{what}: expected numbers of shape ({size},){label}, received {value!r}"
+        ) from None
+    if broadcast and arr.ndim == 0:
+        arr = np.full(size, float(arr))
+    if arr.size != size:
+        raise ValueError(
+            f"{what}: expected shape ({size},){label}, received shape {arr.shape}"
+        )
+    arr = arr.reshape(size)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{what}: expected finite numbers{label}, received {arr.tolist()}")
+    return arr

@@ -24,8 +24,10 @@ from ._json import json_dict
 from .linearize import (
     Linearization,
     OperatingPoint,
+    _check_plant,
     _check_positive,
     _float64,
+    _invariant,
     _jacobians,
     linearize,
     local_gain,
@@ -467,7 +469,13 @@ def analyze(
         ``step_info`` and ``margins`` of each region are computed on first access (printing the
         report computes them).
     """
+    _check_plant(plant)
     marginal_tol = _check_positive(marginal_tol, "marginal_tol", allow_zero=True)
+    for what, name in (("step_input", step_input), ("step_output", step_output)):
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"{what}: expected a signal name (str) or None, received {name!r}")
+    if invariant is not None:
+        invariant = _invariant(invariant, plant.n_states)
     lin = linearize(
         plant,
         controller,
@@ -493,7 +501,7 @@ def analyze(
     if invariant is None and plant.invariants.shape[1]:
         invariant = plant.invariants
     if invariant is not None:
-        V = np.asarray(invariant, float).reshape(plant.n_states, -1)
+        V = invariant
         U, s, _ = np.linalg.svd(V, full_matrices=True)
         rank = int(np.sum(s > 1e-12 * max(s.max(), 1e-300)))
         reducer = U[:, rank:]

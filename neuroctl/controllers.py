@@ -77,7 +77,19 @@ def affine_layer(scale, offset, *, dtype=torch.float32) -> nn.Linear:
     nn.Linear
         ``k -> k`` layer with ``requires_grad=False`` weights.
     """
-    scale, offset = np.broadcast_arrays(np.asarray(scale, float), np.asarray(offset, float))
+    scale, offset = np.asarray(scale, float), np.asarray(offset, float)
+    if scale.ndim > 1 or offset.ndim > 1 or scale.size * offset.size == 0:
+        raise ValueError(
+            "scale, offset: expected vectors of shape (k,) (or scalars), received shapes "
+            f"{scale.shape} and {offset.shape}"
+        )
+    try:
+        scale, offset = np.broadcast_arrays(scale, offset)
+    except ValueError:
+        raise ValueError(
+            "scale, offset: expected shapes that broadcast to one (k,), received shapes "
+            f"{scale.shape} and {offset.shape}"
+        ) from None
     scale, offset = np.atleast_1d(scale), np.atleast_1d(offset)
     if not (np.isfinite(scale).all() and np.isfinite(offset).all()):
         raise ValueError(
@@ -195,6 +207,10 @@ def linear_controller(gain, offset=None, *, dtype=torch.float64) -> nn.Linear:
         Feed-forward term (default zeros).
     """
     gain = np.atleast_2d(np.asarray(gain, dtype=float))
+    if gain.ndim != 2 or gain.size == 0:
+        raise ValueError(f"gain: expected a matrix of shape (m, p), received shape {gain.shape}")
+    if not np.isfinite(gain).all():
+        raise ValueError(f"gain: expected finite numbers, received {gain.tolist()}")
     m, p = gain.shape
     offset = np.zeros(m) if offset is None else np.asarray(offset, float)
     try:
@@ -203,6 +219,8 @@ def linear_controller(gain, offset=None, *, dtype=torch.float64) -> nn.Linear:
         raise ValueError(
             f"offset: expected a scalar or shape ({m},), received shape {offset.shape}"
         ) from None
+    if not np.isfinite(offset).all():
+        raise ValueError(f"offset: expected finite numbers, received {offset.tolist()}")
     layer = nn.Linear(p, m).to(dtype)
     with torch.no_grad():
         layer.weight.copy_(torch.as_tensor(gain, dtype=dtype))

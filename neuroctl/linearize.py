@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._array import check_vector
 from ._gain_rules import (
     GAIN_RULES,
     NUMPY_MAX_BATCH,
@@ -38,6 +39,7 @@ from ._gain_rules import (
 )
 from ._json import json_dict
 from .plant import Plant
+from .simulate import check_controller, linear_io
 
 __all__ = [
     "local_gain",
@@ -504,10 +506,26 @@ def local_gain(
     validity_tol = _check_positive(validity_tol, "validity_tol")
     if not (isinstance(max_kink_neurons, (int, np.integer)) and max_kink_neurons >= 1):
         raise ValueError(f"max_kink_neurons: expected an int >= 1, received {max_kink_neurons!r}")
-    xn = x.detach().to(F64).cpu().numpy() if torch.is_tensor(x) else np.asarray(x, float)
+    if not isinstance(preactivations, bool):
+        raise TypeError(f"preactivations: expected a bool, received {preactivations!r}")
+    try:
+        xn = x.detach().to(F64).cpu().numpy() if torch.is_tensor(x) else np.asarray(x, float)
+    except (TypeError, ValueError):
+        raise TypeError(f"x: expected numbers of shape (n,) or (B, n), received {x!r}") from None
     if xn.ndim not in (1, 2) or 0 in xn.shape:
         raise ValueError(
             f"x: expected shape (n,) or (B, n) with B, n >= 1, received {tuple(xn.shape)}"
+        )
+    if not np.isfinite(xn).all():
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(xn))[0])
+        raise ValueError(
+            f"x: expected finite numbers, received {xn[bad]} at index {bad} (of shape {xn.shape})"
+        )
+    n_in = linear_io(net)[0]
+    if n_in is not None and xn.shape[-1] != n_in:
+        raise ValueError(
+            f"x: expected shape ({n_in},) or (B, {n_in}) (the network's input size), received "
+            f"{tuple(xn.shape)}"
         )
     batched = xn.ndim == 2
     Xn = np.ascontiguousarray(xn if batched else xn[None])
@@ -656,7 +674,14 @@ class PlantJacobians:
         return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in vars(self).items()}
 
 
+def _check_plant(plant) -> None:
+    if not isinstance(plant, Plant):
+        raise TypeError(f"plant: expected a neuroctl.Plant, received {type(plant).__name__}")
+
+
 def _is_continuous(plant: Plant, continuous: bool | None) -> bool:
+    if continuous is not None and not isinstance(continuous, (bool, np.bool_)):
+        raise TypeError(f"continuous: expected True, False or None, received {continuous!r}")
     if continuous is None:
         return plant.is_continuous
     if continuous and not plant.is_continuous:
@@ -686,12 +711,13 @@ def plant_jacobians(plant: Plant, x, u, w=None, r=None, *, continuous: bool | No
     -------
     PlantJacobians
     """
+    _check_plant(plant)
     cont = _is_continuous(plant, continuous)
     n, m, nw, nr = plant.n_states, plant.n_inputs, plant.n_disturbances, plant.n_references
-    x = np.asarray(x, float).reshape(n)
-    u = np.asarray(u, float).reshape(m)
-    w = np.zeros(nw) if w is None else np.asarray(w, float).reshape(nw)
-    r = plant.nominal_reference if r is None else np.asarray(r, float).reshape(nr)
+    x = check_vector(x, n, "x", plant.state_names)
+    u = check_vector(u, m, "u", plant.input_names)
+    w = np.zeros(nw) if w is None else check_vector(w, nw, "w", plant.disturbance_names)
+    r = plant.nominal_reference if r is None else check_vector(r, nr, "r", plant.reference_names)
 
     p = plant.n_outputs
     if plant._jacobian_hook is not None:  # exact without autograd (complex step)
@@ -823,12 +849,14 @@ class OperatingPoint:
         :func:`operating_point`; default ``plant.invariants``) the motion along those
         directions is reported as ``drift`` and removed from the residual.
         """
+        _check_plant(plant)
+        check_controller(plant, controller)
         cont = _is_continuous(plant, continuous)
         r, w = _ref_dist(plant, reference, disturbance)
         return _make_op(
             plant,
             _controller64(controller),
-            np.asarray(x, float),
+            check_vector(x, plant.n_states, "x", plant.state_names),
             r,
             w,
             cont,
@@ -896,28 +924,36 @@ class OperatingPoint:
 
 
 def _ref_dist(plant: Plant, reference, disturbance):
-    r = plant.nominal_reference if reference is None else np.asarray(reference, float)
-    if r.shape != (plant.n_references,):
-        raise ValueError(
-            f"reference: expected shape ({plant.n_references},) for {list(plant.reference_names)}"
-            f", received {r.shape}"
+    r = (
+        plant.nominal_reference
+        if reference is None
+        else check_vector(reference, plant.n_references, "reference", plant.reference_names)
+    )
+    w = (
+        np.zeros(plant.n_disturbances)
+        if disturbance is None
+        else check_vector(
+            disturbance, plant.n_disturbances, "disturbance", plant.disturbance_names
         )
-    w = np.zeros(plant.n_disturbances) if disturbance is None else np.asarray(disturbance, float)
-    if w.shape != (plant.n_disturbances,):
-        raise ValueError(
-            f"disturbance: expected shape ({plant.n_disturbances},), received {w.shape}"
-        )
+    )
     return r, w
 
 
 def _invariant(invariant, n: int) -> np.ndarray:
-    V = np.asarray(invariant, float)
+    try:
+        V = np.asarray(invariant, float)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"invariant: expected directions of shape ({n}, k), received {invariant!r}"
+        ) from None
     if V.ndim == 1:
         V = V[:, None]
-    if V.shape[0] != n or V.ndim != 2:
+    if V.ndim != 2 or V.shape[0] != n or V.shape[1] == 0:
         raise ValueError(
             f"invariant: expected directions of shape ({n}, k), received {np.shape(invariant)}"
         )
+    if not np.isfinite(V).all() or not np.abs(V).max(axis=0).all():
+        raise ValueError("invariant: expected finite, non-zero directions (columns)")
     return V
 
 
@@ -1066,11 +1102,17 @@ def operating_point(
     """
     from scipy.optimize import root
 
+    _check_plant(plant)
     cont = _is_continuous(plant, continuous)
     tol = _check_positive(tol, "tol")
     if not (isinstance(settle, (int, np.integer)) and not isinstance(settle, bool) and settle >= 0):
         raise ValueError(f"settle: expected an int >= 0 (steps), received {settle!r}")
+    check_controller(plant, controller)
     r, w = _ref_dist(plant, reference, disturbance)
+    if invariant is not None:
+        _invariant(invariant, plant.n_states)
+    if guess is not None:
+        guess = check_vector(guess, plant.n_states, "guess", plant.state_names)
     ctrl = _controller64(controller)
     guess, source = _guess(plant, guess, r)
     if settle:
@@ -1452,11 +1494,27 @@ def linearize(
         references, disturbances and plant-input disturbances, never empty), ``loops`` (broken at
         the plant input) and each region's ``controller`` gain.
     """
+    _check_plant(plant)
     norm = _check_norm(norm)
+    kink_tol = _check_positive(kink_tol, "kink_tol", allow_zero=True)
+    check_controller(plant, controller)
     if op is None:
         op = operating_point(plant, controller, reference=reference, continuous=continuous)
     elif not isinstance(op, OperatingPoint):
         raise TypeError(f"op: expected an OperatingPoint, received {type(op).__name__}")
+    elif reference is not None:
+        raise ValueError(
+            "reference: expected None when op= is given (the reference is used only to find the "
+            f"operating point; op's is op.r), received {reference!r}"
+        )
+    else:
+        want = (plant.n_states, plant.n_references, plant.n_disturbances, plant.n_outputs)
+        got = (op.x.size, np.size(op.r), np.size(op.w), np.size(op.y))
+        if want != got:
+            raise ValueError(
+                f"op: expected an operating point of plant {plant.name!r} (sizes of state, "
+                f"reference, disturbance, observation {want}), received one with sizes {got}"
+            )
     cont = op.continuous if continuous is None else _is_continuous(plant, continuous)
     walked = isinstance(controller, nn.Module) and _supported(controller)
     # a network with rules is walked in float64 as it is, no copy needed
@@ -1581,6 +1639,7 @@ def lqr(plant: Plant, op, Q, R, *, continuous: bool | None = None, on: str = "au
 
     from .controllers import linear_controller
 
+    _check_plant(plant)
     if on not in ("auto", "observation", "state"):
         raise ValueError(f"on: expected 'auto', 'observation' or 'state', received {on!r}")
     if isinstance(op, OperatingPoint):
@@ -1593,7 +1652,9 @@ def lqr(plant: Plant, op, Q, R, *, continuous: bool | None = None, on: str = "au
             raise TypeError(
                 f"op: expected an OperatingPoint or a tuple (x, u), received {op!r}"
             ) from None
-        x0, u0, w0, r0 = np.asarray(x0, float), np.asarray(u0, float), None, None
+        x0 = check_vector(x0, plant.n_states, "op[0] (the state)", plant.state_names)
+        u0 = check_vector(u0, plant.n_inputs, "op[1] (the input)", plant.input_names)
+        w0 = r0 = None
         cont = _is_continuous(plant, continuous)
     jac = plant_jacobians(plant, x0, u0, w0, r0, continuous=cont)
     Q = np.atleast_2d(np.asarray(Q, float))
@@ -1603,6 +1664,8 @@ def lqr(plant: Plant, op, Q, R, *, continuous: bool | None = None, on: str = "au
         raise ValueError(
             f"Q, R: expected shapes ({n}, {n}) and ({m}, {m}), received {Q.shape} and {R.shape}"
         )
+    if not (np.isfinite(Q).all() and np.isfinite(R).all()):
+        raise ValueError("Q, R: expected finite weights, received a NaN or an infinity")
     if cont:
         K, S, E = control.lqr(jac.A, jac.B, Q, R)
     else:

@@ -13,6 +13,7 @@ accepts shapes ``(..., n)``. No physics is ever written twice.
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ import numpy as np
 from ._array import (
     NOT_AGNOSTIC_HINT,
     as_like,
+    check_vector,
     is_torch,
     namespace,
     not_agnostic_error,
@@ -142,6 +144,138 @@ def _bounds(value, m: int, fill: float, what: str) -> np.ndarray:
     return arr
 
 
+def _batch_shape(value) -> tuple[int, ...]:
+    try:
+        shape = tuple(value)
+    except TypeError:
+        shape = None
+    if shape is None or not all(
+        isinstance(b, (int, np.integer)) and not isinstance(b, bool) and b >= 1 for b in shape
+    ):
+        raise ValueError(
+            f"batch_shape: expected a tuple of positive ints (() for any batch), received {value!r}"
+        )
+    return tuple(int(b) for b in shape)
+
+
+_AGNOSTIC_HINT = (
+    "write it once for numpy and torch: xp = neuroctl.namespace(x) and xp.sin, xp.exp, "
+    "xp.stack([...], axis=-1), or parts = neuroctl.unstack(x) and neuroctl.stack(parts, like=x); "
+    "not math.* or np.* on the components, and no float() or .tolist() of them"
+)
+
+
+def _probe_point(plant: Plant) -> tuple[np.ndarray, np.ndarray]:
+    """A state and an input at which to call the plant's functions once (rest if known)."""
+    n, m = plant.n_states, plant.n_inputs
+    lo, hi = plant.input_lower, plant.input_upper
+    finite = np.isfinite(lo) & np.isfinite(hi)
+    mid = np.clip(0.0, lo, hi)
+    mid[finite] = 0.5 * (lo[finite] + hi[finite])
+    if plant._equilibrium is None:
+        return np.zeros(n), mid
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            x_eq, u_eq = plant.equilibrium()
+    except Exception:  # noqa: BLE001 - no rest state for the nominal reference: probe at zero
+        return np.zeros(n), mid
+    if x_eq.shape != (n,) or u_eq.shape != (m,):
+        raise ValueError(
+            f"equilibrium: expected a state of shape ({n},) and an input of shape ({m},), "
+            f"received shapes {x_eq.shape} and {u_eq.shape}"
+        )
+    if not np.isfinite(x_eq).all():
+        return np.zeros(n), mid
+    u_eq = np.where(np.isfinite(u_eq), u_eq, mid)
+    return x_eq, np.clip(u_eq, lo, hi)
+
+
+def _probe(plant: Plant) -> None:
+    """Call the plant's functions once on numpy and torch inputs and check their shapes."""
+    import torch
+
+    n, m, nw, nr = plant.n_states, plant.n_inputs, plant.n_disturbances, plant.n_references
+    p = plant.n_outputs
+    x0, u0 = _probe_point(plant)
+    r0 = plant.nominal_reference
+    if plant.batch_shape:
+        batches = [plant.batch_shape]
+    else:
+        b = next(b for b in range(3, 100) if b not in (n, m, p, nw, nr))
+        batches = [(), (b,)]
+    dyn_name = "rhs" if plant._rhs is not None else "update"
+    dyn = plant._rhs if plant._rhs is not None else plant._update
+    calls = [(dyn_name, n, "the time derivative" if dyn_name == "rhs" else "the next state")]
+    if plant._observe is not None:
+        calls.append(("observe", p, "the observation"))
+    if plant._post_step is not None:
+        calls.append(("post_step", n, "the projected state"))
+
+    def run(name, x, u, w, r):
+        if name == dyn_name:
+            return dyn(x, u, w) if nw else dyn(x, u)
+        if name == "observe":
+            return plant._observe(x, r) if plant._observe_takes_reference else plant._observe(x)
+        return plant._post_step(x)
+
+    def arguments(batch, like):
+        args = [np.broadcast_to(a, (*batch, a.size)).copy() for a in (x0, u0, np.zeros(nw), r0)]
+        if like == "torch":
+            args = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in args]
+        return args
+
+    point = f" at x={x0.tolist()}, u={u0.tolist()}" if n + m <= 8 else ""
+
+    def where(batch, like):
+        kind = "torch tensors" if like == "torch" else "numpy arrays"
+        return f"on a state of shape {(*batch, n)} ({kind}; probed once at construction)"
+
+    for like in ("numpy", "torch"):
+        for batch in batches if like == "numpy" else batches[-1:]:
+            args = arguments(batch, like)
+            for name, size, what in calls:
+                try:
+                    with np.errstate(all="ignore"), warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        out = run(name, *args)
+                except Exception as exc:
+                    if like == "torch" or batch:
+                        first = "numpy arrays" if like == "torch" else "one numpy state"
+                        raise TypeError(
+                            f"{name}: expected a function of numpy arrays and torch tensors of "
+                            f"any batch shape (..., k); it runs on {first} but raised "
+                            f"{type(exc).__name__}: {exc} {where(batch, like)}; {_AGNOSTIC_HINT}"
+                        ) from exc
+                    raise ValueError(
+                        f"{name}: expected a function defined at the probe point, but it raised "
+                        f"{type(exc).__name__}: {exc} {where(batch, like)}{point}; give "
+                        "equilibrium= for a rest state at which the functions are defined"
+                    ) from exc
+                if like == "torch" and not torch.is_tensor(out):
+                    raise TypeError(
+                        f"{name}: expected a torch tensor {where(batch, like)}, received "
+                        f"{type(out).__name__}; {_AGNOSTIC_HINT}"
+                    )
+                shape = tuple(np.shape(out)) if not torch.is_tensor(out) else tuple(out.shape)
+                want = (*batch, size)
+                if shape != want:
+                    hint = ""
+                    if batch and shape == want[::-1]:
+                        hint = (
+                            " (transposed: the batch axes come first, shape (..., k); index "
+                            "x[..., i] and stack along axis=-1)"
+                        )
+                    elif batch and shape[-1:] == (size,):
+                        hint = " (the batch axes of the input must be kept)"
+                    elif shape == ():
+                        hint = " (a scalar: return one component per entry along the last axis)"
+                    raise ValueError(
+                        f"{name}: expected {what} of shape {want} {where(batch, like)}, received "
+                        f"shape {shape}{hint}"
+                    )
+
+
 def _n_positional(fn: Callable) -> int:
     try:
         sig = inspect.signature(fn)
@@ -202,6 +336,10 @@ class Plant:
     post_step : callable, optional
         Projection applied after the integrator, ``post_step(x_next) -> x_next`` (e.g. a speed
         clamp). It is part of ``step``.
+    batch_shape : tuple of int
+        Leading batch shape the functions are bound to: ``()`` (default) for functions of any
+        leading shape; ``(B,)`` for a plant whose parameters are per-copy arrays of shape
+        ``(B,)`` (e.g. a batch of ring lengths), whose functions take ``(B, n)`` states only.
     name : str
         A label for printing.
     params : object, optional
@@ -227,6 +365,16 @@ class Plant:
         the figures that mean something for
         this plant (a ring's mean speed and smallest gap, an arm's final error). See
         :meth:`metrics`.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For a bad argument, naming it. The functions are checked once at construction with a
+        probe call (at the rest state of ``equilibrium`` if given, else zero state; the input at
+        rest, else zero or mid-bounds): on one state ``(n,)`` and a batch ``(B, n)`` in numpy, and
+        on a batch of torch tensors. An output of the wrong shape (one state of two, a scalar, a
+        transposed ``(n, B)``) or a function that is not array-agnostic (``math.sin`` or
+        ``np.sin`` on a tensor) raises with a message that says what was wrong.
 
     Notes
     -----
@@ -279,6 +427,7 @@ class Plant:
         nominal_reference=None,
         equilibrium: Callable | None = None,
         post_step: Callable | None = None,
+        batch_shape: tuple[int, ...] = (),
         name: str = "plant",
         params: Any = None,
         invariants=None,
@@ -330,13 +479,26 @@ class Plant:
         self.nominal_reference = (
             np.zeros(n_ref)
             if nominal_reference is None
-            else np.broadcast_to(np.asarray(nominal_reference, float), (n_ref,)).copy()
+            else check_vector(
+                nominal_reference, n_ref, "nominal_reference", self.reference_names, broadcast=True
+            )
         )
+        for what, fn in (
+            ("rhs", rhs),
+            ("update", update),
+            ("observe", observe),
+            ("equilibrium", equilibrium),
+            ("post_step", post_step),
+        ):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{what}: expected a callable, received {fn!r}")
         self._equilibrium = equilibrium
         self._post_step = post_step
+        self.batch_shape = _batch_shape(batch_shape)
         self.name = name
         self.params = params
         self._set_facts(invariants, operating_points, controllers, metrics)
+        _probe(self)
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -498,6 +660,8 @@ class Plant:
             )
         if r is None:
             r = self.nominal_reference
+        else:
+            r = check_vector(r, self.n_references, "r", self.reference_names)
         x_eq, u_eq = self._equilibrium(np.asarray(r, dtype=float))
         return np.asarray(x_eq, dtype=float), np.asarray(u_eq, dtype=float)
 

@@ -12,7 +12,7 @@ import torch
 from ._json import json_dict
 from .plant import Plant
 
-__all__ = ["simulate", "Trajectory", "controller_dtype"]
+__all__ = ["simulate", "Trajectory", "controller_dtype", "check_controller", "linear_io"]
 
 
 def controller_dtype(controller: Any, default: torch.dtype = torch.float64) -> torch.dtype:
@@ -25,6 +25,95 @@ def controller_dtype(controller: Any, default: torch.dtype = torch.float64) -> t
             if b.is_floating_point():
                 return b.dtype
     return default
+
+
+def linear_io(net: torch.nn.Module) -> tuple[int | None, int | None]:
+    """Input size of the first ``nn.Linear`` of ``net`` and output size of its last one.
+
+    ``(None, None)`` for a network without ``nn.Linear`` layers (or with layers before the
+    first one that may change the size, such as convolutions).
+    """
+    linears = [mod for mod in net.modules() if isinstance(mod, torch.nn.Linear)]
+    if not linears:
+        return None, None
+    first = next(mod for mod in net.modules() if isinstance(mod, (torch.nn.Linear, _RESHAPING)))
+    return (linears[0].in_features if first is linears[0] else None), linears[-1].out_features
+
+
+_RESHAPING = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Bilinear, torch.nn.Embedding)
+
+
+def check_controller(plant: Plant, controller) -> None:
+    """Refuse a controller that is not callable, or a network whose sizes do not fit ``plant``.
+
+    Raises
+    ------
+    TypeError
+        For something that is neither None, an ``nn.Module`` nor a callable.
+    ValueError
+        For a network whose first ``nn.Linear`` does not take the plant's ``p`` observations or
+        whose last one does not give its ``m`` inputs (sizes named, expected and received).
+    """
+    if controller is None:
+        return
+    if not callable(controller):
+        raise TypeError(
+            "controller: expected an nn.Module, a callable on observations or None, received "
+            f"{type(controller).__name__}"
+        )
+    if not isinstance(controller, torch.nn.Module):
+        return
+    n_in, n_out = linear_io(controller)
+    if n_in is not None and n_in != plant.n_outputs:
+        raise ValueError(
+            f"controller: expected a network with {plant.n_outputs} inputs (the observations "
+            f"{list(plant.output_names)} of plant {plant.name!r}), received one with {n_in}"
+        )
+    if n_out is not None and n_out != plant.n_inputs:
+        raise ValueError(
+            f"controller: expected a network with {plant.n_inputs} outputs (the inputs "
+            f"{list(plant.input_names)} of plant {plant.name!r}), received one with {n_out}"
+        )
+
+
+def _as_float64(value, what: str, names: str, size: int) -> torch.Tensor:
+    """``value`` as a finite float64 tensor, or an error naming ``what``."""
+    try:
+        t = (
+            value.to(torch.float64)
+            if torch.is_tensor(value)
+            else torch.as_tensor(np.asarray(value, dtype=float), dtype=torch.float64)
+        )
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{what}: expected numbers of shape (..., {size}) for {names}, received {value!r}"
+        ) from None
+    if not bool(torch.isfinite(t).all()):
+        bad = (~torch.isfinite(t)).nonzero()[0].tolist()
+        raise ValueError(
+            f"{what}: expected finite numbers, received a non-finite entry at index {tuple(bad)}"
+            f" (of shape {tuple(t.shape)})"
+        )
+    return t
+
+
+def _check_disturbance(w, plant: Plant, batch: tuple) -> None:
+    want = (*batch, plant.n_disturbances)
+    shape = getattr(w, "shape", None)
+    shape = None if shape is None else tuple(shape)
+    if plant.n_disturbances == 0:
+        if w is not None:
+            raise ValueError(
+                f"disturbance: expected disturbance(k, x) to return None (plant {plant.name!r} "
+                f"has no disturbance inputs), received {type(w).__name__}"
+            )
+        return
+    if shape is None or shape[-1:] != want[-1:] or len(shape) > len(want):
+        raise ValueError(
+            f"disturbance: expected disturbance(k, x) to return shape {want} for "
+            f"{list(plant.disturbance_names)}, received "
+            f"{shape if shape is not None else type(w).__name__}"
+        )
 
 
 @dataclass
@@ -63,6 +152,8 @@ class Trajectory:
 
     def state(self, name: str) -> np.ndarray:
         """One state signal by name, shape ``(..., T+1)``."""
+        if name not in self.state_names:
+            raise ValueError(f"name: expected one of {list(self.state_names)}, received {name!r}")
         return self.states[..., self.state_names.index(name)]
 
     @json_dict
@@ -85,6 +176,10 @@ class Trajectory:
         -------
         matplotlib.figure.Figure
         """
+        if isinstance(max_traces, bool) or not (
+            isinstance(max_traces, (int, np.integer)) and max_traces >= 1
+        ):
+            raise ValueError(f"max_traces: expected a positive int, received {max_traces!r}")
         import matplotlib.pyplot as plt
 
         n, m = self.states.shape[-1], self.inputs.shape[-1]
@@ -143,22 +238,50 @@ def simulate(
     -------
     Trajectory
     """
-    if not (isinstance(steps, (int, np.integer)) and steps >= 0):
+    if not isinstance(plant, Plant):
+        raise TypeError(f"plant: expected a neuroctl.Plant, received {type(plant).__name__}")
+    check_controller(plant, controller)
+    if isinstance(steps, bool) or not (isinstance(steps, (int, np.integer)) and steps >= 0):
         raise ValueError(f"steps: expected a non-negative int, received {steps!r}")
-    x = torch.as_tensor(
-        np.asarray(x0, dtype=float) if not torch.is_tensor(x0) else x0, dtype=torch.float64
-    )
+    if disturbance is not None and not callable(disturbance):
+        raise TypeError(
+            "disturbance: expected a callable disturbance(k, x) -> w or None, received "
+            f"{type(disturbance).__name__}"
+        )
+    if not isinstance(differentiable, bool):
+        raise TypeError(f"differentiable: expected a bool, received {differentiable!r}")
+    x = _as_float64(x0, "x0", f"states {list(plant.state_names)}", plant.n_states)
     if x.ndim == 0 or x.shape[-1] != plant.n_states:
         raise ValueError(
             f"x0: expected shape (..., {plant.n_states}) for states {list(plant.state_names)}, "
             f"received {tuple(x.shape)}"
         )
+    if plant.batch_shape and x.shape[:-1] != plant.batch_shape:
+        raise ValueError(
+            f"x0: expected shape {(*plant.batch_shape, plant.n_states)} (plant {plant.name!r} "
+            f"is bound to the batch shape {plant.batch_shape}), received {tuple(x.shape)}"
+        )
     r = None
     if plant.n_references:
-        r = torch.as_tensor(
-            plant.nominal_reference if reference is None else reference, dtype=torch.float64
+        what = f"references {list(plant.reference_names)}"
+        r = (
+            torch.as_tensor(plant.nominal_reference, dtype=torch.float64)
+            if reference is None
+            else _as_float64(reference, "reference", what, plant.n_references)
         )
-        r = torch.broadcast_to(r, (*x.shape[:-1], plant.n_references))
+        want = (*x.shape[:-1], plant.n_references)
+        try:
+            r = torch.broadcast_to(r, want)
+        except RuntimeError:
+            raise ValueError(
+                f"reference: expected a shape broadcastable to {want} (x0's batch shape, then "
+                f"{plant.n_references} {what}), received {tuple(r.shape)}"
+            ) from None
+    elif reference is not None:
+        raise ValueError(
+            f"reference: expected None (plant {plant.name!r} has no references), received "
+            f"{reference!r}"
+        )
     ctrl_dtype = controller_dtype(controller)
     states, inputs, observations = [x], [], []
     grad = torch.enable_grad() if differentiable else torch.no_grad()
@@ -169,13 +292,20 @@ def simulate(
             if controller is None:
                 u = torch.zeros((*x.shape[:-1], plant.n_inputs), dtype=torch.float64)
             else:
-                u = controller(y.to(ctrl_dtype)).to(torch.float64)
-                if u.shape[-1] != plant.n_inputs:
+                u = controller(y.to(ctrl_dtype))
+                if not torch.is_tensor(u):
+                    u = torch.as_tensor(np.asarray(u, dtype=float))
+                u = u.to(torch.float64)
+                if u.ndim == 0 or u.shape[-1] != plant.n_inputs:
                     raise ValueError(
-                        f"controller: expected {plant.n_inputs} outputs for inputs "
-                        f"{list(plant.input_names)}, received shape {tuple(u.shape)}"
+                        f"controller: expected outputs of shape (..., {plant.n_inputs}) for "
+                        f"inputs {list(plant.input_names)}, received shape {tuple(u.shape)}"
                     )
-            w = disturbance(k, x) if disturbance is not None else None
+            w = None
+            if disturbance is not None:
+                w = disturbance(k, x)
+                if k == 0:
+                    _check_disturbance(w, plant, x.shape[:-1])
             x = plant.step(x, u, w)
             y = plant.observe(x, r)
             states.append(x)

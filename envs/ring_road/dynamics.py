@@ -164,7 +164,7 @@ class Params:
     Attributes
     ----------
     n_vehicles : int
-        Number of cars ``N`` on the ring, humans and AVs (22).
+        Number of cars ``N`` on the ring, humans and AVs (22), >= 2.
     n_av : int
         Number of automated vehicles (1); 0 makes an all-human ring.
     ring_length : float or (int, int)
@@ -212,8 +212,13 @@ class Params:
         def is_int(v):
             return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
-        if not (is_int(self.n_vehicles) and self.n_vehicles >= 1):
-            raise ValueError(f"n_vehicles: expected an int >= 1, received {self.n_vehicles!r}")
+        if not (is_int(self.n_vehicles) and self.n_vehicles >= 2):
+            # one car would follow itself: its gap is the whole ring less its length, which no
+            # initial placement or reset handles
+            raise ValueError(
+                "n_vehicles: expected an int >= 2 (each car follows another one), received "
+                f"{self.n_vehicles!r}"
+            )
         if not (is_int(self.n_av) and 0 <= self.n_av <= self.n_vehicles):
             raise ValueError(
                 f"n_av: expected an int between 0 and n_vehicles={self.n_vehicles}, "
@@ -1152,6 +1157,7 @@ def ring_plant(
         disturbances=[f"w[{i}]" for i in range(n)],
         equilibrium=equilibrium,
         post_step=post,
+        batch_shape=L.shape,
         name="ring_road",
         params=p,
         invariants=np.concatenate([np.ones(n), np.zeros(n)]),

@@ -20,7 +20,7 @@ import torch
 
 from ..controllers import ACTIVATIONS, mlp
 from .diagnostics import dead_units, has_dead_unit_layers
-from .export import atomic_torch_save, atomic_write_text, save_policy
+from .export import atomic_torch_save, atomic_write_text, save_policy, sweep_temporary_files
 from .result import CsvLog, TensorBoardLog, Timer, TrainResult, cli_command, policy_summary
 from .tasks import DiffsimTask, make_task
 
@@ -156,6 +156,7 @@ def train_diffsim(
     task = make_task(env_id, env_kwargs, **(task_options or {}))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    sweep_temporary_files(out)  # left by a session killed during a checkpoint write
     ckpt, state_path = out / "checkpoint.pt", out / "run.json"
     config = dict(
         env_id=env_id,
@@ -209,7 +210,12 @@ def train_diffsim(
             ckpt,
         )
 
-    csv_log = CsvLog(out / "progress.csv", ["steps", "cost", "lr", "dead_fraction", "time"])
+    # on resume, rows past the checkpoint (a killed session's) are dropped: they are redone
+    csv_log = CsvLog(
+        out / "progress.csv",
+        ["steps", "cost", "lr", "dead_fraction", "time"],
+        keep_until=start if resumed else None,
+    )
     tb = TensorBoardLog(out / "tb", enabled=tensorboard)
     bar = None
     if progress:

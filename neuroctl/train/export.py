@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ __all__ = [
     "load_policy",
     "atomic_write_bytes",
     "atomic_write_text",
+    "sweep_temporary_files",
 ]
 
 _LAYER_TYPES = {
@@ -241,23 +243,77 @@ def export_policy(model, *, vec_normalize=None, with_info: bool = False):
 
 
 # ------------------------------------------------------------------------------ files
+#: Names of the temporary files of :func:`atomic_write_bytes`: ``.<name>.<8 random>.tmp``.
+_TMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+#: Test hook: ``"NAME:K"`` makes the K-th atomic write of a file called NAME in this process
+#: stop after its temporary file is written (for ~10 minutes), so that a test can kill the process
+#: in the middle of the write.
+_SLOW_WRITE_ENV = "NEUROCTL_TEST_SLOW_WRITE"
+_WRITES: dict[str, int] = {}
+
+
+def _test_hook(path: Path) -> None:
+    spec = os.environ.get(_SLOW_WRITE_ENV)
+    if not spec:
+        return
+    name, _, k = spec.rpartition(":")
+    if name != path.name:
+        return
+    _WRITES[name] = _WRITES.get(name, 0) + 1
+    if str(_WRITES[name]) == k:
+        import time
+
+        time.sleep(600)
+
+
 def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file in the same folder, then replace)."""
+    """Write ``data`` to ``path`` atomically (temporary file in the same folder, then replace).
+
+    The temporary file ``.<name>.<random>.tmp`` is removed if anything fails (``finally``); a
+    process killed during the write cannot remove it, so the trainers sweep such files when a
+    run starts in the folder (:func:`sweep_temporary_files`).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    replaced = False
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; written files are ordinary files
+        _test_hook(path)
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+        replaced = True
+    finally:
+        if not replaced and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
     return path
+
+
+def sweep_temporary_files(folder) -> list[Path]:
+    """Remove the temporary files that killed atomic writes left in ``folder`` (not recursive).
+
+    Only names of the form :func:`atomic_write_bytes` uses (``.<name>.<8 random>.tmp``) are
+    removed. Call it when a run starts, before anything writes to the folder; two processes
+    writing one run folder at once are not supported.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        if _TMP_NAME.match(entry.name) and entry.is_file() and not entry.is_symlink():
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
 
 
 def atomic_write_text(path, text: str) -> Path:

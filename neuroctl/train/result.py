@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import shlex
 import time
@@ -33,12 +34,33 @@ def cli_command(env_id: str, algo: str, activation: str, steps: int, seed: int, 
 
 
 class CsvLog:
-    """Append-only CSV log (survives resumes: rows of earlier sessions are kept)."""
+    """Append-only CSV log keyed by a step column (survives resumes without repeating rows).
 
-    def __init__(self, path, fields: list[str]) -> None:
+    Parameters
+    ----------
+    path : str or Path
+    fields : list of str
+        Column names; ``key`` among them.
+    key : str
+        The step column. A row whose key equals the last row's is not written again (a session
+        that logs at its last step and again when it closes writes one row).
+    keep_until : int, optional
+        On resume, the step of the checkpoint the run continues from: rows past it (logged
+        after the checkpoint by a session that was killed, and about to be logged again) are
+        dropped, as is a last line cut short by the kill. The file is rewritten atomically.
+    """
+
+    def __init__(self, path, fields: list[str], *, key: str = "steps", keep_until=None) -> None:
         self.path = Path(path)
         self.fields = list(fields)
+        if key not in self.fields:
+            raise ValueError(f"key: expected one of the fields {self.fields}, received {key!r}")
+        self.key = key
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._last = None
+        self.rows_before: list[dict] = []
+        if self.path.exists() and self.path.stat().st_size > 0:
+            self._trim(keep_until)
         new = not self.path.exists() or self.path.stat().st_size == 0
         self._f = open(self.path, "a", newline="")  # noqa: SIM115 - closed in close()
         self._w = csv.DictWriter(self._f, fieldnames=self.fields)
@@ -46,9 +68,50 @@ class CsvLog:
             self._w.writeheader()
             self._f.flush()
 
-    def write(self, **row) -> None:
+    @staticmethod
+    def _step(value):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return None
+
+    def _trim(self, keep_until) -> None:
+        text = self.path.read_text()
+        complete = text.endswith("\n")
+        lines = text.splitlines(keepends=True)
+        if not complete:
+            lines = lines[:-1]  # cut short by a kill in the middle of a row
+        rows = list(csv.DictReader(lines))
+        keep = [
+            r
+            for r in rows
+            if None not in r.values()  # a row with too few fields
+            and (keep_until is None or (self._step(r.get(self.key)) or 0.0) <= keep_until)
+        ]
+        if len(keep) != len(rows) or not complete:
+            buf = io.StringIO(newline="")
+            w = csv.DictWriter(buf, fieldnames=self.fields, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(keep)
+            atomic_write_text(self.path, buf.getvalue())
+        self.rows_before = keep
+        if keep:
+            self._last = self._step(keep[-1].get(self.key))
+
+    @property
+    def last_row(self) -> dict | None:
+        """The last row kept from earlier sessions (None for a new log)."""
+        return self.rows_before[-1] if self.rows_before else None
+
+    def write(self, **row) -> bool:
+        """Append ``row`` (missing fields empty); False if its step repeats the last row's."""
+        step = self._step(row.get(self.key))
+        if step is not None and step == self._last:
+            return False
         self._w.writerow({k: row.get(k, "") for k in self.fields})
         self._f.flush()
+        self._last = step
+        return True
 
     def close(self) -> None:
         self._f.close()

@@ -26,7 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from ..controllers import ACTIVATIONS
-from .export import atomic_write_bytes, atomic_write_text, export_policy, save_policy
+from .export import (
+    atomic_write_bytes,
+    atomic_write_text,
+    export_policy,
+    save_policy,
+    sweep_temporary_files,
+)
 from .result import CsvLog, TensorBoardLog, Timer, TrainResult, cli_command, policy_summary
 
 __all__ = ["train_rl", "ALGOS", "DEFAULT_HYPERPARAMS"]
@@ -324,6 +330,7 @@ def train_rl(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    sweep_temporary_files(out)  # left by a session killed during a checkpoint write
     ckpt, state_path = out / "checkpoint.zip", out / "run.json"
     hyper = {**DEFAULT_HYPERPARAMS[algo], **ENV_HYPERPARAMS.get((env_id, algo), {})}
     hyper.update(algo_kwargs or {})
@@ -408,7 +415,12 @@ def train_rl(
     k = len(list(sessions.glob("session*"))) if sessions.exists() else 0
     formats = ["csv", "tensorboard"] if tensorboard else ["csv"]
     model.set_logger(configure(str(sessions / f"session{k}"), formats))
-    csv_log = CsvLog(out / "progress.csv", ["steps", "episodes", "mean_return", "fps", "time"])
+    # on resume, rows past the checkpoint (a killed session's) are dropped: they are redone
+    csv_log = CsvLog(
+        out / "progress.csv",
+        ["steps", "episodes", "mean_return", "fps", "time"],
+        keep_until=done_before if resumed else None,
+    )
     tb = TensorBoardLog(out / "tb", enabled=tensorboard)
     run_cb, cb = _make_callback(
         ckpt=ckpt,
@@ -421,6 +433,8 @@ def train_rl(
         total=int(steps),
         extra=callback,
     )
+    if csv_log.last_row is not None:  # episodes count over all sessions
+        run_cb.episodes = int(float(csv_log.last_row.get("episodes") or 0))
     timer = Timer()
     interrupted = False
     try:
