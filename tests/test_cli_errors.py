@@ -95,7 +95,11 @@ CASES = [
     ("plot-directory", [*AN, "--plot", "{tmp}"], ["--plot", "directory"]),
     ("plot-suffix", [*AN, "--plot", "{tmp}/x.xyz"], ["--plot", ".png"]),
     ("plot-missing-folder", [*AN, "--plot", "{tmp}/no/x.png"], ["--plot", "not a folder"]),
-    ("analyze-no-plant", ["analyze", "Pendulum-v1", "-c", "zero"], ["Pendulum-v1", "plant"]),
+    (
+        "analyze-no-plant",
+        ["analyze", "MountainCarContinuous-v0", "-c", "zero"],
+        ["MountainCarContinuous-v0", "plant"],
+    ),
     (
         "analyze-module-no-plant",
         ["analyze", f"{TOY}:CliToyNoPlant-v0", "-c", "zero"],
