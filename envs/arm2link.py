@@ -91,9 +91,9 @@ class Arm2LinkParams:
         Speed limit of each joint [rad/s], > 0 (default 10, about the peak joint speed of a
         fast human reach or a robot arm's rated limit; the shipped policy stays below 3).
         ``plant.step`` clips the joint speeds to it after the integrator, as Gymnasium's
-        Pendulum clips its speed (with semi-implicit Euler the positions then move with the
-        clipped speeds, exactly as there). Without it random torques spin the arm up until the
-        Coriolis terms overflow.
+        Pendulum clips its speed; ``inf`` lifts it (with semi-implicit Euler the positions then
+        move with the clipped speeds, exactly as there). Without it random torques spin the arm
+        up until the Coriolis terms overflow.
     dt : float
         Sample time [s].
     target_low, target_high : pair
@@ -158,9 +158,15 @@ class Arm2LinkParams:
         if min(torque) <= 0:
             raise ValueError(f"max_torque: expected values > 0, received {self.max_torque!r}")
         setattr_(self, "max_torque", torque)
-        speed = _pair("max_speed", self.max_speed)
-        if min(speed) <= 0:
-            raise ValueError(f"max_speed: expected values > 0, received {self.max_speed!r}")
+        # inf (no limit) is allowed: the plant is then its ODE, with no clamp after the step
+        given = self.max_speed
+        raw = np.asarray(given, dtype=float) if not isinstance(given, str) else None
+        if raw is None or raw.shape not in ((), (2,)) or np.isnan(raw).any() or (raw <= 0).any():
+            raise ValueError(
+                "max_speed: expected a number or a pair of numbers > 0 (inf: no limit), received "
+                f"{self.max_speed!r}"
+            )
+        speed = tuple(float(v) for v in np.broadcast_to(raw, (2,)))
         setattr_(self, "max_speed", speed)
         for name in ("target_low", "target_high", "home"):
             setattr_(self, name, _pair(name, getattr(self, name)))
@@ -360,7 +366,9 @@ def arm2link_plant(params: Arm2LinkParams | None = None) -> Plant:
         references=["target1", "target2"],
         nominal_reference=np.asarray(params.home),
         equilibrium=equilibrium,
-        post_step=speed_limit,
+        # no projection when the speeds are unlimited: the plant is then its ODE (continuous-time
+        # verification applies); with a limit, its step is a clamped map (discrete semantics)
+        post_step=speed_limit if np.isfinite(params.max_speed).any() else None,
         name="arm2link",
         controllers={
             "pd": ("PD with gravity compensation", lambda plant: pd_gravity_controller(params)),

@@ -1111,7 +1111,7 @@ def operating_point(
     r, w = _ref_dist(plant, reference, disturbance)
     if invariant is not None:
         _invariant(invariant, plant.n_states)
-    if guess is not None:
+    if guess is not None and not isinstance(guess, str):  # a name: one of the plant's points
         guess = check_vector(guess, plant.n_states, "guess", plant.state_names)
     ctrl = _controller64(controller)
     guess, source = _guess(plant, guess, r)

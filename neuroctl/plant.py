@@ -267,7 +267,10 @@ def _probe(plant: Plant) -> None:
                             "x[..., i] and stack along axis=-1)"
                         )
                     elif batch and shape[-1:] == (size,):
-                        hint = " (the batch axes of the input must be kept)"
+                        hint = (
+                            " (the batch axes of the input must be kept: written for one state "
+                            f"vector? {_AGNOSTIC_HINT})"
+                        )
                     elif shape == ():
                         hint = " (a scalar: return one component per entry along the last axis)"
                     raise ValueError(

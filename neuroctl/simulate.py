@@ -277,7 +277,7 @@ def simulate(
                 f"reference: expected a shape broadcastable to {want} (x0's batch shape, then "
                 f"{plant.n_references} {what}), received {tuple(r.shape)}"
             ) from None
-    elif reference is not None:
+    elif reference is not None and np.size(reference) != 0:  # an empty reference is none
         raise ValueError(
             f"reference: expected None (plant {plant.name!r} has no references), received "
             f"{reference!r}"

@@ -336,9 +336,9 @@ CASES = [
      r"unknown keyword\(s\) \['mas'\]"),
     ("ArmParams dt", lambda: ArmParams(dt=-0.1), ValueError, r"dt: expected a number > 0"),
     ("Arm2LinkParams max_speed", lambda: Arm2LinkParams(max_speed=0.0), ValueError,
-     r"max_speed: expected values > 0"),
+     r"max_speed: expected .*> 0"),
     ("Arm2LinkParams max_speed nan", lambda: Arm2LinkParams(max_speed=(1.0, math.nan)),
-     ValueError, r"max_speed: expected finite"),
+     ValueError, r"max_speed: expected .*> 0.*nan"),
     ("RingRoad one vehicle", lambda: gym.make("neuroctl/RingRoad-v0", n_vehicles=1), ValueError,
      r"n_vehicles: expected an int >= 2"),
     ("RingRoad one vehicle, no AV", lambda: gym.make(

@@ -211,30 +211,23 @@ def test_analyze_and_simulate_agree_with_python_control():
 
 
 def test_plain_plant_with_numpy_rhs_says_what_to_write():
+    # written for one numpy state vector: the plant's probe at construction (a batch) says how
     def rhs(x, u):
         return np.array([x[1], -np.sin(x[0]) + u[0]])
 
-    plant = Plant(states=2, inputs=1, dt=0.01, rhs=rhs)
-    with pytest.raises(TypeError, match=r"rhs of plant 'plant'.*neuroctl\.namespace\(x\)"):
-        neuroctl.plant_jacobians(plant, [0.1, 0.0], [0.0])
+    with pytest.raises(ValueError, match=r"rhs: .*batch axes.*neuroctl\.namespace\(x\)"):
+        Plant(states=2, inputs=1, dt=0.01, rhs=rhs)
 
 
 # numpy warns when np.sin converts a tensor; as for a user (warnings not errors), the plant's
 # check of the result type then names the cause
 @pytest.mark.filterwarnings("ignore:__array_wrap__:DeprecationWarning")
-def test_plain_plant_with_numpy_rhs_in_simulate_says_what_to_write():
-    def rhs(x, u):  # written for one numpy state vector
-        return np.array([x[1], -np.sin(x[0]) + u[0]])
-
+def test_plain_plant_with_numpy_only_batched_rhs_says_what_to_write():
     def rhs_batched(x, u):  # batched, but numpy only: converts tensors silently
         return np.stack([x[..., 1], -np.sin(x[..., 0]) + u[..., 0]], -1)
 
-    plant = Plant(states=2, inputs=1, dt=0.01, rhs=rhs)
-    with pytest.raises(TypeError, match=r"rhs of plant 'plant'.*neuroctl\.namespace\(x\)"):
-        neuroctl.simulate(plant, None, np.zeros((3, 2)), steps=2)
-    plant = Plant(states=2, inputs=1, dt=0.01, rhs=rhs_batched)
-    with pytest.raises(TypeError, match=r"returned a numpy.ndarray.*neuroctl\.namespace\(x\)"):
-        plant.rhs(torch.zeros(3, 2), torch.zeros(3, 1))
+    with pytest.raises(TypeError, match=r"rhs.*torch.*neuroctl\.namespace\(x\)"):
+        Plant(states=2, inputs=1, dt=0.01, rhs=rhs_batched)
 
 
 def _dpend(update_name):
