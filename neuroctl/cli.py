@@ -419,6 +419,12 @@ def cmd_verify(args) -> int:
 
     if args.instances is not None:
         return _verify_instances(args)
+    for flag, value in (("--workers", args.workers), ("--ray", args.ray)):
+        if value is not None:
+            raise UsageError(
+                f"{flag}: used with --instances only (one network's branch and bound runs in "
+                f"this process), received {value}"
+            )
     if args.env is None or args.controller is None:
         raise UsageError(
             "env, -c/--controller: expected an environment id and a controller (or "

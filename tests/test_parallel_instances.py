@@ -52,3 +52,9 @@ def test_instances_mode_excludes_a_controller_and_bad_rows_are_named(tmp_path, c
         read_instances(bad)
     assert main(["verify"]) == 2
     assert "--instances FILE.csv" in capsys.readouterr().err
+    assert main(["verify", "Arm-v0", "-c", "x.onnx", "--workers", "2"]) == 2
+    assert "--workers: used with --instances only" in capsys.readouterr().err
+    assert main(["verify", "--instances", str(path), "--workers", "0"]) == 2
+    assert "expected an integer >= 1" in capsys.readouterr().err
+    assert main(["verify"]) == 2
+    assert "--instances FILE.csv" in capsys.readouterr().err
