@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import cloudpickle
 import numpy as np
 
-__all__ = ["Failed", "RayExecutor", "make_executor", "map_tasks", "task_seeds"]
+__all__ = ["Failed", "ProcessPool", "RayExecutor", "make_executor", "map_tasks", "task_seeds"]
 
 _RAY_HINT = 'Ray is needed for a cluster: pip install "neuroctl[dist]" (or "ray[default]")'
 
@@ -142,7 +142,7 @@ def make_executor(*, workers: int | None = None, ray: str | None = None):
         return RayExecutor(address=None if ray == "local" else ray, num_cpus=workers)
     if workers is None or workers == 1:
         return None
-    return cf.ProcessPoolExecutor(max_workers=int(workers))
+    return ProcessPool(int(workers))
 
 
 def map_tasks(
@@ -222,17 +222,18 @@ def _submit(ex, fn, args):
 def _run(fn, args, ex, retries, workers):
     """Submit, collect in order, resubmit the tasks that lost their worker.
 
-    ``ex is None``: pools of ``workers`` processes are made here (a broken one is replaced);
-    otherwise the caller's executor is used and, once broken, its unfinished tasks are Failed.
+    ``ex is None``: a :class:`ProcessPool` of ``workers`` processes is made for this call. A
+    broken plain ``ProcessPoolExecutor`` of the caller cannot take resubmissions: its unfinished
+    tasks are Failed.
     """
     own = ex is None
+    if own:
+        ex = ProcessPool(workers)
     results: list = [None] * len(args)
     todo = list(range(len(args)))
     attempt = 0
-    while todo:
-        if own:
-            ex = cf.ProcessPoolExecutor(max_workers=workers)
-        try:
+    try:
+        while todo:
             futures = {i: _submit(ex, fn, args[i]) for i in todo}
             lost: list[int] = []
             broken = False
@@ -245,11 +246,44 @@ def _run(fn, args, ex, retries, workers):
                     results[i] = Failed(i, f"{type(err).__name__}: {err}")
                     lost.append(i)
                     broken = broken or isinstance(err, BrokenProcessPool)
-        finally:
-            if own:
-                ex.shutdown(wait=True, cancel_futures=True)
-        if not lost or attempt >= retries or (broken and not own):
-            break
-        attempt += 1
-        todo = lost
+            if not lost or attempt >= retries:
+                break
+            if broken and not isinstance(ex, ProcessPool):
+                break
+            attempt += 1
+            todo = lost
+    finally:
+        if own:
+            ex.shutdown(wait=True, cancel_futures=True)
     return results
+
+
+class ProcessPool(cf.Executor):
+    """A local process pool that replaces itself when one of its workers dies.
+
+    A ``ProcessPoolExecutor`` whose worker is killed is broken for good; this one starts a fresh
+    ``ProcessPoolExecutor`` at the next :meth:`submit`, so lost tasks can be resubmitted (the
+    futures of the broken pool still fail, and :func:`map_tasks` resubmits them).
+
+    Parameters
+    ----------
+    workers : int
+        Worker processes.
+    """
+
+    def __init__(self, workers: int):
+        if not (isinstance(workers, (int, np.integer)) and workers >= 1):
+            raise ValueError(f"workers: expected a positive int, received {workers!r}")
+        self._workers = int(workers)
+        self._pool = cf.ProcessPoolExecutor(max_workers=self._workers)
+
+    def submit(self, fn, /, *args, **kwargs):
+        try:
+            return self._pool.submit(fn, *args, **kwargs)
+        except BrokenProcessPool:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = cf.ProcessPoolExecutor(max_workers=self._workers)
+            return self._pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ..controllers import affine_layer
-from ..parallel import Failed, map_tasks
+from ..parallel import Failed, ProcessPool, map_tasks
 from ..plant import Plant
 from .closed_loop_result import ClosedLoopResult, Counterexample
 from .enclosure import _HAS_FLOW, Deadline, _propagate_guarded
@@ -352,60 +352,72 @@ def check_closed_loop(
             "about the continuous system (its counterexamples are still searched)"
         )
         heap = []
-    while heap:
-        if timeout is not None and _time.perf_counter() - t_start > timeout:
-            notes.append(f"timeout of {timeout:g} s reached with {len(heap)} sub-boxes undecided")
-            break
-        take = [heapq.heappop(heap) for _ in range(min(batch, len(heap)))]
-        blo = np.stack([t[2] for t in take])
-        bhi = np.stack([t[3] for t in take])
-        try:
-            holds, score, sl, sh, tl, th, sem = _propagate_batch(
-                plant, ctrl, spec, blo, bhi, steps, opts, max_gen, failures, par, notes
-            )
-        except Deadline:
-            notes.append(
-                f"timeout of {timeout:g} s reached with {len(heap) + len(take)} sub-boxes undecided"
-            )
-            break
-        stats["boxes_analysed"] += len(take)
-        if sem != semantics:
-            notes.append(
-                f"the sets available enclose the {sem} map only: nothing is proved about the "
-                f"{semantics} system (its counterexamples are still searched)"
-            )
-            break
-        for i in np.nonzero(holds)[0]:
-            proved.append((blo[i], bhi[i], sl[i], sh[i], tl[i], th[i]))
-        stats["boxes_proved"] += int(holds.sum())
-        open_ = np.nonzero(~holds)[0]
-        if open_.size == 0:
-            if not heap:
-                status = "holds"
-            continue
-        centres = 0.5 * (blo[open_] + bhi[open_])
-        ce, sims = _falsify(plant, ctrl, spec, centres, steps, opts, special, rng, wlo, whi)
-        stats["simulations"] += sims
-        if ce is not None:
-            status = "violated"
-            break
-        if stats["boxes_split"] + open_.size > max_splits:
-            notes.append(
-                f"max_splits={max_splits} reached with {open_.size + len(heap)} sub-boxes undecided"
-            )
-            break
-        sens = _sensitivity(spec, plant, ctrl, centres, steps, reference)
-        for j, i in enumerate(open_):
-            w = (bhi[i] - blo[i]) / width0
-            s = sens[j] * (bhi[i] - blo[i])
-            d = int(np.argmax(w * (1.0 + (s / s.max() if s.max() > 0 else 0.0))))
-            mid = 0.5 * (blo[i, d] + bhi[i, d])
-            left_hi, right_lo = bhi[i].copy(), blo[i].copy()
-            left_hi[d] = right_lo[d] = mid
-            for child in ((blo[i], left_hi), (right_lo, bhi[i])):
-                heapq.heappush(heap, (float(score[i]), counter, child[0], child[1]))
-                counter += 1
-            stats["boxes_split"] += 1
+    own_pool = None
+    if par is not None and par[0] is None:  # one pool for the search, renewed if a worker dies
+        own_pool = ProcessPool(int(par[1]))
+        par = (own_pool, *par[1:])
+    try:
+        while heap:
+            if timeout is not None and _time.perf_counter() - t_start > timeout:
+                notes.append(
+                    f"timeout of {timeout:g} s reached with {len(heap)} sub-boxes undecided"
+                )
+                break
+            take = [heapq.heappop(heap) for _ in range(min(batch, len(heap)))]
+            blo = np.stack([t[2] for t in take])
+            bhi = np.stack([t[3] for t in take])
+            try:
+                holds, score, sl, sh, tl, th, sem = _propagate_batch(
+                    plant, ctrl, spec, blo, bhi, steps, opts, max_gen, failures, par, notes
+                )
+            except Deadline:
+                notes.append(
+                    f"timeout of {timeout:g} s reached with {len(heap) + len(take)} sub-boxes "
+                    "undecided"
+                )
+                break
+            stats["boxes_analysed"] += len(take)
+            if sem != semantics:
+                notes.append(
+                    f"the sets available enclose the {sem} map only: nothing is proved about the "
+                    f"{semantics} system (its counterexamples are still searched)"
+                )
+                break
+            for i in np.nonzero(holds)[0]:
+                proved.append((blo[i], bhi[i], sl[i], sh[i], tl[i], th[i]))
+            stats["boxes_proved"] += int(holds.sum())
+            open_ = np.nonzero(~holds)[0]
+            if open_.size == 0:
+                if not heap:
+                    status = "holds"
+                continue
+            centres = 0.5 * (blo[open_] + bhi[open_])
+            ce, sims = _falsify(plant, ctrl, spec, centres, steps, opts, special, rng, wlo, whi)
+            stats["simulations"] += sims
+            if ce is not None:
+                status = "violated"
+                break
+            if stats["boxes_split"] + open_.size > max_splits:
+                notes.append(
+                    f"max_splits={max_splits} reached with {open_.size + len(heap)} sub-boxes "
+                    "undecided"
+                )
+                break
+            sens = _sensitivity(spec, plant, ctrl, centres, steps, reference)
+            for j, i in enumerate(open_):
+                w = (bhi[i] - blo[i]) / width0
+                s = sens[j] * (bhi[i] - blo[i])
+                d = int(np.argmax(w * (1.0 + (s / s.max() if s.max() > 0 else 0.0))))
+                mid = 0.5 * (blo[i, d] + bhi[i, d])
+                left_hi, right_lo = bhi[i].copy(), blo[i].copy()
+                left_hi[d] = right_lo[d] = mid
+                for child in ((blo[i], left_hi), (right_lo, bhi[i])):
+                    heapq.heappush(heap, (float(score[i]), counter, child[0], child[1]))
+                    counter += 1
+                stats["boxes_split"] += 1
+    finally:
+        if own_pool is not None:
+            own_pool.shutdown(wait=True, cancel_futures=True)
     stats["proof_time"] = _time.perf_counter() - t_p
     stats["proof_failures"] = len(failures)
     notes.extend(failures[:5])
@@ -452,7 +464,7 @@ def _propagate_batch(plant, ctrl, spec, blo, bhi, steps, opts, max_gen, failures
     left = None if dl is None else max(dl - _time.perf_counter(), 0.0)
     sub = {k: v for k, v in opts.items() if k != "deadline"}
     tasks = [(plant, ctrl, spec, blo[c], bhi[c], steps, sub, max_gen, left) for c in cuts]
-    outs = map_tasks(_propagate_piece, tasks, executor=executor, workers=workers)
+    outs = map_tasks(_propagate_piece, tasks, executor=executor)
     parts = []
     for c, o in zip(cuts, outs):
         if isinstance(o, Failed):
