@@ -45,3 +45,25 @@ def test_bad_grids_name_the_argument():
         sweep(_decay, {"a": []})
     with pytest.raises(ValueError, match="table"):
         sweep(_decay, {"a": [1]}, table="csv")
+
+
+def _scalar_plant(a):
+    from neuroctl import Plant
+
+    # x[k+1] = a x[k] + u[k], a discrete update (module-level so it pickles by reference)
+    return Plant(states=1, inputs=1, dt=0.1, update=lambda x, u: a * x + u, name="scalar")
+
+
+def _closed_loop_final_state(a, k):
+    from neuroctl import linear_controller, simulate
+
+    traj = simulate(_scalar_plant(a), linear_controller([[-k]]), np.array([1.0]), 10)
+    return {"x10": float(np.asarray(traj.states)[..., -1, 0].item())}
+
+
+def test_sweep_of_simulations_matches_the_closed_form_on_workers():
+    grid = {"a": [0.9, 1.1], "k": [0.2, 0.5, 0.8]}
+    rows = _records(sweep(_closed_loop_final_state, grid, workers=2, table="records"))
+    assert rows == _records(sweep(_closed_loop_final_state, grid, table="records"))
+    for r in rows:  # u = -k x: x[10] = (a - k)^10 x[0]
+        assert r["x10"] == pytest.approx((r["a"] - r["k"]) ** 10, rel=1e-12)
