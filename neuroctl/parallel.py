@@ -102,6 +102,11 @@ class RayExecutor(cf.Executor):
     ):
         ray = _ray()
         if not ray.is_initialized():
+            if address is not None and num_cpus is not None:
+                raise ValueError(
+                    f"num_cpus: the CPUs of a cluster joined at {address!r} are its own; "
+                    f"received num_cpus={num_cpus}"
+                )
             ray.init(
                 address=address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False
             )
@@ -139,7 +144,9 @@ def make_executor(*, workers: int | None = None, ray: str | None = None):
     if ray is not None:
         if not isinstance(ray, str):
             raise TypeError(f"ray: expected an address string, received {type(ray).__name__}")
-        return RayExecutor(address=None if ray == "local" else ray, num_cpus=workers)
+        if ray == "local":
+            return RayExecutor(num_cpus=workers)
+        return RayExecutor(address=ray)
     if workers is None or workers == 1:
         return None
     return ProcessPool(int(workers))
