@@ -207,7 +207,8 @@ def _parallel_options(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="ADDRESS",
         help="run the pieces on a Ray cluster: 'auto' joins the one running on this machine, "
-        'ray://HOST:10001 a remote one (pip install "neuroctl[dist]")',
+        "ray://HOST:10001 a remote one, 'local' starts one here with --workers CPUs "
+        '(pip install "neuroctl[dist]")',
     )
 
 
