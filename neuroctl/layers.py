@@ -65,6 +65,7 @@ class UnsupportedLayer(TypeError, NotImplementedError):
         self.layer = layer
         self.analysis = analysis
         self.supported = tuple(supported)
+        self.reason = reason
         why = f": {reason}" if reason else ""
         super().__init__(
             f"{analysis}: unsupported layer {type(layer).__name__} ({layer!r}){why}; supported "
