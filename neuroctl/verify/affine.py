@@ -911,7 +911,7 @@ def _join(name, arrays, axis=0, **kwargs):
 
 
 # ============================================================================ controllers
-def _rule_linear(layer: nn.Linear, x):
+def _rule_linear(layer: nn.Linear, desc, x):
     w = _const(layer.weight)
     out = x @ w.T
     return out + _const(layer.bias) if layer.bias is not None else out
