@@ -7,7 +7,15 @@ from torch import nn
 
 from neuroctl import local_gain
 from neuroctl._gain_rules import supported_layers as gain_supported
-from neuroctl.layers import LAYER_KINDS, PiecewiseLinear, Smooth, UnsupportedLayer, describe
+from neuroctl.layers import (
+    LAYER_KINDS,
+    PiecewiseLinear,
+    Smooth,
+    UnsupportedLayer,
+    describe,
+    layer_names,
+)
+from neuroctl.pwl import pwl_from_relu_net
 from neuroctl.verify import interval_bounds, output_bounds
 from neuroctl.verify.affine import AffineForm, controller_on_sets
 from neuroctl.verify.affine import supported_layers as sets_supported
@@ -105,20 +113,30 @@ def _sets(net, lo, hi):
     return controller_on_sets(net, AffineForm.from_box(lo[None], hi[None]))
 
 
+def _pwl(net, lo, hi):
+    return pwl_from_relu_net(net, lo[0], hi[0])
+
+
+def _pwl_supported():
+    return layer_names(("affine", "identity", "container", "piecewise_linear"))
+
+
+#: analysis -> (run on a net with n_in inputs over a box, its supported layers, n_in)
 ANALYSES = {
-    "local_gain": (_gain, gain_supported),
-    "bounds": (_bounds, bounds_supported),
-    "reach": (_sets, sets_supported),
+    "local_gain": (_gain, gain_supported, 3),
+    "bounds": (_bounds, bounds_supported, 3),
+    "reach": (_sets, sets_supported, 3),
+    "pwl_from_relu_net": (_pwl, _pwl_supported, 1),
 }
 
 
 @pytest.mark.parametrize("analysis", list(ANALYSES))
 def test_each_analysis_supports_exactly_what_its_error_lists(analysis):
-    run, supported = ANALYSES[analysis]
-    lo, hi = -np.ones(3), np.ones(3)
+    run, supported, n_in = ANALYSES[analysis]
+    lo, hi = -np.ones(n_in), np.ones(n_in)
     worked = []
     for cls, layer in _instances().items():
-        net = nn.Sequential(nn.Linear(3, K), layer, nn.Linear(K, 2)).double()
+        net = nn.Sequential(nn.Linear(n_in, K), layer, nn.Linear(K, 2)).double()
         try:
             run(net, lo, hi)
             worked.append(cls.__name__)
@@ -127,7 +145,7 @@ def test_each_analysis_supports_exactly_what_its_error_lists(analysis):
             assert cls.__name__ in str(err) and err.analysis == analysis
     assert worked == supported()
     for bad in (nn.LayerNorm(K), nn.Dropout(0.3).train()):
-        net = nn.Sequential(nn.Linear(3, K), bad, nn.Linear(K, 2)).double()
+        net = nn.Sequential(nn.Linear(n_in, K), bad, nn.Linear(K, 2)).double()
         with pytest.raises(UnsupportedLayer, match=f"{analysis}: unsupported layer") as info:
             run(net, lo, hi)
         assert info.value.supported == tuple(supported())
@@ -191,3 +209,14 @@ def test_a_one_slope_prelu_bounds_like_the_leaky_relu_of_that_slope():
     b = output_bounds(nn.Sequential(lin1, nn.LeakyReLU(0.2), lin2), lo, hi)
     np.testing.assert_array_equal(a.lower, b.lower)
     np.testing.assert_array_equal(a.upper, b.upper)
+
+
+def test_prelu_network_breakpoints_interpolate_the_network_exactly():
+    torch.manual_seed(5)
+    net = nn.Sequential(nn.Linear(1, K), _prelu(), nn.Dropout(0.2), nn.Linear(K, 1))
+    net = net.double().eval()
+    f = pwl_from_relu_net(net, -3.0, 3.0)
+    x = np.linspace(-3.0, 3.0, 2001)
+    with torch.no_grad():
+        y = net(torch.from_numpy(x[:, None])).numpy()[:, 0]
+    np.testing.assert_allclose(np.interp(x, f.knots, f.values), y, rtol=0, atol=1e-12)
