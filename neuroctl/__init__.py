@@ -35,6 +35,7 @@ _LAZY = {
     "operating_point": ".linearize",
     "OperatingPoint": ".linearize",
     "OperatingPointError": ".linearize",
+    "UnsupportedLayer": ".layers",
     "linearize": ".linearize",
     "Linearization": ".linearize",
     "lqr": ".linearize",
