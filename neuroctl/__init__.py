@@ -38,6 +38,7 @@ _LAZY = {
     "from_nlsys": ".nlsys",
     "OperatingPoint": ".linearize",
     "OperatingPointError": ".linearize",
+    "UnsupportedLayer": ".layers",
     "linearize": ".linearize",
     "Linearization": ".linearize",
     "lqr": ".linearize",
