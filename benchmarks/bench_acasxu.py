@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neuroctl.verify import check, load_onnx, read_vnnlib
+from neuroctl.parallel import map_tasks  # noqa: E402
+from neuroctl.verify import read_vnnlib  # noqa: E402
+from neuroctl.verify.instances import verify_instance  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
 from benchmarks.data import shared_data  # noqa: E402
@@ -36,6 +38,7 @@ class Args:
     out: str
     no_marabou: bool
     resume: bool
+    workers: int
 
 
 def parse() -> Args:
@@ -49,24 +52,15 @@ def parse() -> Args:
     p.add_argument(
         "--resume", action="store_true", help="keep the instances already in --out, run the rest"
     )
+    p.add_argument(
+        "--workers", type=int, default=1, help="processes deciding instances in parallel"
+    )
     a = p.parse_args()
-    return Args(a.timeout, a.limit, a.props, a.networks, a.out, a.no_marabou, a.resume)
+    return Args(a.timeout, a.limit, a.props, a.networks, a.out, a.no_marabou, a.resume, a.workers)
 
 
 def ours(onnx_path, vnnlib_path, timeout):
-    net = load_onnx(onnx_path)
-    t0 = time.perf_counter()
-    status = "holds"
-    for q in read_vnnlib(vnnlib_path):
-        left = timeout - (time.perf_counter() - t0)
-        r = check(net, q.lower, q.upper, q.spec, timeout=max(left, 0.0), seed=0)
-        if r.status == "violated":
-            status = "violated"
-            break
-        if r.status == "unknown":
-            status = "unknown"
-            break
-    return status, time.perf_counter() - t0
+    return verify_instance(onnx_path, vnnlib_path, timeout, seed=0)
 
 
 def marabou(onnx_path, vnnlib_path, timeout):
@@ -145,6 +139,7 @@ def main():
             ]
         print(f"resuming: {len(rows)} instances already in {args.out}")
     done = {(r["network"], r["property"]) for r in rows}
+    todo = []
     for onnx_name, prop_file, published in instances:
         net_id = onnx_name.split("_")[2] + "_" + onnx_name.split("_")[3]
         prop = prop_file.removesuffix(".vnnlib")
@@ -152,15 +147,20 @@ def main():
             continue
         if args.networks and net_id not in args.networks:
             continue
-        if args.limit is not None and len(rows) >= args.limit:
+        if args.limit is not None and len(rows) + len(todo) >= args.limit:
             break
         if (net_id, prop) in done:
             continue
         timeout = args.timeout if args.timeout is not None else float(published)
-        onnx_path, vnn_path = DATA / "onnx" / onnx_name, DATA / "vnnlib" / prop_file
+        todo.append((net_id, prop, DATA / "onnx" / onnx_name, DATA / "vnnlib" / prop_file, timeout))
+    # neuroctl: the instances side by side on --workers processes (results in this order)
+    t_wall = time.perf_counter()
+    decided = map_tasks(ours, [(o, v, t) for _, _, o, v, t in todo], workers=args.workers)
+    t_wall = time.perf_counter() - t_wall
+    for (net_id, prop, onnx_path, vnn_path, timeout), (status, sec) in zip(todo, decided):
         expected = truth[(net_id, prop)]
         row = {"network": net_id, "property": prop, "expected": expected, "timeout": timeout}
-        row["neuroctl"], row["neuroctl_time"] = ours(onnx_path, vnn_path, timeout)
+        row["neuroctl"], row["neuroctl_time"] = status, sec
         if use_marabou:
             try:
                 row["marabou"], row["marabou_time"] = marabou(onnx_path, vnn_path, timeout)
@@ -175,6 +175,9 @@ def main():
             ),
             flush=True,
         )
+    print(
+        f"neuroctl wall time of {len(todo)} instances on {args.workers} worker(s): {t_wall:.1f} s"
+    )
     tools = ["neuroctl"] + (["marabou"] if use_marabou else [])
     print(f"\n{len(rows)} instances, timeout {rows[0]['timeout'] if rows else '-'} s")
     for tool in tools:

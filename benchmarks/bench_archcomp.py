@@ -24,6 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
 from benchmarks.archcomp import BENCHMARKS, DATA, load, search_counterexample, vcas  # noqa: E402
 from benchmarks.data import missing_reason  # noqa: E402
+from neuroctl.parallel import map_tasks  # noqa: E402
 
 
 @dataclass
@@ -38,6 +39,8 @@ class Args:
     """seed of the random initial states"""
     simulate_only: bool = False
     """skip check_closed_loop (falsification by simulation only)"""
+    workers: int = 1
+    """processes running benchmarks side by side (neuroctl.parallel.map_tasks)"""
 
 
 def parse(argv=None) -> Args:
@@ -53,11 +56,12 @@ def parse(argv=None) -> Args:
     p.add_argument("--samples", type=int, default=Args.samples)
     p.add_argument("--seed", type=int, default=Args.seed)
     p.add_argument("--simulate-only", action="store_true")
+    p.add_argument("--workers", type=int, default=Args.workers, metavar="N")
     a = p.parse_args(argv)
     unknown = [n for n in a.only if n not in BENCHMARKS]
     if unknown:
         p.error(f"--only: expected names among {', '.join(BENCHMARKS)}, received {unknown}")
-    return Args(a.only, a.timeout, a.samples, a.seed, a.simulate_only)
+    return Args(a.only, a.timeout, a.samples, a.seed, a.simulate_only, a.workers)
 
 
 def checker():
@@ -137,20 +141,25 @@ def run_one(name: str, args: Args, check) -> Row:
     )
 
 
+def _run_one(name: str, args: Args) -> Row:
+    torch.set_num_threads(1)
+    return run_one(name, args, None if args.simulate_only else checker())
+
+
 def main(argv=None) -> list[Row]:
     args = parse(argv)
     if not DATA.is_dir():
         print(missing_reason("archcomp"))
         return []
     torch.set_num_threads(1)
-    check = None if args.simulate_only else checker()
-    rows = []
+    names = args.only or list(BENCHMARKS)
+    t_wall = time.perf_counter()
+    rows = map_tasks(_run_one, [(name, args) for name in names], workers=args.workers)
+    t_wall = time.perf_counter() - t_wall
     header = f"{'benchmark':30s} {'neuroctl':9s} {'semantics':24s} {'time':>7s}  "
     header += f"{'published':9s}  agree"
     print(header)
-    for name in args.only or list(BENCHMARKS):
-        row = run_one(name, args, check)
-        rows.append(row)
+    for row in rows:
         print(
             f"{row.name:30s} {row.verdict:9s} {row.semantics:24s} {row.seconds:6.1f}s  "
             f"{row.published:9s}  {row.agreement:5s}  {row.detail}",
@@ -160,7 +169,8 @@ def main(argv=None) -> list[Row]:
     print(
         f"\nagree {tally.count('yes')}, wrong {tally.count('WRONG')}, undecided "
         f"{tally.count('undecided')}, no published verdict {tally.count('-')}; total "
-        f"{sum(r.seconds for r in rows):.1f} s"
+        f"{sum(r.seconds for r in rows):.1f} s; wall time on {args.workers} worker(s) "
+        f"{t_wall:.1f} s"
     )
     return rows
 

@@ -26,6 +26,8 @@ _LAZY = {
     "mlp": ".controllers",
     "Trajectory": ".simulate",
     "simulate": ".simulate",
+    # grids of runs as one table, over any concurrent.futures.Executor
+    "sweep": ".sweep",
     # controllers from files (.pt + .json, SB3 .zip, .onnx, .nnet)
     "load": ".files",
     # linearization and stability analysis
@@ -36,6 +38,7 @@ _LAZY = {
     "from_nlsys": ".nlsys",
     "OperatingPoint": ".linearize",
     "OperatingPointError": ".linearize",
+    "UnsupportedLayer": ".layers",
     "linearize": ".linearize",
     "Linearization": ".linearize",
     "lqr": ".linearize",
@@ -75,7 +78,7 @@ class _Package(_types.ModuleType):
         super().__setattr__(name, value)
 
 
-_FUNCTION_OVER_MODULE = ("simulate",)
+_FUNCTION_OVER_MODULE = ("simulate", "sweep")
 _sys.modules[__name__].__class__ = _Package
 
 

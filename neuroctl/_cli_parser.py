@@ -88,6 +88,16 @@ def _positive(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, received {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, received {text}")
+    return value
+
+
 def _writable_file(text: str) -> Path:
     """A path where a figure can be written (probed now; nothing is left behind)."""
     path = Path(text)
@@ -184,16 +194,36 @@ class _Parser(argparse.ArgumentParser):
         raise ParseError(self.prog, message)
 
 
-def _add_env_options(p: argparse.ArgumentParser) -> None:
+def _parallel_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="local worker processes for independent pieces of work (default: one process)",
+    )
+    p.add_argument(
+        "--ray",
+        default=None,
+        metavar="ADDRESS",
+        help="run the pieces on a Ray cluster: 'auto' joins the one running on this machine, "
+        "ray://HOST:10001 a remote one, 'local' starts one here with --workers CPUs "
+        '(pip install "neuroctl[dist]")',
+    )
+
+
+def _add_env_options(p: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    # optional: env and controller may be left out (verify --instances names its own networks)
     p.add_argument(
         "env",
+        nargs="?" if optional else None,
         help="environment id: neuroctl/Arm-v0, Arm2Link-v0, RingRoad-v0 (the prefix is "
         "optional), any id registered with Gymnasium, or module:Env-v0",
     )
     p.add_argument(
         "-c",
         "--controller",
-        required=True,
+        required=not optional,
         help="built-in name ('list' shows them) or a network file (.pt with its .json, .zip, "
         ".onnx, .nnet)",
     )
@@ -323,7 +353,16 @@ def build_parser() -> argparse.ArgumentParser:
         "plant's discrete map, are decided by neuroctl.verify.check_closed_loop.",
         epilog=JSON_CONVENTION,
     )
-    _add_env_options(p)
+    _add_env_options(p, optional=True)
+    p.add_argument(
+        "--instances",
+        type=_existing_file,
+        default=None,
+        metavar="FILE.csv",
+        help="decide every instance of a VNN-COMP instances.csv (onnx,vnnlib,timeout per row) "
+        "instead of one controller; no env or --controller then",
+    )
+    _parallel_options(p)
     p.add_argument(
         "--lower",
         type=_finite,

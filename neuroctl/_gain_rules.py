@@ -22,7 +22,10 @@ The rules are written once for numpy and torch (``xp`` below is the namespace of
 :func:`walk_network` runs small batches on numpy float64 arrays (little per-operation overhead,
 for the single-point path of ``analyze``) and large batches on torch float64 tensors.
 
-Unsupported layers raise a ``TypeError`` naming the layer and listing :data:`GAIN_RULES`.
+The layer kinds and their descriptions (breakpoints and slopes, f, f' and bounds of f'') come from
+the registry :mod:`neuroctl.layers`; :data:`GAIN_RULES` only maps each kind to its rule here.
+Unsupported layers raise :class:`neuroctl.layers.UnsupportedLayer` naming the layer and listing the
+supported ones.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from scipy.special import expit
 from torch import nn
+
+from .layers import LAYER_KINDS, PiecewiseLinear, Smooth, describe, layer_names
 
 __all__ = ["GAIN_RULES", "Walk", "KinkFound", "walk_network", "supported_layers"]
 
@@ -210,16 +214,9 @@ def _linear(layer: nn.Linear, w: Walk) -> None:
 
 
 def _identity(layer: nn.Module, w: Walk) -> None:
-    return None
-
-
-def _flatten(layer: nn.Flatten, w: Walk) -> None:
-    # The analysis works on vectors (..., k): flattening a vector is the identity.
-    if layer.start_dim not in (1, -1):
-        raise TypeError(
-            f"Flatten(start_dim={layer.start_dim}) is supported only on vector inputs "
-            "(start_dim=1 or -1)"
-        )
+    # the registry refuses the instances that are not the identity (Dropout in training mode,
+    # Flatten of a non-vector); the analysis works on vectors (..., k)
+    describe(layer, analysis="local_gain")
 
 
 def _sequential(layer: nn.Sequential, w: Walk) -> None:
@@ -229,19 +226,9 @@ def _sequential(layer: nn.Sequential, w: Walk) -> None:
 
 # ------------------------------------------------------------------- piecewise-linear layers
 def _pwl_spec(layer: nn.Module) -> PWLSpec:
-    if isinstance(layer, nn.ReLU6):
-        return PWLSpec([0.0, 6.0], [0.0, 1.0, 0.0], [0.0, 0.0, 6.0])
-    if isinstance(layer, nn.ReLU):
-        return PWLSpec([0.0], [0.0, 1.0], [0.0, 0.0])
-    if isinstance(layer, nn.LeakyReLU):
-        return PWLSpec([0.0], [float(layer.negative_slope), 1.0], [0.0, 0.0])
-    if isinstance(layer, nn.PReLU):
-        a = layer.weight.detach().to(F64).reshape(-1).numpy().copy()
-        return PWLSpec([0.0], [a, 1.0], [0.0, 0.0])
-    if isinstance(layer, nn.Hardtanh):
-        lo, hi = float(layer.min_val), float(layer.max_val)
-        return PWLSpec([lo, hi], [0.0, 1.0, 0.0], [lo, 0.0, hi])
-    raise TypeError(f"no piecewise-linear description of {type(layer).__name__}")
+    kind, desc = describe(layer, analysis="local_gain", kinds=("piecewise_linear",))
+    assert isinstance(desc, PiecewiseLinear)
+    return PWLSpec(list(desc.breaks), list(desc.slopes), list(desc.intercepts))
 
 
 def _as_row(v, k: int) -> np.ndarray:
@@ -434,55 +421,11 @@ class Binding:
 
 
 # ------------------------------------------------------------------------ smooth activations
-def _sigmoid_d(z):
-    s = expit(z) if _is_np(z) else torch.sigmoid(z)
-    return s, s * (1 - s)
-
-
-def _tanh_d(z):
-    t = np.tanh(z) if _is_np(z) else torch.tanh(z)
-    return t, 1 - t * t
-
-
-def _autograd_d(fn: Callable) -> Callable:
-    def d(z):
-        zt = torch.from_numpy(z) if _is_np(z) else z
-        with torch.enable_grad():
-            zz = zt.detach().requires_grad_(True)
-            y = fn(zz)
-            (g,) = torch.autograd.grad(y.sum(), zz)
-        y = y.detach()
-        if _is_np(z):
-            return y.numpy(), g.numpy()
-        return y, g
-
-    return d
-
-
-# sup |f'| and sup |f''| over the real line (checked by brute force in tests/test_local_gain.py)
-TANH_BOUNDS = (1.0, 4.0 / (3.0 * math.sqrt(3.0)))
-SIGMOID_BOUNDS = (0.25, math.sqrt(3.0) / 18.0)
-GELU_BOUNDS = (1.1290, 0.79789)  # exact erf form; the tanh form is within these too
-SILU_BOUNDS = (1.0999, 0.5)
-
-
 def _smooth_spec(layer: nn.Module):
     """(value-and-derivative function, sup|f'|, sup|f''|) of a smooth activation."""
-    if isinstance(layer, nn.Tanh):
-        return _tanh_d, *TANH_BOUNDS
-    if isinstance(layer, nn.Sigmoid):
-        return _sigmoid_d, *SIGMOID_BOUNDS
-    if isinstance(layer, nn.Softplus):
-        beta = float(layer.beta)
-        return _autograd_d(layer), 1.0, beta / 4.0
-    if isinstance(layer, nn.ELU):
-        a = float(layer.alpha)
-        return _autograd_d(layer), max(1.0, a), a
-    if isinstance(layer, nn.GELU):
-        return _autograd_d(layer), *GELU_BOUNDS
-    if isinstance(layer, nn.SiLU):
-        return _autograd_d(layer), *SILU_BOUNDS
-    raise TypeError(f"no smooth description of {type(layer).__name__}")
+    kind, desc = describe(layer, analysis="local_gain", kinds=("smooth",))
+    assert isinstance(desc, Smooth)
+    return desc.value_and_derivative, desc.lip, desc.curv
 
 
 def _smooth(layer: nn.Module, w: Walk) -> None:
@@ -510,41 +453,34 @@ def _smooth(layer: nn.Module, w: Walk) -> None:
     w.smooth_seen = True
 
 
-#: Layer type -> rule. Order matters only for subclasses (ReLU6 is a Hardtanh subclass).
-GAIN_RULES: dict[type, Callable[[nn.Module, Walk], None]] = {
-    nn.Linear: _linear,
-    nn.Identity: _identity,
-    nn.Flatten: _flatten,
-    nn.Sequential: _sequential,
-    nn.ReLU: _pwl,
-    nn.LeakyReLU: _pwl,
-    nn.PReLU: _pwl,
-    nn.ReLU6: _pwl,
-    nn.Hardtanh: _pwl,
-    nn.Tanh: _smooth,
-    nn.Sigmoid: _smooth,
-    nn.Softplus: _smooth,
-    nn.ELU: _smooth,
-    nn.GELU: _smooth,
-    nn.SiLU: _smooth,
+#: Layer kind (:data:`neuroctl.layers.KINDS`) -> rule.
+KIND_RULES: dict[str, Callable[[nn.Module, Walk], None]] = {
+    "affine": _linear,
+    "identity": _identity,
+    "container": _sequential,
+    "piecewise_linear": _pwl,
+    "smooth": _smooth,
 }
 
-PIECEWISE_LINEAR_LAYERS = (nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.ReLU6, nn.Hardtanh)
-SMOOTH_LAYERS = (nn.Tanh, nn.Sigmoid, nn.Softplus, nn.ELU, nn.GELU, nn.SiLU)
+#: Layer type -> rule, for every registered type (derived from the registry).
+GAIN_RULES: dict[type, Callable[[nn.Module, Walk], None]] = {
+    t: KIND_RULES[k] for t, (k, _) in LAYER_KINDS.items() if k in KIND_RULES
+}
+
+PIECEWISE_LINEAR_LAYERS = tuple(t for t, (k, _) in LAYER_KINDS.items() if k == "piecewise_linear")
+SMOOTH_LAYERS = tuple(t for t, (k, _) in LAYER_KINDS.items() if k == "smooth")
 
 
 def supported_layers() -> list[str]:
     """Names of the layer types the local-gain analysis supports."""
-    return [t.__name__ for t in GAIN_RULES]
+    return layer_names(KIND_RULES)
 
 
 def apply_rule(layer: nn.Module, w: Walk) -> None:
     rule = GAIN_RULES.get(type(layer))
-    if rule is None:
-        raise TypeError(
-            f"local_gain: unsupported layer {type(layer).__name__} ({layer!r}); supported "
-            f"layers: {', '.join(supported_layers())}"
-        )
+    if rule is None:  # a subclass of a registered type, or an unsupported layer (raises)
+        kind, _ = describe(layer, analysis="local_gain", kinds=KIND_RULES)
+        rule = KIND_RULES[kind]
     rule(layer, w)
 
 

@@ -369,9 +369,68 @@ def _non_strict(bound, direction: float):
     return np.nextafter(np.asarray(bound, float), direction * np.inf)
 
 
+def _executor(args):
+    """The executor of ``--workers N`` / ``--ray ADDRESS`` (None: this process)."""
+    from .parallel import make_executor
+
+    try:
+        return make_executor(workers=args.workers, ray=args.ray)
+    except ImportError as exc:
+        raise UsageError(f"--ray {args.ray}: {exc}") from None
+
+
+def _verify_instances(args) -> int:
+    from .verify.instances import verify_instances
+
+    for flag, value in (
+        ("env", args.env),
+        ("--controller", args.controller),
+        ("--vnnlib", args.vnnlib),
+        ("--max-abs", args.max_abs),
+        ("--output-lower", args.output_lower),
+        ("--output-upper", args.output_upper),
+        ("--lower", args.lower),
+        ("--upper", args.upper),
+    ):
+        if value is not None:
+            raise UsageError(
+                f"{flag}: not allowed with --instances (each row of the file names its network "
+                f"and property), received {value}"
+            )
+    executor = _executor(args)
+    try:
+        rows = verify_instances(args.instances, executor=executor, workers=args.workers)
+    except (ValueError, FileNotFoundError) as exc:
+        raise UsageError(f"--instances {args.instances}: {exc}") from None
+    finally:
+        if executor is not None:
+            executor.shutdown()
+    if args.json:
+        _print_json(rows)
+    else:
+        print(_table(rows))
+    statuses = {r["status"] for r in rows}
+    if "violated" in statuses:
+        return EXIT_FAIL
+    return EXIT_UNKNOWN if "unknown" in statuses else EXIT_OK
+
+
 def cmd_verify(args) -> int:
     import numpy as np
 
+    if args.instances is not None:
+        return _verify_instances(args)
+    for flag, value in (("--workers", args.workers), ("--ray", args.ray)):
+        if value is not None:
+            raise UsageError(
+                f"{flag}: used with --instances only (one network's branch and bound runs in "
+                f"this process), received {value}"
+            )
+    if args.env is None or args.controller is None:
+        raise UsageError(
+            "env, -c/--controller: expected an environment id and a controller (or "
+            f"--instances FILE.csv), received env={args.env!r}, controller={args.controller!r}"
+        )
     _check_verify_options(args)
     from .episodes import format_box, require_static, verify_query
     from .verify import Spec, read_vnnlib

@@ -14,7 +14,6 @@ verification sees.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 
 from ._json import json_dict
+from .layers import describe
 
 __all__ = [
     "PiecewiseLinear",
@@ -282,46 +282,22 @@ def saturated(controller: nn.Module, lower, upper) -> nn.Sequential:
 
 
 # --------------------------------------------------------------------------- ReLU -> PWL
-# Per-layer rules for a scalar-input network: a piecewise-linear activation is described by the
-# pre-activation thresholds at which it kinks and its elementwise function.
-def _thresholds_relu(layer):
-    return (0.0,)
+# A scalar-input network is walked with the registry (neuroctl.layers): a piecewise-linear
+# activation kinks at its breakpoints; affine, identity and container layers add no kink.
+_KINDS = ("affine", "identity", "container", "piecewise_linear")
 
 
-def _thresholds_hardtanh(layer):
-    return (float(layer.min_val), float(layer.max_val))
-
-
-def _thresholds_relu6(layer):
-    return (0.0, 6.0)
-
-
-_ACTIVATION_KINKS: dict[type, Callable[[nn.Module], tuple[float, ...]]] = {
-    nn.ReLU: _thresholds_relu,
-    nn.LeakyReLU: _thresholds_relu,
-    nn.Hardtanh: _thresholds_hardtanh,
-    nn.ReLU6: _thresholds_relu6,
-    nn.Identity: lambda layer: (),
-    nn.Flatten: lambda layer: (),
-}
-
-
-def _supported() -> list[str]:
-    return ["Linear", "Sequential"] + sorted(t.__name__ for t in _ACTIVATION_KINKS)
-
-
-def _flatten(net: nn.Module) -> list[nn.Module]:
-    if isinstance(net, nn.Sequential):
-        out: list[nn.Module] = []
+def _flatten(net: nn.Module) -> list[tuple[nn.Module, tuple[float, ...] | None]]:
+    """The ``(layer, breakpoints)`` of the network in order (None for ``nn.Linear``)."""
+    kind, desc = describe(net, analysis="pwl_from_relu_net", kinds=_KINDS)
+    if kind == "container":
+        out: list = []
         for layer in net:
             out += _flatten(layer)
         return out
-    if isinstance(net, nn.Linear) or type(net) in _ACTIVATION_KINKS:
-        return [net]
-    raise TypeError(
-        f"pwl_from_relu_net: unsupported layer {type(net).__name__}; supported layers: "
-        f"{', '.join(_supported())}"
-    )
+    if kind == "affine":
+        return [(net, None)]
+    return [(net, tuple(float(b) for b in desc.breaks) if desc is not None else ())]
 
 
 def _insert_crossings(x: np.ndarray, z: np.ndarray, thresholds) -> tuple[np.ndarray, np.ndarray]:
@@ -361,7 +337,8 @@ def pwl_from_relu_net(net: nn.Module, lo: float, hi: float, *, simplify: bool = 
     ----------
     net : nn.Module
         ``nn.Sequential`` (nested allowed) of ``nn.Linear`` and piecewise-linear activations
-        (ReLU, LeakyReLU, Hardtanh, ReLU6, Identity); input size 1, any output size ``m``.
+        (those of :mod:`neuroctl.layers`: ReLU, LeakyReLU, PReLU, Hardtanh, ReLU6; Identity,
+        Flatten, Dropout in eval mode); input size 1, any output size ``m``.
     lo, hi : float
         The interval, ``lo < hi``.
     simplify : bool
@@ -378,7 +355,7 @@ def pwl_from_relu_net(net: nn.Module, lo: float, hi: float, *, simplify: bool = 
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
         raise ValueError(f"lo, hi: expected finite numbers with lo < hi, received {lo}, {hi}")
     layers = _flatten(net)
-    first = next((la for la in layers if isinstance(la, nn.Linear)), None)
+    first = next((la for la, br in layers if br is None), None)
     if first is None or first.in_features != 1:
         raise ValueError(
             "pwl_from_relu_net: expected a network with a scalar input (first Linear with "
@@ -386,8 +363,8 @@ def pwl_from_relu_net(net: nn.Module, lo: float, hi: float, *, simplify: bool = 
         )
     x = np.array([lo, hi])
     z = x[:, None].copy()  # values of the current layer's units at the breakpoints
-    for layer in layers:
-        if isinstance(layer, nn.Linear):
+    for layer, breaks in layers:
+        if breaks is None:
             w = layer.weight.detach().to(torch.float64).cpu().numpy()
             b = (
                 layer.bias.detach().to(torch.float64).cpu().numpy()
@@ -396,7 +373,7 @@ def pwl_from_relu_net(net: nn.Module, lo: float, hi: float, *, simplify: bool = 
             )
             z = z @ w.T + b
         else:
-            x, z = _insert_crossings(x, z, _ACTIVATION_KINKS[type(layer)](layer))
+            x, z = _insert_crossings(x, z, breaks)
             with torch.no_grad():
                 z = layer(torch.as_tensor(z)).numpy()
     # values: the network itself in float64 at the breakpoints

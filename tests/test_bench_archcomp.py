@@ -43,3 +43,14 @@ def test_unknown_benchmark_names_are_refused(bench, capsys):
     with pytest.raises(SystemExit):
         bench.parse(["--only", "unicylce"])
     assert "received ['unicylce']" in capsys.readouterr().err
+
+
+def test_two_workers_give_the_same_rows_in_the_same_order(bench):
+    names = ["double_pendulum_more_robust", "vcas_28.5", "tora_relu_tanh"]
+    argv = [a for n in names for a in ("--only", n)] + ["--simulate-only", "--samples", "8"]
+    one = bench.main(argv)
+    two = bench.main(argv + ["--workers", "2"])
+    assert [r.name for r in two] == names
+    assert [(r.verdict, r.semantics, r.detail) for r in two] == [
+        (r.verdict, r.semantics, r.detail) for r in one
+    ]

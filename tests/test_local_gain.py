@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import neuroctl as nc
-from neuroctl._gain_rules import GELU_BOUNDS, SIGMOID_BOUNDS, SILU_BOUNDS, TANH_BOUNDS
+from neuroctl.layers import GELU_BOUNDS, SIGMOID_BOUNDS, SILU_BOUNDS, TANH_BOUNDS
 
 F64 = torch.float64
 

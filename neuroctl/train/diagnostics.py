@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .._json import json_dict
+from ..layers import describe, kind_of
 
 __all__ = [
     "DeadUnits",
@@ -108,16 +109,22 @@ class DeadUnits:
 
 
 def _active_fn(module: nn.Module):
-    if isinstance(module, nn.ReLU6):
-        return lambda z: (z > 0) & (z < 6)
-    if isinstance(module, nn.ReLU):
-        return lambda z: z > 0
-    if isinstance(module, nn.Hardtanh):  # strictly inside the linear zone
-        lo, hi = module.min_val, module.max_val
-        return lambda z: (z > lo) & (z < hi)
-    if isinstance(module, nn.LeakyReLU):
-        return lambda z: z > 0
-    return None
+    """``is_active(z)`` of a piecewise-linear activation of the registry: ``z`` strictly inside
+    its pass-through piece (slope 1, intercept 0: ``z > 0`` for ReLU, LeakyReLU and PReLU, the
+    linear zone of Hardtanh and ReLU6); None for the other layers."""
+    if kind_of(module) != "piecewise_linear":
+        return None
+    _, desc = describe(module, analysis="dead_units", kinds=("piecewise_linear",))
+    through = [
+        p
+        for p, (s, c) in enumerate(zip(desc.slopes, desc.intercepts, strict=True))
+        if bool(np.all(np.asarray(s) == 1.0)) and float(c) == 0.0
+    ]
+    if not through:
+        return None
+    edges = [-math.inf, *map(float, desc.breaks), math.inf]
+    lo, hi = edges[through[-1]], edges[through[-1] + 1]
+    return lambda z: (z > lo) & (z < hi)
 
 
 def _inspected_layers(net: nn.Module, hidden_only: bool) -> list[tuple[str, nn.Module, Callable]]:
@@ -140,7 +147,8 @@ def _inspected_layers(net: nn.Module, hidden_only: bool) -> list[tuple[str, nn.M
 
 
 def has_dead_unit_layers(net: nn.Module, *, hidden_only: bool = False) -> bool:
-    """True if ``net`` has a layer :func:`dead_units` inspects (ReLU, ReLU6, LeakyReLU, Hardtanh).
+    """True if ``net`` has a layer :func:`dead_units` inspects (ReLU, ReLU6, LeakyReLU, PReLU,
+    Hardtanh).
 
     Smooth networks (tanh, sigmoid, ...) have none: their units cannot die in this sense.
     ``hidden_only`` as in :func:`dead_units`.
@@ -153,8 +161,9 @@ def dead_units(net: nn.Module, states, *, hidden_only: bool = False) -> DeadUnit
 
     A ReLU unit is active on a state when its pre-activation is ``> 0`` (its gradient is then
     non-zero); a unit is *dead* over the batch when it is active on none of the states. Layers
-    counted: ``nn.ReLU``, ``nn.ReLU6``, ``nn.LeakyReLU`` (active side) and ``nn.Hardtanh``
-    (linear zone).
+    counted: the piecewise-linear activations of :mod:`neuroctl.layers` with a pass-through
+    piece: ``nn.ReLU``, ``nn.ReLU6``, ``nn.LeakyReLU`` and ``nn.PReLU`` (active side) and
+    ``nn.Hardtanh`` (linear zone).
 
     Parameters
     ----------

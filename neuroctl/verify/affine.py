@@ -74,6 +74,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..layers import LAYER_KINDS, UnsupportedLayer, describe
+
 __all__ = [
     "AffineForm",
     "SetArithmeticError",
@@ -909,61 +911,90 @@ def _join(name, arrays, axis=0, **kwargs):
 
 
 # ============================================================================ controllers
-def _rule_linear(layer: nn.Linear, x):
+def _rule_linear(layer: nn.Linear, desc, x):
     w = _const(layer.weight)
     out = x @ w.T
     return out + _const(layer.bias) if layer.bias is not None else out
 
 
-def _rule_leaky(layer: nn.LeakyReLU, x):
-    a = float(layer.negative_slope)
-    return x * a + _relu(x) * (1.0 - a)
+def _rule_pwl(layer, desc, x):
+    """A piecewise-linear activation of the registry from its breakpoints and slopes:
+    ``f(z) = s_0 z + c_0 + sum_i (s_{i+1} - s_i) relu(z - b_i)``, with the exact shorter forms
+    ``relu``, ``s_0 z + (1 - s_0) relu(z)`` and ``clip(z, b_0, b_1)`` when they apply."""
+    b = [float(v) for v in desc.breaks]
+    s = [np.asarray(v, dtype=float) for v in desc.slopes]
+    c = [float(v) for v in desc.intercepts]
+    if b == [0.0] and c == [0.0, 0.0] and bool((s[1] == 1.0).all()):
+        if not s[0].any():
+            return _relu(x)
+        return x * s[0] + _relu(x) * (1.0 - s[0])
+    flat = len(b) == 2 and not s[0].any() and bool((s[1] == 1.0).all()) and not s[2].any()
+    if flat and c == [b[0], 0.0, b[1]]:
+        return _clip(x, b[0], b[1])
+    out = x * s[0] if s[0].any() else None
+    for i, bi in enumerate(b):
+        term = _relu(x - bi if bi else x) * (s[i + 1] - s[i])
+        out = term if out is None else out + term
+    return out + c[0] if c[0] else out
 
 
-def _rule_sigmoid(layer, x):
-    return x.sigmoid() if isinstance(x, AffineForm) else _sigmoid(x)
+def _rule_smooth(layer, desc, x):
+    if desc.name == "sigmoid":
+        return x.sigmoid() if isinstance(x, AffineForm) else _sigmoid(x)
+    if desc.name == "tanh":
+        return x.tanh() if isinstance(x, AffineForm) else np.tanh(x)
+    raise UnsupportedLayer(layer, "reach", supported_layers())
 
 
-def _rule_tanh(layer, x):
-    return x.tanh() if isinstance(x, AffineForm) else np.tanh(x)
+def _rule_sequential(layer, desc, x):
+    for sub in layer:
+        x = controller_on_sets(sub, x)
+    return x
 
 
-#: per-layer rules of the walk of a controller on affine forms
-LAYER_RULES: dict[type, Callable] = {
-    nn.Linear: _rule_linear,
-    nn.ReLU: lambda layer, x: _relu(x),
-    nn.LeakyReLU: _rule_leaky,
-    nn.Hardtanh: lambda layer, x: _clip(x, float(layer.min_val), float(layer.max_val)),
-    nn.ReLU6: lambda layer, x: _clip(x, 0.0, 6.0),
-    nn.Identity: lambda layer, x: x,
-    nn.Flatten: lambda layer, x: x,
-    nn.Tanh: _rule_tanh,
-    nn.Sigmoid: _rule_sigmoid,
+#: Layer kind (:data:`neuroctl.layers.KINDS`) -> rule of the walk of a controller on affine
+#: forms, ``rule(layer, description, x) -> y``. Smooth layers: tanh and sigmoid.
+LAYER_RULES: dict[str, Callable] = {
+    "affine": _rule_linear,
+    "identity": lambda layer, desc, x: x,
+    "container": _rule_sequential,
+    "piecewise_linear": _rule_pwl,
+    "smooth": _rule_smooth,
 }
+
+_SMOOTH_ON_SETS = ("Tanh", "Sigmoid")
+
+
+def supported_layers() -> list[str]:
+    """Names of the layer types that the walk on affine forms supports."""
+    return [
+        t.__name__
+        for t, (kind, _) in LAYER_KINDS.items()
+        if kind != "smooth" or t.__name__ in _SMOOTH_ON_SETS
+    ]
 
 
 def controller_on_sets(controller: nn.Module, y: AffineForm) -> AffineForm:
-    """Evaluate a feed-forward controller on an affine form with the per-layer rule table.
+    """Evaluate a feed-forward controller on an affine form with the per-kind rule table.
 
     Parameters
     ----------
     controller : nn.Module
-        ``nn.Sequential`` of the layers in :data:`LAYER_RULES` (nested Sequentials allowed).
+        ``nn.Sequential`` (nested Sequentials allowed) of the layers of :func:`supported_layers`.
     y : AffineForm, shape (B, p)
         The controller's input set.
 
     Returns
     -------
     AffineForm, shape (B, m)
+
+    Raises
+    ------
+    neuroctl.layers.UnsupportedLayer
+        For a layer outside :func:`supported_layers`.
     """
-    if isinstance(controller, nn.Sequential):
-        for layer in controller:
-            y = controller_on_sets(layer, y)
-        return y
-    rule = LAYER_RULES.get(type(controller))
-    if rule is None:
-        raise TypeError(
-            f"reach: unsupported controller layer {type(controller).__name__}; supported: "
-            f"Sequential, {', '.join(sorted(t.__name__ for t in LAYER_RULES))}"
-        )
-    return rule(controller, y)
+    try:
+        kind, desc = describe(controller, analysis="reach", kinds=LAYER_RULES)
+    except UnsupportedLayer as err:
+        raise UnsupportedLayer(controller, "reach", supported_layers(), err.reason) from None
+    return LAYER_RULES[kind](controller, desc, y)

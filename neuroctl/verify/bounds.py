@@ -1,6 +1,7 @@
 """Sound output bounds of feed-forward networks over an input box.
 
-Every network is first lowered, by a per-layer rule table (:data:`LAYER_RULES`), to a canonical
+Every network is first lowered, by a rule per layer kind of the registry :mod:`neuroctl.layers`
+(:data:`LAYER_RULES`), to a canonical
 network: affine maps with one activation per hidden layer between them, in float64,
 
     z_0 = W_0 x + b_0,   z_k = W_k σ_{k-1}(z_{k-1}) + b_k,   y = z_L,
@@ -8,11 +9,14 @@ network: affine maps with one activation per hidden layer between them, in float
 where each ``σ_k`` is ReLU, tanh or sigmoid (:data:`neuroctl.verify.relaxations.ACTIVATIONS`).
 
 Linear layers (including the frozen diagonal normalisation layers of :func:`neuroctl.affine_layer`)
-compose into the neighbouring affine maps; ``LeakyReLU``, ``Hardtanh`` and ``ReLU6`` are rewritten
-exactly as ReLU combinations (``leaky(z) = relu(z) - s relu(-z)``,
-``hardtanh(z) = lo + relu(z - lo) - relu(z - hi)``); ``Tanh`` and ``Sigmoid`` stay smooth
-activations. The analyses then need one rule each, and read each activation only through its
-value and its linear relaxation on an interval (:mod:`neuroctl.verify.relaxations`):
+compose into the neighbouring affine maps; every piecewise-linear activation of the registry
+(breakpoints ``b_0 < b_1 < ...``, slopes ``s_0, s_1, ...``) is rewritten exactly as a ReLU
+combination, ``f(z) = f(b_0) + s_1 relu(z - b_0) - s_0 relu(b_0 - z) + sum_{i>=1} (s_{i+1} - s_i)
+relu(z - b_i)`` (the ``relu(b_0 - z)`` term only when ``s_0 != 0``): ``leaky(z) = relu(z) - s
+relu(-z)``, ``hardtanh(z) = lo + relu(z - lo) - relu(z - hi)``, PReLU with one slope per channel;
+``Tanh`` and ``Sigmoid`` stay smooth activations. The analyses then need one rule each, and read
+each activation only through its value and its linear relaxation on an interval
+(:mod:`neuroctl.verify.relaxations`):
 
 * interval bound propagation (IBP): centre/radius through the affine maps; the activations are
   non-decreasing, so ``[σ(l), σ(u)]``;
@@ -35,6 +39,7 @@ import torch
 from torch import nn
 
 from .._json import json_dict
+from ..layers import LAYER_KINDS, UnsupportedLayer, describe
 from .relaxations import ACTIVATIONS, Activation
 
 __all__ = [
@@ -197,75 +202,80 @@ def _t(v) -> np.ndarray:
     return v.detach().cpu().numpy().astype(np.float64)
 
 
-def _rule_linear(m: nn.Linear, acc: _Lowering):
+def _rule_linear(m: nn.Linear, desc, acc: _Lowering):
     W = _t(m.weight)
     if W.shape[1] != acc.width:
         raise ValueError(f"{m}: expects {W.shape[1]} inputs, receives {acc.width}")
     acc.affine(W, _t(m.bias) if m.bias is not None else np.zeros(W.shape[0]))
 
 
-def _rule_relu(m, acc: _Lowering):
-    acc.relu()
-
-
-def _rule_skip(m, acc: _Lowering):
+def _rule_skip(m, desc, acc: _Lowering):
     pass
 
 
-def _rule_tanh(m, acc: _Lowering):
-    acc.activation("tanh")
-
-
-def _rule_sigmoid(m, acc: _Lowering):
-    acc.activation("sigmoid")
-
-
-def _rule_leaky(m: nn.LeakyReLU, acc: _Lowering):
-    s, n = float(m.negative_slope), acc.width
+def _rule_pwl(m, desc, acc: _Lowering):
+    """A piecewise-linear activation as an exact ReLU combination (see the module docstring)."""
+    n = acc.width
+    breaks = [float(b) for b in desc.breaks]
+    slopes = [np.broadcast_to(np.asarray(s, dtype=float), (n,)) for s in desc.slopes]
+    inter = [float(c) for c in desc.intercepts]
+    if breaks == [0.0] and not slopes[0].any() and (slopes[1] == 1.0).all() and inter == [0, 0]:
+        acc.relu()
+        return
     eye = np.eye(n)
-    acc.affine(np.vstack([eye, -eye]), np.zeros(2 * n))
+    rows, bias, coef = [eye], [np.full(n, -breaks[0])], [slopes[1]]
+    if slopes[0].any():
+        rows.append(-eye)
+        bias.append(np.full(n, breaks[0]))
+        coef.append(-slopes[0])
+    for i in range(1, len(breaks)):
+        rows.append(eye)
+        bias.append(np.full(n, -breaks[i]))
+        coef.append(slopes[i + 1] - slopes[i])
+    acc.affine(np.vstack(rows), np.concatenate(bias))
     acc.relu()
-    acc.affine(np.hstack([eye, -s * eye]), np.zeros(n))
+    at_b0 = slopes[1] * breaks[0] + inter[1]  # f(b_0), per channel
+    acc.affine(np.hstack([np.diag(c) for c in coef]), np.array(at_b0, dtype=float))
 
 
-def _rule_hardtanh(m: nn.Hardtanh, acc: _Lowering):
-    lo, hi, n = float(m.min_val), float(m.max_val), acc.width
-    eye = np.eye(n)
-    acc.affine(np.vstack([eye, eye]), np.concatenate([np.full(n, -lo), np.full(n, -hi)]))
-    acc.relu()
-    acc.affine(np.hstack([eye, -eye]), np.full(n, lo))
+def _rule_smooth(m, desc, acc: _Lowering):
+    if desc.name not in ACTIVATIONS:
+        raise UnsupportedLayer(m, "bounds", supported_layers())
+    acc.activation(desc.name)
 
 
-def _rule_sequential(m: nn.Sequential, acc: _Lowering):
+def _rule_sequential(m: nn.Sequential, desc, acc: _Lowering):
     for child in m:
         _apply_rule(child, acc)
 
 
-#: Layer type -> rule that appends the layer to the canonical ReLU network (DESIGN convention 8).
-#: ``nn.ReLU6`` is a subclass of ``nn.Hardtanh`` and uses its rule.
-LAYER_RULES: dict[type, Callable[[nn.Module, _Lowering], None]] = {
-    nn.Linear: _rule_linear,
-    nn.ReLU: _rule_relu,
-    nn.Identity: _rule_skip,
-    nn.Flatten: _rule_skip,
-    nn.Dropout: _rule_skip,
-    nn.LeakyReLU: _rule_leaky,
-    nn.Hardtanh: _rule_hardtanh,
-    nn.Tanh: _rule_tanh,
-    nn.Sigmoid: _rule_sigmoid,
-    nn.Sequential: _rule_sequential,
+#: Layer kind (:data:`neuroctl.layers.KINDS`) -> rule that appends the layer to the canonical ReLU
+#: network (DESIGN convention 8). Smooth layers: those with a relaxation in
+#: :data:`neuroctl.verify.relaxations.ACTIVATIONS` (tanh, sigmoid).
+LAYER_RULES: dict[str, Callable[[nn.Module, object, _Lowering], None]] = {
+    "affine": _rule_linear,
+    "identity": _rule_skip,
+    "container": _rule_sequential,
+    "piecewise_linear": _rule_pwl,
+    "smooth": _rule_smooth,
 }
 
 
+def supported_layers() -> list[str]:
+    """Names of the layer types that bound propagation supports."""
+    return [
+        t.__name__
+        for t, (kind, _) in LAYER_KINDS.items()
+        if kind != "smooth" or t.__name__.lower() in ACTIVATIONS
+    ]
+
+
 def _apply_rule(m: nn.Module, acc: _Lowering):
-    for cls in type(m).__mro__:
-        if cls in LAYER_RULES:
-            LAYER_RULES[cls](m, acc)
-            return
-    names = ", ".join(sorted({c.__name__ for c in LAYER_RULES} | {"ReLU6"}))
-    raise NotImplementedError(
-        f"unsupported layer {type(m).__name__} ({m}); supported layers: {names}"
-    )
+    try:
+        kind, desc = describe(m, analysis="bounds", kinds=LAYER_RULES)
+    except UnsupportedLayer as err:
+        raise UnsupportedLayer(m, "bounds", supported_layers(), err.reason) from None
+    LAYER_RULES[kind](m, desc, acc)
 
 
 def as_relu_network(net, n_inputs: int | None = None, *, smooth: bool = False) -> ReluNetwork:

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from ..controllers import affine_layer
+from ..parallel import Failed, ProcessPool, map_tasks
 from ..plant import Plant
 from .closed_loop_result import ClosedLoopResult, Counterexample
 from .enclosure import _HAS_FLOW, Deadline, _propagate_guarded
@@ -170,6 +171,8 @@ def check_closed_loop(
     samples: int = 256,
     batch: int = 32,
     max_generators: int | None = None,
+    executor=None,
+    workers: int | None = None,
 ) -> ClosedLoopResult:
     """Decide a property of the closed loop from every initial state of a box.
 
@@ -211,6 +214,13 @@ def check_closed_loop(
         Sub-boxes whose sets are propagated together.
     max_generators : int, optional, keyword-only
         Order limit of the affine forms (default ``20 n``).
+    executor : concurrent.futures.Executor, optional, keyword-only
+        Where the sets of the sub-boxes are propagated (:func:`neuroctl.parallel.map_tasks`):
+        each batch is cut into pieces propagated in parallel and put back in order, so the search
+        (which box is split, when it stops) is the one of the sequential run. A piece whose
+        worker died twice leaves its sub-boxes undecided (never proved).
+    workers : int, optional, keyword-only
+        Without ``executor``: local worker processes (``None`` or 1: in this process).
 
     Returns
     -------
@@ -285,6 +295,7 @@ def check_closed_loop(
         "proof_time": 0.0,
     }
     notes: list[str] = []
+    par = _parallel_plan(executor, workers, batch)
     assumptions = _assumptions(plant, semantics, nw, wlo, whi)
 
     def result(status, ce=None, proved=()):
@@ -341,66 +352,151 @@ def check_closed_loop(
             "about the continuous system (its counterexamples are still searched)"
         )
         heap = []
-    while heap:
-        if timeout is not None and _time.perf_counter() - t_start > timeout:
-            notes.append(f"timeout of {timeout:g} s reached with {len(heap)} sub-boxes undecided")
-            break
-        take = [heapq.heappop(heap) for _ in range(min(batch, len(heap)))]
-        blo = np.stack([t[2] for t in take])
-        bhi = np.stack([t[3] for t in take])
-        try:
-            holds, score, sl, sh, tl, th, sem = _propagate_guarded(
-                plant, ctrl, spec, blo, bhi, steps, opts, max_gen, failures
-            )
-        except Deadline:
-            notes.append(
-                f"timeout of {timeout:g} s reached with {len(heap) + len(take)} sub-boxes undecided"
-            )
-            break
-        stats["boxes_analysed"] += len(take)
-        if sem != semantics:
-            notes.append(
-                f"the sets available enclose the {sem} map only: nothing is proved about the "
-                f"{semantics} system (its counterexamples are still searched)"
-            )
-            break
-        for i in np.nonzero(holds)[0]:
-            proved.append((blo[i], bhi[i], sl[i], sh[i], tl[i], th[i]))
-        stats["boxes_proved"] += int(holds.sum())
-        open_ = np.nonzero(~holds)[0]
-        if open_.size == 0:
-            if not heap:
-                status = "holds"
-            continue
-        centres = 0.5 * (blo[open_] + bhi[open_])
-        ce, sims = _falsify(plant, ctrl, spec, centres, steps, opts, special, rng, wlo, whi)
-        stats["simulations"] += sims
-        if ce is not None:
-            status = "violated"
-            break
-        if stats["boxes_split"] + open_.size > max_splits:
-            notes.append(
-                f"max_splits={max_splits} reached with {open_.size + len(heap)} sub-boxes undecided"
-            )
-            break
-        sens = _sensitivity(spec, plant, ctrl, centres, steps, reference)
-        for j, i in enumerate(open_):
-            w = (bhi[i] - blo[i]) / width0
-            s = sens[j] * (bhi[i] - blo[i])
-            d = int(np.argmax(w * (1.0 + (s / s.max() if s.max() > 0 else 0.0))))
-            mid = 0.5 * (blo[i, d] + bhi[i, d])
-            left_hi, right_lo = bhi[i].copy(), blo[i].copy()
-            left_hi[d] = right_lo[d] = mid
-            for child in ((blo[i], left_hi), (right_lo, bhi[i])):
-                heapq.heappush(heap, (float(score[i]), counter, child[0], child[1]))
-                counter += 1
-            stats["boxes_split"] += 1
+    own_pool = None
+    if par is not None and par[0] is None:  # one pool for the search, renewed if a worker dies
+        own_pool = ProcessPool(int(par[1]))
+        par = (own_pool, *par[1:])
+    try:
+        while heap:
+            if timeout is not None and _time.perf_counter() - t_start > timeout:
+                notes.append(
+                    f"timeout of {timeout:g} s reached with {len(heap)} sub-boxes undecided"
+                )
+                break
+            take = [heapq.heappop(heap) for _ in range(min(batch, len(heap)))]
+            blo = np.stack([t[2] for t in take])
+            bhi = np.stack([t[3] for t in take])
+            try:
+                holds, score, sl, sh, tl, th, sem = _propagate_batch(
+                    plant, ctrl, spec, blo, bhi, steps, opts, max_gen, failures, par, notes
+                )
+            except Deadline:
+                notes.append(
+                    f"timeout of {timeout:g} s reached with {len(heap) + len(take)} sub-boxes "
+                    "undecided"
+                )
+                break
+            stats["boxes_analysed"] += len(take)
+            if sem != semantics:
+                notes.append(
+                    f"the sets available enclose the {sem} map only: nothing is proved about the "
+                    f"{semantics} system (its counterexamples are still searched)"
+                )
+                break
+            for i in np.nonzero(holds)[0]:
+                proved.append((blo[i], bhi[i], sl[i], sh[i], tl[i], th[i]))
+            stats["boxes_proved"] += int(holds.sum())
+            open_ = np.nonzero(~holds)[0]
+            if open_.size == 0:
+                if not heap:
+                    status = "holds"
+                continue
+            centres = 0.5 * (blo[open_] + bhi[open_])
+            ce, sims = _falsify(plant, ctrl, spec, centres, steps, opts, special, rng, wlo, whi)
+            stats["simulations"] += sims
+            if ce is not None:
+                status = "violated"
+                break
+            if stats["boxes_split"] + open_.size > max_splits:
+                notes.append(
+                    f"max_splits={max_splits} reached with {open_.size + len(heap)} sub-boxes "
+                    "undecided"
+                )
+                break
+            sens = _sensitivity(spec, plant, ctrl, centres, steps, reference)
+            for j, i in enumerate(open_):
+                w = (bhi[i] - blo[i]) / width0
+                s = sens[j] * (bhi[i] - blo[i])
+                d = int(np.argmax(w * (1.0 + (s / s.max() if s.max() > 0 else 0.0))))
+                mid = 0.5 * (blo[i, d] + bhi[i, d])
+                left_hi, right_lo = bhi[i].copy(), blo[i].copy()
+                left_hi[d] = right_lo[d] = mid
+                for child in ((blo[i], left_hi), (right_lo, bhi[i])):
+                    heapq.heappush(heap, (float(score[i]), counter, child[0], child[1]))
+                    counter += 1
+                stats["boxes_split"] += 1
+    finally:
+        if own_pool is not None:
+            own_pool.shutdown(wait=True, cancel_futures=True)
     stats["proof_time"] = _time.perf_counter() - t_p
     stats["proof_failures"] = len(failures)
     notes.extend(failures[:5])
     if status == "violated":
         return result("violated", ce)
     return result(status, proved=proved)
+
+
+def _parallel_plan(executor, workers, batch):
+    """``None`` (sequential) or ``(executor, workers, pieces)``: how a batch is spread."""
+    if executor is None and (workers is None or workers == 1):
+        if workers is not None and not isinstance(workers, (int, np.integer)):
+            raise ValueError(f"workers: expected a positive int, received {workers!r}")
+        return None
+    if executor is None and not (isinstance(workers, (int, np.integer)) and workers >= 1):
+        raise ValueError(f"workers: expected a positive int, received {workers!r}")
+    k = int(workers) if workers else int(getattr(executor, "_max_workers", 0) or 4)
+    return executor, workers, max(1, min(batch, k))
+
+
+def _propagate_piece(plant, ctrl, spec, blo, bhi, steps, opts, max_gen, seconds_left):
+    """One piece of a batch in a worker: ``(result tuple or None at the deadline, failures)``.
+
+    The deadline travels as seconds left (clocks of two machines are not comparable).
+    """
+    opts = dict(opts)
+    if seconds_left is not None:
+        opts["deadline"] = _time.perf_counter() + seconds_left
+    failures: list[str] = []
+    try:
+        out = _propagate_guarded(plant, ctrl, spec, blo, bhi, steps, opts, max_gen, failures)
+    except Deadline:
+        return None, failures
+    return out, failures
+
+
+def _propagate_batch(plant, ctrl, spec, blo, bhi, steps, opts, max_gen, failures, par, notes):
+    """:func:`_propagate_guarded` of a batch, in pieces on an executor when ``par`` says so."""
+    if par is None:
+        return _propagate_guarded(plant, ctrl, spec, blo, bhi, steps, opts, max_gen, failures)
+    executor, workers, pieces = par
+    cuts = np.array_split(np.arange(blo.shape[0]), min(pieces, blo.shape[0]))
+    dl = opts["deadline"]
+    left = None if dl is None else max(dl - _time.perf_counter(), 0.0)
+    sub = {k: v for k, v in opts.items() if k != "deadline"}
+    tasks = [(plant, ctrl, spec, blo[c], bhi[c], steps, sub, max_gen, left) for c in cuts]
+    outs = map_tasks(_propagate_piece, tasks, executor=executor)
+    parts = []
+    for c, o in zip(cuts, outs):
+        if isinstance(o, Failed):
+            notes.append(f"a worker died twice on {c.size} sub-boxes: they stay undecided")
+            n = blo.shape[1]
+            nan_s = np.full((c.size, steps + 1, n), np.nan)
+            nan_t = np.full((c.size, steps, n), np.nan)
+            parts.append(
+                (
+                    np.zeros(c.size, bool),
+                    np.full(c.size, -np.inf),
+                    nan_s,
+                    nan_s,
+                    nan_t,
+                    nan_t,
+                    opts["semantics"],
+                )
+            )
+            continue
+        res, fails = o
+        failures.extend(fails)
+        if res is None:
+            raise Deadline()
+        parts.append(res)
+    cat = [np.concatenate([p[j] for p in parts]) for j in range(6)]
+    sems = {p[6] for p in parts}
+    sem = (
+        opts["semantics"]
+        if sems == {opts["semantics"]}
+        else next(s for s in sems if s != opts["semantics"])
+    )
+    return (*cat, sem)
 
 
 def _assumptions(plant, semantics, nw, wlo, whi) -> str:

@@ -31,6 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from scipy.special import expit
+from torch import nn
+
+from ..layers import describe
 
 __all__ = ["Activation", "ACTIVATIONS", "activation"]
 
@@ -133,14 +136,14 @@ def _s_shaped(f, df, centre):
     return relax
 
 
-def _dtanh(z):
-    t = np.tanh(z)
-    return 1.0 - t * t
+def _derivative(layer: type) -> Callable:
+    """``f'`` of a smooth activation, from the layer registry (:mod:`neuroctl.layers`)."""
+    _, desc = describe(layer())
+    return lambda z: desc.value_and_derivative(np.asarray(z, dtype=float))[1]
 
 
-def _dsigmoid(z):
-    s = expit(z)
-    return s * (1.0 - s)
+_dtanh = _derivative(nn.Tanh)
+_dsigmoid = _derivative(nn.Sigmoid)
 
 
 #: Activation name -> description (DESIGN convention 8: one entry per kind, read by every analysis).
