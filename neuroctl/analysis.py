@@ -245,7 +245,10 @@ class StabilityReport:
         with warnings.catch_warnings():
             # python-control warns when a margin does not exist; the value is then inf / nan
             warnings.simplefilter("ignore")
-            gm, pm, sm, wpc, wgc, wms = control.stability_margins(loop)
+            try:
+                gm, pm, sm, wpc, wgc, wms = control.stability_margins(loop)
+            except np.linalg.LinAlgError:  # a loop too large for float64 (overflow): no margins
+                gm = pm = sm = wpc = wgc = float("nan")
         return {
             "gain_margin": float(gm),
             "phase_margin": float(pm),

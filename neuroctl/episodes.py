@@ -391,7 +391,13 @@ def rollout(
                 f"{np.asarray(a).tolist()} at step {len(act_l)} for the observation "
                 f"{np.asarray(obs).tolist()}"
             )
-        obs, reward, terminated, truncated, info = env.step(a)
+        try:
+            obs, reward, terminated, truncated, info = env.step(a)
+        except FloatingPointError as exc:  # the env refuses to return non-finite numbers
+            raise InputError(
+                f"controller {controller.name}: the closed loop diverged at step {len(act_l)} "
+                f"({exc})"
+            ) from None
         obs_l.append(obs)
         act_l.append(np.asarray(a, float))
         rew_l.append(float(reward))
@@ -458,11 +464,18 @@ def stability_report(env, module, *, reference=None):
             )
         kw["reference"] = r
     try:
-        return neuroctl.analyze(plant, module, **kw)
-    except neuroctl.OperatingPointError:
-        settle = int(env.spec.max_episode_steps or 1000)
-        op = neuroctl.operating_point(plant, module, settle=settle, **kw)
-        return neuroctl.analyze(plant, module, op, **kw)
+        try:
+            return neuroctl.analyze(plant, module, **kw)
+        except neuroctl.OperatingPointError:
+            settle = int(env.spec.max_episode_steps or 1000)
+            op = neuroctl.operating_point(plant, module, settle=settle, **kw)
+            return neuroctl.analyze(plant, module, op, **kw)
+    except (FloatingPointError, np.linalg.LinAlgError) as exc:
+        # finite inputs whose analysis overflows (e.g. -e gravity=1e308): an input error
+        raise InputError(
+            f"env_kwargs: expected parameters of {env.spec.id} whose closed loop can be "
+            f"linearized in float64, received ones for which it overflows ({exc})"
+        ) from None
 
 
 def require_static(ctrl: Controller, what: str) -> None:
