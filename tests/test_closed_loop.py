@@ -24,12 +24,7 @@ from neuroctl.verify import (
     never,
     with_output_map,
 )
-from neuroctl.verify.enclosure import _HAS_FLOW
 from neuroctl.verify.reach import AffineForm
-
-needs_flow = pytest.mark.skipif(
-    not _HAS_FLOW, reason="needs the enclosure of the ODE between samples (neuroctl.verify.flow)"
-)
 
 
 # ------------------------------------------------------------------ closed forms
@@ -474,7 +469,6 @@ def test_result_prints_and_plots():
     assert len(fig.axes) == 2
 
 
-@needs_flow
 def test_continuous_proofs_are_backed_by_ode_trajectories():
     p = _linear_plant(A2, B2, T2)
     K = linear_controller(K2)
@@ -572,7 +566,6 @@ def test_relu_controller_on_a_nonlinear_plant_discrete_map():
     assert np.all(np.abs(tr.states[..., 0]) <= 0.5) and np.all(np.abs(tr.states[..., 1]) <= 0.6)
 
 
-@needs_flow
 def test_continuous_windows_at_times_and_unsafe_sets_between_samples():
     A, B, K = np.array([[-0.5]]), np.array([[1.0]]), np.array([[-0.5]])
     lo, hi = np.array([0.9]), np.array([1.1])

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from neuroctl.controllers import StatefulController
+
 from .dynamics import HEADWAY_SCALE, SPEED_SCALE, IDMParams, idm_acceleration
 
 __all__ = [
@@ -234,7 +236,7 @@ class EachAV(nn.Module):
     def __init__(self, controller: nn.Module, n_av: int):
         super().__init__()
         self.controller, self.n_av = controller, int(n_av)
-        if hasattr(controller, "reset"):
+        if isinstance(controller, StatefulController):  # stateful inside: so is the wrapper
             self.reset = controller.reset
 
     def forward(self, y):

@@ -34,7 +34,7 @@ from ..controllers import affine_layer
 from ..parallel import Failed, ProcessPool, map_tasks
 from ..plant import Plant
 from .closed_loop_result import ClosedLoopResult, Counterexample
-from .enclosure import _HAS_FLOW, Deadline, _propagate_guarded
+from .enclosure import Deadline, _propagate_guarded
 from .temporal import Property
 from .trajectories import (
     REPLAY_TOL,
@@ -346,12 +346,6 @@ def check_closed_loop(
     proved: list = []
     failures: list[str] = []
     status = "unknown"
-    if semantics == "continuous" and not _HAS_FLOW:
-        notes.append(
-            "no enclosure of the ODE between samples in this installation: nothing is proved "
-            "about the continuous system (its counterexamples are still searched)"
-        )
-        heap = []
     own_pool = None
     if par is not None and par[0] is None:  # one pool for the search, renewed if a worker dies
         own_pool = ProcessPool(int(par[1]))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._json import json_dict
+from .reach import _state_axes
 
 __all__ = ["ClosedLoopResult", "Counterexample", "Replay"]
 
@@ -303,18 +304,10 @@ class ClosedLoopResult:
         -------
         matplotlib.figure.Figure
         """
-        import matplotlib.pyplot as plt
 
         n = self.initial_lower.size
         idx = list(range(n)) if states is None else list(states)
-        if ax is None:
-            fig, axes = plt.subplots(
-                len(idx), 1, sharex=True, squeeze=False, figsize=(7, 1.9 * len(idx) + 0.6)
-            )
-            axes = axes[:, 0]
-        else:
-            axes = np.atleast_1d(ax)
-            fig = axes[0].figure
+        fig, axes = _state_axes(len(idx), ax)
         for a, i in zip(axes, idx):
             if self.lower.shape[0]:
                 lo, up = self.lower[..., i].min(0), self.upper[..., i].max(0)

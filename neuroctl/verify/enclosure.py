@@ -11,15 +11,14 @@ for the rounding of those few operations.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import math
 import time
 
 import numpy as np
-from torch import nn
 
-from ..plant import Plant
-from .reach import AffineForm, _reduce, closed_loop_step_sets, controller_on_sets
+from .affine import AffineForm, controller_on_sets
+from .flow import closed_loop_period_sets
+from .reach import _reduce
 from .temporal import TIME_TOL, AllOf, At, _Points
 from .trajectories import _reference
 
@@ -28,65 +27,6 @@ _INFLATE_REL, _INFLATE_ABS = 1e-12, 1e-15
 
 class Deadline(Exception):
     """The time budget ran out inside a propagation (the sub-boxes stay undecided)."""
-
-
-# ============================================================================ period sets
-class _PeriodSets:
-    """Sets of one control period: ``x_next``, ``u`` (before saturation), the tube box."""
-
-    def __init__(self, x_next, u, tube_lower, tube_upper, semantics):
-        self.x_next, self.u = x_next, u
-        self.tube_lower, self.tube_upper = tube_lower, tube_upper
-        self.semantics = semantics
-
-
-def _discrete_period_sets(
-    plant: Plant,
-    controller: nn.Module,
-    x: AffineForm,
-    *,
-    reference=None,
-    w_lower=None,
-    w_upper=None,
-    semantics: str = "continuous",
-    max_step=None,
-) -> _PeriodSets:
-    """Sets of one control period of the closed loop from the discrete map only.
-
-    Encloses the plant's discrete map (:func:`~neuroctl.verify.reach.closed_loop_step_sets`);
-    the tube is the hull of the two samples, which is all the discrete map has. The result's
-    ``semantics`` is ``"discrete"`` whatever was asked: :func:`check_closed_loop` proves nothing
-    about the ODE with it.
-
-    Parameters
-    ----------
-    plant, controller
-    x : AffineForm, shape (B, n)
-    reference, w_lower, w_upper
-        As in :func:`~neuroctl.verify.reach.closed_loop_step_sets`.
-    semantics : {"continuous", "discrete"}, keyword-only
-    max_step : float, optional, keyword-only
-        Largest integration sub-step [s] (unused by the discrete map).
-
-    Returns
-    -------
-    object with ``x_next`` (AffineForm (B, n)), ``u`` (AffineForm (B, m), before saturation),
-    ``tube_lower``, ``tube_upper`` ((B, n)) and ``semantics``.
-    """
-    x_next, u = closed_loop_step_sets(
-        plant, controller, x, reference=reference, w_lower=w_lower, w_upper=w_upper
-    )
-    with np.errstate(invalid="ignore", over="ignore"):
-        lo = np.minimum(x.lower, x_next.lower)
-        hi = np.maximum(x.upper, x_next.upper)
-    return _PeriodSets(x_next, u, lo, hi, "discrete")
-
-
-_HAS_FLOW = importlib.util.find_spec(f"{__package__}.flow") is not None
-if _HAS_FLOW:  # the sound enclosure of the ODE between samples
-    from .flow import closed_loop_period_sets
-else:
-    closed_loop_period_sets = _discrete_period_sets
 
 
 # ============================================================================ sets of a spec

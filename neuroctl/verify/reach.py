@@ -48,7 +48,12 @@ from .affine import (  # noqa: E402  (re-exported: the affine arithmetic lives i
     _const,
     _Context,
     _up,
-    controller_on_sets,
+)
+from .flow import (  # noqa: E402
+    closed_loop_period_sets,
+    ode_rollout,
+    plant_semantics,
+    resolve_semantics,
 )
 
 
@@ -105,28 +110,32 @@ def closed_loop_step_sets(
     u : AffineForm, shape (B, m)
         The command before saturation.
     """
-    b = x.shape[0]
-    r = None
-    if plant.n_references:
-        ref = plant.nominal_reference if reference is None else reference
-        r = np.broadcast_to(_const(ref), (b, plant.n_references))
-    y = plant.observe(x, r) if r is not None else plant.observe(x)
-    y = AffineForm._lift(y, x.ctx)
-    u = controller_on_sets(controller, y)
-    w = None
-    if plant.n_disturbances:
-        lo = np.zeros(plant.n_disturbances) if w_lower is None else _const(w_lower)
-        hi = np.zeros(plant.n_disturbances) if w_upper is None else _const(w_upper)
-        lo, hi = (
-            np.broadcast_to(lo, (b, plant.n_disturbances)),
-            np.broadcast_to(hi, (b, plant.n_disturbances)),
-        )
-        w = AffineForm.from_box(lo, hi, x.ctx)
-    x_next = plant.step(x, u, w) if w is not None else plant.step(x, u)
-    return AffineForm._lift(x_next, x.ctx), u
+    sets = closed_loop_period_sets(
+        plant,
+        controller,
+        x,
+        reference=reference,
+        w_lower=w_lower,
+        w_upper=w_upper,
+        semantics="discrete",
+    )
+    return sets.x_next, sets.u
 
 
 # ============================================================================ results
+def _state_axes(n_rows: int, ax=None):
+    """``(figure, axes)``: one row per plotted state, or the axes given by the caller."""
+    import matplotlib.pyplot as plt
+
+    if ax is not None:
+        axes = np.atleast_1d(ax)
+        return axes[0].figure, axes
+    fig, axes = plt.subplots(
+        n_rows, 1, sharex=True, squeeze=False, figsize=(7, 1.9 * n_rows + 0.6)
+    )
+    return fig, axes[:, 0]
+
+
 @dataclass
 class ReachResult:
     """Over-approximations of the reachable states of a closed loop, step by step.
@@ -274,17 +283,9 @@ class ReachResult:
         -------
         matplotlib.figure.Figure
         """
-        import matplotlib.pyplot as plt
 
         idx = list(range(self.lower.shape[1])) if states is None else list(states)
-        if ax is None:
-            fig, axes = plt.subplots(
-                len(idx), 1, sharex=True, squeeze=False, figsize=(7, 1.9 * len(idx) + 0.6)
-            )
-            axes = axes[:, 0]
-        else:
-            axes = np.atleast_1d(ax)
-            fig = axes[0].figure
+        fig, axes = _state_axes(len(idx), ax)
         for a, i in zip(axes, idx):
             a.fill_between(
                 self.times,
@@ -469,7 +470,6 @@ def _reach_zonotope(
     plant, controller, blo, bhi, steps, reference, wlo, whi, max_gen, semantics, max_step
 ):
     """Sets at the samples ``(B, T+1, n)`` and tubes over the periods ``(B, T, n)``."""
-    from .flow import closed_loop_period_sets
 
     x = AffineForm.from_box(blo, bhi)
     lowers, uppers, tlo, thi = [blo], [bhi], [], []
@@ -677,7 +677,6 @@ def reach(
 
 
 def _semantics_for(plant, semantics, method):
-    from .flow import plant_semantics, resolve_semantics
 
     if method == "zonotope":
         return resolve_semantics(plant, semantics)
@@ -757,7 +756,6 @@ def _falsify_continuous(plant, controller, x0, steps, reference, wlo, whi, rng, 
     """Like :func:`_falsify` for the continuous plant: scipy ``solve_ivp`` with the command held,
     the box checked at the samples and at interior instants of each period."""
     from ..simulate import Trajectory
-    from .flow import ode_rollout
 
     nw = plant.n_disturbances
     w = rng.uniform(wlo, whi, (x0.shape[0], max(steps, 1), nw)) if nw else None
