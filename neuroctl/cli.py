@@ -415,9 +415,133 @@ def _verify_instances(args) -> int:
     return EXIT_UNKNOWN if "unknown" in statuses else EXIT_OK
 
 
+_CLOSED_LOOP_FLAGS = (
+    "initial_lower",
+    "initial_upper",
+    "steps",
+    "safe_lower",
+    "safe_upper",
+    "safe_window",
+    "goal_lower",
+    "goal_upper",
+    "goal_at",
+    "goal_window",
+    "semantics",
+)
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _closed_loop_box(args, lower: str, upper: str, n: int, *, required: bool):
+    """The box of ``--X-lower``/``--X-upper`` over the plant's n states (None if both absent)."""
+    import numpy as np
+
+    lo, hi = getattr(args, lower), getattr(args, upper)
+    if lo is None and hi is None and not required:
+        return None
+    if lo is None or hi is None:
+        missing = _flag(lower) if lo is None else _flag(upper)
+        raise UsageError(f"{missing}: expected with {_flag(upper if lo is None else lower)}")
+    a, b = _values(lo, n, _flag(lower)), _values(hi, n, _flag(upper))
+    if np.any(a > b):
+        k = int(np.flatnonzero(a > b)[0])
+        raise UsageError(
+            f"{_flag(lower)}/{_flag(upper)}: expected lower <= upper, received "
+            f"{a[k]:g} > {b[k]:g} in component {k}"
+        )
+    return a, b
+
+
+def _verify_closed_loop(args) -> int:
+    """``verify --closed-loop``: a property of the plant with the controller, from a box."""
+    import numpy as np
+
+    from .episodes import closed_loop_query, format_box, require_static
+
+    for flag, value in (
+        ("--instances", args.instances),
+        ("--vnnlib", args.vnnlib),
+        ("--max-abs", args.max_abs),
+        ("--output-lower", args.output_lower),
+        ("--output-upper", args.output_upper),
+        ("--lower", args.lower),
+        ("--upper", args.upper),
+        ("--workers", args.workers),
+        ("--ray", args.ray),
+    ):
+        if value is not None:
+            raise UsageError(f"{flag}: not allowed with --closed-loop, received {value}")
+    if args.steps is None:
+        raise UsageError("--steps: expected the horizon in control periods with --closed-loop")
+    env, ctrl = _env_and_controller(args, "verify")
+    if ctrl.module is None:
+        raise UsageError(f"--controller: expected a network, received {ctrl.name!r} (no network)")
+    require_static(ctrl, "verify")
+    from .envs import plant_of
+
+    plant = plant_of(env)
+    n = plant.n_states
+    initial = _closed_loop_box(args, "initial_lower", "initial_upper", n, required=True)
+    safe = _closed_loop_box(args, "safe_lower", "safe_upper", n, required=False)
+    goal = _closed_loop_box(args, "goal_lower", "goal_upper", n, required=False)
+    if not (np.isfinite(initial[0]).all() and np.isfinite(initial[1]).all()):
+        raise UsageError("--initial-lower/--initial-upper: expected a finite box")
+    res = closed_loop_query(
+        env,
+        ctrl.module,
+        *initial,
+        steps=args.steps,
+        safe=safe,
+        safe_window=args.safe_window,
+        goal=goal,
+        goal_at=args.goal_at,
+        goal_window=args.goal_window,
+        semantics=args.semantics,
+        timeout=args.timeout,
+        seed=args.seed,
+    )
+    env.close()
+    if args.json:
+        _print_json(
+            {
+                "env": env.spec.id,
+                "controller": ctrl.name,
+                "states": list(plant.state_names),
+                **_jsonable(res.to_dict()),
+            }
+        )
+    else:
+        what = {
+            "continuous": "the ODE with the command held over each period, between samples too",
+            "discrete": "the plant's discrete map, at the samples",
+        }[res.semantics]
+        head = f"{env.spec.id} with {ctrl.name}, closed loop over {args.steps} periods"
+        print(f"{head}: {res.status}")
+        print(f"  initial box over {', '.join(plant.state_names)}: {format_box(*initial)}")
+        print(f"  property: {res.spec!r}")
+        print(f"  semantics: {res.semantics} ({what}); {res.time:.2f} s")
+        print(f"  assumptions: {res.assumptions}")
+        ce = res.counterexample
+        if ce is not None:
+            print(
+                f"  counterexample from x0 = {np.round(ce.x0, 6).tolist()} (robustness "
+                f"{ce.robustness:.4g}, replayed by scipy's solve_ivp where continuous)"
+            )
+        for note in res.notes:
+            print(f"  note: {note}")
+    return _STATUS_EXIT.get(res.status, EXIT_UNKNOWN)
+
+
 def cmd_verify(args) -> int:
     import numpy as np
 
+    if args.closed_loop:
+        return _verify_closed_loop(args)
+    for dest in _CLOSED_LOOP_FLAGS:
+        if getattr(args, dest) is not None:
+            raise UsageError(f"{_flag(dest)}: used with --closed-loop only, received it without")
     if args.instances is not None:
         return _verify_instances(args)
     for flag, value in (("--workers", args.workers), ("--ray", args.ray)):
