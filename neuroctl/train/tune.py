@@ -62,6 +62,10 @@ def _restore(tune, work: Path) -> bool:
 def diffsim_trainable(config: dict) -> None:
     """Ray Tune function trainable: ``train_diffsim(config["env_id"], **rest)``.
 
+    Reports ``steps`` and ``cost`` with a checkpoint (the run folder) at every checkpoint of the
+    run, then ``steps``, ``cost``, ``done=True`` and ``restored_step`` (the step of the Tune
+    checkpoint this attempt started from, 0 for a fresh start) with the final checkpoint.
+
     Parameters
     ----------
     config : dict
@@ -69,10 +73,6 @@ def diffsim_trainable(config: dict) -> None:
         ``resume``, ``progress`` and ``tensorboard`` are set here: the run folder is a fresh
         folder restored from Tune's checkpoint). A ``callback`` is called as in
         ``train_diffsim``, after each step's report.
-
-    Reports ``steps`` and ``cost`` with a checkpoint (the run folder) at every checkpoint of the
-    run, then ``steps``, ``cost``, ``done=True`` and ``restored_step`` (the step of the Tune
-    checkpoint this attempt started from, 0 for a fresh start) with the final checkpoint.
     """
     tune = _tune()
     env_id, config = _config(config)
@@ -123,18 +123,18 @@ def _checkpointed_steps(work: Path) -> int:
 def rl_trainable(config: dict) -> None:
     """Ray Tune function trainable: ``train_rl(config["env_id"], **rest)``.
 
+    Reports ``steps`` (env steps) with a checkpoint (the run folder) each time ``train_rl``
+    writes one (every ``checkpoint_every`` env steps), then ``steps``, ``mean_return`` (of the
+    last rollouts, nan if no episode ended), ``done=True`` and ``restored_step`` (the env steps
+    of the Tune checkpoint this attempt started from, 0 for a fresh start) with the final
+    checkpoint.
+
     Parameters
     ----------
     config : dict
         ``env_id`` and keywords of :func:`~neuroctl.train.train_rl` (``out_dir``, ``resume``,
         ``progress`` and ``tensorboard`` are set here: the run folder is a fresh folder restored
         from Tune's checkpoint). A ``callback`` (SB3 callback or list) runs as in ``train_rl``.
-
-    Reports ``steps`` (env steps) with a checkpoint (the run folder) each time ``train_rl``
-    writes one (every ``checkpoint_every`` env steps), then ``steps``, ``mean_return`` (of the
-    last rollouts, nan if no episode ended), ``done=True`` and ``restored_step`` (the env steps
-    of the Tune checkpoint this attempt started from, 0 for a fresh start) with the final
-    checkpoint.
     """
     tune = _tune()
     from stable_baselines3.common.callbacks import BaseCallback
