@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from benchmarks.data import missing_reason, shared_data
-from neuroctl.verify import Spec, bab, check, load_onnx, read_vnnlib
+from neuroctl.verify import Spec, bab_bounding, check, load_onnx, read_vnnlib
 
 DATA = shared_data("acasxu")
 needs_acasxu = pytest.mark.skipif(not DATA.is_dir(), reason=missing_reason("acasxu"))
@@ -24,16 +24,16 @@ ACAS = [("1_2", "prop_2", "violated"), ("1_1", "prop_1", "holds"), ("1_1", "prop
 @pytest.fixture
 def small_pieces(monkeypatch):
     """Pieces of 16 boxes, and a record of the tasks of each map, so that every batch is spread."""
-    monkeypatch.setattr(bab, "PIECE_BOXES", 16)
+    monkeypatch.setattr(bab_bounding, "PIECE_BOXES", 16)
     sizes = []
-    real = bab.map_tasks
+    real = bab_bounding.map_tasks
 
     def recording(fn, args, **kw):
         args = list(args)
         sizes.append(len(args))
         return real(fn, args, **kw)
 
-    monkeypatch.setattr(bab, "map_tasks", recording)
+    monkeypatch.setattr(bab_bounding, "map_tasks", recording)
     return sizes
 
 
@@ -136,7 +136,7 @@ def test_a_worker_killed_once_is_retried_and_the_answer_unchanged(piece, tmp_pat
     problem = _acas("1_2", "prop_2")
     seq = check(*problem, **OPTS)
     marker = str(tmp_path / "died")
-    monkeypatch.setattr(bab, piece, _dies_once(marker, getattr(bab, piece)))
+    monkeypatch.setattr(bab_bounding, piece, _dies_once(marker, getattr(bab_bounding, piece)))
     res = check(*problem, **OPTS, workers=2)
     assert os.path.exists(marker)
     _same_answer(res, seq)
@@ -146,7 +146,7 @@ def test_a_worker_killed_once_is_retried_and_the_answer_unchanged(piece, tmp_pat
 def test_bounding_lost_on_every_attempt_is_unknown_never_holds(monkeypatch):
     problem = _acas("1_1", "prop_1")
     assert check(*problem, **OPTS).status == "holds"
-    monkeypatch.setattr(bab, "_bound_piece", _always_dies)
+    monkeypatch.setattr(bab_bounding, "_bound_piece", _always_dies)
     r = check(*problem, **OPTS, workers=2)
     assert r.status == "unknown" and r.lower_bound == -np.inf and r.stats["lost_pieces"] == 1
 
@@ -154,7 +154,7 @@ def test_bounding_lost_on_every_attempt_is_unknown_never_holds(monkeypatch):
 @needs_acasxu
 def test_split_estimates_lost_on_every_attempt_change_the_split_not_the_verdict(monkeypatch):
     problem = _acas("1_2", "prop_2")
-    monkeypatch.setattr(bab, "_bound_max", _always_dies)
+    monkeypatch.setattr(bab_bounding, "_bound_max", _always_dies)
     r = check(*problem, **OPTS, workers=2)
     assert r.stats["lost_pieces"] > 0
     _assert_verdict(r, *problem, "violated")
