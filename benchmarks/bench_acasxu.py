@@ -6,6 +6,11 @@ total times, and writes each finished instance to a CSV (atomically: tmp file + 
 partial run is kept.
 
     python benchmarks/bench_acasxu.py --timeout 10 --props 1 2 3 4 --networks 1_1 1_7 2_1 3_3
+
+``--bab-workers N`` measures instead the branch and bound of one instance (the first selected) on
+1 and N worker processes, side by side, ``--bab-repeats`` pairs:
+
+    python benchmarks/bench_acasxu.py --networks 2_1 --props 3 --bab-workers 2 --bab-repeats 2
 """
 
 import argparse
@@ -16,11 +21,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+# one BLAS thread per process (set before numpy loads OpenBLAS): a worker is one core
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import numpy as np
 import torch
 
 from neuroctl.parallel import map_tasks  # noqa: E402
-from neuroctl.verify import read_vnnlib  # noqa: E402
+from neuroctl.verify import check, load_onnx, read_vnnlib  # noqa: E402
 from neuroctl.verify.instances import verify_instance  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
@@ -39,6 +48,8 @@ class Args:
     no_marabou: bool
     resume: bool
     workers: int
+    bab_workers: int | None
+    bab_repeats: int
 
 
 def parse() -> Args:
@@ -55,8 +66,30 @@ def parse() -> Args:
     p.add_argument(
         "--workers", type=int, default=1, help="processes deciding instances in parallel"
     )
+    p.add_argument(
+        "--bab-workers",
+        type=int,
+        default=None,
+        help="time the branch and bound of the first selected instance on 1 and N processes",
+    )
+    p.add_argument("--bab-repeats", type=int, default=1, help="pairs of runs of --bab-workers")
     a = p.parse_args()
-    return Args(a.timeout, a.limit, a.props, a.networks, a.out, a.no_marabou, a.resume, a.workers)
+    if a.bab_workers is not None and a.bab_workers < 2:
+        p.error(f"--bab-workers: expected an int >= 2, received {a.bab_workers}")
+    if a.bab_repeats < 1:
+        p.error(f"--bab-repeats: expected a positive int, received {a.bab_repeats}")
+    return Args(
+        a.timeout,
+        a.limit,
+        a.props,
+        a.networks,
+        a.out,
+        a.no_marabou,
+        a.resume,
+        a.workers,
+        a.bab_workers,
+        a.bab_repeats,
+    )
 
 
 def ours(onnx_path, vnnlib_path, timeout):
@@ -103,6 +136,35 @@ def marabou(onnx_path, vnnlib_path, timeout):
             status = "unknown"
             break
     return status, time.perf_counter() - t0
+
+
+def bab_speedup(net_id, prop, onnx_path, vnn_path, timeout, workers, repeats):
+    """One instance's check() on 1 and ``workers`` processes, alternating; prints the ratio."""
+    net = load_onnx(onnx_path)
+    queries = read_vnnlib(vnn_path)
+    print(f"branch and bound of {net_id} {prop} ({len(queries)} box(es)), timeout {timeout} s")
+    times = {1: [], workers: []}
+    answers = {}
+    for rep in range(repeats):
+        for w in (1, workers):
+            t0 = time.perf_counter()
+            res = [
+                check(net, q.lower, q.upper, q.spec, timeout=timeout, workers=w) for q in queries
+            ]
+            times[w].append(time.perf_counter() - t0)
+            answers.setdefault(w, [(r.status, r.stats["boxes"], r.lower_bound) for r in res])
+            print(
+                f"  pair {rep + 1}, {w} worker(s): {times[w][-1]:.1f} s, "
+                f"{[r.status for r in res]}, {sum(r.stats['boxes'] for r in res)} boxes, "
+                f"load average {os.getloadavg()[0]:.2f}",
+                flush=True,
+            )
+    same = answers[1] == answers[workers]
+    t1, tn = min(times[1]), min(times[workers])
+    print(
+        f"best of {repeats}: 1 worker {t1:.1f} s, {workers} workers {tn:.1f} s, "
+        f"speed-up {t1 / tn:.2f}x; same verdicts, boxes and bounds: {same}"
+    )
 
 
 def write_atomic(path, rows):
@@ -153,6 +215,12 @@ def main():
             continue
         timeout = args.timeout if args.timeout is not None else float(published)
         todo.append((net_id, prop, DATA / "onnx" / onnx_name, DATA / "vnnlib" / prop_file, timeout))
+    if args.bab_workers is not None:
+        if not todo:
+            raise SystemExit("--bab-workers: no instance selected")
+        net_id, prop, onnx_path, vnn_path, timeout = todo[0]
+        bab_speedup(net_id, prop, onnx_path, vnn_path, timeout, args.bab_workers, args.bab_repeats)
+        return
     # neuroctl: the instances side by side on --workers processes (results in this order)
     t_wall = time.perf_counter()
     decided = map_tasks(ours, [(o, v, t) for _, _, o, v, t in todo], workers=args.workers)

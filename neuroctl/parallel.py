@@ -152,6 +152,28 @@ def make_executor(*, workers: int | None = None, ray: str | None = None):
     return ProcessPool(int(workers))
 
 
+def _plan(executor, workers):
+    """``None`` (run in this process) or ``(executor, workers, width)``, validated.
+
+    ``width``: the pieces a batch of independent work is cut into, one per worker (``workers``,
+    the executor's ``_max_workers``, else 4). ``executor`` None with ``workers`` > 1: the caller
+    makes one :class:`ProcessPool` of ``workers`` processes for its whole search.
+    """
+    if executor is not None and not isinstance(executor, cf.Executor):
+        raise TypeError(
+            "executor: expected a concurrent.futures.Executor (ProcessPoolExecutor, "
+            f"neuroctl.parallel.RayExecutor, ...), received {type(executor).__name__}"
+        )
+    if workers is not None and not (
+        isinstance(workers, (int, np.integer)) and not isinstance(workers, bool) and workers >= 1
+    ):
+        raise ValueError(f"workers: expected a positive int, received {workers!r}")
+    if executor is None and (workers is None or workers == 1):
+        return None
+    width = int(workers) if workers else int(getattr(executor, "_max_workers", 0) or 4)
+    return executor, (None if workers is None else int(workers)), width
+
+
 def map_tasks(
     fn,
     arg_list,

@@ -32,7 +32,9 @@ import numpy as np
 import torch
 
 from .._json import json_dict
-from .bounds import ReluNetwork, _boxes, _forward_all, _intermediate
+from ..parallel import ProcessPool, _plan
+from .bab_bounding import _bound_batch, _split_batch
+from .bounds import ReluNetwork, _boxes, _intermediate
 from .spec import Spec
 
 __all__ = ["check", "CheckResult", "falsify"]
@@ -228,6 +230,8 @@ def check(
     milp_backend: str = "scipy",
     alpha_steps: int = 0,
     branching: str = "bound",
+    executor=None,
+    workers: int | None = None,
 ) -> CheckResult:
     """Check that no input in ``[lower, upper]`` produces an output in the unsafe set of ``spec``.
 
@@ -266,6 +270,16 @@ def check(
         keeps the split that leaves the least to prove on its halves (halves proven there are
         done); no dimension is halved more than :data:`MAX_SPLIT_LEAD` times beyond the least
         halved one.
+    executor : concurrent.futures.Executor, optional, keyword-only
+        Where the boxes of a batch are bounded (:func:`neuroctl.parallel.map_tasks`): each
+        batch, and each batch of split estimates, is cut into pieces bounded in parallel and put
+        back in order, so the search (which boxes are proved, split, tried as counterexamples,
+        when it stops) is the one of the sequential run. A piece whose worker died on every
+        attempt makes the answer "unknown" (its boxes are not proved); a lost split estimate
+        falls back to the ``"gradient"`` split of its boxes.
+    workers : int, optional, keyword-only
+        Without ``executor``: local worker processes for this call (``None`` or 1: in this
+        process, nothing pickled).
 
     Returns
     -------
@@ -288,6 +302,7 @@ def check(
     for name, v in (("milp_unstable", milp_unstable), ("alpha_steps", alpha_steps)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
             raise ValueError(f"{name}: expected a non-negative integer, received {v!r}")
+    par = _plan(executor, workers)
     recheck = _Recheck(net, spec)
     stats = {
         "samples": 0,
@@ -298,6 +313,7 @@ def check(
         "alpha_boxes": 0,
         "branch_estimates": 0,
         "max_depth": 0,
+        "lost_pieces": 0,
         "phase": "falsify",
     }
     best_m = np.inf
@@ -324,31 +340,39 @@ def check(
     # 2. branch and bound, one unsafe polytope at a time
     stats["phase"] = "branch_and_bound"
     global_lb = np.inf
-    for C, d in spec.unsafe:
-        status, lb, x = _bab_polytope(
-            rnet,
-            lo,
-            hi,
-            C,
-            d,
-            spec,
-            recheck,
-            deadline,
-            batch_size,
-            intermediate,
-            milp_unstable,
-            milp_backend,
-            alpha_steps,
-            branching,
-            stats,
-        )
-        if status == "violated":
-            return done("violated", -np.inf, x)
-        global_lb = min(global_lb, lb)
-        if status == "unknown":
-            if x is not None:
-                best_m = min(best_m, float(spec.margin(rnet(x))))
-            return done("unknown", global_lb)
+    own_pool = None
+    if par is not None and par[0] is None:  # one pool for the search, renewed if a worker dies
+        own_pool = ProcessPool(par[1])
+        par = (own_pool, *par[1:])
+    try:
+        for C, d in spec.unsafe:
+            status, lb, x = _bab_polytope(
+                rnet,
+                lo,
+                hi,
+                C,
+                d,
+                recheck,
+                deadline,
+                batch_size,
+                intermediate,
+                milp_unstable,
+                milp_backend,
+                alpha_steps,
+                branching,
+                stats,
+                par,
+            )
+            if status == "violated":
+                return done("violated", -np.inf, x)
+            global_lb = min(global_lb, lb)
+            if status == "unknown":
+                if x is not None:
+                    best_m = min(best_m, float(spec.margin(rnet(x))))
+                return done("unknown", global_lb)
+    finally:
+        if own_pool is not None:
+            own_pool.shutdown(wait=True, cancel_futures=True)
     return done("holds", global_lb)
 
 
@@ -358,7 +382,6 @@ def _bab_polytope(
     hi,
     C,
     d,
-    spec,
     recheck,
     deadline,
     batch_size,
@@ -368,11 +391,17 @@ def _bab_polytope(
     alpha_steps,
     branching,
     stats,
+    par,
 ):
-    """Prove ``max_j (C y - d)_j > 0`` on the box, or find an input violating it."""
+    """Prove ``max_j (C y - d)_j > 0`` on the box, or find an input violating it.
+
+    ``par``: None (everything here) or ``(executor, workers, width)`` from
+    :func:`neuroctl.parallel._plan`: the bounding of each batch goes to the executor in ``width``
+    pieces, merged in submission order.
+    """
     from .milp import minimize_margin
 
-    inter = _forward_all if intermediate == "forward" else _intermediate(intermediate)
+    use_milp = milp_unstable > 0 and rnet.piecewise_linear
     n = lo.shape[1]
     stack_lo, stack_hi, stack_depth = [lo], [hi], [np.zeros(1, int)]
     root_width = np.where(hi - lo > 0, hi - lo, 1.0)
@@ -394,11 +423,12 @@ def _bab_polytope(
             stack_depth.append(bdep[batch_size:])
             blo, bhi, bdep = blo[:batch_size], bhi[:batch_size], bdep[:batch_size]
         stats["boxes"] += blo.shape[0]
-        pre = inter(rnet, blo, bhi)
-        val, Lam, vertex = _bound_rows(rnet, pre, blo, bhi, C, d)
-        if alpha_steps > 0:
-            stats["alpha_boxes"] += int((val.max(1) <= 0).sum())
-            val, vertex = _optimize_open(rnet, pre, blo, bhi, C, d, val, vertex, alpha_steps)
+        out = _bound_batch(rnet, blo, bhi, C, d, intermediate, alpha_steps, use_milp, par)
+        if out is None:  # a piece lost its worker on every attempt: its boxes are not proved
+            stats["lost_pieces"] += 1
+            return "unknown", -np.inf, best_x
+        val, Lam, vertex, pre, n_alpha = out
+        stats["alpha_boxes"] += n_alpha
         box_lb = val.max(1)
         proved = box_lb > 0
         if proved.any():
@@ -420,7 +450,7 @@ def _bab_polytope(
         if best_x is None or cm[k] < float((rnet(best_x) @ C.T - d).max()):
             best_x = cand[k]
         # exact MILP on boxes with few unstable ReLUs (piecewise-linear networks)
-        if milp_unstable > 0 and rnet.piecewise_linear:
+        if use_milp:
             unstable = sum(((l < 0) & (u > 0)).sum(1) for l, u in (p for p in pre))[keep]
             small = unstable <= milp_unstable
             for i in np.flatnonzero(small):
@@ -467,7 +497,20 @@ def _bab_polytope(
             rel = width / root_width
             balanced = rel >= rel.max(1, keepdims=True) / 2**MAX_SPLIT_LEAD
             sb = np.where(balanced, score, -1.0)
-            dim, v1, v2 = _bound_split(rnet, inter, blo, bhi, C, d, sb, batch_size, deadline)
+            dim, v1, v2 = _split_batch(
+                rnet,
+                blo,
+                bhi,
+                C,
+                d,
+                sb,
+                BRANCH_CANDIDATES,
+                intermediate,
+                batch_size,
+                deadline,
+                par,
+                stats,
+            )
         else:
             dim = np.argmax(score, axis=1)
         if np.any(width[np.arange(blo.shape[0]), dim] <= 0):
@@ -502,77 +545,3 @@ BRANCH_CANDIDATES = 5
 #: With ``branching="bound"``, a dimension is halved at most this many times more than the least
 #: halved one of the same box (relative to the input box).
 MAX_SPLIT_LEAD = 8
-
-
-def _bound_split(rnet, inter, lo, hi, C, d, score, batch_size, deadline):
-    """Split dimension by the bound it buys (smart branching on the input).
-
-    For each box, the ``BRANCH_CANDIDATES`` dimensions with the largest gradient × width score
-    are split in two, both halves are bounded (``inter`` intermediate bounds, back-substitution
-    of the rows), and the dimension that leaves the least to prove wins: the largest
-    ``min(b_1, 0) + min(b_2, 0)`` over the bounds ``b_1, b_2`` of its halves. Returns the
-    dimension (B,) and the bounds of the two halves of it (B,), (B,). Past the deadline it
-    stops and returns the dimension of largest score (bounds ``-inf``: nothing proven).
-    """
-    B, n = lo.shape
-    k = min(BRANCH_CANDIDATES, n)
-    cand = np.argsort(-score, axis=1, kind="stable")[:, :k]  # (B, k)
-    rows = np.repeat(np.arange(B), k)
-    dims = cand.reshape(-1)
-    idx = np.arange(rows.size)
-    mid = (lo[rows, dims] + hi[rows, dims]) / 2
-    l1, h1 = lo[rows].copy(), hi[rows].copy()
-    h1[idx, dims] = mid
-    l2, h2 = lo[rows].copy(), hi[rows].copy()
-    l2[idx, dims] = mid
-    cl, ch = np.vstack([l1, l2]), np.vstack([h1, h2])
-    v = np.empty(cl.shape[0])
-    for s0 in range(0, cl.shape[0], batch_size):
-        if time.perf_counter() > deadline:
-            none = np.full(B, -np.inf)
-            return np.argmax(score, axis=1), none, none
-        sl = slice(s0, s0 + batch_size)
-        pre = inter(rnet, cl[sl], ch[sl])
-        val, _, _ = _bound_rows(rnet, pre, cl[sl], ch[sl], C, d)
-        v[sl] = val.max(1)
-    first, second = v[: rows.size].reshape(B, k), v[rows.size :].reshape(B, k)
-    # what is left to prove on both halves (0 for a proven half)
-    worse = np.minimum(first, 0.0) + np.minimum(second, 0.0)
-    worse = np.where(np.take_along_axis(score, cand, 1) > 0, worse, -np.inf)
-    best = np.argmax(worse, axis=1)
-    pick = np.arange(B)
-    return cand[pick, best], first[pick, best], second[pick, best]
-
-
-def _optimize_open(rnet, pre, lo, hi, C, d, val, vertex, steps):
-    """Re-bound the boxes that CROWN leaves open with optimized ReLU slopes (never weaker).
-
-    Returns the bounds and the candidate vertices: those of CROWN plus those of the optimized
-    linear bound. CROWN's coefficients stay the ones that choose the split: the optimized bound
-    shifts weight onto narrow input dimensions (cheap in the bound), which would make the
-    gradient × width heuristic split those again and again.
-    """
-    from .alpha import optimized_lower_bound
-
-    open_ = np.flatnonzero(val.max(1) <= 0)
-    if open_.size == 0:
-        return val, vertex
-    sub = [(l[open_], u[open_]) for l, u in pre]
-    v2, L2 = optimized_lower_bound(rnet, sub, lo[open_], hi[open_], C, -d, steps=steps)
-    val = val.copy()
-    val[open_] = np.maximum(v2, val[open_])
-    v_opt = np.where(L2 >= 0, lo[open_, None, :], hi[open_, None, :])
-    extra = vertex.copy()
-    extra[open_] = v_opt
-    return val, np.concatenate([vertex, extra], axis=1)
-
-
-def _bound_rows(rnet, pre, lo, hi, C, d):
-    from .bounds import _backward
-
-    B = lo.shape[0]
-    Cb = np.broadcast_to(C, (B, *C.shape))
-    val, Lam, _ = _backward(rnet, pre, len(rnet.weights) - 1, Cb, lo, hi)
-    val = val - d
-    vertex = np.where(Lam >= 0, lo[:, None, :], hi[:, None, :])
-    return val, Lam, vertex
