@@ -118,14 +118,21 @@ def _closed_loop_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="decide a closed-loop property instead of a bound on the command",
     )
-    g.add_argument("--initial-lower", type=_finite, nargs="+", default=None, metavar="X")
+    g.add_argument(
+        "--initial-lower",
+        type=_finite,
+        nargs="+",
+        default=None,
+        metavar="X",
+        help="lower corner of the initial box (finite; 1 or n_states values)",
+    )
     g.add_argument(
         "--initial-upper",
         type=_finite,
         nargs="+",
         default=None,
         metavar="X",
-        help="the initial box (finite)",
+        help="upper corner of the initial box (finite; 1 or n_states values)",
     )
     g.add_argument(
         "--steps",
@@ -134,7 +141,14 @@ def _closed_loop_options(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"horizon in control periods, 1..{MAX_STEPS}",
     )
-    g.add_argument("--safe-lower", type=_bound, nargs="+", default=None, metavar="X")
+    g.add_argument(
+        "--safe-lower",
+        type=_bound,
+        nargs="+",
+        default=None,
+        metavar="X",
+        help="lower corner of the safe box (-inf: an unbounded side)",
+    )
     g.add_argument(
         "--safe-upper",
         type=_bound,
@@ -151,7 +165,14 @@ def _closed_loop_options(p: argparse.ArgumentParser) -> None:
         metavar=("T0", "T1"),
         help="only for t in [T0, T1] seconds (a time-window property)",
     )
-    g.add_argument("--goal-lower", type=_bound, nargs="+", default=None, metavar="X")
+    g.add_argument(
+        "--goal-lower",
+        type=_bound,
+        nargs="+",
+        default=None,
+        metavar="X",
+        help="lower corner of the goal box (-inf: an unbounded side)",
+    )
     g.add_argument(
         "--goal-upper",
         type=_bound,
@@ -160,9 +181,20 @@ def _closed_loop_options(p: argparse.ArgumentParser) -> None:
         metavar="X",
         help="inside this box at --goal-at T, or at some sampling instant of --goal-window",
     )
-    g.add_argument("--goal-at", type=_nonnegative, default=None, metavar="T")
     g.add_argument(
-        "--goal-window", type=_nonnegative, nargs=2, default=None, metavar=("T0", "T1")
+        "--goal-at",
+        type=_nonnegative,
+        default=None,
+        metavar="T",
+        help="in the goal box at time T seconds (between samples allowed, continuous)",
+    )
+    g.add_argument(
+        "--goal-window",
+        type=_nonnegative,
+        nargs=2,
+        default=None,
+        metavar=("T0", "T1"),
+        help="in the goal box at some sampling instant of [T0, T1] seconds",
     )
     g.add_argument(
         "--semantics",
