@@ -88,122 +88,6 @@ def _positive(text: str) -> float:
     return value
 
 
-def _bound(text: str) -> float:
-    """A bound of a set: a number, or ``inf`` / ``-inf`` for an unbounded side."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number (inf or -inf for an unbounded side), received {text!r}"
-        ) from None
-    if math.isnan(value):
-        raise argparse.ArgumentTypeError(f"expected a number, received {text}")
-    return value
-
-
-def _closed_loop_options(p: argparse.ArgumentParser) -> None:
-    """``verify --closed-loop``: the initial box, the horizon and the properties over states."""
-    g = p.add_argument_group(
-        "closed loop (--closed-loop)",
-        "Decide a property of the plant in closed loop with the controller from every initial "
-        "state of a box, over --steps control periods (neuroctl.verify.check_closed_loop). "
-        "Boxes are over the plant's states (1 or n_states values each). 'holds' is a proof: "
-        "for the ODE with the command held over each period (semantics continuous, the "
-        "default for a plant with an rhs: checked between samples too) or for the plant's "
-        "discrete map (semantics discrete: at the samples); 'violated' comes with a "
-        "trajectory that leaves (replayed by scipy's solve_ivp in continuous time).",
-    )
-    g.add_argument(
-        "--closed-loop",
-        action="store_true",
-        help="decide a closed-loop property instead of a bound on the command",
-    )
-    g.add_argument(
-        "--initial-lower",
-        type=_finite,
-        nargs="+",
-        default=None,
-        metavar="X",
-        help="lower corner of the initial box (finite; 1 or n_states values)",
-    )
-    g.add_argument(
-        "--initial-upper",
-        type=_finite,
-        nargs="+",
-        default=None,
-        metavar="X",
-        help="upper corner of the initial box (finite; 1 or n_states values)",
-    )
-    g.add_argument(
-        "--steps",
-        type=_count,
-        default=None,
-        metavar="N",
-        help=f"horizon in control periods, 1..{MAX_STEPS}",
-    )
-    g.add_argument(
-        "--safe-lower",
-        type=_bound,
-        nargs="+",
-        default=None,
-        metavar="X",
-        help="lower corner of the safe box (-inf: an unbounded side)",
-    )
-    g.add_argument(
-        "--safe-upper",
-        type=_bound,
-        nargs="+",
-        default=None,
-        metavar="X",
-        help="always inside this box (inf/-inf: an unbounded side); default the whole horizon",
-    )
-    g.add_argument(
-        "--safe-window",
-        type=_nonnegative,
-        nargs=2,
-        default=None,
-        metavar=("T0", "T1"),
-        help="only for t in [T0, T1] seconds (a time-window property)",
-    )
-    g.add_argument(
-        "--goal-lower",
-        type=_bound,
-        nargs="+",
-        default=None,
-        metavar="X",
-        help="lower corner of the goal box (-inf: an unbounded side)",
-    )
-    g.add_argument(
-        "--goal-upper",
-        type=_bound,
-        nargs="+",
-        default=None,
-        metavar="X",
-        help="inside this box at --goal-at T, or at some sampling instant of --goal-window",
-    )
-    g.add_argument(
-        "--goal-at",
-        type=_nonnegative,
-        default=None,
-        metavar="T",
-        help="in the goal box at time T seconds (between samples allowed, continuous)",
-    )
-    g.add_argument(
-        "--goal-window",
-        type=_nonnegative,
-        nargs=2,
-        default=None,
-        metavar=("T0", "T1"),
-        help="in the goal box at some sampling instant of [T0, T1] seconds",
-    )
-    g.add_argument(
-        "--semantics",
-        choices=("continuous", "discrete"),
-        default=None,
-        help="what is decided (default: continuous where the plant has an ODE, else discrete)",
-    )
-
-
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -466,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
         "where it is finite. What is proved is a property of the network's map alone (every "
         "observation of the box, no plant dynamics involved); closed-loop properties of the plant "
         "with the controller, in continuous time (the ODE under zero-order hold) or for the "
-        "plant's discrete map, are decided with --closed-loop (below).",
+        "plant's discrete map, are decided by neuroctl.verify.check_closed_loop.",
         epilog=JSON_CONVENTION,
     )
     _add_env_options(p, optional=True)
@@ -528,7 +412,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         help="seconds, finite and > 0; on expiry the answer is 'unknown' (default 60)",
     )
-    _closed_loop_options(p)
     p.set_defaults(func="verify")
 
     p = sub.add_parser(

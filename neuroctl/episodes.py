@@ -26,7 +26,6 @@ __all__ = [
     "builtin_controllers",
     "check_finite",
     "check_sizes",
-    "closed_loop_query",
     "load_controller",
     "make_env",
     "resolve_env_id",
@@ -498,95 +497,6 @@ def verify_query(net, lower, upper, spec, *, timeout: float, seed: int = 0):
         return check(net, lower, upper, spec, timeout=timeout, seed=seed)
     except (NotImplementedError, TypeError) as exc:
         raise InputError(f"controller: expected a network that verify supports, {exc}") from None
-
-
-def closed_loop_query(
-    env,
-    net,
-    initial_lower,
-    initial_upper,
-    *,
-    steps: int,
-    safe=None,
-    safe_window=None,
-    goal=None,
-    goal_at=None,
-    goal_window=None,
-    semantics=None,
-    timeout: float,
-    seed: int = 0,
-):
-    """:func:`neuroctl.verify.check_closed_loop` on the plant of ``env`` with boxes over its states.
-
-    Parameters
-    ----------
-    env : gymnasium.Env
-        Its plant is :func:`neuroctl.envs.plant_of` ``(env)``.
-    net : nn.Module
-    initial_lower, initial_upper : ndarray, shape (n_states,)
-    steps : int
-        Horizon in control periods.
-    safe : (ndarray, ndarray), optional
-        ``always(Box(*safe), safe_window)``: inside the box (between samples too, continuous).
-    goal : (ndarray, ndarray), optional
-        ``at(Box(*goal), goal_at)`` or ``eventually(Box(*goal), goal_window)``.
-    semantics, timeout, seed
-        As in :func:`~neuroctl.verify.check_closed_loop`.
-
-    Returns
-    -------
-    ClosedLoopResult
-
-    Raises
-    ------
-    InputError
-        No property, a goal without its time, a window outside the horizon, a network or plant
-        that the closed-loop verifier does not support.
-    """
-    from neuroctl.envs import plant_of
-    from neuroctl.verify import check_closed_loop
-    from neuroctl.verify.temporal import Box, always, at, eventually
-
-    parts = []
-    if safe is not None:
-        parts.append(always(Box(*safe), None if safe_window is None else tuple(safe_window)))
-    elif safe_window is not None:
-        raise InputError("--safe-window: expected with --safe-lower/--safe-upper, received alone")
-    if goal is not None:
-        if (goal_at is None) == (goal_window is None):
-            raise InputError(
-                "--goal-at/--goal-window: expected exactly one with --goal-lower/--goal-upper, "
-                f"received {'both' if goal_at is not None else 'neither'}"
-            )
-        box = Box(*goal)
-        parts.append(
-            at(box, goal_at) if goal_at is not None else eventually(box, tuple(goal_window))
-        )
-    elif goal_at is not None or goal_window is not None:
-        raise InputError("--goal-at/--goal-window: expected with --goal-lower/--goal-upper")
-    if not parts:
-        raise InputError(
-            "--safe-lower/--safe-upper or --goal-lower/--goal-upper: expected a property, "
-            "received none"
-        )
-    spec = parts[0]
-    for p in parts[1:]:
-        spec = spec & p
-    try:
-        plant = plant_of(env)
-        return check_closed_loop(
-            plant,
-            net,
-            initial_lower,
-            initial_upper,
-            spec,
-            steps=steps,
-            timeout=timeout,
-            semantics=semantics,
-            seed=seed,
-        )
-    except (ValueError, NotImplementedError, TypeError) as exc:
-        raise InputError(f"--closed-loop: {exc}") from None
 
 
 def format_box(lower, upper) -> str:

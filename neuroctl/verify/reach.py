@@ -725,12 +725,8 @@ def _first_exit(states: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarra
     return np.where(out.any(axis=-1), first, -1)
 
 
-def _falsify(plant, controller, x0, steps, reference, wlo, whi, rng, lo, hi, sample_box=None):
-    """Simulate from ``x0`` (N, n) with random disturbances; a leaving trajectory or None.
-
-    ``sample_box``, when given, replaces ``(lo, hi)``: the discrete map has only its samples."""
-    if sample_box is not None:
-        lo, hi = sample_box
+def _falsify(plant, controller, x0, steps, reference, wlo, whi, rng, lo, hi):
+    """Simulate from ``x0`` (N, n) with random disturbances; a leaving trajectory or None."""
     from ..simulate import simulate
 
     nw = plant.n_disturbances
@@ -756,13 +752,9 @@ def _falsify(plant, controller, x0, steps, reference, wlo, whi, rng, lo, hi, sam
     return ce, exit_step
 
 
-def _falsify_continuous(
-    plant, controller, x0, steps, reference, wlo, whi, rng, lo, hi, sample_box=None
-):
+def _falsify_continuous(plant, controller, x0, steps, reference, wlo, whi, rng, lo, hi):
     """Like :func:`_falsify` for the continuous plant: scipy ``solve_ivp`` with the command held,
-    the box ``[lo, hi]`` checked at interior instants of each period and ``sample_box`` (default
-    the same box) at the samples."""
-    slo, shi = (lo, hi) if sample_box is None else sample_box
+    the box checked at the samples and at interior instants of each period."""
     from ..simulate import Trajectory
 
     nw = plant.n_disturbances
@@ -770,7 +762,7 @@ def _falsify_continuous(
     states, inputs, dense = ode_rollout(
         plant, controller, x0, steps, reference=reference, w=w, dense=4
     )
-    out_s = np.any((states < slo) | (states > shi), axis=-1)  # (N, T+1)
+    out_s = np.any((states < lo) | (states > hi), axis=-1)  # (N, T+1)
     out_d = np.any((dense < lo) | (dense > hi), axis=(-2, -1))  # (N, T)
     out = out_s.copy()
     out[:, 1:] |= out_d  # a period that leaves in between counts at its end sample
@@ -815,8 +807,6 @@ def check_invariant(
     max_generators: int | None = None,
     semantics: str | None = None,
     max_step: float | None = None,
-    safe_lower=None,
-    safe_upper=None,
 ) -> InvarianceResult:
     """Prove that the closed loop stays in the box ``[lower, upper]``, or find a trajectory that
     leaves it.
@@ -825,13 +815,8 @@ def check_invariant(
 
     - ``steps=None``: is the box *forward invariant*? Every state of the box must be mapped into
       the box by one step (then, by induction, every trajectory that starts in it stays in it
-      for ever). The box must be bounded. With the continuous semantics the box is invariant
-      *at the samples* (the state at the end of every period from any state of the box is in
-      the box) and the safe box ``[safe_lower, safe_upper]`` (required, containing the box)
-      bounds the tube of every period: every trajectory of the ODE that starts in the box is
-      in the box at every sampling instant and in the safe box at every instant, for ever.
-      (The tube of a period starts at the box itself, so it never fits inside the box once its
-      bounds are rounded outward: the safe box needs a margin wherever the flow may reach.)
+      for ever). The box must be bounded. Discrete semantics only (an error otherwise: the
+      continuous tube of a box always reaches its own boundary).
     - ``steps=T``: from every state of the initial box ``[initial_lower, initial_upper]``, do all
       trajectories stay in the safe box ``[lower, upper]`` for ``T`` steps? The safe box may have
       infinite sides (unconstrained states).
@@ -872,11 +857,6 @@ def check_invariant(
         ``plant.step``, checked at the samples, simulated with :func:`neuroctl.simulate`.
     max_step : float, optional
         Continuous semantics: the largest validated sub-step [s].
-    safe_lower, safe_upper : array_like, shape (n,), optional
-        ``steps=None`` only: the box that the tubes between samples must stay in (containing
-        ``[lower, upper]``; ``±inf`` allowed). Required with the continuous semantics;
-        with the discrete one it adds nothing (the map has only its samples) and defaults to
-        the box.
 
     Returns
     -------
@@ -899,19 +879,7 @@ def check_invariant(
                 f"lower, upper: forward invariance needs a bounded box, received {lo}, {hi}"
             )
         horizon, ilo, ihi = 1, lo.copy(), hi.copy()
-        safe_lo = lo if safe_lower is None else _box_arg(safe_lower, n, "safe_lower", finite=False)
-        safe_hi = hi if safe_upper is None else _box_arg(safe_upper, n, "safe_upper", finite=False)
-        if np.any(safe_lo > lo) or np.any(safe_hi < hi):
-            raise ValueError(
-                "safe_lower, safe_upper: expected a box containing [lower, upper], received "
-                f"{safe_lo} and {safe_hi} for the box {lo}, {hi}"
-            )
     else:
-        if safe_lower is not None or safe_upper is not None:
-            raise ValueError(
-                "safe_lower/safe_upper: only with steps=None (forward invariance); with "
-                "steps=T the box [lower, upper] itself is the safe box"
-            )
         if not (isinstance(steps, (int, np.integer)) and steps >= 1):
             raise ValueError(f"steps: expected a positive int or None, received {steps!r}")
         horizon = int(steps)
@@ -928,17 +896,13 @@ def check_invariant(
     whi = np.zeros(nw) if disturbance_upper is None else _box_arg(disturbance_upper, nw, "w")
     max_gen = 20 * n if max_generators is None else int(max_generators)
     sem = _semantics_for(plant, semantics, "zonotope")
-    if steps is None and sem == "continuous" and safe_lower is None and safe_upper is None:
+    if steps is None and sem == "continuous":
         raise ValueError(
-            "safe_lower, safe_upper: forward invariance with semantics='continuous' needs the "
-            "safe box of the tubes between samples (containing [lower, upper], with a margin: "
-            "the tube of a period starts at the box itself, so it never lies inside the box "
-            "once its bounds are rounded outward); or semantics='discrete' for the invariance "
-            f"of the map plant.step (plant {plant.name!r})"
+            "steps=None (forward invariance) with semantics='continuous': the tube of the first "
+            "period contains the box's own boundary, so it never lies inside the box once its "
+            "bounds are rounded outward; give a horizon steps=T, or semantics='discrete' for "
+            f"the invariance of the map plant.step (plant {plant.name!r})"
         )
-    if steps is not None:
-        safe_lo, safe_hi = lo, hi
-    sample_box = (lo, hi)
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     falsify = _falsify if sem == "discrete" else _falsify_continuous
@@ -981,9 +945,7 @@ def check_invariant(
     # 1. falsification by simulation
     corners = np.array(np.meshgrid(*zip(ilo, ihi), indexing="ij")).reshape(n, -1).T
     x0 = np.concatenate([corners, rng.uniform(ilo, ihi, (max(samples, 0), n))])
-    found = falsify(
-        plant, controller, x0, horizon, reference, wlo, whi, rng, safe_lo, safe_hi, sample_box
-    )
+    found = falsify(plant, controller, x0, horizon, reference, wlo, whi, rng, lo, hi)
     if found is not None:
         return done(False, *found, n_boxes=0)
 
@@ -1008,7 +970,7 @@ def check_invariant(
         )
         failures.extend(f for f in fails if f is not None)
         inside = np.all((L >= lo) & (U <= hi), axis=(1, 2))
-        inside &= np.all((TL >= safe_lo) & (TU <= safe_hi), axis=(1, 2))
+        inside &= np.all((TL >= lo) & (TU <= hi), axis=(1, 2))
         if inside.any():
             proved.append(
                 (
@@ -1024,10 +986,7 @@ def check_invariant(
         if flo.shape[0] == 0:
             break
         centres = 0.5 * (flo + fhi)
-        found = falsify(
-            plant, controller, centres, horizon, reference, wlo, whi, rng, safe_lo, safe_hi,
-            sample_box,
-        )
+        found = falsify(plant, controller, centres, horizon, reference, wlo, whi, rng, lo, hi)
         if found is not None:
             return done(False, *found, n_boxes=total)
         if total + flo.shape[0] > max_boxes:
@@ -1045,18 +1004,7 @@ def check_invariant(
         queue_lo = np.concatenate([flo, right_lo])
         queue_hi = np.concatenate([left_hi, fhi])
         total += flo.shape[0]
-    notes = []
-    if steps is None:
-        notes.append(
-            "forward invariant: every trajectory from the box is in the box at every sample"
-            + (
-                f" and in the safe box [{safe_lo}, {safe_hi}] at every instant (the ODE with "
-                "the command held over each period)"
-                if sem == "continuous"
-                else " (the discrete map plant.step)"
-            )
-        )
-    return done(True, proved=proved, n_boxes=total, notes=notes)
+    return done(True, proved=proved, n_boxes=total)
 
 
 # ======================================================== exact MILP (affine plants)
