@@ -296,12 +296,19 @@ def _net_jacobian(controller: nn.Module, y: AffineForm):
             sl = np.where(lo > 0, 1.0, a)
             sh = np.where(hi < 0, a, 1.0)
             jl, jh = _imul(np.diag(sl), np.diag(sh), jl, jh)
+        elif isinstance(layer, nn.Hardtanh):  # slope 1 between the clips, 0 beyond
+            lo, hi = y.lower[0], y.upper[0]
+            inside = (lo > layer.min_val) & (hi < layer.max_val)
+            outside = (hi < layer.min_val) | (lo > layer.max_val)
+            jl, jh = _imul(np.diag(np.where(inside, 1.0, 0.0)),
+                           np.diag(np.where(outside, 0.0, 1.0)), jl, jh)
         elif isinstance(layer, (nn.Identity, nn.Flatten)):
             pass
         else:
             raise TypeError(
                 f"region_of_attraction: unsupported controller layer {type(layer).__name__} in "
-                "the near-field Jacobian; supported: Sequential, Linear, ReLU, LeakyReLU, Identity"
+                "the near-field Jacobian; supported: Sequential, Linear, ReLU, LeakyReLU, "
+                "Hardtanh, Identity"
             )
         y = controller_on_sets(layer, y)
     return jl, jh, y
