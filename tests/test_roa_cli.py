@@ -38,3 +38,24 @@ def test_roa_text_and_bad_input(capsys):
     assert main(ARGS[:5]) == 2  # no state box
     assert "--lower/--upper: expected the state box" in capsys.readouterr().err
     assert main([*ARGS, "--max-abs", "1"]) == 2
+
+
+def test_demo_report_row_is_the_command_lines_certificate(capsys):
+    """The demo's region-of-attraction row (neuroctl.demo) reports the certificate that
+    `verify --roa` prints for the same controller and box."""
+    from types import SimpleNamespace
+
+    from neuroctl import demo
+
+    tables, notes = [], []
+    stub = SimpleNamespace(quick=True, summary={}, note=lambda sec, text: notes.append(text))
+    sec = SimpleNamespace(add_table=lambda rows, caption: tables.append((rows, caption)))
+    env = gym.make("neuroctl/Arm-v0")
+    demo._roa_row(stub, sec, env, load_controller("pretrained", env))
+    assert not notes and len(tables) == 1
+    row = stub.summary["region_of_attraction"]
+    assert main([*ARGS, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert row["certified"] and row["semantics"] == "discrete"
+    assert row["level"] == d["level"] and row["limited by"] == d["limited_by"]
+    np.testing.assert_allclose(row["fraction of the box"], d["volume"] / 12.0, rtol=1e-12)
