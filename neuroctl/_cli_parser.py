@@ -412,6 +412,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         help="seconds, finite and > 0; on expiry the answer is 'unknown' (default 60)",
     )
+    p.add_argument(
+        "--roa",
+        action="store_true",
+        help="certify a region of attraction of the closed loop (plant's discrete map) instead: "
+        "a level set of a quadratic Lyapunov function inside the STATE box given by --lower/"
+        "--upper (required then; 1 or n_states values); exit 0 certified, 3 none",
+    )
     p.set_defaults(func="verify")
 
     p = sub.add_parser(

@@ -415,11 +415,63 @@ def _verify_instances(args) -> int:
     return EXIT_UNKNOWN if "unknown" in statuses else EXIT_OK
 
 
+def _verify_roa(args) -> int:
+    """``verify --roa``: :func:`neuroctl.verify.region_of_attraction` on the env's plant."""
+    import numpy as np
+
+    for flag, value in (
+        ("--vnnlib", args.vnnlib),
+        ("--max-abs", args.max_abs),
+        ("--output-lower", args.output_lower),
+        ("--output-upper", args.output_upper),
+        ("--workers", args.workers),
+        ("--ray", args.ray),
+    ):
+        if value is not None:
+            raise UsageError(f"{flag}: not allowed with --roa, received {value}")
+    if args.env is None or args.controller is None:
+        raise UsageError(
+            "env, -c/--controller: expected an environment id and a controller with --roa, "
+            f"received env={args.env!r}, controller={args.controller!r}"
+        )
+    from .episodes import require_static
+    from .verify import region_of_attraction
+
+    env, ctrl = _env_and_controller(args, "verify")
+    if ctrl.module is None:
+        raise UsageError(f"--controller: expected a network, received {ctrl.name!r} (no network)")
+    require_static(ctrl, "verify")
+    plant = _plant(env, "verify")
+    if args.lower is None or args.upper is None:
+        raise UsageError(
+            f"--lower/--upper: expected the state box with --roa (1 or {plant.n_states} values "
+            f"for {list(plant.state_names)}), received {args.lower} and {args.upper}"
+        )
+    lo = _values(args.lower, plant.n_states, "--lower")
+    hi = _values(args.upper, plant.n_states, "--upper")
+    try:
+        res = region_of_attraction(plant, ctrl.module, box=np.stack([lo, hi]),
+                                   timeout=args.timeout)
+    except ValueError as exc:
+        raise UsageError(f"--roa: {exc}") from None
+    env.close()
+    if args.json:
+        _print_json({"env": env.spec.id, "controller": ctrl.name, **_jsonable(res.to_dict())})
+    else:
+        print(f"{env.spec.id} with {ctrl.name}: region of attraction, {res.semantics} semantics")
+        print(f"  level {res.level:.6g}  volume {res.volume:.4g}  "
+              f"({res.volume / float(np.prod(hi - lo)):.1%} of the box)  {res.time:.2f} s")
+        print(f"  {res!r}")
+    return EXIT_OK if res.certified else EXIT_UNKNOWN
+
+
 def cmd_verify(args) -> int:
     import numpy as np
 
     if args.instances is not None:
         return _verify_instances(args)
+    if args.roa:
+        return _verify_roa(args)
     for flag, value in (("--workers", args.workers), ("--ray", args.ray)):
         if value is not None:
             raise UsageError(

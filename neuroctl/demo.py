@@ -22,6 +22,7 @@ from .episodes import (
     Controller,
     InputError,
     Progress,
+    env_plant,
     load_controller,
     make_env,
     stability_report,
@@ -424,8 +425,39 @@ def _verify_section(demo: _Demo) -> None:
         "counterexample": res.counterexample,
         "output": res.output,
     }
+    _roa_row(demo, sec, env, ctrl)
     env.close()
     demo.progress.update(1)
+
+
+def _roa_row(demo: _Demo, sec, env, ctrl) -> None:
+    """Certified region of attraction of the controller's closed loop (state box ±1 rad,
+    ±3 rad/s around the origin)."""
+    try:
+        from neuroctl.verify import region_of_attraction
+
+        plant = env_plant(env)
+        box = np.array([[-1.0, -3.0], [1.0, 3.0]])
+        roa = region_of_attraction(plant, ctrl.module, box=box, timeout=10.0 if demo.quick
+                                   else 30.0)
+    except Exception as exc:  # noqa: BLE001
+        demo.note(sec, f"region of attraction: not available ({type(exc).__name__}: {exc})")
+        return
+    row = {
+        "controller": ctrl.name,
+        "semantics": roa.semantics,
+        "certified": roa.certified,
+        "level": roa.level,
+        "volume [rad^2/s]": roa.volume,
+        "fraction of the box": roa.volume / float(np.prod(box[1] - box[0])),
+        "limited by": roa.limited_by,
+        "time [s]": roa.time,
+    }
+    sec.add_table([row], caption="Region of attraction (neuroctl.verify.region_of_attraction): "
+                  "{V <= level} of a quadratic Lyapunov function from the exact linearization, "
+                  "proved to lie in the region of attraction of the discrete closed loop, inside "
+                  "the state box theta in [-1, 1] rad, speed in [-3, 3] rad/s")
+    demo.summary["region_of_attraction"] = row
 
 
 def run(

@@ -30,7 +30,10 @@ def _sample_in_set(res: RegionOfAttraction, count: int, seed: int = 0) -> np.nda
     L = np.linalg.cholesky(res.P)
     x = res.x_star + math.sqrt(res.level) * np.linalg.solve(L.T, b.T).T
     assert np.all(res.V(x) <= res.level * (1 + 1e-9))
-    return x
+    x = x[res.contains(x)]  # rejection: the cut set {V <= c} ∩ box
+    if len(x) < count:
+        x = np.concatenate([x, _sample_in_set(res, 2 * (count - len(x)) + 100, seed + 1)])
+    return x[:count]
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +61,7 @@ def test_states_of_the_certified_set_converge_and_never_leave_it(case, request):
     xs = closed_loop_rollout(plant, ctrl, x0, 1500, reference=ref)
     v = res.V(xs)
     assert np.all(v <= res.level * (1 + 1e-9))
+    assert np.all(res.contains(xs[:, 1:]) | (v[:, 1:] < 1e-20))
     assert np.all((np.diff(v, axis=1) < 0) | (v[:, 1:] < 1e-20))
     assert np.all(np.linalg.norm(xs[:, -1] - res.x_star, axis=1) < 1e-6)
     assert np.all(xs >= box[0]) and np.all(xs <= box[1])
@@ -114,7 +118,7 @@ def test_unsaturated_linear_loop_certifies_the_largest_ellipsoid_of_the_box():
     K = np.array([[3.0, 2.5]])
     plant = _linear_plant(A, B)
     box = np.array([[-1.0, -2.0], [1.0, 2.0]])
-    res = region_of_attraction(plant, _gain(K), box=box, timeout=30)
+    res = region_of_attraction(plant, _gain(K), box=box, timeout=30, intersect_box=False)
     Acl = A - B @ K
     P = scipy.linalg.solve_discrete_lyapunov(Acl.T, np.eye(2))
     np.testing.assert_allclose(res.P, P, rtol=1e-9)
@@ -180,3 +184,21 @@ def test_bad_arguments_are_named(pendulum, kwargs, message):
         region_of_attraction(plant, ctrl, **kwargs)
     with pytest.raises(TypeError):
         region_of_attraction(plant, ctrl, box=[[-1, -1], [1, 1]], tolerance=1)
+
+
+def test_cut_set_of_a_linear_loop_matches_brute_force():
+    """{V <= c} ∩ box certified for a linear loop reaching past the box's faces: on a dense grid of
+    the cut set, F maps every state into the box and V decreases (brute force), and the level
+    is at least the ellipsoid-in-box level of intersect_box=False."""
+    A = np.array([[1.0, 0.1], [0.0, 1.0]])
+    B = np.array([[0.005], [0.1]])
+    plant = _linear_plant(A, B)
+    box = np.array([[-1.0, -2.0], [1.0, 2.0]])
+    res = region_of_attraction(plant, _gain(np.array([[3.0, 2.5]])), box=box, timeout=30,
+                               intersect_box=True)
+    assert res.intersect_box and res.level >= res.box_level
+    g = np.stack(np.meshgrid(np.linspace(-1, 1, 301), np.linspace(-2, 2, 301)), -1).reshape(-1, 2)
+    g = g[res.contains(g)]
+    nxt = g @ (A - B @ np.array([[3.0, 2.5]])).T
+    assert np.all((nxt >= box[0]) & (nxt <= box[1]))
+    assert np.all((res.V(nxt) < res.V(g)) | (res.V(g) == 0))

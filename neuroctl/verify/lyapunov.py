@@ -5,7 +5,8 @@ Two shapes of ``V(x) = (x - x*)ᵀ P (x - x*)``:
 - ``"linearization"``: ``P`` solves the discrete Lyapunov equation ``Aᵀ P A - P = -Q`` of the
   closed loop's exact Jacobian ``A`` at ``x*`` (``control.dlyap``);
 - ``"fitted"``: ``P = L Lᵀ`` (positive definite by construction, ``V(x*) = 0``) chosen to
-  maximise the volume of the largest level set ``{V <= c}`` that fits the box and on which the
+  maximise the volume of the largest level set ``{V <= c}`` that fits the box (or, for the cut
+  set ``{V <= c} ∩ box``, the fraction of the box it covers) and on which the
   decrease ``V(F(x)) < V(x)`` holds at sampled states (each sample where it fails caps ``c`` at
   its ``V``), subject to ``Aᵀ P A - P ≺ 0`` (so the near field can be proved), starting from the
   linearization's ``P`` (Nelder–Mead on the Cholesky factor, log-diagonal). The samples' next
@@ -51,18 +52,23 @@ def box_level(P, x_star, lower, upper) -> float:
     return float(np.min(room**2 / np.diag(np.linalg.inv(P)))) * (1 - 1e-9)
 
 
-def _level(P, e0, e1, x_star, lower, upper, margin=0.0):
+def _level(P, e0, e1, x_star, lower, upper, margin=0.0, escaped=None):
     v0 = np.einsum("bi,ij,bj->b", e0, P, e0)
     v1 = np.einsum("bi,ij,bj->b", e1, P, e1)
     bad = (v1 >= (1.0 - margin) * v0) & (v0 > 0)
-    c = box_level(P, x_star, lower, upper)
+    if escaped is None:
+        c = box_level(P, x_star, lower, upper)
+    else:
+        bad |= escaped
+        c = np.inf
     if bad.any():
         c = min(c, float(v0[bad].min()))
     return c
 
 
 def fit_quadratic(
-    A, P0, x_star, lower, upper, x, x_next, *, maxiter: int = 600, margin: float = 1e-3
+    A, P0, x_star, lower, upper, x, x_next, *, maxiter: int = 600, margin: float = 1e-3,
+    intersect_box: bool = False, uniform=None,
 ) -> np.ndarray:
     """Fit ``P`` to sampled transitions ``x -> x_next`` (see the module docstring).
 
@@ -81,6 +87,13 @@ def fit_quadratic(
         A sample counts as a failure unless ``V(x_next) < (1 - margin) V(x)``: candidates whose
         decrease is marginal on the samples fail between them. The candidate's contraction
         ``||Lᵀ A L⁻ᵀ||₂`` is kept at most halfway between ``P0``'s and 1 for the same reason.
+    intersect_box : bool
+        Fit for the cut set ``{V <= c} ∩ box``: ``c`` is not capped by the box, a sample whose
+        ``x_next`` leaves the box (shrunk by ``margin`` of its width) also caps it, and the
+        objective is the fraction of ``uniform`` in the cut set (smoothed), not the ellipsoid's
+        volume.
+    uniform : ndarray, shape (M, n), optional
+        Uniform samples of the box for that fraction (required with ``intersect_box``).
 
     Returns
     -------
@@ -107,6 +120,14 @@ def fit_quadratic(
         return np.linalg.norm(L.T @ A @ np.linalg.inv(L.T), 2)
 
     rho_max = (1.0 + pnorm(P0)) / 2
+    escaped = None
+    if intersect_box:
+        if uniform is None:
+            raise ValueError("uniform: expected samples of the box with intersect_box=True, "
+                             "received None")
+        shrink = margin * (upper - lower)
+        escaped = np.any((x_next < lower + shrink) | (x_next > upper - shrink), axis=1)
+        eu = np.asarray(uniform, dtype=np.float64) - x_star
 
     def objective(z):
         P = unpack(z)
@@ -115,15 +136,32 @@ def fit_quadratic(
                 return 1e6
         except np.linalg.LinAlgError:
             return 1e6
-        c = _level(P, e0, e1, x_star, lower, upper, margin)
+        c = _level(P, e0, e1, x_star, lower, upper, margin, escaped)
         if c <= 0:
             return 1e6
+        if intersect_box:
+            if not np.isfinite(c):
+                return -1.0
+            v = np.einsum("bi,ij,bj->b", eu, P, eu)
+            # soft count of the samples in {V <= c}: a smooth objective for Nelder–Mead
+            return -float(np.mean(1.0 / (1.0 + np.exp(np.clip((v / c - 1.0) * 50, -50, 50)))))
         return -(0.5 * n * np.log(c) - 0.5 * np.linalg.slogdet(P)[1])
 
     z0 = L0[tril].copy()
     z0[diag] = np.log(L0[tril][diag])
-    best = minimize(objective, z0, method="Nelder-Mead",
-                    options={"maxiter": maxiter, "xatol": 1e-6, "fatol": 1e-9})
-    if best.fun < objective(z0):
-        return unpack(best.x)
-    return P0
+    starts = [z0]
+    if intersect_box:  # also start from the best ellipsoid inside the box
+        Pe = fit_quadratic(A, P0, x_star, lower, upper, x, x_next, maxiter=maxiter,
+                           margin=margin)
+        Le = np.linalg.cholesky(Pe / np.max(np.abs(Pe)))
+        ze = Le[tril].copy()
+        ze[diag] = np.log(Le[tril][diag])
+        starts.append(ze)
+    best_z, best_f = z0, objective(z0)
+    for z in starts:
+        res = minimize(objective, z, method="Nelder-Mead",
+                       options={"maxiter": maxiter, "xatol": 1e-6, "fatol": 1e-9})
+        for cand, f in ((z, objective(z)), (res.x, res.fun)):
+            if f < best_f:
+                best_z, best_f = cand, f
+    return unpack(best_z) if best_f < objective(z0) else P0
