@@ -14,9 +14,11 @@
    (affine forms at the samples, a box enclosing every state over the period) are propagated for
    a batch of sub-boxes; the property is decided on each sub-box (proved, or unknown). The
    sub-box with the worst robustness bound is split first, along the dimension with the largest
-   width times sensitivity (gradient of the rollout's robustness); the centre of every undecided
-   sub-box is simulated as a candidate counterexample. The search stops at a counterexample,
-   when every sub-box is proved, at ``timeout`` or at ``max_splits``.
+   width times sensitivity (gradient of the rollout's robustness); a sub-box whose sets were
+   given up before the horizon (they could no longer prove the property, or the flow enclosure
+   failed) is cut along its ``log2(batch)`` best such dimensions at once. The centre of every
+   undecided sub-box is simulated as a candidate counterexample. The search stops at a
+   counterexample, when every sub-box is proved, at ``timeout`` or at ``max_splits``.
 
 The answer is deterministic for given inputs and ``seed`` (unless ``timeout`` cuts it short).
 """
