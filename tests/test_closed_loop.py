@@ -588,3 +588,21 @@ def test_continuous_windows_at_times_and_unsafe_sets_between_samples():
     )
     assert res.status == "holds"
     _assert_backed_by_trajectories(res, rot, np.zeros((1, 2)))
+
+
+def test_sub_boxes_given_up_are_cut_along_several_dimensions_into_a_partition():
+    from neuroctl.verify.closed_loop import _children, _split_dims
+
+    rank = np.array([0.2, 0.0, 0.9, 0.5, 0.1])
+    assert _split_dims(rank, False, 32) == [2]
+    assert _split_dims(rank, True, 32) == [2, 3, 0, 4]  # the zero-rank dimension is not cut
+    assert _split_dims(rank, True, 4) == [2, 3]
+    lo, hi = np.array([0.0, -1.0, 2.0, 0.0, 5.0]), np.array([1.0, 1.0, 3.0, 0.5, 5.0])
+    kids = _children(lo, hi, [2, 3, 0])
+    assert len(kids) == 8
+    # brute force: every point of the box lies in exactly one child's interior (a partition)
+    pts = np.random.default_rng(0).uniform(lo, hi, (4000, 5))
+    inside = np.stack([np.all((pts > a) & (pts < b) | (a == b), axis=1) for a, b in kids], 1)
+    assert np.all(inside.sum(axis=1) == 1)
+    vol = sum(np.prod((b - a)[[0, 1, 2, 3]]) for a, b in kids)
+    assert vol == pytest.approx(np.prod((hi - lo)[[0, 1, 2, 3]]), rel=1e-15)

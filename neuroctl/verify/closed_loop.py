@@ -14,9 +14,11 @@
    (affine forms at the samples, a box enclosing every state over the period) are propagated for
    a batch of sub-boxes; the property is decided on each sub-box (proved, or unknown). The
    sub-box with the worst robustness bound is split first, along the dimension with the largest
-   width times sensitivity (gradient of the rollout's robustness); the centre of every undecided
-   sub-box is simulated as a candidate counterexample. The search stops at a counterexample,
-   when every sub-box is proved, at ``timeout`` or at ``max_splits``.
+   width times sensitivity (gradient of the rollout's robustness); a sub-box whose sets were
+   given up before the horizon (they could no longer prove the property, or the flow enclosure
+   failed) is cut along its ``log2(batch)`` best such dimensions at once. The centre of every
+   undecided sub-box is simulated as a candidate counterexample. The search stops at a
+   counterexample, when every sub-box is proved, at ``timeout`` or at ``max_splits``.
 
 The answer is deterministic for given inputs and ``seed`` (unless ``timeout`` cuts it short).
 """
@@ -24,6 +26,7 @@ The answer is deterministic for given inputs and ``seed`` (unless ``timeout`` cu
 from __future__ import annotations
 
 import heapq
+import math
 import time as _time
 
 import numpy as np
@@ -361,7 +364,7 @@ def check_closed_loop(
             blo = np.stack([t[2] for t in take])
             bhi = np.stack([t[3] for t in take])
             try:
-                holds, score, sl, sh, tl, th, sem = _propagate_batch(
+                holds, score, sl, sh, tl, th, sem, gave_up = _propagate_batch(
                     plant, ctrl, spec, blo, bhi, steps, opts, max_gen, failures, par, notes
                 )
             except Deadline:
@@ -401,14 +404,12 @@ def check_closed_loop(
             for j, i in enumerate(open_):
                 w = (bhi[i] - blo[i]) / width0
                 s = sens[j] * (bhi[i] - blo[i])
-                d = int(np.argmax(w * (1.0 + (s / s.max() if s.max() > 0 else 0.0))))
-                mid = 0.5 * (blo[i, d] + bhi[i, d])
-                left_hi, right_lo = bhi[i].copy(), blo[i].copy()
-                left_hi[d] = right_lo[d] = mid
-                for child in ((blo[i], left_hi), (right_lo, bhi[i])):
-                    heapq.heappush(heap, (float(score[i]), counter, child[0], child[1]))
+                rank = w * (1.0 + (s / s.max() if s.max() > 0 else 0.0))
+                dims = _split_dims(rank, bool(gave_up[i]), batch)
+                for child_lo, child_hi in _children(blo[i], bhi[i], dims):
+                    heapq.heappush(heap, (float(score[i]), counter, child_lo, child_hi))
                     counter += 1
-                stats["boxes_split"] += 1
+                stats["boxes_split"] += 2 ** len(dims) - 1
     finally:
         if own_pool is not None:
             own_pool.shutdown(wait=True, cancel_futures=True)
@@ -418,6 +419,37 @@ def check_closed_loop(
     if status == "violated":
         return result("violated", ce)
     return result(status, proved=proved)
+
+
+def _split_dims(rank, gave_up: bool, batch: int) -> list:
+    """Dimensions along which a sub-box is cut in halves, best ``rank`` first.
+
+    A sub-box whose sets ran to the horizon without a proof is bisected along one dimension.
+    One whose sets were given up before the horizon (they could no longer prove the property,
+    or their flow enclosure failed) is far from provable: it is cut along every dimension of
+    positive rank at once, at most ``log2(batch)`` of them (so its children fill one batch),
+    which saves propagating the intermediate boxes that would fail the same way.
+    """
+    order = [int(d) for d in np.argsort(-rank, kind="stable") if rank[d] > 0]
+    if not order:
+        return [int(np.argmax(rank))]
+    if not gave_up:
+        return order[:1]
+    return order[: max(1, int(math.log2(max(batch, 2))))]
+
+
+def _children(lo, hi, dims):
+    """The ``2^len(dims)`` boxes of ``[lo, hi]`` cut in halves along ``dims``."""
+    boxes = [(lo.copy(), hi.copy())]
+    for d in dims:
+        mid = 0.5 * (lo[d] + hi[d])
+        cut = []
+        for blo, bhi in boxes:
+            left_hi, right_lo = bhi.copy(), blo.copy()
+            left_hi[d] = right_lo[d] = mid
+            cut += [(blo, left_hi), (right_lo, bhi)]
+        boxes = cut
+    return boxes
 
 
 def _parallel_plan(executor, workers, batch):
@@ -475,6 +507,7 @@ def _propagate_batch(plant, ctrl, spec, blo, bhi, steps, opts, max_gen, failures
                     nan_t,
                     nan_t,
                     opts["semantics"],
+                    np.zeros(c.size, bool),
                 )
             )
             continue
@@ -490,7 +523,7 @@ def _propagate_batch(plant, ctrl, spec, blo, bhi, steps, opts, max_gen, failures
         if sems == {opts["semantics"]}
         else next(s for s in sems if s != opts["semantics"])
     )
-    return (*cat, sem)
+    return (*cat, sem, np.concatenate([p[7] for p in parts]))
 
 
 def _assumptions(plant, semantics, nw, wlo, whi) -> str:

@@ -52,8 +52,9 @@ def _propagate(plant, ctrl, spec, blo, bhi, steps, opts, max_gen):
     """Sets of a batch of initial boxes and the property's verdict on each.
 
     Returns ``holds`` (B,), ``score`` (B,) (lower bound of the robustness), the sample bounds
-    ``(B, steps+1, n)`` twice, the tube bounds ``(B, steps, n)`` twice, and the semantics the
-    sets enclose.
+    ``(B, steps+1, n)`` twice, the tube bounds ``(B, steps, n)`` twice, the semantics the
+    sets enclose, and ``abandoned`` (B,): the sets given up before the horizon because they
+    could no longer prove the property (:func:`_abandon`; their later bounds are NaN).
     """
     b, n = blo.shape
     dt = plant.dt
@@ -66,6 +67,14 @@ def _propagate(plant, ctrl, spec, blo, bhi, steps, opts, max_gen):
     t_lo = np.zeros(m_points)
     t_hi = np.zeros(m_points)
     sample = np.zeros(m_points, bool)
+    t_lo[0::2][: steps + 1] = t_hi[0::2][: steps + 1] = np.arange(steps + 1) * dt
+    sample[0 : 2 * steps + 1 : 2] = True
+    t_lo[1 : 2 * steps : 2] = np.arange(steps) * dt
+    t_hi[1 : 2 * steps : 2] = np.arange(1, steps + 1) * dt
+    for j, (_, t) in enumerate(extra):
+        t_lo[2 * steps + 1 + j] = t_hi[2 * steps + 1 + j] = t
+    hopeless = np.zeros(b, bool)
+    hopeless_score = np.full(b, -np.inf)
     x = AffineForm.from_box(blo, bhi)
     s_lo, s_hi = [blo], [bhi]
     tb_lo, tb_hi = [], []
@@ -125,10 +134,41 @@ def _propagate(plant, ctrl, spec, blo, bhi, steps, opts, max_gen):
                     )
                     t_lo[col] = t_hi[col] = t
             x = _reduce(AffineForm._lift(ps.x_next, x.ctx), max_gen)
+            x = _abandon(
+                spec,
+                values,
+                t_lo,
+                t_hi,
+                sample,
+                dt,
+                2 * k + 1,
+                extra,
+                k,
+                x,
+                hopeless,
+                hopeless_score,
+            )
         tb_lo.append(tlo)
         tb_hi.append(thi)
         s_lo.append(x.lower)
         s_hi.append(x.upper)
+        if hopeless.all():  # nothing left to prove: the later sets are not computed
+            nan = np.full((b, n), np.nan)
+            s_lo += [nan] * (steps - k - 1)
+            s_hi += [nan] * (steps - k - 1)
+            tb_lo += [nan] * (steps - k - 1)
+            tb_hi += [nan] * (steps - k - 1)
+            tub = np.stack(tb_lo, 1), np.stack(tb_hi, 1)
+            return (
+                np.zeros(b, bool),
+                hopeless_score,
+                np.stack(s_lo, 1),
+                np.stack(s_hi, 1),
+                tub[0],
+                tub[1],
+                semantics,
+                hopeless,
+            )
     # the last sample, with the last period's command (a box: the reduced form is a new context)
     with np.errstate(invalid="ignore", over="ignore"):
         xl, xh = x.lower, x.upper
@@ -153,10 +193,48 @@ def _propagate(plant, ctrl, spec, blo, bhi, steps, opts, max_gen):
     t_lo[2 * steps] = t_hi[2 * steps] = steps * dt
     sample[2 * steps] = True
     pts = _Points(t_lo, t_hi, sample, dt, values, on_sets=True)
-    holds = np.asarray(spec.holds_on(pts), bool)
+    holds = np.asarray(spec.holds_on(pts), bool) & ~hopeless
     score = np.nan_to_num(np.asarray(spec.robustness(pts), float), nan=-np.inf)
+    score = np.where(hopeless, hopeless_score, score)
     tub = (np.stack(tb_lo, 1), np.stack(tb_hi, 1)) if steps else (np.zeros((b, 0, n)),) * 2
-    return holds, score, np.stack(s_lo, 1), np.stack(s_hi, 1), tub[0], tub[1], semantics
+    return holds, score, np.stack(s_lo, 1), np.stack(s_hi, 1), tub[0], tub[1], semantics, hopeless
+
+
+def _abandon(spec, values, t_lo, t_hi, sample, dt, last_col, extra, k, x, hopeless, score):
+    """Stop refining the sets that can no longer prove the property; returns ``x``.
+
+    After period ``k`` the values of the points up to column ``last_col`` (and of the instants
+    of ``extra`` inside periods ``<= k``) are known. With every later point at ``+inf`` (the
+    best any later set could give) the verdict of a set is an upper bound of its final verdict
+    (``holds_on`` is monotone in the values); a set for which even that is False is *hopeless*:
+    it is marked (``hopeless``, ``score`` updated in place: its optimistic robustness, the
+    priority of its box) and its form replaced by a copy of a live one (never read again).
+    Only a decision to give up, so soundness is untouched; it saves the sub-steps a diverging
+    set would take before its flow enclosure fails.
+    """
+    live = ~hopeless
+    if not live.any():
+        return x
+    n_s = len(t_lo) - len(extra) - 1  # the last sample; the extra instants follow it
+    known = np.zeros(len(t_lo), bool)
+    known[: last_col + 1] = True
+    for j, (kj, _) in enumerate(extra):
+        known[n_s + 1 + j] = kj <= k
+    best = {key: np.where(known, v, np.inf) for key, v in values.items()}
+    pts = _Points(t_lo, t_hi, sample, dt, best, on_sets=True)
+    can = np.asarray(spec.holds_on(pts), bool)
+    new = live & ~can
+    if not new.any():
+        return x
+    hopeless |= new
+    score[new] = np.nan_to_num(np.asarray(spec.robustness(pts), float), nan=-np.inf)[new]
+    if hopeless.all():
+        return x
+    # a copy of a live set: it costs the batch no extra sub-steps and fails only with that set
+    src = int(np.nonzero(~hopeless)[0][0])
+    c, g, e = x.c.copy(), x.g.copy(), np.array(x.e)
+    c[new], g[:, new], e[new] = c[src], g[:, src : src + 1], e[src]
+    return AffineForm(c, g, x.ctx, e)
 
 
 def _instants_between_samples(spec, dt, steps):
@@ -221,7 +299,7 @@ def _propagate_guarded(plant, ctrl, spec, blo, bhi, steps, opts, max_gen, failur
                 for i in range(blo.shape[0])
             ]
             cat = [np.concatenate([p[j] for p in parts]) for j in range(6)]
-            return (*cat, parts[0][6])
+            return (*cat, parts[0][6], np.concatenate([p[7] for p in parts]))
         failures.append(f"proof failed on [{blo[0]}, {bhi[0]}]: {e}")
         n = blo.shape[1]
         nan_s = np.full((1, steps + 1, n), np.nan)
@@ -234,4 +312,5 @@ def _propagate_guarded(plant, ctrl, spec, blo, bhi, steps, opts, max_gen, failur
             nan_t,
             nan_t,
             opts["semantics"],
+            np.ones(1, bool),
         )
