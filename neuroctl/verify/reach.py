@@ -130,9 +130,7 @@ def _state_axes(n_rows: int, ax=None):
     if ax is not None:
         axes = np.atleast_1d(ax)
         return axes[0].figure, axes
-    fig, axes = plt.subplots(
-        n_rows, 1, sharex=True, squeeze=False, figsize=(7, 1.9 * n_rows + 0.6)
-    )
+    fig, axes = plt.subplots(n_rows, 1, sharex=True, squeeze=False, figsize=(7, 1.9 * n_rows + 0.6))
     return fig, axes[:, 0]
 
 
@@ -752,9 +750,12 @@ def _falsify(plant, controller, x0, steps, reference, wlo, whi, rng, lo, hi):
     return ce, exit_step
 
 
-def _falsify_continuous(plant, controller, x0, steps, reference, wlo, whi, rng, lo, hi):
+def _falsify_continuous(
+    plant, controller, x0, steps, reference, wlo, whi, rng, lo, hi, between=None
+):
     """Like :func:`_falsify` for the continuous plant: scipy ``solve_ivp`` with the command held,
-    the box checked at the samples and at interior instants of each period."""
+    the box checked at the samples and at interior instants of each period (there against the
+    box ``between = (lower, upper)`` where given)."""
     from ..simulate import Trajectory
 
     nw = plant.n_disturbances
@@ -763,7 +764,8 @@ def _falsify_continuous(plant, controller, x0, steps, reference, wlo, whi, rng, 
         plant, controller, x0, steps, reference=reference, w=w, dense=4
     )
     out_s = np.any((states < lo) | (states > hi), axis=-1)  # (N, T+1)
-    out_d = np.any((dense < lo) | (dense > hi), axis=(-2, -1))  # (N, T)
+    dlo, dhi = (lo, hi) if between is None else between
+    out_d = np.any((dense < dlo) | (dense > dhi), axis=(-2, -1))  # (N, T)
     out = out_s.copy()
     out[:, 1:] |= out_d  # a period that leaves in between counts at its end sample
     bad = np.nonzero(out.any(axis=1))[0]
@@ -789,6 +791,64 @@ def _falsify_continuous(plant, controller, x0, steps, reference, wlo, whi, rng, 
     return ce, exit_step
 
 
+def _faces_repel(plant, controller, blo, bhi, TL, TU, slo, shi, reference, wlo, whi):
+    """Whether the flow cannot leave the safe box ``[slo, shi]`` through the faces its tubes cross.
+
+    For each sub-box ``b`` (initial box ``[blo[b], bhi[b]]``, tube ``[TL[b], TU[b]]`` of the
+    period, inside the safe box's closure except by rounding or overshoot) and each side where
+    the tube leaves the safe box, the held command set and the disturbance bounds must make
+    the normal component of ``rhs`` strictly point inward on that face of the tube (``f_i < 0``
+    on ``{x in tube : x_i = shi_i}``, ``f_i > 0`` on ``x_i = slo_i``). Then no solution can
+    cross the face (at a first crossing instant ``t*`` the state is on the face with ``x_i``
+    decreasing), so every solution that starts in the safe box stays in it over the period
+    (Nagumo's condition on the faces, with the tube as the set of reachable states).
+
+    Returns
+    -------
+    ndarray of bool, shape (B,)
+    """
+    from types import SimpleNamespace
+
+    from .flow import _rhs_box
+
+    nb, n = blo.shape
+    ok = np.ones(nb, dtype=bool)
+    try:
+        _, u = closed_loop_step_sets(
+            plant,
+            controller,
+            AffineForm.from_box(blo, bhi),
+            reference=reference,
+            w_lower=wlo,
+            w_upper=whi,
+        )
+        ua = AffineForm._lift(plant.saturate(u), u.ctx)
+        u_lo, u_hi = ua.lower, ua.upper
+    except SetArithmeticError:
+        return np.zeros(nb, dtype=bool)
+    w = None
+    if plant.n_disturbances:
+        w = SimpleNamespace(
+            lower=np.broadcast_to(wlo, (1, wlo.size)), upper=np.broadcast_to(whi, (1, whi.size))
+        )
+    for b in range(nb):
+        ub = SimpleNamespace(lower=u_lo[b : b + 1], upper=u_hi[b : b + 1])
+        for i in range(n):
+            for side, bound in ((-1.0, slo[i]), (1.0, shi[i])):
+                crosses = TL[b, i] < bound if side < 0 else TU[b, i] > bound
+                if not crosses or not ok[b]:
+                    continue
+                fl, fh = TL[b : b + 1].copy(), TU[b : b + 1].copy()
+                fl[0, i] = fh[0, i] = bound
+                try:
+                    f_lo, f_hi = _rhs_box(plant, fl, fh, ub, w)
+                except SetArithmeticError:
+                    ok[b] = False
+                    continue
+                ok[b] = bool(f_lo[0, i] > 0.0) if side < 0 else bool(f_hi[0, i] < 0.0)
+    return ok
+
+
 def check_invariant(
     plant: Plant,
     controller: nn.Module,
@@ -807,6 +867,8 @@ def check_invariant(
     max_generators: int | None = None,
     semantics: str | None = None,
     max_step: float | None = None,
+    safe_lower=None,
+    safe_upper=None,
 ) -> InvarianceResult:
     """Prove that the closed loop stays in the box ``[lower, upper]``, or find a trajectory that
     leaves it.
@@ -814,9 +876,17 @@ def check_invariant(
     Two questions, chosen by ``steps``:
 
     - ``steps=None``: is the box *forward invariant*? Every state of the box must be mapped into
-      the box by one step (then, by induction, every trajectory that starts in it stays in it
-      for ever). The box must be bounded. Discrete semantics only (an error otherwise: the
-      continuous tube of a box always reaches its own boundary).
+      the box by one control period (then, by induction, every trajectory that starts in it is
+      in it at every later sampling instant, for ever). The box must be bounded. In continuous
+      semantics the states between the samples must moreover stay in the safe box
+      ``[safe_lower, safe_upper]`` (default the box itself): the tube of the period from the
+      box, with the box's command set held, lies in the safe box, or where it reaches a face of
+      the safe box the held command makes the vector field point strictly inward on that face
+      of the tube (so no solution crosses it). Proved: every solution of the ODE under
+      zero-order hold that starts in the box at a sampling instant is in the box at every later
+      sampling instant and in the safe box at every instant. A double integrator's box is never
+      invariant between samples by the face condition (``dx/dt = v > 0`` on the upper face);
+      give it a safe box larger than the box.
     - ``steps=T``: from every state of the initial box ``[initial_lower, initial_upper]``, do all
       trajectories stay in the safe box ``[lower, upper]`` for ``T`` steps? The safe box may have
       infinite sides (unconstrained states).
@@ -857,6 +927,9 @@ def check_invariant(
         ``plant.step``, checked at the samples, simulated with :func:`neuroctl.simulate`.
     max_step : float, optional
         Continuous semantics: the largest validated sub-step [s].
+    safe_lower, safe_upper : array_like, shape (n,), optional
+        ``steps=None`` only: the box the states must stay in between the samples (containing
+        ``[lower, upper]``, ``±inf`` allowed); default ``[lower, upper]``.
 
     Returns
     -------
@@ -879,7 +952,24 @@ def check_invariant(
                 f"lower, upper: forward invariance needs a bounded box, received {lo}, {hi}"
             )
         horizon, ilo, ihi = 1, lo.copy(), hi.copy()
+        slo = (
+            lo.copy() if safe_lower is None else _box_arg(safe_lower, n, "safe_lower", finite=False)
+        )
+        shi = (
+            hi.copy() if safe_upper is None else _box_arg(safe_upper, n, "safe_upper", finite=False)
+        )
+        if np.any(slo > lo) or np.any(shi < hi):
+            raise ValueError(
+                "safe_lower/safe_upper: expected a safe box containing the box "
+                f"[{lo}, {hi}], received [{slo}, {shi}]"
+            )
     else:
+        if safe_lower is not None or safe_upper is not None:
+            raise ValueError(
+                "safe_lower/safe_upper: only with steps=None (forward invariance); with steps=T "
+                "the safe box is [lower, upper]"
+            )
+        slo, shi = lo, hi
         if not (isinstance(steps, (int, np.integer)) and steps >= 1):
             raise ValueError(f"steps: expected a positive int or None, received {steps!r}")
         horizon = int(steps)
@@ -896,16 +986,21 @@ def check_invariant(
     whi = np.zeros(nw) if disturbance_upper is None else _box_arg(disturbance_upper, nw, "w")
     max_gen = 20 * n if max_generators is None else int(max_generators)
     sem = _semantics_for(plant, semantics, "zonotope")
-    if steps is None and sem == "continuous":
-        raise ValueError(
-            "steps=None (forward invariance) with semantics='continuous': the tube of the first "
-            "period contains the box's own boundary, so it never lies inside the box once its "
-            "bounds are rounded outward; give a horizon steps=T, or semantics='discrete' for "
-            f"the invariance of the map plant.step (plant {plant.name!r})"
-        )
+    invariance_continuous = steps is None and sem == "continuous"
+    if steps is None:
+        what = "at every later sampling instant"
+        if sem == "continuous":
+            what += (
+                f" and in the safe box {slo.tolist()} .. {shi.tolist()} at every instant between (ODE plant.rhs, "
+                "command held over each period)"
+            )
+        else:
+            what += " (the map plant.step)"
+        statement = f"forward invariance: every trajectory starting in the box is in it {what}"
+    else:
+        statement = None
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
-    falsify = _falsify if sem == "discrete" else _falsify_continuous
     failures: list = []
 
     def done(holds, ce=None, exit_step=None, proved=None, n_boxes=1, notes=()):
@@ -937,7 +1032,7 @@ def check_invariant(
             upper=hi,
             n_boxes=n_boxes,
             time=time.perf_counter() - t0,
-            notes=list(notes),
+            notes=([statement] if holds and statement else []) + list(notes),
             semantics=sem,
             failures=list(dict.fromkeys(failures)),
         )
@@ -945,7 +1040,16 @@ def check_invariant(
     # 1. falsification by simulation
     corners = np.array(np.meshgrid(*zip(ilo, ihi), indexing="ij")).reshape(n, -1).T
     x0 = np.concatenate([corners, rng.uniform(ilo, ihi, (max(samples, 0), n))])
-    found = falsify(plant, controller, x0, horizon, reference, wlo, whi, rng, lo, hi)
+    between = (slo, shi) if invariance_continuous else None
+
+    def falsify(x0):
+        if sem == "discrete":
+            return _falsify(plant, controller, x0, horizon, reference, wlo, whi, rng, lo, hi)
+        return _falsify_continuous(
+            plant, controller, x0, horizon, reference, wlo, whi, rng, lo, hi, between
+        )
+
+    found = falsify(x0)
     if found is not None:
         return done(False, *found, n_boxes=0)
 
@@ -970,7 +1074,25 @@ def check_invariant(
         )
         failures.extend(f for f in fails if f is not None)
         inside = np.all((L >= lo) & (U <= hi), axis=(1, 2))
-        inside &= np.all((TL >= lo) & (TU <= hi), axis=(1, 2))
+        in_tube = np.all((TL >= slo) & (TU <= shi), axis=(1, 2))
+        if invariance_continuous and np.any(inside & ~in_tube):
+            # the tube of a sub-box on the safe box's boundary leaves it (by its own rounding at
+            # least): the flow must point inward on the faces crossed
+            j = np.nonzero(inside & ~in_tube)[0]
+            in_tube[j] = _faces_repel(
+                plant,
+                controller,
+                queue_lo[j],
+                queue_hi[j],
+                TL[j, 0],
+                TU[j, 0],
+                slo,
+                shi,
+                reference,
+                wlo,
+                whi,
+            )
+        inside &= in_tube
         if inside.any():
             proved.append(
                 (
@@ -986,7 +1108,7 @@ def check_invariant(
         if flo.shape[0] == 0:
             break
         centres = 0.5 * (flo + fhi)
-        found = falsify(plant, controller, centres, horizon, reference, wlo, whi, rng, lo, hi)
+        found = falsify(centres)
         if found is not None:
             return done(False, *found, n_boxes=total)
         if total + flo.shape[0] > max_boxes:
