@@ -991,8 +991,8 @@ def check_invariant(
         what = "at every later sampling instant"
         if sem == "continuous":
             what += (
-                f" and in the safe box {slo.tolist()} .. {shi.tolist()} at every instant between (ODE plant.rhs, "
-                "command held over each period)"
+                f" and in the safe box {slo.tolist()} .. {shi.tolist()} at every instant "
+                "between (ODE plant.rhs, command held over each period)"
             )
         else:
             what += " (the map plant.step)"
