@@ -47,6 +47,7 @@ from .temporal import (
     all_of,
     always,
     at,
+    box_property,
     eventually,
     never,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "Property",
     "Replay",
     "all_of",
+    "box_property",
     "always",
     "at",
     "check_closed_loop",
