@@ -67,6 +67,31 @@ def _finite(text: str) -> float:
     return value
 
 
+def _bound(text: str) -> float:
+    """A side of a box: a number, ``inf`` or ``-inf`` (unconstrained), never ``nan``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number, inf or -inf, received {text!r}"
+        ) from None
+    if math.isnan(value):
+        raise argparse.ArgumentTypeError(f"expected a number, inf or -inf, received {text}")
+    return value
+
+
+def _time(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a finite time >= 0 in seconds, received {text!r}"
+        ) from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite time >= 0 in seconds, received {text}")
+    return value
+
+
 def _nonnegative(text: str) -> float:
     value = _finite(text)
     if value < 0:
@@ -250,6 +275,78 @@ def _progress_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _closed_loop_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "closed loop",
+        "with --closed-loop: a property of the plant with the controller in closed loop, from "
+        "every state of the initial box (neuroctl.verify.check_closed_loop). Boxes are over the "
+        "plant's states, 1 value (for all) or n_states values; inf/-inf leave a side open.",
+    )
+    g.add_argument(
+        "--closed-loop",
+        action="store_true",
+        help="decide a closed-loop property instead of a bound on the command",
+    )
+    for side in ("lower", "upper"):
+        g.add_argument(
+            f"--initial-{side}",
+            type=_finite,
+            nargs="+",
+            default=None,
+            help=f"{side} corner of the initial box of states (required)",
+        )
+    g.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=None,
+        help="horizon in control periods (required); the horizon is STEPS * dt seconds",
+    )
+    for side in ("lower", "upper"):
+        g.add_argument(
+            f"--safe-{side}",
+            type=_bound,
+            nargs="+",
+            default=None,
+            help=f"{side} side of the safe box: always inside it (between samples too for a "
+            "continuous plant)",
+        )
+    g.add_argument(
+        "--window",
+        type=_time,
+        nargs=2,
+        default=None,
+        metavar=("T0", "T1"),
+        help="safe only for t in [T0, T1] seconds (default the whole horizon)",
+    )
+    for side in ("lower", "upper"):
+        g.add_argument(
+            f"--goal-{side}",
+            type=_bound,
+            nargs="+",
+            default=None,
+            help=f"{side} side of the goal box (with --at or --eventually)",
+        )
+    g.add_argument(
+        "--at", type=_time, default=None, metavar="T", help="in the goal box at time T seconds"
+    )
+    g.add_argument(
+        "--eventually",
+        type=_time,
+        nargs=2,
+        default=None,
+        metavar=("T0", "T1"),
+        help="in the goal box at some sampling instant of [T0, T1] seconds",
+    )
+    g.add_argument(
+        "--semantics",
+        choices=("continuous", "discrete"),
+        default=None,
+        help="continuous: the plant's ODE with the command held over each period (default for "
+        "a plant with rhs); discrete: the plant's map (default, and the only choice, for a "
+        "plant defined by an update)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -419,6 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
         "a level set of a quadratic Lyapunov function inside the STATE box given by --lower/"
         "--upper (required then; 1 or n_states values); exit 0 certified, 3 none",
     )
+    _closed_loop_options(p)
     p.set_defaults(func="verify")
 
     p = sub.add_parser(

@@ -8,7 +8,9 @@ Subcommands
 ``simulate``  runs an env in closed loop with a controller and prints its metrics.
 ``analyze``   stability of the closed loop at the env's operating point (poles, margins, ...).
 ``verify``    proves (or refutes with a counterexample) a bound on a ReLU controller's command
-              over a box of observations.
+              over a box of observations; with ``--closed-loop`` a property of the plant with
+              the controller in closed loop (safe box, time window, goal), for the continuous
+              plant or its discrete map (:func:`neuroctl.verify.check_closed_loop`).
 ``train``     trains a controller (PPO, SAC or differentiable simulation) and analyzes it.
 
 A controller is a built-in name (``neuroctl simulate ENV --controller list`` lists them) or a saved
@@ -465,9 +467,154 @@ def _verify_roa(args) -> int:
     return EXIT_OK if res.certified else EXIT_UNKNOWN
 
 
+_CLOSED_LOOP_OPTIONS = (
+    "initial_lower",
+    "initial_upper",
+    "steps",
+    "safe_lower",
+    "safe_upper",
+    "window",
+    "goal_lower",
+    "goal_upper",
+    "at",
+    "eventually",
+    "semantics",
+)
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _verify_closed_loop(args) -> int:
+    """``verify --closed-loop``: a property of the plant and the controller in closed loop."""
+    import numpy as np
+
+    from .episodes import format_box, require_static
+    from .verify import box_property, check_closed_loop
+    from .verify.flow import resolve_semantics
+
+    for dest in (
+        "instances",
+        "vnnlib",
+        "max_abs",
+        "output_lower",
+        "output_upper",
+        "lower",
+        "upper",
+        "workers",
+        "ray",
+    ):
+        value = getattr(args, dest)
+        if value is not None:
+            raise UsageError(
+                f"{_flag(dest)}: not allowed with --closed-loop (the closed-loop property is "
+                "given by --safe-*/--goal-* over the plant's states), received "
+                f"{value if not isinstance(value, list) else ' '.join(map(str, value))}"
+            )
+    if args.env is None or args.controller is None:
+        raise UsageError(
+            "env, -c/--controller: expected an environment id and a controller with "
+            f"--closed-loop, received env={args.env!r}, controller={args.controller!r}"
+        )
+    for dest in ("initial_lower", "initial_upper", "steps"):
+        if getattr(args, dest) is None:
+            raise UsageError(f"{_flag(dest)}: required with --closed-loop, received none")
+    env, ctrl = _env_and_controller(args, "verify")
+    if ctrl.module is None:
+        raise UsageError(f"--controller: expected a network, received {ctrl.name!r} (no network)")
+    require_static(ctrl, "verify")
+    plant = _plant(env, "verify --closed-loop")
+    n = plant.n_states
+    names = ", ".join(plant.state_names)
+    lo = _values(args.initial_lower, n, f"--initial-lower (states {names})")
+    hi = _values(args.initial_upper, n, f"--initial-upper (states {names})")
+    if np.any(lo > hi):
+        k = int(np.flatnonzero(lo > hi)[0])
+        raise UsageError(
+            f"--initial-lower/--initial-upper: expected --initial-lower <= --initial-upper, "
+            f"received {lo[k]:g} > {hi[k]:g} in state {k} ({plant.state_names[k]})"
+        )
+    try:
+        spec = box_property(
+            n,
+            safe_lower=args.safe_lower,
+            safe_upper=args.safe_upper,
+            window=args.window,
+            goal_lower=args.goal_lower,
+            goal_upper=args.goal_upper,
+            at_time=args.at,
+            eventually_window=args.eventually,
+        )
+        semantics = resolve_semantics(plant, args.semantics)
+    except ValueError as exc:
+        message = str(exc)
+        for dest, flag in (("at_time", "--at"), ("eventually_window", "--eventually")):
+            message = message.replace(dest, flag)
+        for dest in ("safe_lower", "safe_upper", "goal_lower", "goal_upper", "semantics"):
+            message = message.replace(dest, _flag(dest))
+        raise UsageError(message) from None
+    try:
+        spec.validate(n, plant.n_inputs, args.steps * plant.dt, plant.dt, semantics)
+    except ValueError as exc:
+        raise UsageError(
+            f"--window/--at/--eventually: {exc} (--steps {args.steps} x dt {plant.dt:g} s)"
+        ) from None
+    res = check_closed_loop(
+        plant,
+        ctrl.module,
+        lo,
+        hi,
+        spec,
+        steps=args.steps,
+        timeout=args.timeout,
+        semantics=semantics,
+        seed=args.seed,
+    )
+    env.close()
+    if args.json:
+        _print_json(
+            {"env": env.spec.id, "controller": ctrl.name, "mode": "closed-loop", **res.to_dict()}
+        )
+    else:
+        horizon = args.steps * plant.dt
+        print(f"{env.spec.id} with {ctrl.name} in closed loop: {res.status}")
+        print(f"  initial box ({names}): {format_box(lo, hi)}")
+        print(f"  property: {spec!r} over {args.steps} periods ({horizon:g} s)")
+        print(f"  semantics: {res.semantics} ({res.assumptions})")
+        s = res.stats
+        print(
+            f"  {res.status} in {res.time:.2f} s ({s.get('boxes_proved', 0)} sub-boxes proved of "
+            f"{s.get('boxes_analysed', 0)} analysed, {s.get('simulations', 0)} simulations)"
+        )
+        ce = res.counterexample
+        if ce is not None:
+            print(
+                f"  counterexample: x0 = {np.round(ce.x0, 6).tolist()}, robustness "
+                f"{ce.robustness:.4g} (negative: violated), {ce.commands.shape[0]} commands, "
+                f"{ce.times.size} states read; --json for the whole trajectory"
+            )
+        for note in res.notes:
+            print(f"  note: {note}")
+    return _STATUS_EXIT.get(res.status, EXIT_UNKNOWN)
+
+
 def cmd_verify(args) -> int:
     import numpy as np
 
+    if args.closed_loop and args.roa:
+        raise UsageError(
+            "--roa: not allowed with --closed-loop (one question per command), received both"
+        )
+    if args.closed_loop:
+        return _verify_closed_loop(args)
+    for dest in _CLOSED_LOOP_OPTIONS:
+        value = getattr(args, dest)
+        if value is not None:
+            raise UsageError(
+                f"{_flag(dest)}: a closed-loop option, only with --closed-loop, received "
+                f"{value if not isinstance(value, list) else ' '.join(map(str, value))}"
+            )
     if args.instances is not None:
         return _verify_instances(args)
     if args.roa:

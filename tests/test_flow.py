@@ -473,7 +473,7 @@ def test_period_sets_api_and_errors():
         closed_loop_period_sets(TORA, net, x, max_step=-1.0)
     with pytest.raises(ValueError, match=r"shape \(B, 4\)"):
         closed_loop_period_sets(TORA, net, AffineForm.from_box([[0.0]], [[1.0]]))
-    with pytest.raises(ValueError, match="forward invariance"):
-        check_invariant(TORA, net, -np.ones(4), np.ones(4))
+    with pytest.raises(ValueError, match="forward invariance needs a bounded box"):
+        check_invariant(TORA, net, -np.ones(4), np.full(4, np.inf))
     with pytest.raises(ValueError, match="discrete map"):
         reach(TORA, net, TORA_LO, TORA_HI, 2, method="interval", semantics="continuous")

@@ -30,7 +30,8 @@ from .closed_loop import check_closed_loop, with_output_map
 from .closed_loop_result import ClosedLoopResult, Counterexample, Replay
 from .flow import FlowEnclosureError, PeriodSets, closed_loop_period_sets, plant_semantics
 from .formats import load_mat, load_nnet, load_onnx
-from .reach import InvarianceResult, ReachResult, check_invariant, reach
+from .invariance import InvarianceResult, check_invariant
+from .reach import ReachResult, reach
 from .roa import RegionOfAttraction, region_of_attraction
 from .robustness import LocalCertificate, certify_local
 from .spec import Spec, VnnlibQuery, read_vnnlib
@@ -47,6 +48,7 @@ from .temporal import (
     all_of,
     always,
     at,
+    box_property,
     eventually,
     never,
 )
@@ -65,6 +67,7 @@ __all__ = [
     "Property",
     "Replay",
     "all_of",
+    "box_property",
     "always",
     "at",
     "check_closed_loop",

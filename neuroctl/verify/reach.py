@@ -10,7 +10,8 @@ result:
 - ``"continuous"`` (default for a plant with ``rhs`` and no ``post_step``): the sets enclose the
   exact solution of the ODE with the command held over each period (validated Taylor steps with
   a Lagrange remainder bounded on an a-priori enclosure), and the *tubes* enclose every state
-  between the samples; :func:`check_invariant` checks the property on the tubes;
+  between the samples; :func:`~neuroctl.verify.check_invariant` (in
+  :mod:`neuroctl.verify.invariance`) checks the property on the tubes;
 - ``"discrete"`` (plants defined by ``update=`` or with a ``post_step`` projection, or when
   asked): the sets enclose the map ``x[k+1] = plant.step(x[k], u[k], w[k])``; the tube of a
   period is the hull of its two samples.
@@ -19,6 +20,8 @@ Soundness: every affine-form operation adds a proven bound of its floating-point
 :mod:`neuroctl.verify.affine`), so the sets enclose the exact real-number closed loop (and its
 float64 evaluation) for every initial state of the box and every disturbance in its bounds. A
 float32 controller is analysed in float64.
+
+The exact MILP sets of affine plants (``method="milp"``) are in :mod:`neuroctl.verify.unrolled`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from torch import nn
 
 from .._json import json_dict
@@ -36,9 +38,7 @@ from ..plant import Plant
 __all__ = [
     "AffineForm",
     "reach",
-    "check_invariant",
     "ReachResult",
-    "InvarianceResult",
     "closed_loop_step_sets",
 ]
 
@@ -51,7 +51,6 @@ from .affine import (  # noqa: E402  (re-exported: the affine arithmetic lives i
 )
 from .flow import (  # noqa: E402
     closed_loop_period_sets,
-    ode_rollout,
     plant_semantics,
     resolve_semantics,
 )
@@ -130,9 +129,7 @@ def _state_axes(n_rows: int, ax=None):
     if ax is not None:
         axes = np.atleast_1d(ax)
         return axes[0].figure, axes
-    fig, axes = plt.subplots(
-        n_rows, 1, sharex=True, squeeze=False, figsize=(7, 1.9 * n_rows + 0.6)
-    )
+    fig, axes = plt.subplots(n_rows, 1, sharex=True, squeeze=False, figsize=(7, 1.9 * n_rows + 0.6))
     return fig, axes[:, 0]
 
 
@@ -311,102 +308,6 @@ class ReachResult:
                 f"steps={self.steps}, boxes={self.n_boxes}, "
                 f"final width={w}, time={self.time:.3g}s)"
             )
-
-
-@dataclass
-class InvarianceResult:
-    """Outcome of :func:`check_invariant`.
-
-    Attributes
-    ----------
-    holds : bool or None
-        True: proved (every state reachable from the initial set stays in the safe box for the
-        horizon; with ``steps=None``, the box is forward invariant). False: a simulated trajectory
-        leaves the box (``counterexample``). None: not decided within ``max_boxes``.
-    counterexample : Trajectory or None
-        A trajectory of :func:`neuroctl.simulate` that leaves the safe box.
-    exit_step : int or None
-        First step at which the counterexample is outside the box.
-    reach : ReachResult or None
-        Reach sets of the proved sub-boxes (all of them when ``holds`` is True).
-    lower, upper : ndarray, shape (n,)
-        The safe box.
-    n_boxes : int
-        Initial sub-boxes analysed (including the ones that were split).
-    time : float
-    notes : list of str
-    semantics : {"continuous", "discrete"}
-        What was proved (see :func:`check_invariant`).
-    failures : list of str
-        Failures inside the proof (an operation undefined on a set, e.g. a division by a set
-        containing 0, or no enclosure of the flow), distinct messages; those sub-boxes were
-        split like undecided ones.
-    """
-
-    holds: bool | None
-    counterexample: object | None
-    exit_step: int | None
-    reach: ReachResult | None
-    lower: np.ndarray
-    upper: np.ndarray
-    n_boxes: int
-    time: float = 0.0
-    notes: list = field(default_factory=list)
-    semantics: str = "discrete"
-    failures: list = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.holds)
-
-    @json_dict
-    def to_dict(self) -> dict:
-        return {
-            "holds": self.holds,
-            "exit_step": self.exit_step,
-            "lower": self.lower.tolist(),
-            "upper": self.upper.tolist(),
-            "n_boxes": self.n_boxes,
-            "time": self.time,
-            "semantics": self.semantics,
-            "failures": list(self.failures),
-            "counterexample": None
-            if self.counterexample is None
-            else self.counterexample.to_dict(),
-            "notes": list(self.notes),
-        }
-
-    def plot(self, *, ax=None):
-        """Reach sets (if any) with the safe box and the counterexample (if any)."""
-        import matplotlib.pyplot as plt
-
-        n = self.lower.size
-        if self.reach is not None:
-            fig = self.reach.plot(ax=ax)
-            axes = fig.axes
-        else:
-            fig, axes = (
-                plt.subplots(n, 1, sharex=True, squeeze=False)
-                if ax is None
-                else (np.atleast_1d(ax)[0].figure, np.atleast_1d(ax)[:, None])
-            )
-            axes = list(np.asarray(axes)[:, 0])
-        if self.counterexample is not None:
-            ce = self.counterexample
-            for i, a in enumerate(axes[:n]):
-                a.plot(ce.times, ce.states[..., i], color="r", lw=1.5, label="counterexample")
-        for i, a in enumerate(axes[:n]):
-            for v in (self.lower[i], self.upper[i]):
-                if np.isfinite(v):
-                    a.axhline(v, color="k", ls="--", lw=1)
-        return fig
-
-    def __repr__(self) -> str:
-        verdict = {True: "proved", False: "violated", None: "unknown"}[self.holds]
-        extra = f", exit_step={self.exit_step}" if self.exit_step is not None else ""
-        return (
-            f"InvarianceResult({verdict}, semantics={self.semantics!r}, boxes={self.n_boxes}"
-            f"{extra}, time={self.time:.3g}s)"
-        )
 
 
 # ============================================================================ reach
@@ -654,6 +555,8 @@ def reach(
     elif method == "interval":
         L, U = _reach_interval(plant, controller, blo, bhi, steps, reference, wlo, whi)
     else:
+        from .unrolled import _reach_milp
+
         L, U, witnesses = _reach_milp(
             plant, controller, blo, bhi, steps, reference, wlo, whi, linear, time_limit, max_gen
         )
@@ -718,454 +621,11 @@ def _reach_boxes_guarded(
         )
 
 
-def _first_exit(states: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """First step outside ``[lo, hi]`` per trajectory (-1 if never), states ``(N, T+1, n)``."""
-    out = np.any((states < lo) | (states > hi), axis=-1)  # (N, T+1)
-    first = np.argmax(out, axis=-1)
-    return np.where(out.any(axis=-1), first, -1)
+def __getattr__(name: str):
+    # invariance lives in .invariance (it builds on the reach sets here); the names stay
+    # importable from this module, loaded on first use to keep the import order one way
+    if name in ("check_invariant", "InvarianceResult"):
+        from . import invariance
 
-
-def _falsify(plant, controller, x0, steps, reference, wlo, whi, rng, lo, hi):
-    """Simulate from ``x0`` (N, n) with random disturbances; a leaving trajectory or None."""
-    from ..simulate import simulate
-
-    nw = plant.n_disturbances
-    w = None
-    if nw:
-        w = torch.as_tensor(rng.uniform(wlo, whi, (x0.shape[0], max(steps, 1), nw)))
-    dist = None if w is None else (lambda k, x, w=w: w[:, k])
-    with torch.no_grad():
-        tr = simulate(plant, controller, x0, steps, reference=reference, disturbance=dist)
-    first = _first_exit(tr.states, lo, hi)
-    bad = np.nonzero(first >= 0)[0]
-    if bad.size == 0:
-        return None
-    i = int(bad[0])
-    dist_i = None if w is None else (lambda k, x, wi=w[i : i + 1]: wi[:, k])
-    with torch.no_grad():
-        ce = simulate(
-            plant, controller, x0[i : i + 1], steps, reference=reference, disturbance=dist_i
-        )
-    exit_step = int(_first_exit(ce.states, lo, hi)[0])
-    if exit_step < 0:  # pragma: no cover - the batch and single runs are the same arithmetic
-        return None
-    return ce, exit_step
-
-
-def _falsify_continuous(plant, controller, x0, steps, reference, wlo, whi, rng, lo, hi):
-    """Like :func:`_falsify` for the continuous plant: scipy ``solve_ivp`` with the command held,
-    the box checked at the samples and at interior instants of each period."""
-    from ..simulate import Trajectory
-
-    nw = plant.n_disturbances
-    w = rng.uniform(wlo, whi, (x0.shape[0], max(steps, 1), nw)) if nw else None
-    states, inputs, dense = ode_rollout(
-        plant, controller, x0, steps, reference=reference, w=w, dense=4
-    )
-    out_s = np.any((states < lo) | (states > hi), axis=-1)  # (N, T+1)
-    out_d = np.any((dense < lo) | (dense > hi), axis=(-2, -1))  # (N, T)
-    out = out_s.copy()
-    out[:, 1:] |= out_d  # a period that leaves in between counts at its end sample
-    bad = np.nonzero(out.any(axis=1))[0]
-    if bad.size == 0:
-        return None
-    i = int(bad[0])
-    exit_step = int(np.argmax(out[i]))
-    r = None
-    if plant.n_references:
-        ref = plant.nominal_reference if reference is None else reference
-        r = np.broadcast_to(_const(ref), (steps + 1, plant.n_references))
-    obs = np.asarray(plant.observe(states[i], r) if r is not None else plant.observe(states[i]))
-    ce = Trajectory(
-        times=np.arange(steps + 1) * plant.dt,
-        states=states[i : i + 1],
-        inputs=inputs[i : i + 1],
-        observations=obs[None],
-        state_names=plant.state_names,
-        input_names=plant.input_names,
-        output_names=plant.output_names,
-        plant=plant,
-    )
-    return ce, exit_step
-
-
-def check_invariant(
-    plant: Plant,
-    controller: nn.Module,
-    lower,
-    upper,
-    *,
-    initial_lower=None,
-    initial_upper=None,
-    steps: int | None = None,
-    reference=None,
-    disturbance_lower=None,
-    disturbance_upper=None,
-    max_boxes: int = 1024,
-    samples: int = 512,
-    seed: int = 0,
-    max_generators: int | None = None,
-    semantics: str | None = None,
-    max_step: float | None = None,
-) -> InvarianceResult:
-    """Prove that the closed loop stays in the box ``[lower, upper]``, or find a trajectory that
-    leaves it.
-
-    Two questions, chosen by ``steps``:
-
-    - ``steps=None``: is the box *forward invariant*? Every state of the box must be mapped into
-      the box by one step (then, by induction, every trajectory that starts in it stays in it
-      for ever). The box must be bounded. Discrete semantics only (an error otherwise: the
-      continuous tube of a box always reaches its own boundary).
-    - ``steps=T``: from every state of the initial box ``[initial_lower, initial_upper]``, do all
-      trajectories stay in the safe box ``[lower, upper]`` for ``T`` steps? The safe box may have
-      infinite sides (unconstrained states).
-
-    First ``samples`` random initial states (and the corners) are simulated with
-    :func:`neuroctl.simulate` (with random disturbances in their bounds): a trajectory that
-    leaves the box is returned as a counterexample. Otherwise the initial set is covered with
-    sub-boxes whose reach sets (:func:`reach`, zonotope method) are checked; a sub-box whose
-    sets leave the safe box is bisected along its relatively widest side, up to ``max_boxes``
-    sub-boxes (its centre is simulated as well).
-
-    Parameters
-    ----------
-    plant : Plant
-    controller : nn.Module
-    lower, upper : array_like, shape (n,)
-        The safe (or candidate invariant) box; ``±inf`` allowed when ``steps`` is given.
-    initial_lower, initial_upper : array_like, shape (n,), optional
-        Initial box (``steps`` given); default the safe box.
-    steps : int, optional
-        Horizon; None for forward invariance.
-    reference : array_like, shape (n_ref,), optional
-    disturbance_lower, disturbance_upper : array_like, shape (n_w,), optional
-        The disturbance may take any value in these bounds at every step.
-    max_boxes : int
-        Budget of initial sub-boxes.
-    samples : int
-        Random simulations for the counterexample search.
-    seed : int
-        Seed of the sampling.
-    max_generators : int, optional
-        Zonotope order limit (see :func:`reach`).
-    semantics : {"continuous", "discrete"}, optional
-        ``"continuous"`` (default for a plant with ``rhs`` and no ``post_step``): the property is
-        about the ODE with the command held over each period, checked on the tubes (every
-        instant, not only the samples), and the simulations are scipy ``solve_ivp`` runs
-        (checked at the samples and at interior instants). ``"discrete"``: the map
-        ``plant.step``, checked at the samples, simulated with :func:`neuroctl.simulate`.
-    max_step : float, optional
-        Continuous semantics: the largest validated sub-step [s].
-
-    Returns
-    -------
-    InvarianceResult
-    """
-    _check_plant_controller(plant, controller)
-    n = plant.n_states
-    lo = _box_arg(lower, n, "lower", finite=False)
-    hi = _box_arg(upper, n, "upper", finite=False)
-    if np.any(lo > hi):
-        raise ValueError(f"lower, upper: expected lower <= upper, received {lo} and {hi}")
-    if steps is None:
-        if initial_lower is not None or initial_upper is not None:
-            raise ValueError(
-                "initial_lower/initial_upper: only with steps=T; with steps=None the box "
-                "itself is the initial set (forward invariance)"
-            )
-        if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
-            raise ValueError(
-                f"lower, upper: forward invariance needs a bounded box, received {lo}, {hi}"
-            )
-        horizon, ilo, ihi = 1, lo.copy(), hi.copy()
-    else:
-        if not (isinstance(steps, (int, np.integer)) and steps >= 1):
-            raise ValueError(f"steps: expected a positive int or None, received {steps!r}")
-        horizon = int(steps)
-        ilo = lo.copy() if initial_lower is None else _box_arg(initial_lower, n, "initial_lower")
-        ihi = hi.copy() if initial_upper is None else _box_arg(initial_upper, n, "initial_upper")
-        if not (np.isfinite(ilo).all() and np.isfinite(ihi).all()):
-            raise ValueError(
-                f"initial_lower/initial_upper: expected a bounded box, received {ilo}, {ihi}"
-            )
-        if np.any(ilo > ihi):
-            raise ValueError(f"initial box: expected lower <= upper, received {ilo} and {ihi}")
-    nw = plant.n_disturbances
-    wlo = np.zeros(nw) if disturbance_lower is None else _box_arg(disturbance_lower, nw, "w")
-    whi = np.zeros(nw) if disturbance_upper is None else _box_arg(disturbance_upper, nw, "w")
-    max_gen = 20 * n if max_generators is None else int(max_generators)
-    sem = _semantics_for(plant, semantics, "zonotope")
-    if steps is None and sem == "continuous":
-        raise ValueError(
-            "steps=None (forward invariance) with semantics='continuous': the tube of the first "
-            "period contains the box's own boundary, so it never lies inside the box once its "
-            "bounds are rounded outward; give a horizon steps=T, or semantics='discrete' for "
-            f"the invariance of the map plant.step (plant {plant.name!r})"
-        )
-    rng = np.random.default_rng(seed)
-    t0 = time.perf_counter()
-    falsify = _falsify if sem == "discrete" else _falsify_continuous
-    failures: list = []
-
-    def done(holds, ce=None, exit_step=None, proved=None, n_boxes=1, notes=()):
-        rr = None
-        if proved:
-            L = np.concatenate([p[2] for p in proved])
-            U = np.concatenate([p[3] for p in proved])
-            rr = ReachResult(
-                times=np.arange(horizon + 1) * plant.dt,
-                lower=L.min(axis=0),
-                upper=U.max(axis=0),
-                box_lower=L,
-                box_upper=U,
-                initial_lower=np.concatenate([p[0] for p in proved]),
-                initial_upper=np.concatenate([p[1] for p in proved]),
-                state_names=plant.state_names,
-                method="zonotope",
-                time=time.perf_counter() - t0,
-                semantics=sem,
-                box_tube_lower=np.concatenate([p[4] for p in proved]),
-                box_tube_upper=np.concatenate([p[5] for p in proved]),
-            )
-        return InvarianceResult(
-            holds=holds,
-            counterexample=ce,
-            exit_step=exit_step,
-            reach=rr,
-            lower=lo,
-            upper=hi,
-            n_boxes=n_boxes,
-            time=time.perf_counter() - t0,
-            notes=list(notes),
-            semantics=sem,
-            failures=list(dict.fromkeys(failures)),
-        )
-
-    # 1. falsification by simulation
-    corners = np.array(np.meshgrid(*zip(ilo, ihi), indexing="ij")).reshape(n, -1).T
-    x0 = np.concatenate([corners, rng.uniform(ilo, ihi, (max(samples, 0), n))])
-    found = falsify(plant, controller, x0, horizon, reference, wlo, whi, rng, lo, hi)
-    if found is not None:
-        return done(False, *found, n_boxes=0)
-
-    # 2. proof by reach sets with bisection of the initial set
-    width0 = np.where(ihi > ilo, ihi - ilo, 1.0)
-    queue_lo, queue_hi = ilo[None], ihi[None]
-    proved: list = []
-    total = 1
-    while queue_lo.shape[0]:
-        L, U, TL, TU, fails = _reach_boxes_guarded(
-            plant,
-            controller,
-            queue_lo,
-            queue_hi,
-            horizon,
-            reference,
-            wlo,
-            whi,
-            max_gen,
-            sem,
-            max_step,
-        )
-        failures.extend(f for f in fails if f is not None)
-        inside = np.all((L >= lo) & (U <= hi), axis=(1, 2))
-        inside &= np.all((TL >= lo) & (TU <= hi), axis=(1, 2))
-        if inside.any():
-            proved.append(
-                (
-                    queue_lo[inside],
-                    queue_hi[inside],
-                    L[inside],
-                    U[inside],
-                    TL[inside],
-                    TU[inside],
-                )
-            )
-        flo, fhi = queue_lo[~inside], queue_hi[~inside]
-        if flo.shape[0] == 0:
-            break
-        centres = 0.5 * (flo + fhi)
-        found = falsify(plant, controller, centres, horizon, reference, wlo, whi, rng, lo, hi)
-        if found is not None:
-            return done(False, *found, n_boxes=total)
-        if total + flo.shape[0] > max_boxes:
-            notes = [f"{flo.shape[0]} sub-boxes undecided within max_boxes={max_boxes}"]
-            if failures:
-                notes.append(
-                    f"the proof failed on {len(failures)} sub-box evaluations: {failures[0]}"
-                )
-            return done(None, proved=proved, n_boxes=total, notes=notes)
-        d = np.argmax((fhi - flo) / width0, axis=1)
-        mid = 0.5 * (flo[np.arange(len(d)), d] + fhi[np.arange(len(d)), d])
-        left_hi, right_lo = fhi.copy(), flo.copy()
-        left_hi[np.arange(len(d)), d] = mid
-        right_lo[np.arange(len(d)), d] = mid
-        queue_lo = np.concatenate([flo, right_lo])
-        queue_hi = np.concatenate([left_hi, fhi])
-        total += flo.shape[0]
-    return done(True, proved=proved, n_boxes=total)
-
-
-# ======================================================== exact MILP (affine plants)
-def _affine_maps(plant: Plant, x0: np.ndarray, wlo, whi, reference, check: bool, rng):
-    """Jacobians (exact, autograd) of an affine plant step and observation, with a check.
-
-    Returns ``A, B, E, c, H, h0`` with ``step(x, u, w) = A x + B u + E w + c`` for ``u`` inside
-    the actuator bounds and ``observe(x, r) = H x + h0``.
-    """
-    n, m, nw = plant.n_states, plant.n_inputs, plant.n_disturbances
-    ulo, uhi = plant.input_lower, plant.input_upper
-    u0 = np.clip(np.zeros(m), ulo, uhi)
-    u0 = np.where(np.isfinite(ulo) & np.isfinite(uhi), 0.5 * (ulo + uhi), u0)
-    w0 = 0.5 * (wlo + whi)
-    r = None
-    if plant.n_references:
-        r = _const(plant.nominal_reference if reference is None else reference)
-
-    def step(x, u, w):
-        return plant.step(x, u, w) if nw else plant.step(x, u)
-
-    def obs(x):
-        return plant.observe(x, torch.as_tensor(r)) if r is not None else plant.observe(x)
-
-    t = torch.as_tensor
-    args = (t(x0), t(u0), t(w0 if nw else np.zeros(0)))
-    jac = torch.autograd.functional.jacobian(lambda x, u, w: step(x, u, w if nw else None), args)
-    A, B, E = (j.numpy().reshape(n, -1) for j in jac)
-    with torch.no_grad():
-        f0 = step(*args[:2], args[2] if nw else None).numpy()
-    c = f0 - A @ x0 - B @ u0 - (E @ w0 if nw else 0.0)
-    H = torch.autograd.functional.jacobian(obs, t(x0)).numpy().reshape(-1, n)
-    with torch.no_grad():
-        h0 = obs(t(x0)).numpy() - H @ x0
-    if check:
-        scale = 1.0 + np.abs(x0).max()
-        us = np.where(np.isfinite(ulo) & np.isfinite(uhi), 1.0, 0.0)
-        for _ in range(8):
-            x = x0 + scale * rng.uniform(-1, 1, n)
-            u = np.where(
-                us > 0,
-                rng.uniform(np.where(us > 0, ulo, 0), np.where(us > 0, uhi, 0)),
-                u0 + rng.uniform(-1, 1, m),
-            )
-            w = rng.uniform(wlo, whi) if nw else np.zeros(0)
-            with torch.no_grad():
-                got = step(t(x), t(u), t(w) if nw else None).numpy()
-                got_y = obs(t(x)).numpy()
-            want = A @ x + B @ u + (E @ w if nw else 0.0) + c
-            want_y = H @ x + h0
-            tol = 1e-9 * (1.0 + np.abs(want).max() + np.abs(got_y).max())
-            if np.abs(got - want).max() > tol or np.abs(got_y - want_y).max() > tol:
-                raise ValueError(
-                    f"method='milp' needs a plant whose step and observation are affine in "
-                    f"(x, u, w); plant {plant.name!r} is not (deviation "
-                    f"{max(np.abs(got - want).max(), np.abs(got_y - want_y).max()):.3g}); use "
-                    "method='zonotope', or linear=True to skip this check"
-                )
-    return A, B, (E if nw else np.zeros((n, 0))), c, H, h0
-
-
-def _unrolled(rc, A, B, E, c, H, h0, k, zl, zu, ctrl_bounds, wlo, whi):
-    """The closed loop unrolled over ``k`` steps as a ReLU network ``[x0, w_0..w_{k-1}] -> x_k``.
-
-    States and pending disturbances are carried through the controller's ReLU layers shifted
-    by an offset that makes them positive (``x + M`` with ``M = 1 - lower(x)`` from sound
-    bounds), so those units are stably active and exact in the big-M encoding.
-    """
-    from .bounds import ReluNetwork
-
-    n, nw = A.shape[0], E.shape[1]
-    Ws, bs = list(rc.weights), list(rc.biases)
-    W1, b1 = Ws[0] @ H, Ws[0] @ h0 + bs[0]
-    Px, qx = np.hstack([np.eye(n), np.zeros((n, k * nw))]), np.zeros(n)
-    Pw, qw = np.hstack([np.zeros((k * nw, n)), np.eye(k * nw)]), np.zeros(k * nw)
-    weights, biases, pre = [], [], []
-    mw = 1.0 - np.tile(wlo, k)
-    for s in range(k):
-        Pc, qc = W1 @ Px, W1 @ qx + b1  # first controller layer on y = H x + h0
-        nrem = Pw.shape[0]
-        Ms = 1.0 - zl[s]
-        for j in range(len(Ws) - 1):
-            weights.append(np.vstack([Pc, Px, Pw]))
-            biases.append(np.concatenate([qc, qx + Ms, qw + mw[:nrem]]))
-            cl, cu = ctrl_bounds[s][j]
-            pre.append(
-                (
-                    np.concatenate([cl, zl[s] + Ms, np.tile(wlo, nrem // max(nw, 1)) + mw[:nrem]]),
-                    np.concatenate([cu, zu[s] + Ms, np.tile(whi, nrem // max(nw, 1)) + mw[:nrem]]),
-                )
-            )
-            wc = Pc.shape[0]
-            width = wc + n + nrem
-            sel = np.eye(width)
-            Px, qx = sel[wc : wc + n], -Ms
-            Pw, qw = sel[wc + n :], -mw[:nrem]
-            Pc, qc = Ws[j + 1] @ sel[:wc], bs[j + 1]
-        # Pc, qc: the command (saturation included); the plant step
-        Pw0, qw0 = Pw[:nw], qw[:nw]
-        Px, qx = A @ Px + B @ Pc + E @ Pw0, A @ qx + B @ qc + E @ qw0 + c
-        Pw, qw = Pw[nw:], qw[nw:]
-    weights.append(Px)
-    biases.append(qx)
-    return ReluNetwork(tuple(weights), tuple(biases)), pre
-
-
-def _reach_milp(
-    plant, controller, blo, bhi, steps, reference, wlo, whi, linear, time_limit, max_gen
-):
-    from ..pwl import saturated
-    from .bounds import as_relu_network, pre_activation_bounds
-    from .milp import encode, solve
-
-    if linear is False:
-        raise ValueError("method='milp' is for affine plants; linear=False was given")
-    n, nw = plant.n_states, plant.n_disturbances
-    ulo, uhi = plant.input_lower, plant.input_upper
-    fin = np.isfinite(ulo) & np.isfinite(uhi)
-    if fin.any() and not fin.all():
-        raise ValueError(
-            "method='milp': expected all actuator bounds finite or all infinite, received "
-            f"{ulo} and {uhi}"
-        )
-    ctrl = saturated(controller, ulo, uhi) if fin.all() else controller
-    rc = as_relu_network(ctrl, plant.n_outputs)
-    # sound state bounds to start from (zonotope), tightened by the exact MILP bounds step by step
-    ZL, ZU, _, _ = _reach_zonotope(
-        plant, controller, blo, bhi, steps, reference, wlo, whi, max_gen, "discrete", None
-    )
-    rng = np.random.default_rng(0)
-    L, U = ZL.copy(), ZU.copy()
-    witnesses: dict = {}
-    for b in range(blo.shape[0]):
-        A, B, E, c, H, h0 = _affine_maps(
-            plant, 0.5 * (blo[b] + bhi[b]), wlo, whi, reference, linear is None, rng
-        )
-        if not (np.isfinite(ZL[b]).all() and np.isfinite(ZU[b]).all()):
-            raise ValueError("method='milp': the zonotope pre-bounds diverged; shorten the horizon")
-        zl, zu = L[b].copy(), U[b].copy()
-        ctrl_bounds = []
-        for k in range(1, steps + 1):
-            s = k - 1
-            ylo = H.clip(0) @ zl[s] + H.clip(max=0) @ zu[s] + h0
-            yhi = H.clip(0) @ zu[s] + H.clip(max=0) @ zl[s] + h0
-            ctrl_bounds.append(pre_activation_bounds(rc, ylo, yhi, method="crown"))
-            rnet, pre = _unrolled(rc, A, B, E, c, H, h0, k, zl, zu, ctrl_bounds, wlo, whi)
-            lo_in = np.concatenate([blo[b], np.tile(wlo, k)])
-            hi_in = np.concatenate([bhi[b], np.tile(whi, k)])
-            prob = encode(rnet, lo_in, hi_in, pre_bounds=pre)
-            for i in range(n):
-                e = np.zeros((1, n))
-                e[0, i] = 1.0
-                lo_sol = solve(prob.with_objective(e, [0.0]), time_limit=time_limit)
-                hi_sol = solve(prob.with_objective(-e, [0.0]), time_limit=time_limit)
-                zl[k, i] = max(zl[k, i], lo_sol.bound)
-                zu[k, i] = min(zu[k, i], -hi_sol.bound)
-                for key, sol in (("lower", lo_sol), ("upper", hi_sol)):
-                    if sol.x is not None:
-                        witnesses[(b, k, i, key)] = (
-                            sol.x[:n].copy(),
-                            sol.x[n:].reshape(k, nw).copy(),
-                        )
-        L[b], U[b] = zl, zu
-    return L, U, witnesses
+        return getattr(invariance, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -51,6 +51,7 @@ __all__ = [
     "eventually",
     "at",
     "all_of",
+    "box_property",
 ]
 
 _OVER = ("state", "state_command")
@@ -632,3 +633,106 @@ def at(s: _Set, time: float) -> At:
 def all_of(*parts: Property) -> AllOf:
     """Every one of ``parts`` holds (the same as joining them with ``&``)."""
     return AllOf(*parts)
+
+
+def _side(v, n: int, what: str, default: float) -> np.ndarray:
+    if v is None:
+        return np.full(n, default)
+    a = _vec(v, what)
+    if a.size == 1:
+        a = np.full(n, a[0])
+    if a.size != n:
+        raise ValueError(f"{what}: expected 1 or {n} values (one per state), received {a.size}")
+    return a
+
+
+def box_property(
+    n: int,
+    *,
+    safe_lower=None,
+    safe_upper=None,
+    window=None,
+    goal_lower=None,
+    goal_upper=None,
+    at_time: float | None = None,
+    eventually_window=None,
+) -> Property:
+    """The usual closed-loop property from boxes of states: stay safe, reach a goal.
+
+    ``always(Box(safe_lower, safe_upper), window)`` where a safe side is given, and
+    ``at(Box(goal_lower, goal_upper), at_time)`` or ``eventually(Box(goal_lower, goal_upper),
+    eventually_window)`` where a goal side is given; both joined with ``&``.
+
+    Parameters
+    ----------
+    n : int
+        Number of states.
+    safe_lower, safe_upper : array_like, shape (n,) or (1,), optional
+        Safe box (one value: the same for every state; a missing side or ``±inf``:
+        unconstrained).
+    window : (float, float), optional
+        ``(t0, t1)`` [s] in which the states must be safe; default the whole horizon.
+    goal_lower, goal_upper : array_like, shape (n,) or (1,), optional
+        Goal box.
+    at_time : float, optional
+        The goal must hold at this time [s] ...
+    eventually_window : (float, float), optional
+        ... or at some sampling instant of this window [s] (exactly one of the two with a goal).
+
+    Returns
+    -------
+    Property
+
+    Raises
+    ------
+    ValueError
+        Naming the argument: wrong number of values, lower above upper, a window or time
+        without the box it belongs to, no property at all.
+    """
+    if not (isinstance(n, (int, np.integer)) and n >= 1):
+        raise ValueError(f"n: expected a positive number of states, received {n!r}")
+    parts: list[Property] = []
+    has_safe = safe_lower is not None or safe_upper is not None
+    has_goal = goal_lower is not None or goal_upper is not None
+    for kind, lo_v, hi_v, present in (
+        ("safe", safe_lower, safe_upper, has_safe),
+        ("goal", goal_lower, goal_upper, has_goal),
+    ):
+        if not present:
+            continue
+        lo = _side(lo_v, n, f"{kind}_lower", -np.inf)
+        hi = _side(hi_v, n, f"{kind}_upper", np.inf)
+        if np.any(lo > hi):
+            k = int(np.flatnonzero(lo > hi)[0])
+            raise ValueError(
+                f"{kind}_lower/{kind}_upper: expected {kind}_lower <= {kind}_upper, received "
+                f"{lo[k]:g} > {hi[k]:g} in state {k}"
+            )
+        box = Box(lo, hi)
+        if kind == "safe":
+            parts.append(always(box, window))
+        elif (at_time is None) == (eventually_window is None):
+            raise ValueError(
+                "at_time/eventually_window: expected exactly one of them with a goal box, "
+                f"received at_time={at_time!r}, eventually_window={eventually_window!r}"
+            )
+        elif at_time is not None:
+            parts.append(at(box, at_time))
+        else:
+            parts.append(eventually(box, eventually_window))
+    if window is not None and not has_safe:
+        raise ValueError(
+            f"window: the window of the safe box, received {window!r} without safe_lower/"
+            "safe_upper"
+        )
+    if not has_goal and (at_time is not None or eventually_window is not None):
+        raise ValueError(
+            "at_time/eventually_window: a time of the goal box, received one without "
+            "goal_lower/goal_upper"
+        )
+    if not parts:
+        raise ValueError(
+            "safe_lower/safe_upper, goal_lower/goal_upper: expected a safe box or a goal box, "
+            "received neither"
+        )
+    return parts[0] if len(parts) == 1 else all_of(*parts)
