@@ -719,7 +719,7 @@ def string_stability(
     net = _float64(model).eval() if is_net else None
 
     def accel_np(s, v, vl):
-        if is_net:
+        if net is not None:
             with torch.no_grad():
                 y = obs(
                     torch.tensor(s, dtype=F64),
@@ -753,7 +753,7 @@ def string_stability(
     residual = accel_np(gap, speed, speed)
     point = np.array([gap, speed, speed], float)
     regions = []
-    if is_net:
+    if net is not None:
         n_obs = int(np.prod(obs(*torch.as_tensor(point, dtype=F64)).shape))
         (Jo,), y0 = _jacobians(lambda p: obs(p[:, 0], p[:, 1], p[:, 2]), [point], (0,), n_obs)
         try:

@@ -15,6 +15,7 @@ import copy
 import itertools
 import math
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,11 +125,32 @@ class LocalGain:
         1, 2 or inf.
     """
 
+    # the attributes are set from the keyword arguments of __init__ (see the list above)
+    x: np.ndarray
+    value: np.ndarray
+    K: np.ndarray
+    c: np.ndarray
+    radius: np.ndarray | float
+    region_radius: np.ndarray | float
+    smooth_radius: float
+    exact: bool
+    at_kink: np.ndarray | bool
+    patterns: list[np.ndarray]
+    layers: tuple[str, ...]
+    preactivations: list[dict[str, np.ndarray]] | None
+    norm: float
+    validity_tol: float
+    kink_tol: float
+    _batched: bool
+    _kink_regions: dict[int, tuple[Region, ...]]
+    _binder: Callable[[], tuple[np.ndarray, np.ndarray]]
+    _binding: tuple[np.ndarray, np.ndarray] | None
+
     def __init__(self, **fields: Any) -> None:
         self._binding = None
         self.__dict__.update(fields)
 
-    def _bound(self) -> tuple:
+    def _bound(self) -> tuple[np.ndarray, np.ndarray]:
         if self._binding is None:  # computed on first access (kept out of analyze's path)
             self._binding = self._binder()
         return self._binding
@@ -182,11 +204,11 @@ class LocalGain:
             value=self.value[i],
             K=self.K[i],
             c=self.c[i],
-            radius=float(self.radius[i]),
-            region_radius=float(self.region_radius[i]),
+            radius=float(np.asarray(self.radius)[i]),
+            region_radius=float(np.asarray(self.region_radius)[i]),
             smooth_radius=self.smooth_radius,
             exact=self.exact,
-            at_kink=bool(self.at_kink[i]),
+            at_kink=bool(np.asarray(self.at_kink)[i]),
             _kink_regions={0: self._kink_regions[i]} if i in self._kink_regions else {},
             patterns=[p[i] for p in self.patterns],
             layers=self.layers,
@@ -490,7 +512,8 @@ def local_gain(
     X = Xn if B <= NUMPY_MAX_BATCH else torch.from_numpy(Xn)
 
     # one vectorized pass, in chunks to bound memory
-    parts, pool = [], {}
+    parts = []
+    pool: dict = {}  # buffers of one chunk's torch walk, reused by the next
     for s in range(0, B, _CHUNK):
         parts.append(
             walk_network(

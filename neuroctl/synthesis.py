@@ -56,6 +56,8 @@ def lqr(plant: Plant, op, Q, R, *, continuous: bool | None = None, on: str = "au
     _check_plant(plant)
     if on not in ("auto", "observation", "state"):
         raise ValueError(f"on: expected 'auto', 'observation' or 'state', received {on!r}")
+    w0: np.ndarray | None
+    r0: np.ndarray | None
     if isinstance(op, OperatingPoint):
         x0, u0, w0, r0 = op.x, op.u, op.w, op.r
         cont = op.continuous if continuous is None else _is_continuous(plant, continuous)
@@ -100,8 +102,12 @@ def lqr(plant: Plant, op, Q, R, *, continuous: bool | None = None, on: str = "au
     layer = linear_controller(G)
     with torch.no_grad():
         layer.bias.copy_(torch.tensor(np.array(offset, dtype=float), dtype=F64))
-    layer.acts_on = "observation" if use_obs else "state"
-    layer.state_gain = K
-    layer.riccati = np.asarray(S)
-    layer.poles = np.asarray(E)
+    # plain attributes, not parameters or buffers: nn.Module.__setattr__ would also store these
+    # in the instance dict, but it is typed to take only tensors and modules
+    vars(layer).update(
+        acts_on="observation" if use_obs else "state",
+        state_gain=K,
+        riccati=np.asarray(S),
+        poles=np.asarray(E),
+    )
     return layer
