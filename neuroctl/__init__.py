@@ -31,17 +31,17 @@ _LAZY = {
     # controllers from files (.pt + .json, SB3 .zip, .onnx, .nnet)
     "load": ".files",
     # linearization and stability analysis
-    "local_gain": ".linearize",
-    "LocalGain": ".linearize",
-    "plant_jacobians": ".linearize",
-    "operating_point": ".linearize",
+    "local_gain": ".gains",
+    "LocalGain": ".gains",
+    "plant_jacobians": ".jacobians",
+    "operating_point": ".operating",
     "from_nlsys": ".nlsys",
-    "OperatingPoint": ".linearize",
-    "OperatingPointError": ".linearize",
+    "OperatingPoint": ".operating",
+    "OperatingPointError": ".operating",
     "UnsupportedLayer": ".layers",
     "linearize": ".linearize",
-    "Linearization": ".linearize",
-    "lqr": ".linearize",
+    "Linearization": ".loops",
+    "lqr": ".synthesis",
     "analyze": ".analysis",
     "StabilityReport": ".analysis",
     "string_stability": ".analysis",
@@ -79,6 +79,9 @@ class _Package(_types.ModuleType):
 
 
 _FUNCTION_OVER_MODULE = ("simulate", "sweep")
+# ``neuroctl.linearize`` is the module, which calls its function of the same name when called: so
+# ``neuroctl.linearize(...)`` and ``import neuroctl.linearize as module`` both work, in any order.
+_CALLABLE_MODULES = ("linearize",)
 _sys.modules[__name__].__class__ = _Package
 
 
@@ -86,7 +89,8 @@ def __getattr__(name: str):
     if name in _LAZY:
         import importlib
 
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        module = importlib.import_module(_LAZY[name], __name__)
+        value = module if name in _CALLABLE_MODULES else getattr(module, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'neuroctl' has no attribute {name!r}")

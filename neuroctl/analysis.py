@@ -20,18 +20,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._checks import _check_plant, _check_positive
 from ._json import json_dict
-from .linearize import (
-    Linearization,
-    OperatingPoint,
-    _check_plant,
-    _check_positive,
-    _float64,
-    _invariant,
-    _jacobians,
-    linearize,
-    local_gain,
-)
+from .gains import _float64, local_gain
+from .jacobians import _jacobians
+from .linearize import linearize
+from .loops import Linearization
+from .operating import OperatingPoint, _invariant
 from .plant import Plant
 
 __all__ = ["analyze", "StabilityReport", "RegionReport", "string_stability", "StringStability"]
@@ -95,7 +90,7 @@ class RegionReport:
 
     @property
     def region(self):
-        """The :class:`~neuroctl.linearize.LoopRegion` (matrices and python-control systems)."""
+        """The :class:`~neuroctl.loops.LoopRegion` (matrices and python-control systems)."""
         return self._report.linearization.regions[self.index]
 
     @property
@@ -162,7 +157,7 @@ class StabilityReport:
     continuous : bool
     radius, state_radius : float
         Validity radius of the linear model in the observation and the state (see
-        :class:`~neuroctl.linearize.Linearization`).
+        :class:`~neuroctl.loops.Linearization`).
     step_input, step_output : str
         Signals of the step response used for ``step_info``.
     """
@@ -312,7 +307,7 @@ class StabilityReport:
         import control
         import matplotlib.pyplot as plt
 
-        from .linearize import _pole_axes
+        from .loops import _pole_axes
 
         if fig is None:
             fig = plt.figure(figsize=(10, 4))
@@ -724,7 +719,7 @@ def string_stability(
     net = _float64(model).eval() if is_net else None
 
     def accel_np(s, v, vl):
-        if is_net:
+        if net is not None:
             with torch.no_grad():
                 y = obs(
                     torch.tensor(s, dtype=F64),
@@ -758,7 +753,7 @@ def string_stability(
     residual = accel_np(gap, speed, speed)
     point = np.array([gap, speed, speed], float)
     regions = []
-    if is_net:
+    if net is not None:
         n_obs = int(np.prod(obs(*torch.as_tensor(point, dtype=F64)).shape))
         (Jo,), y0 = _jacobians(lambda p: obs(p[:, 0], p[:, 1], p[:, 2]), [point], (0,), n_obs)
         try:
