@@ -8,6 +8,10 @@ Prints ratios measured in one run (absolute numbers depend on the machine):
   env-steps/s / ``SyncVectorEnv`` of 64 Pendulum-v1 (goal >= 50).
 
 Run: ``python benchmarks/bench_arm.py [--seconds 1.0] [--num-envs 1024]``.
+
+``--device cpu|cuda [--vector-envs N ...] [--compile]`` measures instead the batched arms on
+torch tensors of that device next to the numpy vector env (env-steps/s for each ``N``;
+``--compile`` also wraps the torch step in ``torch.compile`` and reports when that fails).
 """
 
 from __future__ import annotations
@@ -51,13 +55,63 @@ def vector_rate(env, seconds: float) -> float:
             return n / elapsed
 
 
+def torch_vector_rate(env, seconds: float, device) -> float:
+    """Env-steps/s of a vector env on torch tensors (actions on the device; synchronised)."""
+    env.reset(seed=0)
+    actions = torch.full(env.action_space.shape, 0.5, dtype=torch.float64, device=device)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    env.step(actions)  # warm-up (compilation, kernels)
+    sync()
+    n, t0 = 0, time.perf_counter()
+    while True:
+        for _ in range(20):
+            env.step(actions)
+        sync()
+        n += 20 * env.num_envs
+        elapsed = time.perf_counter() - t0
+        if elapsed > seconds:
+            return n / elapsed
+
+
+def device_main(args) -> dict:
+    """The ``--device`` measurement: numpy and torch vector envs side by side, per size."""
+    out = {}
+    print(f"{'environment':28s} {'N':>8s} {'numpy':>12s} {'torch':>12s} {'compiled':>12s}")
+    for env_id in ("neuroctl/Arm-v0", "neuroctl/Arm2Link-v0"):
+        for n in args.vector_envs:
+            kw = dict(num_envs=n, vectorization_mode="vector_entry_point")
+            ref = vector_rate(gym.make_vec(env_id, **kw), args.seconds)
+            tv = gym.make_vec(env_id, **kw, device=args.device, dtype=args.dtype)
+            rate = torch_vector_rate(tv, args.seconds, args.device)
+            compiled = float("nan")
+            if args.compile:
+                tc = gym.make_vec(env_id, **kw, device=args.device, dtype=args.dtype)
+                tc._step_torch = torch.compile(tc._step_torch)
+                try:
+                    compiled = torch_vector_rate(tc, args.seconds, args.device)
+                except Exception as exc:  # noqa: BLE001  (report any backend failure, go on)
+                    print(f"torch.compile skipped: {type(exc).__name__}: {str(exc)[:120]}")
+                    args.compile = False
+            print(f"{env_id:28s} {n:8d} {ref:12.0f} {rate:12.0f} {compiled:12.0f}")
+            out[(env_id, n)] = (ref, rate, compiled)
+    return out
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=0.5, help="time per measurement")
     parser.add_argument("--num-envs", type=int, default=1024, help="copies in the batched env")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (best kept)")
+    parser.add_argument("--device", default=None, help="torch device of the batched arms")
+    parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    parser.add_argument(
+        "--vector-envs", type=int, nargs="+", default=[1000, 10000], help="batch sizes (--device)"
+    )
+    parser.add_argument("--compile", action="store_true", help="also try torch.compile")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    if args.device is not None:
+        return device_main(args)
 
     # the machine is shared: measure in interleaved rounds and keep each one's best round
     best: dict[str, float] = {}

@@ -24,6 +24,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from neuroctl._array import as_like, is_torch
 from neuroctl.plant import Plant
 
 __all__ = [
@@ -106,6 +107,16 @@ def option_array(options: dict | None, key: str, default: np.ndarray) -> np.ndar
     """
     if not options or key not in options or options[key] is None:
         return default
+    if is_torch(default):
+        value = as_like(np.asarray(options[key], dtype=np.float64), default)
+        try:
+            value = value.broadcast_to(default.shape).clone()
+        except RuntimeError:
+            raise ValueError(
+                f"options[{key!r}]: expected shape broadcastable to {tuple(default.shape)}, "
+                f"received shape {tuple(value.shape)}"
+            ) from None
+        return value
     value = np.asarray(options[key], dtype=np.float64)
     try:
         value = np.broadcast_to(value, default.shape).copy()
@@ -365,6 +376,21 @@ class PlantVectorEnv(VectorEnv):
     ``PlantVectorEnv(model, num_envs, max_episode_steps=...)`` batches a plant of one's own (the
     model is checked as by :class:`PlantEnv`). A step whose new state or reward is not finite
     for some copy raises ``FloatingPointError`` naming the copy, as :class:`PlantEnv` does.
+
+    **Torch tensors on any device.** ``device="cpu"``, ``"cuda"`` or a ``torch.device`` keeps
+    the state, the reference, the random draws, the rewards and the step counters as torch
+    tensors on that device, in ``dtype`` (``"float64"``, the default, or ``"float32"``), and
+    steps them with the same plant functions as the numpy path (the physics is written once).
+    ``array="torch"`` (default with a device) returns observations, rewards and the
+    terminated/truncated flags as tensors on the device; ``array="numpy"`` copies them to numpy
+    arrays (observations float32) at the end of each step. Actions may be tensors or arrays.
+    Random stream: one ``torch.Generator`` on the device per vector env, seeded at
+    ``reset(seed=s)`` with ``s`` (without a seed, with a draw of the env's ``np_random``);
+    every reset and autoreset draws a full batch of initial states from it and keeps the draws
+    of the copies being reset, so the stream depends only on the seed and the number of resets,
+    not on which copies were done. To stay free of host synchronisation inside the step loop the
+    torch path does not check each step for non-finite values (check ``env.state`` yourself).
+    Without ``device`` the env is the numpy one, unchanged.
     """
 
     metadata = {
@@ -380,9 +406,12 @@ class PlantVectorEnv(VectorEnv):
         *,
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
+        device=None,
+        dtype: str = "float64",
+        array: str | None = None,
     ):
         _check_model(model)
-        self._setup(model, None, num_envs, max_episode_steps, render_mode)
+        self._setup(model, None, num_envs, max_episode_steps, render_mode, device, dtype, array)
 
     def _setup(
         self,
@@ -391,7 +420,11 @@ class PlantVectorEnv(VectorEnv):
         num_envs: int,
         max_episode_steps: int | None,
         render_mode: str | None,
+        device=None,
+        dtype: str = "float64",
+        array: str | None = None,
     ) -> None:
+        self._torch = torch_options(device, dtype, array)
         if not (isinstance(num_envs, (int, np.integer)) and num_envs > 0):
             raise ValueError(f"num_envs: expected a positive int, received {num_envs!r}")
         if max_episode_steps is not None and not (
@@ -423,6 +456,14 @@ class PlantVectorEnv(VectorEnv):
         self._steps = np.zeros(self.num_envs, dtype=np.int64)
         self._prev_done = np.zeros(self.num_envs, dtype=bool)
         self._no_term = np.zeros(self.num_envs, dtype=bool)
+        if self._torch is not None:
+            import torch
+
+            dev, tdtype, _ = self._torch
+            self._generator = torch.Generator(device=dev)
+            self._steps = torch.zeros(self.num_envs, dtype=torch.int64, device=dev)
+            self._prev_done = torch.zeros(self.num_envs, dtype=torch.bool, device=dev)
+            self._no_term = torch.zeros(self.num_envs, dtype=torch.bool, device=dev)
 
     def _obs(self, u=None, reward=None):
         obs = self.plant.observe(self.state, self.reference)
@@ -435,6 +476,8 @@ class PlantVectorEnv(VectorEnv):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
+        if self._torch is not None:
+            return self._reset_torch(seed, options)
         options = dict(options) if options else {}
         mask = options.pop("reset_mask", None)
         if mask is not None:
@@ -458,6 +501,8 @@ class PlantVectorEnv(VectorEnv):
     def step(self, actions):
         if self.state is None:
             raise RuntimeError("step: expected a call of reset() before the first step()")
+        if self._torch is not None:
+            return self._step_torch(actions)
         m = self.plant.n_inputs
         u = np.asarray(actions, dtype=np.float64)
         if u.shape != (self.num_envs, m):
@@ -496,6 +541,85 @@ class PlantVectorEnv(VectorEnv):
         self._prev_done = terminated | truncated
         return self._obs(u, reward), reward, terminated, truncated, {}
 
+    # ----------------------------------------------------------------- torch path
+    def _sample_torch(self, options):
+        """A full batch of initial states and references drawn from the env's generator."""
+        dev, dtype, _ = self._torch
+        x, r = self.model.sample(TorchRandom(self._generator, dev, dtype), self.num_envs, options)
+        return as_like(x, self._like), as_like(r, self._like)
+
+    def _out_torch(self, obs, *rest):
+        if self._torch[2] == "torch":
+            return (obs, *rest)
+        return (obs.detach().cpu().numpy().astype(np.float32),) + tuple(
+            t.detach().cpu().numpy() for t in rest
+        )
+
+    def _reset_torch(self, seed, options):
+        import torch
+
+        dev, dtype, _ = self._torch
+        self._like = torch.zeros((), dtype=dtype, device=dev)
+        if seed is not None:
+            self._generator.manual_seed(int(seed))
+        elif self.state is None:
+            self._generator.manual_seed(int(self.np_random.integers(2**62)))
+        options = dict(options) if options else {}
+        mask = options.pop("reset_mask", None)
+        x, r = self._sample_torch(options)
+        if mask is None or self.state is None:
+            self.state, self.reference = x, r
+            self._steps.zero_()
+            self._prev_done.zero_()
+        else:
+            mask = torch.as_tensor(np.asarray(mask) if not is_torch(mask) else mask, device=dev)
+            if tuple(mask.shape) != (self.num_envs,) or mask.dtype != torch.bool:
+                raise ValueError(
+                    f"options['reset_mask']: expected a bool array of shape ({self.num_envs},), "
+                    f"received {mask.dtype} array of shape {tuple(mask.shape)}"
+                )
+            self.state = torch.where(mask[:, None], x, self.state)
+            self.reference = torch.where(mask[:, None], r, self.reference)
+            self._steps.masked_fill_(mask, 0)
+            self._prev_done.masked_fill_(mask, False)
+        obs = self.plant.observe(self.state, self.reference)
+        return self._out_torch(obs)[0], {}
+
+    def _step_torch(self, actions):
+        import torch
+
+        dev, dtype, _ = self._torch
+        m = self.plant.n_inputs
+        u = actions if is_torch(actions) else torch.as_tensor(np.asarray(actions, dtype=float))
+        if tuple(u.shape) != (self.num_envs, m):
+            try:
+                u = u.reshape(self.num_envs, m)
+            except RuntimeError:
+                raise ValueError(
+                    f"actions: expected shape ({self.num_envs}, {m}), received {tuple(u.shape)}"
+                ) from None
+        u = self.plant.saturate(u.to(device=dev, dtype=dtype))
+        reward = self.model.reward(self.state, u, self.reference)
+        x_next = self.plant.advance(self.state, u)
+        self._steps += 1
+        if self.max_episode_steps is None:
+            truncated = torch.zeros_like(self._prev_done)
+        else:
+            truncated = self._steps >= self.max_episode_steps
+        terminated = self._no_term.clone()
+        done = self._prev_done
+        # the copies done last step restart: a full batch is drawn so that the step has no
+        # data-dependent shape (no host synchronisation) and the stream does not depend on `done`
+        x, r = self._sample_torch(None)
+        self.state = torch.where(done[:, None], x, x_next)
+        self.reference = torch.where(done[:, None], r, self.reference)
+        self._steps.masked_fill_(done, 0)
+        reward = torch.where(done, torch.zeros_like(reward), reward)
+        truncated = truncated & ~done
+        self._prev_done = terminated | truncated
+        obs = self.plant.observe(self.state, self.reference)
+        return (*self._out_torch(obs, reward, terminated, truncated), {})
+
     def render(self):
         if self.render_mode is None:
             gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array'")
@@ -503,6 +627,76 @@ class PlantVectorEnv(VectorEnv):
         if self.state is None:
             raise RuntimeError("render: expected a call of reset() before render()")
         return tuple(self.model.draw(x, r) for x, r in zip(self.state, self.reference))
+
+
+# ----------------------------------------------------------------------------- torch
+_ARRAYS = ("torch", "numpy")
+_DTYPES = ("float32", "float64")
+
+
+def torch_options(device, dtype, array):
+    """Check a vector env's ``device``, ``dtype`` and ``array`` arguments.
+
+    Returns
+    -------
+    None (the numpy path: ``device`` is None) or ``(torch.device, torch.dtype, array)``.
+    """
+    if device is None:
+        if array not in (None, "numpy"):
+            raise ValueError(
+                f"array: expected 'numpy' or None without a device, received {array!r}"
+            )
+        return None
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (TypeError, RuntimeError):
+        raise ValueError(
+            f"device: expected None, 'cpu', 'cuda' or a torch.device, received {device!r}"
+        ) from None
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype: expected one of {_DTYPES}, received {dtype!r}")
+    array = "torch" if array is None else array
+    if array not in _ARRAYS:
+        raise ValueError(f"array: expected one of {_ARRAYS}, received {array!r}")
+    return dev, getattr(torch, dtype), array
+
+
+class TorchRandom:
+    """The ``uniform`` / ``normal`` draws of a numpy ``Generator``, from a ``torch.Generator``.
+
+    What the samplers of :class:`EnvModel` call (``rng.uniform(low, high, size)``), returning
+    tensors of ``dtype`` on ``device`` drawn from ``generator`` (which lives on that device).
+    """
+
+    def __init__(self, generator, device, dtype):
+        self.generator, self.device, self.dtype = generator, device, dtype
+
+    def _size(self, size):
+        return (size,) if isinstance(size, (int, np.integer)) else tuple(size)
+
+    def _t(self, value):
+        import torch
+
+        return torch.as_tensor(np.asarray(value, dtype=float), dtype=self.dtype, device=self.device)
+
+    def uniform(self, low=0.0, high=1.0, size=1):
+        import torch
+
+        z = torch.rand(
+            self._size(size), generator=self.generator, dtype=self.dtype, device=self.device
+        )
+        low = self._t(low)
+        return low + (self._t(high) - low) * z
+
+    def normal(self, loc=0.0, scale=1.0, size=1):
+        import torch
+
+        z = torch.randn(
+            self._size(size), generator=self.generator, dtype=self.dtype, device=self.device
+        )
+        return self._t(loc) + self._t(scale) * z
 
 
 # ----------------------------------------------------------------------------- drawing

@@ -297,7 +297,7 @@ def _arm_model(params: ArmParams) -> EnvModel:
         theta = option_array(options, "angle", theta)
         omega = option_array(options, "velocity", omega)
         target = option_array(options, "target", target)
-        return np.stack([theta, omega], axis=-1), target[:, None]
+        return stack([theta, omega], like=theta), target[:, None]
 
     extent = 1.2 * params.length
 
@@ -427,10 +427,16 @@ class ArmVectorEnv(PlantVectorEnv):
         max_episode_steps: int | None = 150,
         render_mode: str | None = None,
         params: ArmParams | None = None,
+        device=None,
+        dtype: str = "float64",
+        array: str | None = None,
         **kw,
     ):
         params = make_params(ArmParams, params, kw)
-        self._setup(_arm_model(params), params, num_envs, max_episode_steps, render_mode)
+        self._setup(
+            _arm_model(params), params, num_envs, max_episode_steps, render_mode,
+            device, dtype, array,
+        )
 
 
 ArmEnv.__doc__ += _ENV_DOC

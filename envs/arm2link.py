@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from neuroctl._array import namespace, stack, unstack
+from neuroctl._array import as_like, namespace, stack, unstack
 from neuroctl._json import json_dict
 from neuroctl.controllers import linear_controller
 from neuroctl.plant import INTEGRATORS, Plant
@@ -417,13 +417,14 @@ def _arm2link_model(params: Arm2LinkParams) -> EnvModel:
 
     def sample(rng, n, options):
         check_options(options, ("angle", "velocity", "target"))
-        q = home + rng.uniform(-params.init_angle, params.init_angle, size=(n, 2))
+        q = rng.uniform(-params.init_angle, params.init_angle, size=(n, 2))
+        q = q + as_like(home, q)
         w = rng.uniform(-params.init_velocity, params.init_velocity, size=(n, 2))
         target = rng.uniform(lo, hi, size=(n, 2))
         q = option_array(options, "angle", q)
         w = option_array(options, "velocity", w)
         target = option_array(options, "target", target)
-        return np.concatenate([q, w], axis=-1), target
+        return stack([*unstack(q), *unstack(w)], like=q), target
 
     extent = 1.15 * (params.l1 + params.l2)
 
@@ -565,10 +566,16 @@ class Arm2LinkVectorEnv(PlantVectorEnv):
         max_episode_steps: int | None = 150,
         render_mode: str | None = None,
         params: Arm2LinkParams | None = None,
+        device=None,
+        dtype: str = "float64",
+        array: str | None = None,
         **kw,
     ):
         params = make_params(Arm2LinkParams, params, kw)
-        self._setup(_arm2link_model(params), params, num_envs, max_episode_steps, render_mode)
+        self._setup(
+            _arm2link_model(params), params, num_envs, max_episode_steps, render_mode,
+            device, dtype, array,
+        )
 
 
 Arm2LinkEnv.__doc__ += _ENV_DOC

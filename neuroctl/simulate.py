@@ -222,8 +222,11 @@ def simulate(
     controller : nn.Module or callable or None
         Maps observations ``(..., p)`` (a torch tensor in the controller's dtype) to commands
         ``(..., m)``. ``None`` applies zero input.
-    x0 : array_like, shape (..., n)
-        Initial states; any leading batch shape.
+    x0 : array_like or tensor, shape (..., n)
+        Initial states; any leading batch shape. A floating-point torch tensor sets the device
+        and dtype of the whole rollout (e.g. a CUDA float32 batch steps on the GPU in float32,
+        with no copy to the host inside the step loop); anything else runs in float64 on the
+        CPU. The controller's parameters must be on that device.
     steps : int
         Number of steps ``T``.
     reference : array_like, shape (..., n_ref), optional
@@ -251,6 +254,9 @@ def simulate(
     if not isinstance(differentiable, bool):
         raise TypeError(f"differentiable: expected a bool, received {differentiable!r}")
     x = _as_float64(x0, "x0", f"states {list(plant.state_names)}", plant.n_states)
+    if torch.is_tensor(x0) and x0.is_floating_point():
+        x = x.to(x0.dtype)
+    dev, dtype = x.device, x.dtype
     if x.ndim == 0 or x.shape[-1] != plant.n_states:
         raise ValueError(
             f"x0: expected shape (..., {plant.n_states}) for states {list(plant.state_names)}, "
@@ -268,7 +274,7 @@ def simulate(
             torch.as_tensor(plant.nominal_reference, dtype=torch.float64)
             if reference is None
             else _as_float64(reference, "reference", what, plant.n_references)
-        )
+        ).to(device=dev, dtype=dtype)
         want = (*x.shape[:-1], plant.n_references)
         try:
             r = torch.broadcast_to(r, want)
@@ -290,12 +296,12 @@ def simulate(
         observations.append(y)
         for k in range(steps):
             if controller is None:
-                u = torch.zeros((*x.shape[:-1], plant.n_inputs), dtype=torch.float64)
+                u = torch.zeros((*x.shape[:-1], plant.n_inputs), dtype=dtype, device=dev)
             else:
                 u = controller(y.to(ctrl_dtype))
                 if not torch.is_tensor(u):
                     u = torch.as_tensor(np.asarray(u, dtype=float))
-                u = u.to(torch.float64)
+                u = u.to(device=dev, dtype=dtype)
                 if u.ndim == 0 or u.shape[-1] != plant.n_inputs:
                     raise ValueError(
                         f"controller: expected outputs of shape (..., {plant.n_inputs}) for "
@@ -314,16 +320,16 @@ def simulate(
     stack = (
         (lambda seq, d: torch.stack(seq, d))
         if differentiable
-        else (lambda seq, d: torch.stack(seq, d).detach().numpy())
+        else (lambda seq, d: torch.stack(seq, d).detach().cpu().numpy())
     )
     batch_nd = x.ndim - 1
-    empty_u = torch.zeros((*x.shape[:-1], 0, plant.n_inputs), dtype=torch.float64)
+    empty_u = torch.zeros((*x.shape[:-1], 0, plant.n_inputs), dtype=dtype, device=dev)
     return Trajectory(
         times=np.arange(steps + 1) * plant.dt,
         states=stack(states, batch_nd),
         inputs=stack(inputs, batch_nd)
         if inputs
-        else (empty_u if differentiable else empty_u.numpy()),
+        else (empty_u if differentiable else empty_u.cpu().numpy()),
         observations=stack(observations, batch_nd),
         state_names=plant.state_names,
         input_names=plant.input_names,

@@ -54,6 +54,17 @@ def diffsim_policy(task: DiffsimTask, hidden, activation: str, seed: int) -> tor
     return net
 
 
+def _to_device(obj, dev):
+    """Tensors in ``obj`` (nested tuples, lists, dicts) moved to ``dev``; the rest as is."""
+    if torch.is_tensor(obj):
+        return obj.to(dev)
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_to_device(v, dev) for v in obj)
+    if isinstance(obj, dict):
+        return {k: _to_device(v, dev) for k, v in obj.items()}
+    return obj
+
+
 def _rollout_cost(task: DiffsimTask, policy, x, r, ctx, gen: torch.Generator, seen=None):
     plant = task.plant
     total = 0.0
@@ -92,6 +103,7 @@ def train_diffsim(
     eval_seed: int = 12345,
     analyze: bool = True,
     callback=None,
+    device="cpu",
 ) -> TrainResult:
     """Train a policy by backpropagation through batched differentiable rollouts of the plant.
 
@@ -137,6 +149,9 @@ def train_diffsim(
     callback : callable, optional
         ``callback(step, policy, cost)`` after each gradient step; returning ``False`` ends the
         training there (the policy is exported as finished).
+    device : str or torch.device
+        Where the policy, the sampled batches, the rollouts and their noise generator live
+        (``"cpu"``, ``"cuda"``, ...). The checkpoint and the exported policy are on the CPU.
 
     Returns
     -------
@@ -152,6 +167,12 @@ def train_diffsim(
             raise ValueError(f"{name}: expected a positive int, received {v!r}")
     if not (lr > 0 and lr_final > 0):
         raise ValueError(f"lr, lr_final: expected positive numbers, received {lr}, {lr_final}")
+    try:
+        dev = torch.device(device)
+    except (TypeError, RuntimeError):
+        raise ValueError(
+            f"device: expected 'cpu', 'cuda' or a torch.device, received {device!r}"
+        ) from None
     hidden = [int(h) for h in hidden]
     task = make_task(env_id, env_kwargs, **(task_options or {}))
     out = Path(out_dir)
@@ -172,7 +193,7 @@ def train_diffsim(
         env_kwargs=env_kwargs or {},
         task_options=task_options or {},
     )
-    policy = diffsim_policy(task, hidden, activation, seed)
+    policy = diffsim_policy(task, hidden, activation, seed).to(dev)
     piecewise_linear = has_dead_unit_layers(policy, hidden_only=True)
     params = [p for p in policy.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
@@ -189,7 +210,7 @@ def train_diffsim(
                 f"(key: (checkpoint, now)) {mismatched}; use another out_dir or resume=False"
             )
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        policy.load_state_dict(state["policy"])
+        policy.load_state_dict(state["policy"])  # copied onto the policy's device
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start = int(state["step"])
@@ -230,8 +251,8 @@ def train_diffsim(
     try:
         while step < steps:
             rng = np.random.default_rng([int(seed), step])
-            gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + step)
-            x, r, ctx = task.sample(rng, int(batch))
+            gen = torch.Generator(device=dev).manual_seed(int(seed) * 1_000_003 + step)
+            x, r, ctx = _to_device(task.sample(rng, int(batch)), dev)
             for _ in range(task.windows):
                 if step >= steps:
                     break
@@ -278,6 +299,7 @@ def train_diffsim(
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        policy.cpu()
         save(step)
         if bar is not None:
             bar.close()
