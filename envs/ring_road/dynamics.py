@@ -1029,6 +1029,44 @@ def acceleration_noise(
     return np.multiply(draw, math.sqrt(params.dt) * params.noise, dtype=dtype)
 
 
+class _NoiseBlocks:
+    """Per-step noise of one ring, drawn from ``rng`` for ``block`` steps at a time.
+
+    The rows handed out (shape ``(N,)``, m/s^2, read-only) are the very numbers that calling
+    ``acceleration_noise(rng, params)`` once per step gives: numpy's float32 normal draws come
+    off the generator one after the other, so ``block`` draws of ``N`` equal one draw of
+    ``block * N`` (rows below 512 draws, the ziggurat branch of
+    :func:`standard_normal_float32`). Only the generator's state in between differs: it is
+    ahead by the rows not yet used. One call per block instead of one per step is what the
+    single environment saves.
+    """
+
+    __slots__ = ("rng", "_scale", "_n", "_block", "_rows", "_next")
+
+    def __init__(self, rng: np.random.Generator, params: Params, block: int = 128):
+        n = params.n_vehicles
+        if n >= _BOX_MULLER_MIN:
+            block = 1  # acceleration_noise takes the Box-Muller branch: draw row by row
+        self.rng, self._n, self._block = rng, n, block
+        self._scale = math.sqrt(params.dt) * params.noise
+        self._rows: Any = None
+        self._next = block
+
+    def __call__(self) -> np.ndarray:
+        """The next step's noise, shape ``(N,)`` float64, m/s^2."""
+        i = self._next
+        if i == self._block:
+            if self._block == 1:
+                draw = standard_normal_float32(self.rng, self._n)[None]
+            else:
+                draw = self.rng.standard_normal((self._block, self._n), dtype=np.float32)
+            self._rows = np.multiply(draw, self._scale, dtype=np.float64)
+            self._rows.flags.writeable = False
+            i = 0
+        self._next = i + 1
+        return self._rows[i]
+
+
 # ---------------------------------------------------------------------------- the plant
 class GapCache:
     """The gaps of one state array, kept by an environment for its ring plant's next step.
