@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 
 import gymnasium as gym
@@ -219,13 +218,18 @@ def test_plant_jacobians_at_uniform_flow_match_reference_stability_figures():
 
 
 def test_env_step_equals_plant_step_with_the_drawn_noise():
+    from neuroctl.envs.ring_road.env import _ring_length
+
     env = RingRoadEnv(ring_length=(220, 270), warmup_steps=50)
     env.reset(seed=3)
     plant = env.plant
+    # the generator of reset(seed=3), past the ring length and the 50 warm-up draws
+    rng = np.random.default_rng(3)
+    assert _ring_length(env.params, rng, None) == env.ring_length
+    rng.standard_normal((50, 22), dtype=np.float32)
     actions = [0.3, -2.0, 5.0, -0.7]  # out-of-box actions are clipped like plant.saturate
     for a in actions:
         x = env.state.copy()
-        rng = copy.deepcopy(env.np_random)
         w = rng.standard_normal(22, dtype=np.float32).astype(float) * (math.sqrt(0.1) * 0.2)
         env.step(np.array([a], dtype=np.float32))
         expected = plant.step(x, np.array([np.float32(a)], dtype=float), w)
@@ -558,6 +562,40 @@ def test_acceleration_noise_is_normal_with_flow_scale_and_reproducible():
     assert w.std() == pytest.approx(math.sqrt(0.1) * 0.2, rel=0.02)
     again = acceleration_noise(np.random.default_rng(1), p, (1024,), np.float32)
     np.testing.assert_array_equal(w, again)
+
+
+def test_noise_drawn_in_blocks_is_the_per_step_noise_number_for_number():
+    from neuroctl.envs.ring_road.dynamics import _NoiseBlocks, acceleration_noise
+    from neuroctl.envs.ring_road.env import _initial_state
+
+    p = Params(noise=0.2)
+    blocks = _NoiseBlocks(np.random.default_rng(9), p, block=7)
+    one_by_one = np.random.default_rng(9)
+    for _ in range(30):  # across several block boundaries
+        np.testing.assert_array_equal(blocks(), acceleration_noise(one_by_one, p))
+    # the single env: the same trajectory as drawing acceleration_noise every step, with the
+    # physics of the plant (ring_plant.advance) fed the per-step draws
+    env = gym.make("neuroctl/RingRoad-v0", warmup_steps=200, ring_length=230.0)
+    env.reset(seed=11)
+    base = env.unwrapped
+    rng = np.random.default_rng(11)
+    base.reset(seed=11)  # reseeded: consume nothing else, then replay with per-step draws
+    x = _initial_state(base.params, base.ring_length, None)
+    advance = base.plant.advance
+    for _ in range(200):
+        x = advance(x, None, acceleration_noise(rng, base.params))
+    np.testing.assert_array_equal(base.state, x)
+    for k in range(300):
+        a = np.array([0.5 * math.sin(0.05 * k)])
+        env.step(a)
+        x = advance(x, a, acceleration_noise(rng, base.params))
+        np.testing.assert_array_equal(base.state, x)
+    # a generator replaced between steps is drawn from from the next step on
+    base.np_random = np.random.default_rng(12)
+    rng = np.random.default_rng(12)
+    env.step(np.zeros(1))
+    x = advance(x, np.zeros(1), acceleration_noise(rng, base.params))
+    np.testing.assert_array_equal(base.state, x)
 
 
 def test_float32_vector_env_reproduces_reference_waves_and_keeps_the_invariants():

@@ -20,6 +20,7 @@ from .dynamics import (
     HEADWAY_SCALE,
     GapCache,
     Params,
+    _NoiseBlocks,
     acceleration_noise,
     ring_gaps,
     ring_observation,
@@ -207,6 +208,8 @@ class RingRoadEnv(gym.Env):
     whole ``params=Params(...)``. A number ``ring_length`` fixes the length. ``human_model="ovm"``
     uses the optimal-velocity model whose uniform-flow flux is the hinge flux. Unknown keywords
     raise ``TypeError``; invalid values raise ``ValueError`` saying what was expected.
+    The noise is drawn from ``np_random`` for 128 steps at a time: the same numbers as one draw
+    per step, with the generator ahead by the steps not yet taken.
     ``render_mode="rgb_array"`` draws the ring with cars coloured by speed (no display needed).
 
     ``env.unwrapped.plant`` is the :class:`neuroctl.Plant` of the current ring (rebuilt when the
@@ -254,6 +257,7 @@ class RingRoadEnv(gym.Env):
         self._cache = GapCache()
         self._physics = None
         self._physics_length = None
+        self._noise = None
 
     # ------------------------------------------------------------------ properties
     @property
@@ -279,8 +283,10 @@ class RingRoadEnv(gym.Env):
             self._physics = ring_plant(p, self._length, gap_cache=self._cache)
             self._physics_length = self._length
         advance = self._physics.advance
+        # the noise of many steps drawn at once (the same numbers as one draw per step)
+        self._noise = _NoiseBlocks(self.np_random, p) if p.noise else None
         for _ in range(p.warmup_steps):  # u=None: the AVs drive as noise-free humans
-            x = advance(x, None, acceleration_noise(self.np_random, p))
+            x = advance(x, None, self._step_noise())
         self.state = x
         self._gaps = ring_gaps(x[: self._n], self._length, p.vehicle_length)
         self._cache.set(x, self._gaps)
@@ -291,8 +297,7 @@ class RingRoadEnv(gym.Env):
             raise gym.error.ResetNeeded("call reset() before step()")
         a = _check_action(action, self._m, self._lo, self._hi)
         n = self._n
-        w = acceleration_noise(self.np_random, self.params)
-        x = self._physics.advance(self.state, a, w)  # a is saturated already
+        x = self._physics.advance(self.state, a, self._step_noise())  # a is saturated already
         acc, failsafe = ring_step_info(self.state, x, a, self.params)
         self.state = x
         self._gaps = gaps = ring_gaps(x[:n], self._length, self._veh_length)
@@ -308,6 +313,14 @@ class RingRoadEnv(gym.Env):
             "ring_length": self._length,
         }
         return obs, reward, False, False, info
+
+    def _step_noise(self):
+        noise = self._noise
+        if noise is None:
+            return None
+        if noise.rng is not self._np_random:  # np_random was replaced: draw from the new one
+            noise = self._noise = _NoiseBlocks(self.np_random, self.params)
+        return noise()
 
     def _obs(self):
         return ring_observation(self.state, self._length, self.params, gaps=self._gaps).astype(
