@@ -168,9 +168,9 @@ def ppo_to_criterion(env_id, check, args, out, budget):
 
 def arm_ppo_hyperparams() -> dict:
     """The PPO settings of ``train_rl`` on Arm-v0 (defaults and the env's overrides)."""
-    from neuroctl.train.rl import DEFAULT_HYPERPARAMS, ENV_HYPERPARAMS
+    from neuroctl.envs.registry import rl_hyperparams
 
-    return {**DEFAULT_HYPERPARAMS["ppo"], **ENV_HYPERPARAMS.get(("neuroctl/Arm-v0", "ppo"), {})}
+    return rl_hyperparams("neuroctl/Arm-v0", "ppo")
 
 
 def sb3_pendulum_fps(args) -> float:

@@ -1,9 +1,14 @@
-"""Which plant belongs to a Gymnasium environment: :func:`plant_of` and :func:`register_plant`.
+"""What belongs to a Gymnasium environment: its plant (:func:`plant_of`, :func:`register_plant`)
+and its training facts (:func:`register_training`, :func:`training_task`, :func:`rl_hyperparams`).
 
 neuroctl's own environments carry their plant (``env.unwrapped.plant``). Environments that do
 not (Gymnasium's ``Pendulum-v1``, or one of your own) are looked up here, by env id or by env
 class, in a table of plant factories ``factory(env) -> Plant`` given as callables or as string
 entry points ``"module:function"`` (imported on first use, like Gymnasium's env entry points).
+
+Training facts are registered per env id the same way: the diffsim task factory and the success
+criterion as entry points in :data:`TRAINING_FACTS`, the RL hyperparameters as data in
+:mod:`neuroctl.envs.hyperparams`. :mod:`neuroctl.train` looks them up here and knows no env id.
 """
 
 from __future__ import annotations
@@ -13,7 +18,16 @@ from collections.abc import Callable
 
 from neuroctl.plant import Plant
 
-__all__ = ["plant_of", "register_plant", "PLANT_FACTORIES"]
+__all__ = [
+    "plant_of",
+    "register_plant",
+    "PLANT_FACTORIES",
+    "register_training",
+    "training_task",
+    "training_evaluate",
+    "rl_hyperparams",
+    "TRAINING_FACTS",
+]
 
 #: env id or env class -> plant factory ``factory(env) -> Plant`` (or its "module:function")
 PLANT_FACTORIES: dict[str | type, str | Callable] = {
@@ -93,3 +107,119 @@ def plant_of(env) -> Plant:
         f"neuroctl.envs.register_plant({spec_id or type(base).__name__!r}, factory), "
         "factory(env) -> neuroctl.Plant"
     )
+
+
+#: env id -> ``{"task": factory, "evaluate": criterion}`` (callables or "module:function"):
+#: ``factory(env_id, env_kwargs, **options) -> neuroctl.train.tasks.DiffsimTask`` and
+#: ``criterion(policy, env_id, *, seed, env_kwargs) -> dict`` of metrics (``success_rate``, ...).
+TRAINING_FACTS: dict[str, dict[str, str | Callable]] = {
+    "neuroctl/Arm-v0": {
+        "task": "neuroctl.train.tasks:plant_env_task",
+        "evaluate": "neuroctl.train.tasks:reach_success_rate",
+    },
+    "neuroctl/Arm2Link-v0": {
+        "task": "neuroctl.train.tasks:plant_env_task",
+        "evaluate": "neuroctl.train.tasks:reach_success_rate",
+    },
+    "neuroctl/RingRoad-v0": {"task": "neuroctl.envs.ring_road.task:make_task"},
+}
+
+
+def _env_key(env_id) -> str:
+    """The registry key of an env id: ``"pkg.mod:Env-v0"`` (as given to ``gym.make``) is
+    registered by Gymnasium as ``"Env-v0"`` (its ``env.spec.id``)."""
+    if not isinstance(env_id, str) or not env_id:
+        raise TypeError(f"env_id: expected a Gymnasium env id (str), received {env_id!r}")
+    return env_id.rpartition(":")[2]
+
+
+def _check_entry(name: str, value, what: str) -> None:
+    if not (callable(value) or (isinstance(value, str) and ":" in value)):
+        raise TypeError(
+            f"{name}: expected a callable {what} or a 'module:function' string, received {value!r}"
+        )
+
+
+def register_training(
+    env_id: str,
+    *,
+    task: str | Callable | None = None,
+    evaluate: str | Callable | None = None,
+    hyperparams: dict[str, dict] | None = None,
+) -> None:
+    """Register the training facts of an environment (entries given replace earlier ones).
+
+    Parameters
+    ----------
+    env_id : str
+        A Gymnasium env id: ``"MyEnv-v0"`` or ``"my_pkg:MyEnv-v0"`` (the same entry).
+    task : callable or str, optional
+        Diffsim task factory ``task(env_id, env_kwargs, **options) -> DiffsimTask``
+        (:class:`neuroctl.train.tasks.DiffsimTask`), or its ``"module:function"``. Without one,
+        :func:`~neuroctl.train.train_diffsim` uses the generic task of envs built on
+        :class:`neuroctl.envs.PlantEnv` (minus the env's reward over an episode).
+    evaluate : callable or str, optional
+        Success criterion ``evaluate(policy, env_id, *, seed, env_kwargs) -> dict`` of metrics,
+        or its ``"module:function"``; used for tasks that bring no ``evaluate`` of their own.
+    hyperparams : dict, optional
+        ``{algo: SB3 keyword arguments}`` merged over
+        :data:`neuroctl.envs.hyperparams.DEFAULT_HYPERPARAMS` by
+        :func:`~neuroctl.train.train_rl` (``algo`` in ``"ppo"``, ``"sac"``).
+    """
+    from .hyperparams import DEFAULT_HYPERPARAMS, ENV_HYPERPARAMS
+
+    key = _env_key(env_id)
+    if task is not None:
+        _check_entry("task", task, "task(env_id, env_kwargs, **options) -> DiffsimTask")
+    if evaluate is not None:
+        _check_entry("evaluate", evaluate, "evaluate(policy, env_id, *, seed, env_kwargs) -> dict")
+    if hyperparams is not None:
+        if not isinstance(hyperparams, dict) or not all(
+            a in DEFAULT_HYPERPARAMS and isinstance(h, dict) for a, h in hyperparams.items()
+        ):
+            raise TypeError(
+                f"hyperparams: expected {{algo: dict of SB3 keyword arguments}} with algo in "
+                f"{sorted(DEFAULT_HYPERPARAMS)}, received {hyperparams!r}"
+            )
+    facts = TRAINING_FACTS.setdefault(key, {})
+    if task is not None:
+        facts["task"] = task
+    if evaluate is not None:
+        facts["evaluate"] = evaluate
+    if hyperparams is not None:
+        ENV_HYPERPARAMS.setdefault(key, {}).update({a: dict(h) for a, h in hyperparams.items()})
+
+
+def training_task(env_id: str) -> Callable | None:
+    """The registered diffsim task factory of an env id (None: none registered)."""
+    entry = TRAINING_FACTS.get(_env_key(env_id), {}).get("task")
+    return None if entry is None else _load(entry)
+
+
+def training_evaluate(env_id: str) -> Callable | None:
+    """The registered success criterion of an env id (None: none registered)."""
+    entry = TRAINING_FACTS.get(_env_key(env_id), {}).get("evaluate")
+    return None if entry is None else _load(entry)
+
+
+def rl_hyperparams(env_id: str, algo: str) -> dict:
+    """SB3 keyword arguments of ``algo`` on an env: the env's registered entry over the defaults.
+
+    Parameters
+    ----------
+    env_id : str
+    algo : {"ppo", "sac"}
+
+    Returns
+    -------
+    dict
+        A fresh dict: :data:`~neuroctl.envs.hyperparams.DEFAULT_HYPERPARAMS` ``[algo]`` updated
+        with :data:`~neuroctl.envs.hyperparams.ENV_HYPERPARAMS` ``[env][algo]`` where registered
+        (an env without an entry gets the defaults).
+    """
+    from .hyperparams import DEFAULT_HYPERPARAMS, ENV_HYPERPARAMS
+
+    if algo not in DEFAULT_HYPERPARAMS:
+        raise ValueError(f"algo: expected one of {sorted(DEFAULT_HYPERPARAMS)}, received {algo!r}")
+    own = ENV_HYPERPARAMS.get(_env_key(env_id), {}).get(algo, {})
+    return {**DEFAULT_HYPERPARAMS[algo], **own}

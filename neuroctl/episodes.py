@@ -35,8 +35,6 @@ __all__ = [
     "verify_query",
 ]
 
-ENV_IDS = ("neuroctl/Arm-v0", "neuroctl/Arm2Link-v0", "neuroctl/RingRoad-v0")
-
 
 class InputError(ValueError):
     """Bad input from the user: the message names the argument, the expected and the received."""
@@ -131,8 +129,9 @@ def resolve_env_id(env_id: str) -> str:
             return c
     close = difflib.get_close_matches(env_id, list(gym.envs.registry), n=1, cutoff=0.8)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
+    own = sorted(i for i in gym.envs.registry if i.startswith("neuroctl/"))  # registered on import
     raise InputError(
-        f"unknown environment {env_id!r}{hint}: expected one of {', '.join(ENV_IDS)}, another id "
+        f"unknown environment {env_id!r}{hint}: expected one of {', '.join(own)}, another id "
         "registered with Gymnasium, or module:Env-v0"
     )
 

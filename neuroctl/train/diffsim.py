@@ -111,8 +111,9 @@ def train_diffsim(
     ----------
     env_id : str
         ``"neuroctl/Arm-v0"`` (reaching random targets), ``"neuroctl/Arm2Link-v0"``,
-        ``"neuroctl/RingRoad-v0"`` (damping the waves), or another env built on neuroctl's
-        ``PlantEnv`` (see :func:`neuroctl.train.tasks.make_task`).
+        ``"neuroctl/RingRoad-v0"`` (damping the waves), an env whose task is registered with
+        :func:`neuroctl.envs.register_training`, or another env built on neuroctl's ``PlantEnv``
+        (see :func:`neuroctl.train.tasks.make_task`).
     activation : str
         Hidden activation, a key of :data:`neuroctl.ACTIVATIONS`.
     hidden : sequence of int

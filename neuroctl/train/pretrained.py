@@ -20,7 +20,8 @@ __all__ = ["pretrained", "available", "pretrained_info", "RECIPES", "build_pretr
 
 _DIR = Path(__file__).resolve().parents[1] / "pretrained"
 
-#: How each shipped policy is made: keyword arguments of :func:`neuroctl.train.train`.
+#: How each shipped policy is made: keyword arguments of :func:`neuroctl.train.train`. Keyed by
+#: env id as data: the shipped files (``neuroctl/pretrained/<id>.pt``) are named after it.
 RECIPES: dict[str, dict] = {
     "neuroctl/Arm-v0": dict(algo="diffsim", activation="relu", steps=300, seed=0),
     "neuroctl/RingRoad-v0": dict(algo="diffsim", activation="relu", steps=200, seed=0),

@@ -25,6 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from neuroctl.envs.hyperparams import DEFAULT_HYPERPARAMS  # the RL defaults live with the envs
+from neuroctl.envs.registry import rl_hyperparams
+
 from ..controllers import ACTIVATIONS
 from .export import (
     atomic_write_bytes,
@@ -38,45 +41,6 @@ from .result import CsvLog, TensorBoardLog, Timer, TrainResult, cli_command, pol
 __all__ = ["train_rl", "ALGOS", "DEFAULT_HYPERPARAMS"]
 
 ALGOS = ("ppo", "sac")
-
-#: Per-algorithm defaults (SB3 keyword arguments), overridable with ``algo_kwargs``. PPO follows
-#: rl-baselines3-zoo's Pendulum-v1 settings (short horizon, gamma 0.9, lr 1e-3, 4 envs).
-DEFAULT_HYPERPARAMS: dict[str, dict] = {
-    "ppo": dict(
-        n_steps=1024,
-        batch_size=256,
-        gae_lambda=0.95,
-        gamma=0.9,
-        n_epochs=10,
-        ent_coef=0.0,
-        learning_rate=1e-3,
-        clip_range=0.2,
-        use_sde=True,
-        sde_sample_freq=4,
-    ),
-    "sac": dict(learning_rate=1e-3, buffer_size=200_000, learning_starts=1000, batch_size=256),
-}
-
-#: Per-env overrides of the defaults (merged over ``DEFAULT_HYPERPARAMS``).
-#:
-#: Arm-v0 PPO (tuned for the issue's criterion, >= 95% of 100 random targets within 0.05 rad and
-#: 0.1 rad/s at 3 s, with ``steps=500_000``): the Pendulum settings (gamma 0.9) plateau at 60-80%
-#: with the arm settled or creeping 0.05-0.1 rad short of large targets: a 0.2 s horizon favours
-#: a weak gain (the discounted LQR optimum of the linearised arm leaves about 1% of the initial
-#: error at 3 s with gamma 0.9, 0.02% with 0.99), and the small rewards near the target are lost
-#: against the large ones of the transient. ``gamma=0.99`` asks for the settling; without
-#: normalisation it learns slower than 0.9 (returns up to ~100x larger), so ``normalize`` (SB3's
-#: ``VecNormalize``, observations and rewards; the observation part is exported as layers) and a
-#: learning rate decaying linearly to 0 keep it stable. Measured (criterion checked every 32k
-#: steps): seeds 0 and 1 reach it at 328k steps (seed 0 then 93-100%, seed 1 97-100%), but
-#: seed 2 does not (67% at 500k; with a 1M-step decay, 52% at best, some targets oscillating):
-#: not yet reliable.
-ENV_HYPERPARAMS: dict[tuple[str, str], dict] = {
-    ("neuroctl/Arm-v0", "ppo"): dict(gamma=0.99, learning_rate="lin_1e-3", normalize=True),
-    ("neuroctl/RingRoad-v0", "ppo"): dict(gamma=0.99, n_steps=1000, batch_size=250),
-    ("neuroctl/RingRoad-v0", "sac"): dict(gamma=0.99),
-}
-
 
 #: SB3 arguments that may be a schedule: a number, or ``"lin_<start>"`` (rl-baselines3-zoo's
 #: notation) for a linear decay from ``start`` at the first step to 0 at the run's last step.
@@ -332,7 +296,7 @@ def train_rl(
     out.mkdir(parents=True, exist_ok=True)
     sweep_temporary_files(out)  # left by a session killed during a checkpoint write
     ckpt, state_path = out / "checkpoint.zip", out / "run.json"
-    hyper = {**DEFAULT_HYPERPARAMS[algo], **ENV_HYPERPARAMS.get((env_id, algo), {})}
+    hyper = rl_hyperparams(env_id, algo)
     hyper.update(algo_kwargs or {})
     normalize = _normalize_options(hyper.pop("normalize", False))
     schedules = {k: _schedule(k, hyper[k]) for k in _SCHEDULED if k in hyper}

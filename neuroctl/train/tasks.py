@@ -4,12 +4,11 @@ A :class:`DiffsimTask` says how to draw a batch of initial states and references
 costs, how long a rollout window is, and how to judge a finished policy. Rollouts always go
 through ``plant.step`` / ``plant.observe`` (the physics is never re-implemented here).
 
-Tasks:
-
-* any env built on ``neuroctl.envs._common.PlantEnv`` (``Arm-v0``, ``Arm2Link-v0``): the cost is
-  the env's own reward with the sign flipped (its reward functions are array-agnostic, so they
-  run on torch tensors), over one episode;
-* ``RingRoad-v0``: see :mod:`neuroctl.train.ring_task`.
+Each env's task factory and success criterion are registered with the env
+(:func:`neuroctl.envs.register_training`); this module knows no env id. An env without a
+registered task gets :func:`plant_env_task` when it is built on ``neuroctl.envs.PlantEnv``: the
+cost is the env's own reward with the sign flipped (its reward functions are array-agnostic, so
+they run on torch tensors), over one episode.
 """
 
 from __future__ import annotations
@@ -24,9 +23,9 @@ import torch
 __all__ = [
     "DiffsimTask",
     "make_task",
+    "plant_env_task",
     "arm_success_rate",
     "reach_success_rate",
-    "TASK_FACTORIES",
 ]
 
 
@@ -93,14 +92,36 @@ def _env_model(env_id: str, env_kwargs: dict | None):
 
 
 def plant_env_task(env_id: str, env_kwargs: dict | None = None, *, horizon: int | None = None):
-    """Task from an env built on ``PlantEnv``: minimise minus the env's reward over an episode."""
+    """Task from an env built on ``PlantEnv``: minimise minus the env's reward over an episode.
+
+    The generic task of :func:`make_task` for envs without a registered one.
+
+    Parameters
+    ----------
+    env_id : str
+        A Gymnasium id of an env whose ``env.unwrapped.model`` is a ``neuroctl.envs.EnvModel``.
+    env_kwargs : dict, optional
+        Keyword arguments of ``gymnasium.make``.
+    horizon : int, optional
+        Steps of the rollout window; default the env's ``max_episode_steps`` (else 200).
+
+    Returns
+    -------
+    DiffsimTask
+        One window of ``horizon`` steps, states and references from the env's own sampler.
+    """
     from neuroctl.envs._common import EnvModel
 
     model, max_steps = _env_model(env_id, env_kwargs)
     if not isinstance(model, EnvModel):
+        from neuroctl.envs.registry import TRAINING_FACTS
+
+        with_task = sorted(k for k, f in TRAINING_FACTS.items() if "task" in f)
         raise ValueError(
-            f"train_diffsim: {env_id} is not a neuroctl plant env (no env.unwrapped.model); "
-            f"supported: {sorted(TASK_FACTORIES)} and envs built on neuroctl.envs PlantEnv"
+            f"env_id: {env_id!r} has no registered diffsim task (registered: {with_task}) and is "
+            "not built on neuroctl.envs.PlantEnv (no env.unwrapped.model); register one with "
+            f"neuroctl.envs.register_training({env_id!r}, task=factory), "
+            "factory(env_id, env_kwargs, **options) -> neuroctl.train.tasks.DiffsimTask"
         )
     plant = model.plant
     horizon = int(horizon or max_steps or 200)
@@ -126,19 +147,12 @@ def plant_env_task(env_id: str, env_kwargs: dict | None = None, *, horizon: int 
         action_low=plant.input_lower.copy(),
         action_high=plant.input_upper.copy(),
         n_obs=plant.n_outputs,
-        evaluate=(
-            lambda policy, seed: reach_success_rate(
-                policy, env_id, seed=seed, env_kwargs=env_kwargs
-            )
-        )
-        if env_id in ("neuroctl/Arm-v0", "neuroctl/Arm2Link-v0")
-        else None,
     )
 
 
 def reach_success_rate(
     policy,
-    env_id: str = "neuroctl/Arm-v0",
+    env_id: str,
     *,
     n: int = 100,
     seed: int = 0,
@@ -186,21 +200,37 @@ def arm_success_rate(policy, *, n: int = 100, seed: int = 0, env_kwargs=None, **
     )
 
 
-def _ring_task(env_id: str, env_kwargs: dict | None = None, **kw):
-    from .ring_task import ring_task
-
-    return ring_task(env_id, env_kwargs, **kw)
-
-
-#: env id -> task factory ``(env_id, env_kwargs, **options) -> DiffsimTask``
-TASK_FACTORIES: dict[str, Callable] = {
-    "neuroctl/Arm-v0": plant_env_task,
-    "neuroctl/Arm2Link-v0": plant_env_task,
-    "neuroctl/RingRoad-v0": _ring_task,
-}
-
-
 def make_task(env_id: str, env_kwargs: dict | None = None, **options) -> DiffsimTask:
-    """The diffsim task of an env id (see :data:`TASK_FACTORIES`)."""
-    factory = TASK_FACTORIES.get(env_id, plant_env_task)
-    return factory(env_id, env_kwargs, **options)
+    """The diffsim task of an env id, from the factory registered with the env.
+
+    Parameters
+    ----------
+    env_id : str
+    env_kwargs : dict, optional
+        Keyword arguments of ``gymnasium.make``.
+    **options
+        Task options, passed to the factory.
+
+    Returns
+    -------
+    DiffsimTask
+        The registered factory's task (:func:`neuroctl.envs.register_training`), or
+        :func:`plant_env_task` for an env without one; its ``evaluate`` is the registered
+        criterion where the task brings none.
+
+    Raises
+    ------
+    ValueError
+        No task is registered and the env is not built on ``neuroctl.envs.PlantEnv``: the message
+        says how to register one.
+    """
+    from neuroctl.envs.registry import training_evaluate, training_task
+
+    factory = training_task(env_id) or plant_env_task
+    task = factory(env_id, env_kwargs, **options)
+    criterion = training_evaluate(env_id)
+    if task.evaluate is None and criterion is not None:
+        task.evaluate = lambda policy, seed: criterion(
+            policy, env_id, seed=seed, env_kwargs=env_kwargs
+        )
+    return task
