@@ -245,7 +245,7 @@ def closed_loop_rollout(plant: Plant, controller, x0, steps: int, *, reference=N
     -------
     ndarray, shape (N, steps + 1, n)
     """
-    from ..linearize import _controller64
+    from ..operating import _controller64
 
     ctrl = _controller64(controller)
     x = torch.as_tensor(np.array(x0, dtype=np.float64, ndmin=2))
@@ -513,7 +513,8 @@ def region_of_attraction(
     -------
     RegionOfAttraction
     """
-    from ..linearize import _controller64, linearize, operating_point
+    from ..linearize import linearize
+    from ..operating import _controller64, operating_point
 
     t0 = time.perf_counter()
     if not isinstance(plant, Plant):

@@ -225,7 +225,7 @@ def certify_local(
     -------
     LocalCertificate
     """
-    from ..linearize import local_gain
+    from ..gains import local_gain
     from .bounds import as_relu_network, linear_lower_bound
 
     if not isinstance(net, nn.Module):
