@@ -4,14 +4,12 @@ exits 2 naming the option."""
 
 from __future__ import annotations
 
-import itertools
 import json
 
 import numpy as np
 import pytest
-import torch
+from _ode_replay import corners, scipy_closed_loop
 from neuroctl.envs.arm import ArmParams, arm_plant, pd_gravity_controller
-from scipy.integrate import solve_ivp
 
 from neuroctl.cli import main
 from neuroctl.verify import Box, always, check_closed_loop
@@ -59,30 +57,8 @@ def test_verdict_is_check_closed_loop_s(capsys, window, status, code):
 def _replay(x0, dense=12):
     """Arm with the PD controller, command held over each period: samples and dense states."""
     plant, net = arm_plant(ArmParams()), pd_gravity_controller(ArmParams()).double()
-    x = np.array(x0, dtype=np.float64)
-    samples, between = [x.copy()], []
-    t_in = np.linspace(0.0, plant.dt, dense + 2)[1:-1]
-    for _ in range(STEPS):
-        with torch.no_grad():
-            xt = torch.as_tensor(x)
-            r = torch.zeros(x.shape[0], 1, dtype=torch.float64)
-            u = plant.saturate(net(plant.observe(xt, r))).numpy()
-        nxt, ds = [], []
-        for xi, ui in zip(x, u):
-            sol = solve_ivp(
-                lambda t, z, ui=ui: np.asarray(plant.rhs(z, ui)),
-                (0.0, plant.dt),
-                xi,
-                rtol=1e-10,
-                atol=1e-12,
-                dense_output=True,
-            )
-            nxt.append(sol.y[:, -1])
-            ds.append(sol.sol(t_in).T)
-        x = np.array(nxt)
-        samples.append(x.copy())
-        between.append(np.array(ds))
-    return np.stack(samples, 1), np.stack(between, 1), t_in
+    samples, between = scipy_closed_loop(plant, net, x0, STEPS, dense=dense)
+    return samples, between, np.linspace(0.0, plant.dt, dense + 2)[1:-1]
 
 
 def test_holds_contains_the_continuous_trajectories(capsys):
@@ -91,8 +67,7 @@ def test_holds_contains_the_continuous_trajectories(capsys):
     assert code == 0 and doc["status"] == "holds"
     lower, upper = np.min(doc["lower"], axis=0), np.max(doc["upper"], axis=0)
     tl, tu = np.min(doc["tube_lower"], axis=0), np.max(doc["tube_upper"], axis=0)
-    corners = np.array(list(itertools.product(*zip(LO, HI))))
-    x0 = np.concatenate([corners, np.random.default_rng(3).uniform(LO, HI, (20, 2))])
+    x0 = np.concatenate([corners(LO, HI), np.random.default_rng(3).uniform(LO, HI, (20, 2))])
     samples, between, t_in = _replay(x0)
     assert np.all((samples >= lower) & (samples <= upper))
     assert np.all((between >= tl[:, None]) & (between <= tu[:, None]))

@@ -6,12 +6,10 @@ library's replay) from the corners and random states of the box: at the samples 
 box, at dense instants between them in the proved tube and in the safe box.
 """
 
-import itertools
-
 import numpy as np
 import pytest
 import torch
-from scipy.integrate import solve_ivp
+from _ode_replay import corners, scipy_closed_loop
 
 from neuroctl import Plant, stack
 from neuroctl.verify.reach import check_invariant
@@ -26,33 +24,12 @@ def _linear(weights):
 
 def _replay(plant, net, x0, periods, dense=40):
     """Samples ``(N, periods+1, n)`` and dense states ``(N, periods, dense, n)`` (command held)."""
-    x = np.array(x0, dtype=np.float64)
-    samples, between = [x.copy()], []
-    t_in = np.linspace(0.0, plant.dt, dense + 2)[1:-1]
-    for _ in range(periods):
-        with torch.no_grad():
-            u = net(torch.as_tensor(x)).numpy()
-        xs, ds = [], []
-        for xi, ui in zip(x, u):
-            sol = solve_ivp(
-                lambda t, z, ui=ui: np.asarray(plant.rhs(z, ui)),
-                (0.0, plant.dt),
-                xi,
-                rtol=1e-10,
-                atol=1e-12,
-                dense_output=True,
-            )
-            xs.append(sol.y[:, -1])
-            ds.append(sol.sol(t_in).T)
-        x = np.array(xs)
-        samples.append(x.copy())
-        between.append(np.array(ds))
-    return np.stack(samples, 1), np.stack(between, 1)
+    return scipy_closed_loop(plant, net, x0, periods, dense=dense)
 
 
 def _corners_and_random(lo, hi, n, seed=0):
-    corners = np.array(list(itertools.product(*zip(lo, hi))), dtype=np.float64)
-    return np.concatenate([corners, np.random.default_rng(seed).uniform(lo, hi, (n, lo.size))])
+    rng = np.random.default_rng(seed)
+    return np.concatenate([corners(lo, hi), rng.uniform(lo, hi, (n, lo.size))])
 
 
 def _assert_backed(res, plant, net, lo, hi, slo, shi, periods=4):
