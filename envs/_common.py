@@ -365,6 +365,19 @@ class PlantEnv(gym.Env):
         return self.model.draw(self.state, self.reference)
 
 
+def _action_matrix(u, num_envs: int, m: int):
+    """The actions ``u`` (numpy array or tensor) as a ``(num_envs, m)`` matrix; a ValueError
+    naming the shape received when they cannot be reshaped to it."""
+    if tuple(u.shape) == (num_envs, m):
+        return u
+    try:
+        return u.reshape(num_envs, m)
+    except (ValueError, RuntimeError):  # numpy's and torch's reshape errors
+        raise ValueError(
+            f"actions: expected shape ({num_envs}, {m}), received {tuple(u.shape)}"
+        ) from None
+
+
 class PlantVectorEnv(VectorEnv):
     """Natively batched vector environment: all copies step in one ``plant.step`` call.
 
@@ -504,14 +517,7 @@ class PlantVectorEnv(VectorEnv):
         if self._torch is not None:
             return self._step_torch(actions)
         m = self.plant.n_inputs
-        u = np.asarray(actions, dtype=np.float64)
-        if u.shape != (self.num_envs, m):
-            try:
-                u = u.reshape(self.num_envs, m)
-            except ValueError:
-                raise ValueError(
-                    f"actions: expected shape ({self.num_envs}, {m}), received {u.shape}"
-                ) from None
+        u = _action_matrix(np.asarray(actions, dtype=np.float64), self.num_envs, m)
         if not np.isfinite(u).all():
             bad = np.flatnonzero(~np.isfinite(u).all(axis=-1))
             raise ValueError(
@@ -591,13 +597,7 @@ class PlantVectorEnv(VectorEnv):
         dev, dtype, _ = self._torch
         m = self.plant.n_inputs
         u = actions if is_torch(actions) else torch.as_tensor(np.asarray(actions, dtype=float))
-        if tuple(u.shape) != (self.num_envs, m):
-            try:
-                u = u.reshape(self.num_envs, m)
-            except RuntimeError:
-                raise ValueError(
-                    f"actions: expected shape ({self.num_envs}, {m}), received {tuple(u.shape)}"
-                ) from None
+        u = _action_matrix(u, self.num_envs, m)
         u = self.plant.saturate(u.to(device=dev, dtype=dtype))
         reward = self.model.reward(self.state, u, self.reference)
         x_next = self.plant.advance(self.state, u)
