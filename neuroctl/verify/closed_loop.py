@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from ..controllers import affine_layer
-from ..parallel import Failed, ProcessPool, map_tasks
+from ..parallel import Failed, ProcessPool, _plan, map_tasks
 from ..plant import Plant
 from .closed_loop_result import ClosedLoopResult, Counterexample
 from .enclosure import Deadline, _propagate_guarded
@@ -453,15 +453,13 @@ def _children(lo, hi, dims):
 
 
 def _parallel_plan(executor, workers, batch):
-    """``None`` (sequential) or ``(executor, workers, pieces)``: how a batch is spread."""
-    if executor is None and (workers is None or workers == 1):
-        if workers is not None and not isinstance(workers, (int, np.integer)):
-            raise ValueError(f"workers: expected a positive int, received {workers!r}")
+    """``None`` (sequential) or ``(executor, workers, pieces)``: how a batch is spread
+    (:func:`neuroctl.parallel._plan`, with at most one piece per sub-box of a batch)."""
+    par = _plan(executor, workers)
+    if par is None:
         return None
-    if executor is None and not (isinstance(workers, (int, np.integer)) and workers >= 1):
-        raise ValueError(f"workers: expected a positive int, received {workers!r}")
-    k = int(workers) if workers else int(getattr(executor, "_max_workers", 0) or 4)
-    return executor, workers, max(1, min(batch, k))
+    executor, workers, width = par
+    return executor, workers, max(1, min(batch, width))
 
 
 def _propagate_piece(plant, ctrl, spec, blo, bhi, steps, opts, max_gen, seconds_left):
