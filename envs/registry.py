@@ -111,7 +111,9 @@ def plant_of(env) -> Plant:
 
 #: env id -> ``{"task": factory, "evaluate": criterion}`` (callables or "module:function"):
 #: ``factory(env_id, env_kwargs, **options) -> neuroctl.train.tasks.DiffsimTask`` and
-#: ``criterion(policy, env_id, *, seed, env_kwargs) -> dict`` of metrics (``success_rate``, ...).
+#: ``criterion(policy, env_id, *, seed, env_kwargs) -> dict`` of metrics with at least
+#: ``success`` (bool: the criterion is met), ``score`` (the number it thresholds, for learning
+#: curves) and ``criterion`` (in words).
 TRAINING_FACTS: dict[str, dict[str, str | Callable]] = {
     "neuroctl/Arm-v0": {
         "task": "neuroctl.train.tasks:plant_env_task",
@@ -119,9 +121,12 @@ TRAINING_FACTS: dict[str, dict[str, str | Callable]] = {
     },
     "neuroctl/Arm2Link-v0": {
         "task": "neuroctl.train.tasks:plant_env_task",
-        "evaluate": "neuroctl.train.tasks:reach_success_rate",
+        "evaluate": "neuroctl.train.tasks:two_link_success_rate",
     },
-    "neuroctl/RingRoad-v0": {"task": "neuroctl.envs.ring_road.task:make_task"},
+    "neuroctl/RingRoad-v0": {
+        "task": "neuroctl.envs.ring_road.task:make_task",
+        "evaluate": "neuroctl.envs.ring_road.task:ring_criterion",
+    },
 }
 
 
@@ -160,7 +165,10 @@ def register_training(
         :class:`neuroctl.envs.PlantEnv` (minus the env's reward over an episode).
     evaluate : callable or str, optional
         Success criterion ``evaluate(policy, env_id, *, seed, env_kwargs) -> dict`` of metrics,
-        or its ``"module:function"``; used for tasks that bring no ``evaluate`` of their own.
+        or its ``"module:function"``: the dict holds ``success`` (bool), ``score`` (the number
+        the criterion thresholds) and ``criterion`` (in words), plus any other figures. Checked
+        during RL training (:func:`~neuroctl.train.train_rl`, ``eval_every``) and in the diffsim
+        summary, where the task brings no ``evaluate`` of its own.
     hyperparams : dict, optional
         ``{algo: SB3 keyword arguments}`` merged over
         :data:`neuroctl.envs.hyperparams.DEFAULT_HYPERPARAMS` by

@@ -536,12 +536,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--steps",
         type=_train_steps,
-        default=100_000,
-        help=f"env steps (RL) or gradient steps (diffsim), 1..{MAX_TRAIN_STEPS} "
-        "(default %(default)s)",
+        default=None,
+        help=f"env steps (RL) or gradient steps (diffsim), 1..{MAX_TRAIN_STEPS} (default 100000 "
+        "env steps, 300 gradient steps); with a registered success criterion, RL stops at the "
+        "first check that meets it",
+    )
+    seed = p.add_mutually_exclusive_group()
+    seed.add_argument(
+        "--seed", type=_seed, default=0, help=f"seed in [0, {MAX_SEED}] (default %(default)s)"
+    )
+    seed.add_argument(
+        "--seeds",
+        type=_seed,
+        nargs="+",
+        metavar="SEED",
+        help="train once per seed (runs in OUT/seed<k>) and report success over the seeds, "
+        "with learning curves in OUT/report/index.html",
     )
     p.add_argument(
-        "--seed", type=_seed, default=0, help=f"seed in [0, {MAX_SEED}] (default %(default)s)"
+        "--no-stop",
+        dest="stop_at_criterion",
+        action="store_false",
+        help="RL: train for all --steps even after the success criterion is met",
     )
     p.add_argument(
         "--out", type=_writable_dir, required=True, help="run folder (checkpoints, logs, policy)"
@@ -554,6 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="keyword for gymnasium.make (repeatable)",
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _parallel_options(p)
     _progress_option(p)
     p.set_defaults(func="train")
     return parser

@@ -754,11 +754,21 @@ def cmd_train(args) -> int:
         raise UsageError(f"--out: cannot create the folder {out} ({exc.strerror or exc})") from None
     from neuroctl.train import train
 
-    options = {"env_kwargs": env_kwargs} if env_kwargs else {}
+    options: dict = {"env_kwargs": env_kwargs} if env_kwargs else {}
+    if args.algo != "diffsim":
+        options["stop_at_criterion"] = args.stop_at_criterion
+    elif not args.stop_at_criterion:
+        raise UsageError("--no-stop: applies to --algo ppo and sac only, received --algo diffsim")
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     # the module:Env-v0 form is kept: the run's summary writes the command that reproduces it
+    run_env = args.env if ":" in args.env else env_id
+    if args.seeds is not None:
+        return _train_seeds(args, run_env, out, progress, options)
+    for flag, value in (("--workers", args.workers), ("--ray", args.ray)):
+        if value is not None:
+            raise UsageError(f"{flag}: applies to --seeds (runs in parallel), received {value}")
     result = train(
-        args.env if ":" in args.env else env_id,
+        run_env,
         algo=args.algo,
         activation=args.activation,
         steps=args.steps,
@@ -779,6 +789,37 @@ def cmd_train(args) -> int:
         elif result.summary.get("analysis_error"):
             print(f"\nanalyze not available: {result.summary['analysis_error']}")
     return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
+
+
+def _train_seeds(args, env_id: str, out: Path, progress: bool, options: dict) -> int:
+    from neuroctl.train import train_seeds
+
+    if len(set(args.seeds)) != len(args.seeds):
+        raise UsageError(f"--seeds: expected distinct seeds, received {args.seeds}")
+    executor = _executor(args)
+    try:
+        result = train_seeds(
+            env_id,
+            args.seeds,
+            algo=args.algo,
+            activation=args.activation,
+            steps=args.steps,
+            out_dir=out,
+            workers=None if executor is not None else args.workers,
+            executor=executor,
+            progress=progress,
+            **options,
+        )
+    finally:
+        if executor is not None:
+            executor.shutdown()
+    page = result.write_report()
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(result.report())
+        print(f"report with the learning curves written to {page}")
+    return EXIT_OK
 
 
 def _run_demo(args, *, print_tables: bool) -> int:

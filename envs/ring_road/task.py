@@ -19,7 +19,11 @@ import torch
 
 from neuroctl.train.tasks import DiffsimTask
 
-__all__ = ["make_task", "ring_task", "ring_wave_metrics", "warm_up"]
+__all__ = ["make_task", "ring_criterion", "ring_task", "ring_wave_metrics", "warm_up"]
+
+#: The ring's success criterion (:func:`ring_criterion`): the wave is damped, every ring keeps
+#: its equilibrium speed, and the AV never closes in on its leader.
+RING_CRITERION = dict(std_reduction=0.80, speed_ratio_min=0.99, min_gap=2.0)
 
 
 def _ring():
@@ -142,7 +146,9 @@ def ring_task(
         action_low=np.array([lo]),
         action_high=np.array([hi]),
         n_obs=template.n_outputs,
-        evaluate=lambda policy, seed: ring_wave_metrics(policy, seed=seed, env_kwargs=env_kwargs),
+        evaluate=lambda policy, seed: ring_criterion(
+            policy, env_id, seed=seed, env_kwargs=env_kwargs
+        ),
     )
     return task
 
@@ -212,6 +218,44 @@ def ring_wave_metrics(
         "min_gap": float(np.min(gaps)),
         "n_rings": int(n_rings),
     }
+
+
+def ring_criterion(
+    policy, env_id: str = "neuroctl/RingRoad-v0", *, seed: int = 0, env_kwargs=None, n_rings=4
+) -> dict:
+    """The ring's success criterion (registered with ``neuroctl/RingRoad-v0``).
+
+    Met when, on ``n_rings`` rings against the all-human ring with the same seeds
+    (:func:`ring_wave_metrics`), the speed standard deviation is reduced by at least 80% on
+    average, **every** ring's mean speed is at least 99% of its uniform-flow equilibrium speed,
+    and the AV's gap to its leader never falls below the humans' jam distance ``s0 = 2 m``
+    (:data:`RING_CRITERION`).
+
+    Why so strict: an AV that does nothing — zero acceleration, coasting at its speed at the end
+    of the warm-up — already damps the wave by more than 80% and keeps 95% of the equilibrium
+    speed (the wave cannot pass a car that ignores it, and the humans behind it settle on its
+    speed), and an AV that tailgates its leader (its fail-safe engaged) pushes the others'
+    speeds above equilibrium. The equilibrium speed on every ring and the gap rule fail both.
+
+    Returns
+    -------
+    dict
+        :func:`ring_wave_metrics`, plus ``success`` (bool), ``score`` (the mean std reduction)
+        and ``criterion`` (in words).
+    """
+    m = ring_wave_metrics(policy, n_rings=n_rings, seed=seed, env_kwargs=env_kwargs)
+    c = RING_CRITERION
+    success = (
+        m["std_reduction"] >= c["std_reduction"]
+        and m["speed_ratio_min"] >= c["speed_ratio_min"]
+        and m["min_gap"] >= c["min_gap"]
+    )
+    text = (
+        f"speed std reduced by >= {c['std_reduction']:.0%} against all-human rings, every "
+        f"ring's mean speed >= {c['speed_ratio_min']:.0%} of its equilibrium speed, AV gap "
+        f">= {c['min_gap']:g} m, on {n_rings} rings"
+    )
+    return {"success": bool(success), "score": m["std_reduction"], "criterion": text, **m}
 
 
 def make_task(env_id: str, env_kwargs: dict | None = None, **options) -> DiffsimTask:

@@ -25,6 +25,8 @@ _LAZY = {
     "train": ".run",
     "evaluate_policy": ".rl",
     "arm_success_rate": ".tasks",
+    "train_seeds": ".seeds",
+    "SeedsResult": ".seeds",
 }
 
 __all__ = [

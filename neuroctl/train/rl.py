@@ -29,6 +29,7 @@ from neuroctl.envs.hyperparams import DEFAULT_HYPERPARAMS  # the RL defaults liv
 from neuroctl.envs.registry import rl_hyperparams
 
 from ..controllers import ACTIVATIONS
+from .criterion import HELD_OUT_SEED, CriterionWatch, criterion_of, evaluate_criterion
 from .export import (
     atomic_write_bytes,
     atomic_write_text,
@@ -213,6 +214,8 @@ def train_rl(
     callback=None,
     eval_episodes: int = 10,
     analyze: bool = True,
+    eval_every: int | str | None = "auto",
+    stop_at_criterion: bool = True,
 ) -> TrainResult:
     """Train PPO or SAC (Stable-Baselines3) on a Gymnasium env and export the actor.
 
@@ -266,6 +269,19 @@ def train_rl(
     analyze : bool
         Add ``neuroctl.analyze`` of the exported policy at the plant's operating point to the
         summary (when the env exposes ``unwrapped.plant``).
+    eval_every : int, "auto" or None
+        Env steps between checks of the env's registered success criterion
+        (:mod:`neuroctl.train.criterion`) on the exported policy, logged to ``criterion.csv``;
+        ``"auto"``: 20 checks over the run (at least every 1000 steps) when the env has a
+        criterion, none otherwise; None or 0: no checks.
+    stop_at_criterion : bool
+        Stop at the first check that meets the criterion and export that policy (``steps`` is
+        then a budget). A resumed run that had stopped there stays stopped.
+
+    The summary's ``criterion`` entry says whether and when (env steps, training seconds of the
+    session, evaluations excluded) the criterion was met, the figures of the last check, and the
+    criterion evaluated again on the exported policy with held-out targets
+    (:data:`~neuroctl.train.criterion.HELD_OUT_SEED`).
 
     Returns
     -------
@@ -291,6 +307,8 @@ def train_rl(
         raise ValueError(f"n_envs: expected a positive int, received {n_envs!r}")
     hidden = [int(h) for h in hidden]
     import neuroctl  # noqa: F401 - registers the env ids
+
+    every = _eval_every(eval_every, env_id, int(steps))
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -399,16 +417,37 @@ def train_rl(
     )
     if csv_log.last_row is not None:  # episodes count over all sessions
         run_cb.episodes = int(float(csv_log.last_row.get("episodes") or 0))
+    met_before = _met_before(state_path) if resumed else None
+    watch = None
+    if every:
+        watch = CriterionWatch(
+            env_id,
+            every=every,
+            seed=int(seed),
+            out_dir=out,
+            stop=stop_at_criterion,
+            env_kwargs=env_kwargs,
+            keep_until=done_before if resumed else None,
+        )
+        from stable_baselines3.common.callbacks import CallbackList
+
+        cb = CallbackList([cb, watch.callback()])
     timer = Timer()
     interrupted = False
     try:
         remaining = int(steps) - done_before
+        if met_before is not None and stop_at_criterion:
+            remaining = 0  # this run stopped at its criterion in an earlier session
         if remaining > 0:
             model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=False)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         _save_checkpoint(model, ckpt, state_path, model.num_timesteps)
+        if watch is not None:
+            watch.close()
+            if watch.met is not None:
+                _record_met(state_path, watch.met)
         if model.num_timesteps > done_before:
             run_cb.log_row()
         if run_cb.bar is not None:
@@ -458,11 +497,62 @@ def train_rl(
                 env_id, net, episodes=eval_episodes, seed=seed + 10_000, env_kwargs=env_kwargs
             )
         )
+    if watch is not None or met_before is not None:
+        summary["criterion"] = _criterion_summary(
+            env_id, net, watch, met_before or _met_before(state_path), env_kwargs
+        )
     if analyze:
         summary.update(policy_summary(env_id, net, seed=seed))
     result.summary = summary
     result.save()
     return result
+
+
+def _eval_every(value, env_id: str, steps: int) -> int:
+    """``eval_every`` as env steps between criterion checks (0: no checks)."""
+    if value is None or value == 0:
+        return 0
+    if value == "auto":
+        return max(steps // 20, 1000) if criterion_of(env_id) is not None else 0
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(
+            f"eval_every: expected a positive int (env steps), 'auto' or None, received {value!r}"
+        )
+    if criterion_of(env_id) is None:
+        raise ValueError(
+            f"eval_every: {env_id!r} has no registered success criterion to check; register "
+            "one with neuroctl.envs.register_training(env_id, evaluate=criterion)"
+        )
+    return int(value)
+
+
+def _met_before(state_path: Path) -> dict | None:
+    """The criterion check recorded in ``run.json`` by an earlier session (None: none)."""
+    if not state_path.exists():
+        return None
+    return json.loads(state_path.read_text()).get("criterion_met")
+
+
+def _record_met(state_path: Path, met: dict) -> None:
+    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    state["criterion_met"] = {"steps": met["steps"], "time": met["time"], "metrics": met["metrics"]}
+    atomic_write_text(state_path, json.dumps(state, indent=2, default=str) + "\n")
+
+
+def _criterion_summary(env_id, net, watch, met, env_kwargs) -> dict:
+    """Whether and when the criterion was met, and its held-out evaluation on ``net``."""
+    held_out = evaluate_criterion(env_id, net, seed=HELD_OUT_SEED, env_kwargs=env_kwargs)
+    last = watch.last if watch is not None and watch.last is not None else None
+    return {
+        "criterion": held_out.get("criterion", ""),
+        "met": met is not None,
+        "met_at_steps": None if met is None else int(met["steps"]),
+        "met_at_seconds": None if met is None else float(met["time"]),
+        "every": None if watch is None else watch.every,
+        "last_check": last if last is not None else (None if met is None else met["metrics"]),
+        "held_out": held_out,
+        "held_out_success": bool(held_out["success"]),
+    }
 
 
 def _fps(history: list[dict]) -> float:
