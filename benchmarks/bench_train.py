@@ -6,8 +6,8 @@
      3 s);
    * RingRoad-v0: speed std reduced by >= 80% against all-human traffic on the same seeds and
      mean speed >= 95% of the uniform-flow equilibrium speed; tightened here to >= 99% and a
-     minimum gap >= 2 m, because a zero-acceleration AV already meets the issue's version (see
-     ``ring_ok``).
+     minimum gap >= 2 m, because a zero-acceleration AV already meets the issue's version (the
+     ring's registered criterion, ``neuroctl.envs.ring_road.task.ring_criterion``).
    Evaluation time is excluded from the clocks (they pause while the criterion is checked).
    PPO gets a budget of env steps; if it does not reach the criterion, the best figure is
    reported with the time spent.
@@ -15,8 +15,12 @@
    Pendulum-v1 (same hyper-parameters, those of Arm-v0 including its ``VecNormalize``, same
    number of envs).
 
-Run: ``python benchmarks/bench_train.py [--quick | --fps-only]`` (prints ratios; torch on one
-thread).
+3. ``--seeds K [--only Arm-v0:sac ...] [--workers N]``: per env and algorithm (``SEED_RUNS``),
+   ``train_rl`` with its defaults over seeds 0..K-1, stopping at the criterion: met or not per
+   seed, env steps and training seconds to it, the exported policy on held-out targets.
+
+Run: ``python benchmarks/bench_train.py [--quick | --fps-only | --seeds 5]`` (prints ratios;
+torch on one thread).
 """
 
 from __future__ import annotations
@@ -69,31 +73,25 @@ class _Pause:
         self.clock.paused += time.perf_counter() - self.t
 
 
-def arm_ok(policy) -> tuple[bool, dict]:
-    from neuroctl.train.tasks import arm_success_rate
+def criterion_check(env_id, seed):
+    """The env's registered criterion with the targets/rings of ``seed``: ``check(policy) ->
+    (met, figures)``. The stopping checks use ``CHECK_SEED_OFFSET + seed`` as ``train_rl``'s do;
+    the verdict is then taken on ``HELD_OUT_SEED``, a set no stopping rule saw."""
+    from neuroctl.train.criterion import evaluate_criterion
 
-    m = arm_success_rate(policy, n=100, seed=2024)
-    return m["success_rate"] >= 0.95, m
+    def check(policy) -> tuple[bool, dict]:
+        m = evaluate_criterion(env_id, policy, seed=seed)
+        return m["success"], m
 
-
-def ring_ok(policy) -> tuple[bool, dict]:
-    """The issue's ring criterion, tightened so that it cannot be met without damping control.
-
-    A zero-acceleration AV (coasting at its speed at the end of the warm-up) already meets the
-    issue's ">= 80% std reduction and mean speed >= 95% of v_eq" (printed by main), and an AV
-    that tailgates its leader (engaging its fail-safe) raises the others' speeds above v_eq. The
-    benchmark therefore also asks for the mean speed of every ring to be >= 99% of v_eq and for
-    the AV never to come closer than the humans' jam distance s0 = 2 m.
-    """
-    from neuroctl.train.ring_task import ring_wave_metrics
-
-    m = ring_wave_metrics(policy, n_rings=4, seed=2024)
-    ok = m["std_reduction"] >= 0.80 and m["speed_ratio_min"] >= 0.99 and m["min_gap"] >= 2.0
-    return ok, m
+    return check
 
 
-def diffsim_to_criterion(env_id, check, args, out, max_steps=400, **options):
+def diffsim_to_criterion(env_id, args, out, max_steps=400, **options):
     from neuroctl.train import train_diffsim
+    from neuroctl.train.criterion import CHECK_SEED_OFFSET, HELD_OUT_SEED
+
+    check = criterion_check(env_id, CHECK_SEED_OFFSET + args.seed)
+    held_out = criterion_check(env_id, HELD_OUT_SEED)
 
     clock = Clock()
     state = {"reached": None, "metrics": None}
@@ -106,6 +104,7 @@ def diffsim_to_criterion(env_id, check, args, out, max_steps=400, **options):
         state["metrics"] = m
         if ok:
             state["reached"] = (step, clock())
+            state["held_out"] = held_out(policy)[1]
             return False
         return True
 
@@ -124,46 +123,26 @@ def diffsim_to_criterion(env_id, check, args, out, max_steps=400, **options):
     return state, clock()
 
 
-def ppo_to_criterion(env_id, check, args, out, budget):
-    from stable_baselines3.common.callbacks import BaseCallback
+def rl_to_criterion(env_id, algo, seed, budget, every, out, algo_kwargs=None):
+    """``train_rl`` with its criterion checks every ``every`` env steps, stopping at the first
+    that meets it; training seconds to it exclude the checks (as the diffsim clock does)."""
+    from neuroctl.train import train_rl
 
-    from neuroctl.train import export_policy, train_rl
-
-    clock = Clock()
-    state = {"reached": None, "metrics": None, "steps": 0}
-
-    class Check(BaseCallback):
-        def __init__(self):
-            super().__init__()
-            self.next = args.eval_every_ppo
-
-        def _on_step(self):
-            if self.num_timesteps < self.next:
-                return True
-            self.next += args.eval_every_ppo
-            with clock.pause():
-                net = export_policy(self.model, vec_normalize=self.model.get_vec_normalize_env())
-                ok, m = check(net)
-            state["metrics"], state["steps"] = m, self.num_timesteps
-            if ok:
-                state["reached"] = (self.num_timesteps, clock())
-                return False
-            return True
-
-    train_rl(
+    res = train_rl(
         env_id,
-        algo="ppo",
+        algo=algo,
         steps=budget,
-        seed=args.seed,
+        seed=seed,
         out_dir=out,
         progress=False,
         tensorboard=False,
         eval_episodes=0,
         analyze=False,
         resume=False,
-        callback=Check(),
+        eval_every=every,
+        algo_kwargs=algo_kwargs or {},
     )
-    return state, clock()
+    return res.summary["criterion"], res
 
 
 def arm_ppo_hyperparams() -> dict:
@@ -218,6 +197,13 @@ def ours_fps(args, out, env_id="neuroctl/Arm-v0") -> float:
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = Args()
+    if "--seeds" in argv:  # only the table over seeds
+        tmp = Path(tempfile.mkdtemp(prefix="bench_train_seeds_"))
+        n = int((_option(argv, "--seeds") or ["5"])[0])
+        workers = int((_option(argv, "--workers") or ["1"])[0])
+        print(f"# bench_train --seeds {n} (torch threads = 1 per run), runs in {tmp}")
+        seeds_table(n, _option(argv, "--only", []), workers if workers > 1 else None, tmp)
+        return
     if "--quick" in argv:
         args.arm_ppo_budget, args.ring_ppo_budget = 32_768, 16_384
     if "--fps-only" in argv:
@@ -253,33 +239,88 @@ def main(argv=None):
         "\nring, zero-acceleration AV (no training):", ring_wave_metrics(zero, n_rings=4, seed=2024)
     )
 
-    for env_id, check, budget, options in (
-        ("neuroctl/Arm-v0", arm_ok, args.arm_ppo_budget, dict(lr=2e-2, lr_final=2e-3, batch=32)),
-        ("neuroctl/RingRoad-v0", ring_ok, args.ring_ppo_budget, {}),
+    for env_id, budget, options in (
+        ("neuroctl/Arm-v0", args.arm_ppo_budget, dict(lr=2e-2, lr_final=2e-3, batch=32)),
+        ("neuroctl/RingRoad-v0", args.ring_ppo_budget, {}),
     ):
         name = env_id.split("/")[-1]
         print(f"\n## {name}: wall-clock time to the criterion")
-        d, d_total = diffsim_to_criterion(env_id, check, args, tmp / f"{name}_diffsim", **options)
+        d, d_total = diffsim_to_criterion(env_id, args, tmp / f"{name}_diffsim", **options)
         if d["reached"]:
             print(
                 f"diffsim : reached at gradient step {d['reached'][0]} in {d['reached'][1]:.1f} s"
+                f" (held-out: {d['held_out']['success']})"
             )
         else:
             print(f"diffsim : NOT reached in {d_total:.1f} s; last {d['metrics']}")
         print(f"          metrics {d['metrics']}")
-        p, p_total = ppo_to_criterion(env_id, check, args, tmp / f"{name}_ppo", budget)
-        if p["reached"]:
-            print(f"SB3 PPO : reached at {p['reached'][0]} env steps in {p['reached'][1]:.1f} s")
+        p, run = rl_to_criterion(
+            env_id, "ppo", args.seed, budget, args.eval_every_ppo, tmp / f"{name}_ppo"
+        )
+        if p["met"]:
+            print(
+                f"SB3 PPO : reached at {p['met_at_steps']} env steps in "
+                f"{p['met_at_seconds']:.1f} s (held-out: {p['held_out_success']})"
+            )
         else:
             print(
-                f"SB3 PPO : NOT reached within {budget} env steps ({p_total:.1f} s); "
-                f"last check at {p['steps']} steps"
+                f"SB3 PPO : NOT reached within {budget} env steps ({run.wall_time:.1f} s); "
+                f"last check {p['last_check']}"
             )
-        print(f"          metrics {p['metrics']}")
+        print(f"          held-out metrics {p['held_out']}")
         t_d = d["reached"][1] if d["reached"] else np.inf
-        t_p = p["reached"][1] if p["reached"] else p_total
-        bound = "" if p["reached"] else " (lower bound: PPO did not reach it)"
+        t_p = p["met_at_seconds"] if p["met"] else run.wall_time
+        bound = "" if p["met"] else " (lower bound: PPO did not reach it)"
         print(f"speed-up diffsim vs PPO: {t_p / t_d:.1f}x{bound}  (goal: >= 10x)")
+
+
+#: (env id, algorithm, env-step budget) of ``--seeds``; the hyperparameters are train_rl's
+#: defaults for the env (``neuroctl/envs/hyperparams.py``).
+SEED_RUNS = [
+    ("neuroctl/Arm-v0", "ppo", 500_000),
+    ("neuroctl/Arm-v0", "sac", 60_000),
+    ("neuroctl/Arm2Link-v0", "ppo", 500_000),
+    ("neuroctl/Arm2Link-v0", "sac", 100_000),
+    ("neuroctl/RingRoad-v0", "ppo", 300_000),
+    ("neuroctl/RingRoad-v0", "sac", 100_000),
+]
+
+
+def seeds_table(n_seeds: int, only: list[str], workers: int | None, tmp: Path) -> None:
+    """Success per seed, env steps and training seconds to the criterion, per env and algo."""
+    from neuroctl.train import train_seeds
+
+    print(f"\n## success over {n_seeds} seeds (train_rl defaults, stop at the criterion)")
+    for env_id, algo, budget in SEED_RUNS:
+        label = f"{env_id.split('/')[-1]}:{algo}"
+        if only and label not in only and env_id.split("/")[-1] not in only:
+            continue
+        res = train_seeds(
+            env_id,
+            list(range(n_seeds)),
+            algo=algo,
+            steps=budget,
+            out_dir=tmp / f"seeds_{label.replace(':', '_')}",
+            workers=workers,
+            tensorboard=False,
+            eval_episodes=0,
+            analyze=False,
+            eval_every=budget // 20,
+        )
+        print(f"\n### {label}, budget {budget} env steps")
+        print(res.report())
+
+
+def _option(argv, name, default=None):
+    if name not in argv:
+        return default
+    i = argv.index(name)
+    values = []
+    for a in argv[i + 1 :]:
+        if a.startswith("--"):
+            break
+        values.append(a)
+    return values
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ The single home of the RL defaults, in the manner of rl-baselines3-zoo's per-env
 and algorithm, merged over the defaults by :func:`neuroctl.train.train_rl` (then
 ``algo_kwargs`` over both). Each entry says where its values came from. An env of your own adds
 its entries with :func:`neuroctl.envs.register_training`. ``learning_rate`` and ``clip_range``
-may be ``"lin_<start>"`` (linear decay to 0); ``normalize`` asks for SB3's ``VecNormalize``.
+may be ``"lin_<start>"`` (linear decay to 0); ``normalize`` asks for SB3's ``VecNormalize``;
+``action_noise`` (TD3, SAC) may be ``"normal_<std>"``: Gaussian noise of ``std`` times the action
+half-range.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ DEFAULT_HYPERPARAMS: dict[str, dict] = {
     ),
     # SAC: set with the RL trainer (commit 3be10ee); lr 1e-3 as rl-baselines3-zoo's Pendulum-v1.
     "sac": dict(learning_rate=1e-3, buffer_size=200_000, learning_starts=1000, batch_size=256),
+    # TD3: SB3's defaults (lr 1e-3, batch 256, gamma 0.99, policy delay 2, target noise 0.2)
+    # with Gaussian exploration noise of 0.1 of the action half-range (rl-baselines3-zoo's usual
+    # ``noise_type: normal, noise_std: 0.1``).
+    "td3": dict(buffer_size=200_000, learning_starts=1000, action_noise="normal_0.1"),
 }
 
 #: env id -> algorithm -> overrides of :data:`DEFAULT_HYPERPARAMS`.

@@ -172,7 +172,7 @@ def register_training(
     hyperparams : dict, optional
         ``{algo: SB3 keyword arguments}`` merged over
         :data:`neuroctl.envs.hyperparams.DEFAULT_HYPERPARAMS` by
-        :func:`~neuroctl.train.train_rl` (``algo`` in ``"ppo"``, ``"sac"``).
+        :func:`~neuroctl.train.train_rl` (``algo`` in ``"ppo"``, ``"sac"``, ``"td3"``).
     """
     from .hyperparams import DEFAULT_HYPERPARAMS, ENV_HYPERPARAMS
 
@@ -216,7 +216,7 @@ def rl_hyperparams(env_id: str, algo: str) -> dict:
     Parameters
     ----------
     env_id : str
-    algo : {"ppo", "sac"}
+    algo : {"ppo", "sac", "td3"}
 
     Returns
     -------

@@ -528,9 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("env", help="environment id (as for simulate)")
     p.add_argument(
         "--algo",
-        choices=("ppo", "sac", "diffsim"),
+        choices=("ppo", "sac", "td3", "diffsim"),
         default="ppo",
-        help="PPO or SAC (Stable-Baselines3), or differentiable simulation (default ppo)",
+        help="PPO, SAC or TD3 (Stable-Baselines3), or differentiable simulation (default ppo)",
     )
     p.add_argument("--activation", default="relu", help="hidden activation (default relu)")
     p.add_argument(

@@ -172,6 +172,11 @@ CASES = [
     ("train-algo", ["train", "Arm-v0", "--algo", "foo", "--out", "{tmp}/r"], ["--algo", "foo"]),
     ("train-env", ["train", "Nope-v0", "--out", "{tmp}/r"], ["unknown environment 'Nope-v0'"]),
     ("train-kwarg", [*TR, "-e", "mass=-1"], ["-e/--env-kwarg", "mass"]),
+    ("train-seed-and-seeds", [*TR, "--seed", "1", "--seeds", "0", "1"], ["--seeds", "--seed"]),
+    ("train-seeds-repeated", [*TR, "--seeds", "0", "0"], ["--seeds", "distinct", "[0, 0]"]),
+    ("train-seeds-none", [*TR, "--seeds"], ["--seeds"]),
+    ("train-workers-one-seed", [*TR, "--workers", "2"], ["--workers", "--seeds"]),
+    ("train-no-stop-diffsim", [*TR, "--no-stop"], ["--no-stop", "diffsim"]),
     # demo and report
     ("demo-out-unwritable", ["demo", "--out", "/proc/x"], ["--out", "writable"]),
     ("demo-out-file", ["demo", "--out", "{file}"], ["--out", "file"]),

@@ -189,3 +189,58 @@ def test_ring_criterion_is_failed_by_an_av_that_does_nothing():
     assert m["success"] is False and m["speed_ratio_min"] < 0.99
     shipped = ring_criterion(pretrained("neuroctl/RingRoad-v0"), seed=HELD_OUT_SEED)
     assert shipped["success"] is True
+
+
+def test_command_line_trains_over_seeds_and_writes_the_report(tmp_path, capsys):
+    from neuroctl.cli import main
+
+    out = tmp_path / "runs"
+    argv = ["train", "Arm-v0", "--algo", "sac", "--steps", "400", "--seeds", "3", "4"]
+    code = main([*argv, "--out", str(out), "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0 and doc["seeds"] == [3, 4] and doc["n_seeds"] == 2
+    assert [r["seed"] for r in doc["per_seed"]] == [3, 4]
+    for seed in (3, 4):
+        summary = json.loads((out / f"seed{seed}" / "summary.json").read_text())
+        assert summary["seed"] == seed and summary["steps_done"] == 400
+        assert summary["summary"]["criterion"]["held_out"]["n_targets"] == 100
+    page = (out / "report" / "index.html").read_text()
+    assert "learning-curves" in page and "data:image/png;base64," in page
+
+
+def test_td3_gets_gaussian_exploration_noise_scaled_to_the_action_range(tmp_path):
+    from stable_baselines3.common.noise import NormalActionNoise, VectorizedActionNoise
+
+    class Keep(sb3.common.callbacks.BaseCallback):
+        def _on_step(self):
+            self.noise = self.model.action_noise
+            return True
+
+    keep = Keep()
+    train_rl(
+        ARM,
+        algo="td3",
+        steps=300,
+        out_dir=tmp_path,
+        progress=False,
+        callback=keep,
+        **{k: v for k, v in TINY.items() if k not in ("steps", "algo_kwargs")},
+    )
+    noise = keep.noise
+    if isinstance(noise, VectorizedActionNoise):
+        noise = noise.base_noise
+    assert isinstance(noise, NormalActionNoise)
+    # Arm-v0's torque is in [-10, 10] N m: 0.1 of the half-range is 1 N m
+    np.testing.assert_allclose(noise._sigma, [1.0])
+
+
+@pytest.mark.parametrize("bad", ["normal", "normal_-1", "ou_0.1"])
+def test_bad_action_noise_is_refused(bad, tmp_path):
+    with pytest.raises(ValueError, match="action_noise"):
+        train_rl(
+            ARM,
+            algo="td3",
+            out_dir=tmp_path,
+            progress=False,
+            **{**TINY, "algo_kwargs": {"action_noise": bad}},
+        )

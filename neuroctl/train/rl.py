@@ -1,4 +1,4 @@
-"""Reinforcement learning on neuroctl envs through Stable-Baselines3 (PPO, SAC).
+"""Reinforcement learning on neuroctl envs through Stable-Baselines3 (PPO, SAC, TD3).
 
 The algorithms are SB3's; this module adds what a controls workflow needs around them: the
 hidden activation as a choice (``neuroctl.ACTIVATIONS``), checkpoints at intervals written
@@ -41,7 +41,7 @@ from .result import CsvLog, TensorBoardLog, Timer, TrainResult, cli_command, pol
 
 __all__ = ["train_rl", "ALGOS", "DEFAULT_HYPERPARAMS"]
 
-ALGOS = ("ppo", "sac")
+ALGOS = ("ppo", "sac", "td3")
 
 #: SB3 arguments that may be a schedule: a number, or ``"lin_<start>"`` (rl-baselines3-zoo's
 #: notation) for a linear decay from ``start`` at the first step to 0 at the run's last step.
@@ -69,6 +69,26 @@ def _schedule(key: str, value):
         f"algo_kwargs[{key!r}]: expected a number or 'lin_<start>' (linear decay to 0, e.g. "
         f"'lin_1e-3'), received {value!r}"
     )
+
+
+def _action_noise(value, action_space):
+    """``algo_kwargs["action_noise"]``: SB3's noise object as given, or ``"normal_<std>"`` for
+    Gaussian noise of ``std`` times the action half-range."""
+    if value is None or not isinstance(value, str):
+        return value
+    try:
+        std = float(value[7:]) if value.startswith("normal_") else math.nan
+    except ValueError:
+        std = math.nan
+    if not (math.isfinite(std) and std > 0):
+        raise ValueError(
+            "algo_kwargs['action_noise']: expected an SB3 action noise or 'normal_<std>' (std a "
+            f"positive fraction of the action half-range, e.g. 'normal_0.1'), received {value!r}"
+        )
+    from stable_baselines3.common.noise import NormalActionNoise
+
+    half = (np.asarray(action_space.high, float) - np.asarray(action_space.low, float)) / 2
+    return NormalActionNoise(mean=np.zeros_like(half), sigma=std * half)
 
 
 #: File beside a run's ``checkpoint.zip`` holding its ``VecNormalize`` statistics (a pickle).
@@ -217,13 +237,13 @@ def train_rl(
     eval_every: int | str | None = "auto",
     stop_at_criterion: bool = True,
 ) -> TrainResult:
-    """Train PPO or SAC (Stable-Baselines3) on a Gymnasium env and export the actor.
+    """Train PPO, SAC or TD3 (Stable-Baselines3) on a Gymnasium env and export the actor.
 
     Parameters
     ----------
     env_id : str
         A registered Gymnasium id (``"neuroctl/Arm-v0"``, ``"Pendulum-v1"``, ...).
-    algo : {"ppo", "sac"}
+    algo : {"ppo", "sac", "td3"}
     activation : str
         Hidden activation, a key of :data:`neuroctl.ACTIVATIONS` (``"relu"``, ``"tanh"``, ...);
         used for the actor and the critic.
@@ -329,7 +349,7 @@ def train_rl(
         env_kwargs=env_kwargs or {},
         normalize=normalize,
     )
-    cls = {"ppo": sb3.PPO, "sac": sb3.SAC}[algo]
+    cls = {"ppo": sb3.PPO, "sac": sb3.SAC, "td3": sb3.TD3}[algo]
     if native_vec:
         venv = make_sb3_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs)
     else:
@@ -358,7 +378,7 @@ def train_rl(
             venv.training = True
         model = cls.load(ckpt, env=venv, device="cpu")
         rb = ckpt.with_name("replay_buffer.pkl")
-        if algo == "sac" and rb.exists():
+        if algo in ("sac", "td3") and rb.exists():
             model.load_replay_buffer(rb)
     else:
         for stale in (
@@ -372,6 +392,8 @@ def train_rl(
         if (out / "sb3").exists():
             shutil.rmtree(out / "sb3")
         hyper = {**hyper, **schedules}
+        if "action_noise" in hyper:
+            hyper["action_noise"] = _action_noise(hyper["action_noise"], venv.action_space)
         extra_policy = dict(hyper.pop("policy_kwargs", None) or {})
         clash = {"net_arch", "activation_fn"} & set(extra_policy)
         if clash:

@@ -7,7 +7,7 @@ from .result import TrainResult
 __all__ = ["train", "ALGORITHMS"]
 
 #: Names accepted by :func:`train` (and ``neuroctl train --algo``).
-ALGORITHMS = ("ppo", "sac", "diffsim")
+ALGORITHMS = ("ppo", "sac", "td3", "diffsim")
 
 
 def train(
@@ -33,7 +33,7 @@ def train(
     ----------
     env_id : str
         Gymnasium id, e.g. ``"neuroctl/Arm-v0"``.
-    algo : {"ppo", "sac", "diffsim"}
+    algo : {"ppo", "sac", "td3", "diffsim"}
     activation : str
         Hidden activation (a key of :data:`neuroctl.ACTIVATIONS`).
     steps : int, optional
