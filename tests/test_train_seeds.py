@@ -46,6 +46,7 @@ def test_two_seed_run_reports_both_seeds_and_exports_sb3s_deterministic_action(t
         assert [int(r.split(",")[0]) for r in rows[1:]] == [256, 512]
         c = run.summary["criterion"]
         assert c["met"] is False and c["held_out"]["success"] is False
+        assert "NOT met in 512 env steps" in run.report()  # the user is told, with what to try
         assert 0.0 <= c["held_out"]["score"] <= 1.0
         # the exported policy is SB3's deterministic action (normalization included)
         model = PPO.load(run.checkpoint_path, device="cpu")
@@ -94,6 +95,7 @@ def test_run_stops_at_the_first_check_that_meets_the_criterion_and_stays_stopped
     )
     c = res.summary["criterion"]
     assert c["met"] is True and c["met_at_steps"] == 512 and res.steps_done == 512
+    assert "met at 512 env steps" in res.report()
     assert seen == [CHECK_SEED_OFFSET + 3, CHECK_SEED_OFFSET + 3, HELD_OUT_SEED]
     assert [int(r["steps"]) for r in _watch_rows(tmp_path / "criterion.csv")] == [256, 512]
     # the exported policy is the model at the stopping check

@@ -269,9 +269,11 @@ class TrainResult:
         """A multi-line text summary (used by the command line)."""
         lines = [repr(self), f"command: {self.command}"]
         for k, v in self.summary.items():
-            if k in ("analysis", "analysis_text"):
-                continue  # the full report is summary["analysis_text"]
+            if k in ("analysis", "analysis_text", "criterion"):
+                continue  # the full report is summary["analysis_text"]; the criterion below
             lines.append(f"{k}: {v}")
+        if isinstance(self.summary.get("criterion"), dict):
+            lines += criterion_lines(self.summary["criterion"], self.steps_done)
         return "\n".join(lines)
 
     def plot(self, *, ax=None, y: str | None = None):
@@ -293,6 +295,27 @@ class TrainResult:
         ax.set_title(f"{self.algo} on {self.env_id}")
         fig.tight_layout()
         return fig
+
+
+def criterion_lines(c: dict, steps_done: int) -> list[str]:
+    """The criterion part of a run's printed summary: met or not, when, and what to try."""
+    held = c.get("held_out") or {}
+    lines = [f"success criterion: {c.get('criterion', '')}"]
+    if c.get("met"):
+        lines.append(
+            f"  met at {c['met_at_steps']} env steps ({c['met_at_seconds']:.1f} s of training); "
+            f"on held-out targets: {'met' if held.get('success') else 'NOT met'} "
+            f"(score {held.get('score', float('nan')):.3g})"
+        )
+    else:
+        last = c.get("last_check") or {}
+        lines.append(
+            f"  NOT met in {steps_done} env steps (last check: score "
+            f"{last.get('score', float('nan')):.3g}; held-out score "
+            f"{held.get('score', float('nan')):.3g}): train longer (--steps), another seed "
+            "(--seeds to see how often it is met), or another algorithm (sac, diffsim)"
+        )
+    return lines
 
 
 def _json_default(o):
