@@ -48,7 +48,8 @@ def format_value(value: Any, digits: int = 4) -> str:
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     if isinstance(value, (complex, np.complexfloating)):
-        re_, im = float(np.real(value)), float(np.imag(value))
+        as_complex = complex(value)
+        re_, im = as_complex.real, as_complex.imag
         if im == 0:
             return format_value(re_, digits)
         sign = "+" if im >= 0 else "-"

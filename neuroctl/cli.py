@@ -129,7 +129,8 @@ def _jsonable(obj: Any) -> Any:
         v = float(obj)
         return v if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
     if isinstance(obj, (complex, np.complexfloating)):
-        return [_jsonable(float(np.real(obj))), _jsonable(float(np.imag(obj)))]
+        as_complex = complex(obj)
+        return [_jsonable(as_complex.real), _jsonable(as_complex.imag)]
     if isinstance(obj, Path):
         return str(obj)
     if callable(getattr(obj, "to_dict", None)):

@@ -220,12 +220,12 @@ class Section:
                 "add_table: missing: expected a str or a mapping column -> reason, received "
                 f"{type(missing).__name__}"
             )
-        rows = [dict(r) for r in rows]
+        row_dicts = [dict(r) for r in rows]
         if columns is None:
             columns = []
-            for r in rows:
+            for r in row_dicts:
                 columns += [k for k in r if k not in columns]
-        table = Table(rows=rows, columns=list(columns), caption=caption, missing=missing)
+        table = Table(rows=row_dicts, columns=list(columns), caption=caption, missing=missing)
         self.items.append(("table", table))
         return table
 
@@ -371,7 +371,7 @@ class Report:
     @json_dict
     def to_dict(self) -> dict:
         """The report's content without the images (tables as lists of rows)."""
-        out = {
+        out: dict[str, Any] = {
             "title": self.title,
             "version": self.version,
             "command": self.command,

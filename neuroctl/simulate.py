@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._array import Array
 from ._json import json_dict
 from .plant import Plant
 
@@ -125,6 +126,8 @@ class Trajectory:
     times : ndarray, shape (T+1,)
         Sample times in seconds.
     states : ndarray, shape (..., T+1, n)
+        A torch tensor (attached to the autograd graph) when simulated with
+        ``differentiable=True``; the same for ``inputs`` and ``observations``.
     inputs : ndarray, shape (..., T, m)
         Commands after actuator saturation (what acted on the plant).
     observations : ndarray, shape (..., T+1, p)
@@ -133,9 +136,9 @@ class Trajectory:
     """
 
     times: np.ndarray
-    states: np.ndarray
-    inputs: np.ndarray
-    observations: np.ndarray
+    states: Array  # numpy, or torch with differentiable=True
+    inputs: Array
+    observations: Array
     state_names: tuple[str, ...]
     input_names: tuple[str, ...]
     output_names: tuple[str, ...]
