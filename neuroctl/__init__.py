@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # the lazy names of _LAZY below, declared for type checkers a
     from . import linearize as linearize
     from .analysis import StabilityReport as StabilityReport
     from .analysis import analyze as analyze
-    from .analysis import string_stability as string_stability
+    from .car_following import string_stability as string_stability
     from .controllers import ACTIVATIONS as ACTIVATIONS
     from .controllers import affine_layer as affine_layer
     from .controllers import linear_controller as linear_controller
@@ -73,7 +73,7 @@ _LAZY = {
     "lqr": ".synthesis",
     "analyze": ".analysis",
     "StabilityReport": ".analysis",
-    "string_stability": ".analysis",
+    "string_stability": ".car_following",
     # piecewise-linear functions <-> ReLU networks
     "relu_net_from_pwl": ".pwl",
     "pwl_from_relu_net": ".pwl",
