@@ -120,11 +120,7 @@ def _print_json(obj: Any) -> None:
 def _table(rows: Sequence[dict]) -> str:
     from .report import Table
 
-    rows = [dict(r) for r in rows]
-    columns: list = []
-    for r in rows:
-        columns += [k for k in r if k not in columns]
-    return Table(rows=rows, columns=columns).to_text()
+    return Table.from_rows(rows).to_text()
 
 
 # --- commands ----------------------------------------------------------------------------------

@@ -220,12 +220,7 @@ class Section:
                 "add_table: missing: expected a str or a mapping column -> reason, received "
                 f"{type(missing).__name__}"
             )
-        row_dicts = [dict(r) for r in rows]
-        if columns is None:
-            columns = []
-            for r in row_dicts:
-                columns += [k for k in r if k not in columns]
-        table = Table(rows=row_dicts, columns=list(columns), caption=caption, missing=missing)
+        table = Table.from_rows(rows, columns=columns, caption=caption, missing=missing)
         self.items.append(("table", table))
         return table
 
