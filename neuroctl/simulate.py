@@ -153,8 +153,8 @@ class Trajectory:
         """Leading batch shape of the trajectories."""
         return self.states.shape[:-2]
 
-    def state(self, name: str) -> np.ndarray:
-        """One state signal by name, shape ``(..., T+1)``."""
+    def state(self, name: str) -> Array:
+        """One state signal by name, shape ``(..., T+1)`` (numpy or torch, as :attr:`states`)."""
         if name not in self.state_names:
             raise ValueError(f"name: expected one of {list(self.state_names)}, received {name!r}")
         return self.states[..., self.state_names.index(name)]
