@@ -9,9 +9,38 @@ from __future__ import annotations
 
 import sys as _sys
 import types as _types
+from typing import TYPE_CHECKING
 
 from ._array import namespace, stack, unstack
 from .plant import INTEGRATORS, Plant, euler, rk4, semi_implicit_euler
+
+if TYPE_CHECKING:  # the lazy names of _LAZY below, declared for type checkers and IDEs
+    # ("import x as x" marks an explicit re-export)
+    from . import linearize as linearize
+    from .analysis import StabilityReport as StabilityReport
+    from .analysis import analyze as analyze
+    from .car_following import string_stability as string_stability
+    from .controllers import ACTIVATIONS as ACTIVATIONS
+    from .controllers import affine_layer as affine_layer
+    from .controllers import linear_controller as linear_controller
+    from .controllers import mlp as mlp
+    from .files import load as load
+    from .gains import LocalGain as LocalGain
+    from .gains import local_gain as local_gain
+    from .jacobians import plant_jacobians as plant_jacobians
+    from .layers import UnsupportedLayer as UnsupportedLayer
+    from .loops import Linearization as Linearization
+    from .nlsys import from_nlsys as from_nlsys
+    from .operating import OperatingPoint as OperatingPoint
+    from .operating import OperatingPointError as OperatingPointError
+    from .operating import operating_point as operating_point
+    from .pwl import pwl_from_relu_net as pwl_from_relu_net
+    from .pwl import relu_net_from_pwl as relu_net_from_pwl
+    from .simulate import Trajectory as Trajectory
+    from .simulate import simulate as simulate
+    from .sweep import sweep as sweep
+    from .synthesis import lqr as lqr
+    from .train.pretrained import pretrained as pretrained
 
 __version__ = "0.1.0"
 
@@ -44,7 +73,7 @@ _LAZY = {
     "lqr": ".synthesis",
     "analyze": ".analysis",
     "StabilityReport": ".analysis",
-    "string_stability": ".analysis",
+    "string_stability": ".car_following",
     # piecewise-linear functions <-> ReLU networks
     "relu_net_from_pwl": ".pwl",
     "pwl_from_relu_net": ".pwl",

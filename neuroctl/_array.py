@@ -14,11 +14,12 @@ one-element numpy array, and on batches and tensors they are the usual indexing 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
 __all__ = [
+    "Array",
     "namespace",
     "is_torch",
     "as_like",
@@ -27,6 +28,12 @@ __all__ = [
     "check_vector",
     "NOT_AGNOSTIC_HINT",
 ]
+
+#: A numpy array or a torch tensor, whichever the caller passed: code written once for both
+#: dispatches on the kind at run time (``xp = namespace(x)``), which no static type expresses (a
+#: union would reject every method the two kinds share only in spirit, ``.copy()`` and
+#: ``.clone()``, ``keepdims`` and ``keepdim``), so for the type checker it is ``Any``.
+Array: TypeAlias = Any
 
 #: What to write instead of a numpy-only (or math-only) function of the state: quoted by every
 #: error about a function that fails on a torch tensor or a set.

@@ -14,6 +14,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 __all__ = ["JSON_CONVENTION", "MAX_SEED", "ParseError", "build_parser"]
 
@@ -215,7 +216,7 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self._negative_number_matcher = _NEGATIVE_NUMBER
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise ParseError(self.prog, message)
 
 

@@ -34,11 +34,13 @@ import math
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from ._array import Array
 from .layers import LAYER_KINDS, PiecewiseLinear, Smooth, describe, layer_names
 
 __all__ = ["GAIN_RULES", "Walk", "KinkFound", "walk_network", "supported_layers"]
@@ -101,11 +103,11 @@ class Record:
     """What the walk learned about one activation layer (batch of ``B`` points, ``k`` neurons)."""
 
     name: str
-    z: torch.Tensor | None  # (B, k) pre-activations (PWL layers: only with keep_grads)
-    piece: torch.Tensor  # (B, k) int8 index of the linear piece (-1 for smooth layers)
-    distance: torch.Tensor  # (B, k) distance of x to the neuron's nearest breakpoint
-    grad: torch.Tensor | None = None  # (B, k, n) pre-activation gradients (optional)
-    offset: torch.Tensor | None = None  # (B, k) pre-activation offsets: z(x') = grad x' + offset
+    z: Array | None  # (B, k) pre-activations (PWL layers: only with keep_grads)
+    piece: Array  # (B, k) int8 index of the linear piece (-1 for smooth layers)
+    distance: Array  # (B, k) distance of x to the neuron's nearest breakpoint
+    grad: Array | None = None  # (B, k, n) pre-activation gradients (optional)
+    offset: Array | None = None  # (B, k) pre-activation offsets: z(x') = grad x' + offset
     smooth: bool = False
     # PWL layers: the neuron nearest to its breakpoint, per point: (distance (B,), neuron (B,),
     # its pre-activation gradient (B, n), pre-activation (B,) and breakpoint (B,) or scalar)
@@ -114,10 +116,11 @@ class Record:
 
 @dataclass
 class Walk:
-    """State of one pass through a network (see module docstring)."""
+    """State of one pass through a network (see module docstring); every array is numpy or
+    torch, the kind of ``x``."""
 
-    T: torch.Tensor
-    x: torch.Tensor  # (B, n)
+    T: Array
+    x: Array  # (B, n)
     norm: float
     kink_tol: float
     keep_grads: bool = False
@@ -127,9 +130,9 @@ class Walk:
     lip: float = 1.0
     curv: float = 0.0
     smooth_seen: bool = False
-    binding_dist: torch.Tensor | None = None  # (B,) distance to the nearest breakpoint
+    binding_dist: Array | None = None  # (B,) distance to the nearest breakpoint
     binder: Binding | None = None  # which neuron that is and the direction to it, on demand
-    kink_mask: torch.Tensor | None = None  # (B,) a point lies on an unresolved kink
+    kink_mask: Array | None = None  # (B,) a point lies on an unresolved kink
     need_lip: bool = True  # track Lipschitz bounds (networks with smooth layers)
     # spare torch buffers by shape, shared by the walks of one batch: large fresh arrays cost
     # more to allocate (page faults) than the matrix product that fills them
@@ -174,7 +177,7 @@ def _dual_norm(g, norm: float):
     return acc
 
 
-def _ball_direction(g: torch.Tensor, norm: float) -> torch.Tensor:
+def _ball_direction(g: Array, norm: float) -> Array:
     """Unit vector (in ``norm``) that maximises ``g . d``, rows of ``g`` of shape (B, n)."""
     xp = np if _is_np(g) else torch
     if norm == 2:
@@ -248,8 +251,8 @@ def _pwl_tables(layer: nn.Module, k: int, use_np: bool):
         return hit[1:]
     spec = _pwl_spec(layer)
     breaks = np.asarray(spec.breaks, dtype=float)
-    slopes = np.stack([_as_row(s_, k) for s_ in spec.slopes])  # (P, k)
-    inter = np.stack([_as_row(c_, k) for c_ in spec.intercepts])  # (P, k)
+    slopes: Array = np.stack([_as_row(s_, k) for s_ in spec.slopes])  # (P, k)
+    inter: Array = np.stack([_as_row(c_, k) for c_ in spec.intercepts])  # (P, k)
     smax = float(abs(slopes).max()) if k else 0.0
     relu_like = len(slopes) == 2 and not slopes[0].any() and bool((slopes[1] == 1.0).all())
     if not use_np:
@@ -364,6 +367,7 @@ def _nearest(dist, z, G, breaks: np.ndarray) -> tuple:
         d, j = dist.min(-1)
         zj = z.gather(1, j[:, None])[:, 0]
         gj = G.gather(2, j.view(1, B, 1).expand(G.shape[0], B, 1))[..., 0].T
+    bj: float | Array
     if len(breaks) == 1:
         bj = float(breaks[0])
     else:
@@ -440,6 +444,8 @@ def _smooth(layer: nn.Module, w: Walk) -> None:
         grad = G.transpose(1, 2, 0).copy() if use_np else G.permute(1, 2, 0).clone()
         ein = np.einsum if use_np else torch.einsum
         offset = z - ein("bkn,bn->bk", grad, w.x)
+    piece: Array
+    dist: Array
     if use_np:
         piece, dist = np.full((B, k), -1, dtype=np.int8), np.full((B, k), np.inf)
     else:
@@ -453,8 +459,13 @@ def _smooth(layer: nn.Module, w: Walk) -> None:
     w.smooth_seen = True
 
 
+#: A rule: ``rule(layer, walk)``. Each rule takes the layers of its own kind (``_linear`` an
+#: ``nn.Linear``, ``_sequential`` an ``nn.Sequential``), which the table's lookup guarantees and a
+#: single callable type cannot state, hence ``Any`` for the layer.
+GainRule = Callable[[Any, Walk], None]
+
 #: Layer kind (:data:`neuroctl.layers.KINDS`) -> rule.
-KIND_RULES: dict[str, Callable[[nn.Module, Walk], None]] = {
+KIND_RULES: dict[str, GainRule] = {
     "affine": _linear,
     "identity": _identity,
     "container": _sequential,
@@ -463,7 +474,7 @@ KIND_RULES: dict[str, Callable[[nn.Module, Walk], None]] = {
 }
 
 #: Layer type -> rule, for every registered type (derived from the registry).
-GAIN_RULES: dict[type, Callable[[nn.Module, Walk], None]] = {
+GAIN_RULES: dict[type, GainRule] = {
     t: KIND_RULES[k] for t, (k, _) in LAYER_KINDS.items() if k in KIND_RULES
 }
 
@@ -498,7 +509,7 @@ def _has_smooth(net: nn.Module) -> bool:
 
 def walk_network(
     net: nn.Module,
-    x,
+    x: Array,
     *,
     norm: float,
     kink_tol: float,
@@ -514,6 +525,8 @@ def walk_network(
     successive chunks of one batch) lets the torch walk reuse the buffers of the previous one.
     """
     B, n = x.shape
+    T: Array
+    kink_mask: Array
     if _is_np(x):
         T = np.empty((1 + n, B, n))
         T[0] = x

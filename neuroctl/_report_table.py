@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +48,8 @@ def format_value(value: Any, digits: int = 4) -> str:
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     if isinstance(value, (complex, np.complexfloating)):
-        re_, im = float(np.real(value)), float(np.imag(value))
+        as_complex = complex(value)
+        re_, im = as_complex.real, as_complex.imag
         if im == 0:
             return format_value(re_, digits)
         sign = "+" if im >= 0 else "-"
@@ -84,6 +85,24 @@ class Table:
     columns: list[str]
     caption: str | None = None
     missing: str | Mapping[str, str] | None = None
+
+    @classmethod
+    def from_rows(
+        cls,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        columns: Sequence[str] | None = None,
+        caption: str | None = None,
+        missing: str | Mapping[str, str] | None = None,
+    ) -> Table:
+        """A table of ``rows`` (copied to dicts); ``columns`` defaults to the rows' keys in order
+        of first appearance."""
+        row_dicts = [dict(r) for r in rows]
+        if columns is None:
+            columns = []
+            for r in row_dicts:
+                columns += [k for k in r if k not in columns]
+        return cls(rows=row_dicts, columns=list(columns), caption=caption, missing=missing)
 
     def _reason(self, column: str, value: Any) -> str | None:
         """The footnote of an empty cell, or None for a cell with a value."""

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import ast
 import json
-import math
 import os
 import sys
 from collections.abc import Sequence
@@ -49,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from ._cli_parser import JSON_CONVENTION, ParseError, build_parser  # noqa: F401
+from ._json import jsonable
 
 __all__ = [
     "EXIT_FAIL",
@@ -111,46 +111,16 @@ def _parse_kwargs(pairs: Sequence[str] | None) -> dict:
 # --- output --------------------------------------------------------------------------------
 
 
-def _jsonable(obj: Any) -> Any:
-    """Plain JSON data: numpy / torch / complex / Path values converted, inf and nan as strings."""
-    import numpy as np
-
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        v = float(obj)
-        return v if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
-    if isinstance(obj, (complex, np.complexfloating)):
-        return [_jsonable(float(np.real(obj))), _jsonable(float(np.imag(obj)))]
-    if isinstance(obj, Path):
-        return str(obj)
-    if callable(getattr(obj, "to_dict", None)):
-        return _jsonable(obj.to_dict())
-    if type(obj).__module__.startswith("torch"):
-        return _jsonable(obj.detach().cpu().numpy())
-    return obj
-
-
 def _print_json(obj: Any) -> None:
-    print(json.dumps(_jsonable(obj), indent=2, allow_nan=False))
+    """``obj`` as indented JSON on stdout, under neuroctl's one convention (:mod:`neuroctl._json`:
+    non-finite floats as strings, complex numbers as pairs, results by their ``to_dict()``)."""
+    print(json.dumps(jsonable(obj), indent=2, allow_nan=False))
 
 
 def _table(rows: Sequence[dict]) -> str:
     from .report import Table
 
-    rows = [dict(r) for r in rows]
-    columns: list = []
-    for r in rows:
-        columns += [k for k in r if k not in columns]
-    return Table(rows=rows, columns=columns).to_text()
+    return Table.from_rows(rows).to_text()
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -458,7 +428,7 @@ def _verify_roa(args) -> int:
         raise UsageError(f"--roa: {exc}") from None
     env.close()
     if args.json:
-        _print_json({"env": env.spec.id, "controller": ctrl.name, **_jsonable(res.to_dict())})
+        _print_json({"env": env.spec.id, "controller": ctrl.name, **res.to_dict()})
     else:
         print(f"{env.spec.id} with {ctrl.name}: region of attraction, {res.semantics} semantics")
         print(f"  level {res.level:.6g}  volume {res.volume:.4g}  "
@@ -713,7 +683,7 @@ def cmd_verify(args) -> int:
                         "upper": r["upper"],
                         "box": r["box"],
                         "spec": r["spec"].name or repr(r["spec"]),
-                        **_jsonable(r["result"].to_dict()),
+                        **r["result"].to_dict(),
                     }
                     for r in results
                 ],

@@ -160,7 +160,9 @@ def make_env(
 
     resolved = resolve_env_id(env_id)
     kwargs = dict(env_kwargs or {})
-    extra = {} if max_episode_steps is None else {"max_episode_steps": int(max_episode_steps)}
+    extra: dict[str, Any] = (
+        {} if max_episode_steps is None else {"max_episode_steps": int(max_episode_steps)}
+    )
     try:
         return gym.make(resolved, **kwargs, **extra)
     except (TypeError, ValueError, ImportError, gym.error.Error) as exc:
@@ -374,7 +376,9 @@ def rollout(
     plant = getattr(base, "plant", None)
     dt = plant.dt if isinstance(plant, Plant) else 1.0
     horizon = steps if steps is not None else (env.spec.max_episode_steps or 1000)
-    obs_l, act_l, rew_l = [obs], [], []
+    obs_l = [obs]
+    act_l: list[np.ndarray] = []
+    rew_l: list[float] = []
     has_state = isinstance(getattr(base, "state", None), np.ndarray)  # a foreign env may not
     state_l = [np.array(base.state, dtype=float, copy=True)] if has_state else []
     speeds_l, gaps_l, fail_safe = [], [], 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -179,7 +180,9 @@ def _dropout(m):
 
 #: Layer type -> (kind, description of an instance). Looked up along the type's MRO, exact type
 #: first (ReLU6 is a Hardtanh subclass and has the Hardtanh description with its own bounds).
-LAYER_KINDS: dict[type, tuple[str, Callable[[nn.Module], Description]]] = {
+#: Each describing function reads the attributes of its own type (``m.beta`` of a Softplus), which
+#: the lookup guarantees and one callable type cannot state, hence ``Any`` for the instance.
+LAYER_KINDS: dict[type, tuple[str, Callable[[Any], Description]]] = {
     nn.Linear: ("affine", _none),
     nn.Identity: ("identity", _none),
     nn.Flatten: ("identity", _flatten),

@@ -215,11 +215,11 @@ def map_tasks(
     if not (isinstance(retries, (int, np.integer)) and retries >= 0):
         raise ValueError(f"retries: expected a non-negative int, received {retries!r}")
     args = [tuple(a) for a in arg_list]
-    if executor is None and (workers is None or workers == 1):
+    if executor is not None:
+        return _run(fn, args, executor, int(retries), None)
+    if workers is None or workers == 1:
         return [fn(*a) for a in args]
-    if executor is None:
-        return _run(fn, args, None, int(retries), int(workers))
-    return _run(fn, args, executor, int(retries), None)
+    return _run(fn, args, None, int(retries), int(workers))
 
 
 def _lost_worker(err: BaseException) -> bool:

@@ -91,11 +91,11 @@ def semi_implicit_euler(rhs: RHS, x, u, dt: float):
             # batches: the same operations (v + dt a, then q + dt v') on contiguous halves,
             # joined once (operations on the strided halves of a batch are several times
             # slower)
-            v_next = np.multiply(f[..., h:], dt)
-            v_next += x[..., h:]
-            q_next = np.multiply(v_next, dt)
-            q_next += x[..., :h]
-            return np.concatenate([q_next, v_next], axis=-1)
+            v_batch = np.multiply(f[..., h:], dt)
+            v_batch += x[..., h:]
+            q_batch = np.multiply(v_batch, dt)
+            q_batch += x[..., :h]
+            return np.concatenate([q_batch, v_batch], axis=-1)
         x_next = x + dt * f  # its velocity half is v + dt a; the position half is replaced
         x_next[..., :h] = x[..., :h] + dt * x_next[..., h:]
         return x_next

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ._json import json_dict
+from .layers import PiecewiseLinear as PiecewiseLinearLayer
 from .layers import describe
 
 __all__ = [
@@ -291,13 +292,16 @@ def _flatten(net: nn.Module) -> list[tuple[nn.Module, tuple[float, ...] | None]]
     """The ``(layer, breakpoints)`` of the network in order (None for ``nn.Linear``)."""
     kind, desc = describe(net, analysis="pwl_from_relu_net", kinds=_KINDS)
     if kind == "container":
+        assert isinstance(net, nn.Sequential)  # the registry's only container
         out: list = []
         for layer in net:
             out += _flatten(layer)
         return out
     if kind == "affine":
         return [(net, None)]
-    return [(net, tuple(float(b) for b in desc.breaks) if desc is not None else ())]
+    # piecewise-linear activations have breakpoints; identity layers (description None) none
+    breaks = desc.breaks if isinstance(desc, PiecewiseLinearLayer) else ()
+    return [(net, tuple(float(b) for b in breaks))]
 
 
 def _insert_crossings(x: np.ndarray, z: np.ndarray, thresholds) -> tuple[np.ndarray, np.ndarray]:
@@ -365,6 +369,7 @@ def pwl_from_relu_net(net: nn.Module, lo: float, hi: float, *, simplify: bool = 
     z = x[:, None].copy()  # values of the current layer's units at the breakpoints
     for layer, breaks in layers:
         if breaks is None:
+            assert isinstance(layer, nn.Linear)
             w = layer.weight.detach().to(torch.float64).cpu().numpy()
             b = (
                 layer.bias.detach().to(torch.float64).cpu().numpy()

@@ -220,12 +220,7 @@ class Section:
                 "add_table: missing: expected a str or a mapping column -> reason, received "
                 f"{type(missing).__name__}"
             )
-        rows = [dict(r) for r in rows]
-        if columns is None:
-            columns = []
-            for r in rows:
-                columns += [k for k in r if k not in columns]
-        table = Table(rows=rows, columns=list(columns), caption=caption, missing=missing)
+        table = Table.from_rows(rows, columns=columns, caption=caption, missing=missing)
         self.items.append(("table", table))
         return table
 
@@ -371,7 +366,7 @@ class Report:
     @json_dict
     def to_dict(self) -> dict:
         """The report's content without the images (tables as lists of rows)."""
-        out = {
+        out: dict[str, Any] = {
             "title": self.title,
             "version": self.version,
             "command": self.command,

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._array import Array
 from ._json import json_dict
 from .plant import Plant
 
@@ -125,6 +126,8 @@ class Trajectory:
     times : ndarray, shape (T+1,)
         Sample times in seconds.
     states : ndarray, shape (..., T+1, n)
+        A torch tensor (attached to the autograd graph) when simulated with
+        ``differentiable=True``; the same for ``inputs`` and ``observations``.
     inputs : ndarray, shape (..., T, m)
         Commands after actuator saturation (what acted on the plant).
     observations : ndarray, shape (..., T+1, p)
@@ -133,9 +136,9 @@ class Trajectory:
     """
 
     times: np.ndarray
-    states: np.ndarray
-    inputs: np.ndarray
-    observations: np.ndarray
+    states: Array  # numpy, or torch with differentiable=True
+    inputs: Array
+    observations: Array
     state_names: tuple[str, ...]
     input_names: tuple[str, ...]
     output_names: tuple[str, ...]
@@ -150,8 +153,8 @@ class Trajectory:
         """Leading batch shape of the trajectories."""
         return self.states.shape[:-2]
 
-    def state(self, name: str) -> np.ndarray:
-        """One state signal by name, shape ``(..., T+1)``."""
+    def state(self, name: str) -> Array:
+        """One state signal by name, shape ``(..., T+1)`` (numpy or torch, as :attr:`states`)."""
         if name not in self.state_names:
             raise ValueError(f"name: expected one of {list(self.state_names)}, received {name!r}")
         return self.states[..., self.state_names.index(name)]

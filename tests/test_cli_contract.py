@@ -216,8 +216,8 @@ def test_verify_uses_the_rings_documented_box(capsys, tmp_path):
 # --- JSON conventions ------------------------------------------------------------------------
 
 
-def test_json_numbers_and_the_non_finite_convention():
-    from neuroctl.cli import _jsonable
+def test_json_numbers_and_the_non_finite_convention(capsys):
+    from neuroctl.cli import _print_json
 
     data = {
         "a": np.float32(0.5),
@@ -227,7 +227,8 @@ def test_json_numbers_and_the_non_finite_convention():
         "e": np.bool_(True),
         "f": torch.tensor([3.0]),
     }
-    assert _jsonable(data) == {
+    _print_json(data)
+    assert json.loads(capsys.readouterr().out) == {
         "a": 0.5,
         "b": ["inf", "-inf", "nan"],
         "c": [1, 2],

@@ -3,6 +3,7 @@ closed forms."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -164,6 +165,14 @@ def test_result_prints_and_serialises(pendulum):
     assert "certified" in text and "theta" in text and f"{res.level:.6g}" in text
     fig = res.plot(n_traj=4, steps=50)
     assert len(fig.axes) == 1
+
+
+def test_a_result_without_its_plant_says_why_it_cannot_plot(pendulum):
+    *_, res = pendulum
+    bare = dataclasses.replace(res, _plant=None)
+    with pytest.raises(ValueError, match="no plant to simulate"):
+        bare.plot(n_traj=2, steps=5)
+    assert json.loads(json.dumps(bare.to_dict()))["level"] == res.level
 
 
 @pytest.mark.parametrize(

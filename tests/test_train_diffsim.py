@@ -134,6 +134,37 @@ def test_pretrained_files_are_small_and_record_their_command():
         assert spec["format"] == "neuroctl.policy/1"
 
 
+def test_building_a_pretrained_policy_from_an_interrupted_run_copies_nothing(
+    tmp_path, monkeypatch
+):
+    import importlib
+
+    from neuroctl.train import run
+    from neuroctl.train.result import TrainResult
+
+    def interrupted_train(env_id, *, out_dir, **kwargs):  # Ctrl-C before the policy's export
+        return TrainResult(
+            env_id=env_id,
+            algo=kwargs["algo"],
+            activation=kwargs["activation"],
+            seed=kwargs["seed"],
+            steps=kwargs["steps"],
+            steps_done=10,
+            out_dir=out_dir,
+            policy_path=None,
+            checkpoint_path=out_dir / "checkpoint.pt",
+            interrupted=True,
+        )
+
+    monkeypatch.setattr(run, "train", interrupted_train)
+    # the module, not the function neuroctl.train.pretrained of the same name
+    pretrained_module = importlib.import_module("neuroctl.train.pretrained")
+    dest = tmp_path / "dest"
+    with pytest.raises(RuntimeError, match="interrupted before it exported a policy"):
+        pretrained_module.build_pretrained(ARM, work_dir=tmp_path / "work", dest=dest)
+    assert list(dest.iterdir()) == []
+
+
 def test_example_train_arm_relu_reaches_analyses_and_verifies(tmp_path):
     import control
 

@@ -5,6 +5,8 @@ Stable-Baselines3 is an optional extra (``pip install 'neuroctl[rl]'``), importe
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .diagnostics import (
     DeadUnits,
     RevivalCallback,
@@ -15,6 +17,17 @@ from .diagnostics import (
     has_dead_unit_layers,
 )
 from .pretrained import pretrained
+
+if TYPE_CHECKING:  # the lazy names of _LAZY below, declared for type checkers and IDEs
+    # ("import x as x" marks an explicit re-export)
+    from .diffsim import train_diffsim as train_diffsim
+    from .export import actor_network as actor_network
+    from .export import export_policy as export_policy
+    from .result import TrainResult as TrainResult
+    from .rl import evaluate_policy as evaluate_policy
+    from .rl import train_rl as train_rl
+    from .run import train as train
+    from .tasks import arm_success_rate as arm_success_rate
 
 _LAZY = {
     "export_policy": ".export",

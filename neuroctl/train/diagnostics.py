@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from .._json import json_dict
-from ..layers import describe, kind_of
+from ..layers import PiecewiseLinear, describe, kind_of
 
 __all__ = [
     "DeadUnits",
@@ -115,6 +115,7 @@ def _active_fn(module: nn.Module):
     if kind_of(module) != "piecewise_linear":
         return None
     _, desc = describe(module, analysis="dead_units", kinds=("piecewise_linear",))
+    assert isinstance(desc, PiecewiseLinear)
     through = [
         p
         for p, (s, c) in enumerate(zip(desc.slopes, desc.intercepts, strict=True))
@@ -518,16 +519,6 @@ def spike_closed_form(alpha: float) -> float:
 
 
 # ----------------------------------------------------------------------- SB3 callback
-def _base_callback():
-    try:
-        from stable_baselines3.common.callbacks import BaseCallback
-    except ImportError as exc:  # pragma: no cover - optional extra
-        raise ImportError(
-            "RevivalCallback needs Stable-Baselines3: pip install 'neuroctl[rl]'"
-        ) from exc
-    return BaseCallback
-
-
 def _policy_optimizers(model) -> list[tuple[str, torch.optim.Optimizer, nn.Module]]:
     """The optimizers of an SB3 model's policy with the module each one trains.
 
@@ -535,12 +526,12 @@ def _policy_optimizers(model) -> list[tuple[str, torch.optim.Optimizer, nn.Modul
     ``policy.critic``; on-policy ones (PPO, A2C) a single one on ``policy``.
     """
     pol = model.policy
-    parts = [("actor", getattr(pol, "actor", None)), ("critic", getattr(pol, "critic", None))]
-    out = [
-        (name, module.optimizer, module)
-        for name, module in parts
-        if isinstance(getattr(module, "optimizer", None), torch.optim.Optimizer)
-    ]
+    out = []
+    for name in ("actor", "critic"):
+        module = getattr(pol, name, None)
+        optimizer = getattr(module, "optimizer", None)
+        if isinstance(module, nn.Module) and isinstance(optimizer, torch.optim.Optimizer):
+            out.append((name, optimizer, module))
     if not out and isinstance(getattr(pol, "optimizer", None), torch.optim.Optimizer):
         out.append(("policy", pol.optimizer, pol))
     return out
@@ -572,7 +563,12 @@ def RevivalCallback(
     stable_baselines3.common.callbacks.BaseCallback
         The callback (its ``monitors`` attribute maps optimizer names to monitors).
     """
-    BaseCallback = _base_callback()
+    try:
+        from stable_baselines3.common.callbacks import BaseCallback
+    except ImportError as exc:  # pragma: no cover - optional extra
+        raise ImportError(
+            "RevivalCallback needs Stable-Baselines3: pip install 'neuroctl[rl]'"
+        ) from exc
 
     class _RevivalCallback(BaseCallback):
         def __init__(self):

@@ -258,8 +258,8 @@ def train_diffsim(
                 if step >= steps:
                     break
                 log_now = (step + 1) % log_every == 0 or step + 1 == steps
-                seen: list | None = [] if log_now else None
-                cost, x = _rollout_cost(task, policy, x, r, ctx, gen, seen)
+                seen: list[torch.Tensor] = []  # the observations, collected when logging
+                cost, x = _rollout_cost(task, policy, x, r, ctx, gen, seen if log_now else None)
                 opt.zero_grad()
                 cost.backward()
                 torch.nn.utils.clip_grad_norm_(params, grad_clip)
@@ -280,16 +280,17 @@ def train_diffsim(
                         if piecewise_linear
                         else float("nan")
                     )
+                    mean_cost = float(np.mean(costs[-log_every:]))
                     row = dict(
                         steps=step,
-                        cost=float(np.mean(costs[-log_every:])),
+                        cost=mean_cost,
                         lr=sched.get_last_lr()[0],
                         dead_fraction=dead_fraction,
                         time=timer(),
                     )
                     csv_log.write(**row)
-                    tb.scalar("train/cost", row["cost"], step)
-                    tb.scalar("diagnostics/dead_unit_fraction", row["dead_fraction"], step)
+                    tb.scalar("train/cost", mean_cost, step)
+                    tb.scalar("diagnostics/dead_unit_fraction", dead_fraction, step)
                 if step % checkpoint_every == 0:
                     save(step)
                 if callback is not None and callback(step, policy, costs[-1]) is False:

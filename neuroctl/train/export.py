@@ -136,13 +136,14 @@ def _actor_parts(model) -> tuple[list[nn.Module], nn.Linear, str]:
         squash = "tanh"
     elif isinstance(policy, TD3Policy):
         # TD3 / DDPG: mu = Sequential(Linear, act, ..., Linear, Tanh)
-        actor = policy.actor
-        mods = list(actor.mu)
+        td3_actor = policy.actor
+        mods = list(td3_actor.mu) if isinstance(td3_actor.mu, nn.Sequential) else []
         if not (
             len(mods) >= 2 and isinstance(mods[-1], nn.Tanh) and isinstance(mods[-2], nn.Linear)
         ):
             raise ValueError("export_policy: expected a TD3 actor ending in Linear, Tanh")
-        extractor, hidden, head = actor.features_extractor, nn.Sequential(*mods[:-2]), mods[-2]
+        extractor, hidden = td3_actor.features_extractor, nn.Sequential(*mods[:-2])
+        head = mods[-2]
         squash = "tanh"
     elif isinstance(policy, ActorCriticPolicy):  # PPO, A2C
         extractor = policy.pi_features_extractor
@@ -159,6 +160,10 @@ def _actor_parts(model) -> tuple[list[nn.Module], nn.Linear, str]:
         raise ValueError(
             "export_policy: expected SB3's FlattenExtractor, received "
             f"{type(extractor).__name__} (custom features extractors are not exported)"
+        )
+    if not isinstance(head, nn.Linear):
+        raise ValueError(
+            f"export_policy: expected a Linear mean head, received {type(head).__name__}"
         )
     layers = list(hidden) if isinstance(hidden, nn.Sequential) else [hidden]
     return layers, head, squash
@@ -306,7 +311,7 @@ def sweep_temporary_files(folder) -> list[Path]:
         The files removed.
     """
     folder = Path(folder)
-    removed = []
+    removed: list[Path] = []
     if not folder.is_dir():
         return removed
     for entry in folder.iterdir():
@@ -399,6 +404,7 @@ def load_policy(path) -> nn.Sequential:
         kind = ls["type"]
         if kind not in _LAYER_TYPES:
             raise ValueError(f"{path}.json: unsupported layer {kind!r}")
+        m: nn.Module
         if kind == "Linear":
             m = nn.Linear(ls["in_features"], ls["out_features"]).to(dtype)
             if ls.get("frozen"):

@@ -81,6 +81,11 @@ def build_pretrained(env_id: str, *, work_dir, dest: Path | None = None) -> Path
     result = train(env_id, out_dir=out, progress=False, resume=False, **recipe)
     dest = _DIR if dest is None else Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
+    if result.policy_path is None:
+        raise RuntimeError(
+            f"build_pretrained: the run of {env_id} in {out} was interrupted before it exported a "
+            "policy; nothing was copied (rerun to resume from its checkpoint)"
+        )
     target = dest / _name(env_id)
     shutil.copyfile(result.policy_path, target.with_suffix(".pt"))
     spec = json.loads(result.policy_path.with_suffix(".json").read_text())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .result import TrainResult
 
 __all__ = ["train", "ALGORITHMS"]
@@ -58,7 +60,7 @@ def train(
     if algo == "diffsim":
         from .diffsim import train_diffsim
 
-        kw = {} if steps is None else {"steps": steps}
+        kw: dict[str, Any] = {} if steps is None else {"steps": steps}
         return train_diffsim(
             env_id,
             activation=activation,

@@ -17,12 +17,6 @@ import numpy as np
 __all__ = ["NativeVecEnv", "make_sb3_vec_env"]
 
 
-def _vec_env_base():
-    from stable_baselines3.common.vec_env import VecEnv
-
-    return VecEnv
-
-
 def make_sb3_vec_env(env_id: str, *, n_envs: int, seed: int, env_kwargs: dict | None = None):
     """An SB3 ``VecEnv``: the native vector env when the id has one, else a ``DummyVecEnv``."""
     import gymnasium as gym
@@ -40,7 +34,8 @@ def make_sb3_vec_env(env_id: str, *, n_envs: int, seed: int, env_kwargs: dict | 
 
 def NativeVecEnv(venv, *, seed: int | None = None):  # noqa: N802 - a class factory
     """Wrap a Gymnasium ``VectorEnv`` (next-step autoreset) as an SB3 ``VecEnv``."""
-    VecEnv = _vec_env_base()
+    # imported here, not at module level: Stable-Baselines3 is an optional extra
+    from stable_baselines3.common.vec_env import VecEnv
 
     class _Native(VecEnv):
         def __init__(self):

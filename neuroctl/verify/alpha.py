@@ -73,7 +73,7 @@ def optimized_lower_bound(
     offset = 0.0 if d is None else torch.as_tensor(np.asarray(d, dtype=np.float64))
 
     # variables: one slope per (box, row, unstable ReLU), started at CROWN's choice
-    alphas = []
+    alphas: list[torch.Tensor | None] = []  # None for a layer without unstable ReLUs
     for a_lo, _, _, _, unstable in layers:
         if unstable is None or not bool(unstable.any()):
             alphas.append(None)

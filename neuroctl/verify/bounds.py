@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -163,7 +164,7 @@ class ReluNetwork:
         sizes = [self.n_inputs, *self.hidden_sizes, self.n_outputs]
         if self.piecewise_linear:
             return f"ReluNetwork(sizes={sizes})"
-        return f"ReluNetwork(sizes={sizes}, activations={list(self.activations)})"
+        return f"ReluNetwork(sizes={sizes}, activations={[a.name for a in self._acts]})"
 
 
 class _Lowering:
@@ -252,7 +253,9 @@ def _rule_sequential(m: nn.Sequential, desc, acc: _Lowering):
 #: Layer kind (:data:`neuroctl.layers.KINDS`) -> rule that appends the layer to the canonical ReLU
 #: network (DESIGN convention 8). Smooth layers: those with a relaxation in
 #: :data:`neuroctl.verify.relaxations.ACTIVATIONS` (tanh, sigmoid).
-LAYER_RULES: dict[str, Callable[[nn.Module, object, _Lowering], None]] = {
+#: Each rule takes the layers of its own kind (``_rule_linear`` an ``nn.Linear``), which the lookup
+#: guarantees and one callable type cannot state, hence ``Any`` for the layer.
+LAYER_RULES: dict[str, Callable[[Any, object, _Lowering], None]] = {
     "affine": _rule_linear,
     "identity": _rule_skip,
     "container": _rule_sequential,
@@ -306,7 +309,7 @@ def as_relu_network(net, n_inputs: int | None = None, *, smooth: bool = False) -
         _apply_rule(net, acc)
         rnet = acc.finish()
     if not smooth and not rnet.piecewise_linear:
-        smooth_names = sorted({a for a in rnet.activations if a != "relu"})
+        smooth_names = sorted({a.name for a in rnet.layer_activations if a.name != "relu"})
         raise NotImplementedError(
             f"as_relu_network: expected a piecewise-linear network, received one with smooth "
             f"activations {smooth_names}; pass smooth=True to keep them (bounds and check "
@@ -427,7 +430,7 @@ def _crown_all(rnet: ReluNetwork, lo, hi):
     by back-substitution (stable ReLUs need no relaxation).
     """
     B = lo.shape[0]
-    out = []
+    out: list[tuple[np.ndarray, np.ndarray]] = []  # (lower, upper) pre-activation bounds per layer
     for k in range(len(rnet.weights) - 1):
         W, b = rnet.weights[k], rnet.biases[k]
         if k == 0:

@@ -8,6 +8,7 @@ import numpy as np
 
 from .._json import json_dict
 from .reach import _state_axes
+from .temporal import Property
 
 __all__ = ["ClosedLoopResult", "Counterexample", "Replay"]
 
@@ -198,7 +199,7 @@ class ClosedLoopResult:
     status: str
     semantics: str
     assumptions: str
-    spec: object
+    spec: Property
     steps: int
     times: np.ndarray
     initial_lower: np.ndarray

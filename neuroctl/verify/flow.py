@@ -53,6 +53,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import cast
 
 import numpy as np
 
@@ -238,7 +239,12 @@ def _joint_reduce(forms, max_generators: int):
     from .reach import _reduce
 
     sizes = [f.shape[-1] for f in forms]
-    joined = np.concatenate([AffineForm._lift(f, forms[0].ctx) for f in forms], axis=-1)
+    # np.concatenate dispatches to AffineForm.__array_function__ and returns a form; numpy's
+    # stubs cannot know that and say ndarray
+    joined = cast(
+        AffineForm,
+        np.concatenate([AffineForm._lift(f, forms[0].ctx) for f in forms], axis=-1),
+    )
     red = _reduce(joined, max_generators)
     out, start = [], 0
     for s in sizes:
@@ -281,10 +287,12 @@ def flow_period(
     while pos < 1:
         h = math.ldexp(T, -level)
         sub = _taylor_substep(plant, x, u, w, h, order)
-        width = None if sub is None else (sub.x_next.upper - sub.x_next.lower)
-        accurate = sub is not None and np.all(
-            2.0 * sub.rem_rad <= _REM_TOL * width + 1e-12 * (1.0 + np.abs(sub.x_next.c))
-        )
+        accurate = False
+        if sub is not None:
+            width = sub.x_next.upper - sub.x_next.lower
+            accurate = bool(
+                np.all(2.0 * sub.rem_rad <= _REM_TOL * width + 1e-12 * (1.0 + np.abs(sub.x_next.c)))
+            )
         if sub is None or (not accurate and level < level0 + _MAX_REFINE // 2):
             if level >= level0 + _MAX_REFINE:
                 raise FlowEnclosureError(

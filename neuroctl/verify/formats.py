@@ -9,6 +9,7 @@ one layer registry. An activation on the output layer is kept. ONNX support is a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ SUPPORTED_ONNX_OPS = (
 )
 
 #: Activation names of NNV ``.mat`` files (MATLAB's names and NNV's) and the layer each builds.
-MAT_ACTIVATIONS = {
+MAT_ACTIVATIONS: dict[str, Callable[[], nn.Module] | None] = {
     "relu": nn.ReLU,
     "poslin": nn.ReLU,
     "tanh": nn.Tanh,
@@ -151,7 +152,7 @@ def load_nnet(path, *, normalize: bool = True) -> nn.Sequential:
                 np.hstack([eye, -eye]) / ranges[:n_in, None], (mins - means[:n_in]) / ranges[:n_in]
             ),
         ]
-        post = [_linear(np.eye(n_out) * ranges[n_in], np.full(n_out, means[n_in]))]
+        post: list[nn.Module] = [_linear(np.eye(n_out) * ranges[n_in], np.full(n_out, means[n_in]))]
         layers = pre + layers + post
     return nn.Sequential(*layers)
 
@@ -231,8 +232,9 @@ def load_mat(path) -> nn.Sequential:
             )
         width = w.shape[0]
         layers.append(_linear(w, b))
-        if MAT_ACTIVATIONS[act] is not None:
-            layers.append(MAT_ACTIVATIONS[act]())
+        make_activation = MAT_ACTIVATIONS[act]
+        if make_activation is not None:
+            layers.append(make_activation())
     return nn.Sequential(*layers)
 
 
@@ -369,6 +371,7 @@ def load_onnx(path) -> nn.Sequential:
             f"{', '.join(where[:10])}; supported: {', '.join(SUPPORTED_ONNX_OPS)}"
         )
     dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim]
+    shape: tuple[int, ...] | None
     if len(dims) < 2:
         shape = (int(dims[0]),) if dims and dims[0] > 0 else None
     else:

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
 from .._json import json_dict
+
+if TYPE_CHECKING:  # simulate is imported where it runs (it is not needed to import this module)
+    from ..simulate import Trajectory
 from ..plant import Plant
 from .affine import AffineForm, SetArithmeticError, _const
 from .flow import ode_rollout
@@ -64,7 +68,7 @@ class InvarianceResult:
     """
 
     holds: bool | None
-    counterexample: object | None
+    counterexample: Trajectory | None
     exit_step: int | None
     reach: ReachResult | None
     lower: np.ndarray
@@ -464,7 +468,8 @@ def check_invariant(
 
     found = falsify(x0)
     if found is not None:
-        return done(False, *found, n_boxes=0)
+        counterexample, exit_step = found
+        return done(False, counterexample, exit_step, n_boxes=0)
 
     # 2. proof by reach sets with bisection of the initial set
     width0 = np.where(ihi > ilo, ihi - ilo, 1.0)
@@ -523,7 +528,8 @@ def check_invariant(
         centres = 0.5 * (flo + fhi)
         found = falsify(centres)
         if found is not None:
-            return done(False, *found, n_boxes=total)
+            counterexample, exit_step = found
+            return done(False, counterexample, exit_step, n_boxes=total)
         if total + flo.shape[0] > max_boxes:
             notes = [f"{flo.shape[0]} sub-boxes undecided within max_boxes={max_boxes}"]
             if failures:

@@ -150,7 +150,7 @@ def _encode(rnet: ReluNetwork, lo, hi, pre_bounds) -> MILP:
         upper.append(np.maximum(u, 0.0))
         integ.append(np.zeros(n, int))
         unstable = np.flatnonzero((l < 0) & (u > 0))
-        delta = dict(zip(unstable, range(nvar, nvar + unstable.size)))
+        delta = dict(zip(unstable.tolist(), range(nvar, nvar + unstable.size)))
         nvar += unstable.size
         n_bin += unstable.size
         lower.append(np.zeros(unstable.size))
@@ -252,7 +252,7 @@ def _lp_relaxation_bound(p: MILP, time_limit) -> float:
     """
     from scipy.optimize import Bounds, LinearConstraint, milp
 
-    opts = {"disp": False}
+    opts: dict[str, bool | float] = {"disp": False}
     if time_limit is not None:
         opts["time_limit"] = max(float(time_limit), _LP_MIN_TIME)
     res = milp(
@@ -279,7 +279,7 @@ def _solve_scipy(p: MILP, time_limit):
     """
     from scipy.optimize import Bounds, LinearConstraint, milp
 
-    opts = {"disp": False}
+    opts: dict[str, bool | float] = {"disp": False}
     if time_limit is not None:
         opts["time_limit"] = float(time_limit)
     res = milp(

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from torch import nn
@@ -192,11 +193,13 @@ class ReachResult:
     @property
     def tube_lower(self) -> np.ndarray:
         """Hull over the sub-boxes of the tube of each period, shape ``(T, n)``."""
+        assert self.box_tube_lower is not None  # filled in by __post_init__
         return self.box_tube_lower.min(axis=0)
 
     @property
     def tube_upper(self) -> np.ndarray:
         """Hull over the sub-boxes of the tube of each period, shape ``(T, n)``."""
+        assert self.box_tube_upper is not None  # filled in by __post_init__
         return self.box_tube_upper.max(axis=0)
 
     @property
@@ -619,6 +622,12 @@ def _reach_boxes_guarded(
             *(np.concatenate([p[j] for p in parts]) for j in range(4)),
             [f for p in parts for f in p[4]],
         )
+
+
+if TYPE_CHECKING:  # the lazy names of __getattr__ below, declared for type checkers and IDEs
+    # ("import x as x" marks an explicit re-export)
+    from .invariance import InvarianceResult as InvarianceResult
+    from .invariance import check_invariant as check_invariant
 
 
 def __getattr__(name: str):

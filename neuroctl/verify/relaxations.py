@@ -33,7 +33,7 @@ import torch
 from scipy.special import expit
 from torch import nn
 
-from ..layers import describe
+from ..layers import Smooth, describe
 
 __all__ = ["Activation", "ACTIVATIONS", "activation"]
 
@@ -138,7 +138,8 @@ def _s_shaped(f, df, centre):
 
 def _derivative(layer: type) -> Callable:
     """``f'`` of a smooth activation, from the layer registry (:mod:`neuroctl.layers`)."""
-    _, desc = describe(layer())
+    _, desc = describe(layer(), kinds=("smooth",))
+    assert isinstance(desc, Smooth)
     return lambda z: desc.value_and_derivative(np.asarray(z, dtype=float))[1]
 
 

@@ -120,7 +120,7 @@ class RegionOfAttraction:
     intersect_box: bool = False
     assumptions: list = field(default_factory=list)
     state_names: tuple = ()
-    _plant: object = field(default=None, repr=False)
+    _plant: Plant | None = field(default=None, repr=False)
     _controller: object = field(default=None, repr=False)
     _reference: object = field(default=None, repr=False)
 
@@ -197,6 +197,11 @@ class RegionOfAttraction:
         n_traj, steps : int
             Trajectories from random states of the slice of the search box, and their length.
         """
+        if self._plant is None:
+            raise ValueError(
+                "plot: this RegionOfAttraction has no plant to simulate (it was not made by "
+                "region_of_attraction); pass _plant= and _controller= when building it"
+            )
         import matplotlib.pyplot as plt
 
         i, j = dims
@@ -600,9 +605,9 @@ def region_of_attraction(
         xs = rng.uniform(lo_box, hi_box, (samples, n))
         # half of them on shrinking boxes around x* (scales 1e-3..1, log-uniform), where thin
         # failure regions of a candidate hide
-        k = samples // 2
-        scale = 10.0 ** rng.uniform(-3, 0, (k, 1))
-        xs[:k] = x_star + scale * (xs[:k] - x_star)
+        n_near = samples // 2
+        scale = 10.0 ** rng.uniform(-3, 0, (n_near, 1))
+        xs[:n_near] = x_star + scale * (xs[:n_near] - x_star)
         x1 = closed_loop_rollout(plant, ctrl, xs, 1, reference=r)[:, 1]
         uniform = rng.uniform(lo_box, hi_box, (min(samples, 20000), n))
         P = fit_quadratic(A, P, x_star, lo_box, hi_box, xs, x1, intersect_box=intersect_box,
@@ -672,7 +677,7 @@ def region_of_attraction(
         # exact min over the box of each coordinate contribution is not needed: sound hull
         return v.lower, v.upper
 
-    heap = []
+    heap: list[tuple[float, int, np.ndarray, np.ndarray]] = []  # (V lower bound, order, box)
     counter = 0
 
     def push(lo, hi):
@@ -692,7 +697,7 @@ def region_of_attraction(
         if time.perf_counter() > deadline:
             level, limited = min(level, heap[0][0] * (1 - 1e-9)), "timeout"
             break
-        items = []
+        items: list[tuple[float, int, np.ndarray, np.ndarray]] = []
         while heap and len(items) < batch and heap[0][0] <= level:
             items.append(heapq.heappop(heap))
         lo = np.stack([it[2] for it in items])
@@ -715,10 +720,10 @@ def region_of_attraction(
             viol |= np.any((f_mid < lo_box) | (f_mid > hi_box), axis=1)
         viol &= v_mid > 0
         if viol.any():
-            k = int(np.argmin(np.where(viol, v_mid, np.inf)))
-            if v_mid[k] * (1 - 1e-9) < level:
-                cex = mid[k].copy()
-            new = min(level, float(v_mid[k]) * (1 - 1e-9))
+            worst = int(np.argmin(np.where(viol, v_mid, np.inf)))
+            if v_mid[worst] * (1 - 1e-9) < level:
+                cex = mid[worst].copy()
+            new = min(level, float(v_mid[worst]) * (1 - 1e-9))
             if new < level:
                 level, limited = new, "counterexample"
         split_lo, split_hi = [], []

@@ -169,9 +169,9 @@ class LocalCertificate:
     def __repr__(self) -> str:
         nl = "inf" if math.isinf(self.norm) else "2"
         what = (
-            f"decision {self.rule} = {self.decision}"
-            if self.decision is not None
-            else f"|Δoutput| <= {np.array2string(self.output_bound, precision=4)}"
+            f"|Δoutput| <= {np.array2string(self.output_bound, precision=4)}"
+            if self.output_bound is not None
+            else f"decision {self.rule} = {self.decision}"
         )
         return (
             f"LocalCertificate(l{nl}: region radius {self.region_radius:.6g}, certified radius "

@@ -252,7 +252,7 @@ def read_vnnlib(path, *, n_inputs: int | None = None, n_outputs: int | None = No
     """
     exprs = _parse_sexprs(Path(path).read_text())
     names = []
-    conj = [[]]
+    conj: list[list] = [[]]  # disjunction of conjunctions of atoms, as _dnf returns
     for e in exprs:
         if not isinstance(e, list) or not e:
             continue

@@ -389,6 +389,10 @@ class Property:
         """Whether the property is proved on each set (``pts`` from sets), ``(B,)``."""
         raise NotImplementedError
 
+    def to_dict(self) -> dict:
+        """Plain-Python dictionary (the operator, its sets and times), suitable for JSON."""
+        raise NotImplementedError
+
 
 class _Temporal(Property):
     """``always`` / ``never`` over a window (``inside`` / ``outside`` the set)."""

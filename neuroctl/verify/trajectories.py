@@ -142,8 +142,7 @@ def _trajectory_points(spec: Property, t, zx, zu, samples, dt) -> _Points:
         else:
             z = torch.cat([zx, zu], -1) if torch.is_tensor(zx) else np.concatenate([zx, zu], -1)
         g = s.margins(z)
-        xp_max = torch.amax if torch.is_tensor(g) else np.max
-        gmax = xp_max(g, -1) if torch.is_tensor(g) else xp_max(g, axis=-1)
+        gmax = torch.amax(g, -1) if torch.is_tensor(g) else np.max(g, axis=-1)
         values[id(s), "inside"] = -gmax
         values[id(s), "outside"] = gmax
     return _Points(t, t, samples, dt, values, on_sets=False)
