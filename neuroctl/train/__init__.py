@@ -27,6 +27,8 @@ if TYPE_CHECKING:  # the lazy names of _LAZY below, declared for type checkers a
     from .rl import evaluate_policy as evaluate_policy
     from .rl import train_rl as train_rl
     from .run import train as train
+    from .seeds import SeedsResult as SeedsResult
+    from .seeds import train_seeds as train_seeds
     from .tasks import arm_success_rate as arm_success_rate
 
 _LAZY = {
