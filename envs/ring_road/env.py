@@ -141,7 +141,10 @@ def _warm_up(p: Params, x, car_lengths, rng, dtype):
     return x
 
 
-def _ring_length(p: Params, rng: np.random.Generator, options: dict | None, size=None):
+def _ring_length(p: Params, rng, options: dict | None, size=None):
+    """Ring length(s) of a reset, m: ``options["ring_length"]``, the fixed length, or integers
+    drawn from ``rng`` (a numpy ``Generator``, or a :class:`TorchRandom`: then a float64 tensor
+    on its device); a float, or shape ``(size,)``."""
     if options is not None and "ring_length" in options:
         L = np.asarray(options["ring_length"], dtype=float)
         if (
