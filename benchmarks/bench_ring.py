@@ -10,6 +10,12 @@ noise, drawn every step, and one AV with its fail-safe), which costs more per st
 libsumo reads the speeds of all cars every step, by subscription and by per-car getSpeed calls;
 the faster of the two is the reference (1.00). Each figure is the best of ``repeats`` interleaved
 runs (the machine is shared). Run: python benchmarks/bench_ring.py [--steps 20000]
+
+``--device cpu|cuda --vector-envs N [N ...] [--dtype float32|float64] [--compile]`` measures
+instead RingRoadVectorEnv on torch tensors of that device next to the numpy vector env, for each
+``N`` and both configurations, in vehicle-steps per second (rings x cars per second) with the
+ratio torch / numpy (``--compile`` also wraps the torch step in ``torch.compile`` and reports
+when that fails). The dtype applies to both envs.
 """
 
 from __future__ import annotations
@@ -34,9 +40,19 @@ import neuroctl  # noqa: F401  (registers the env ids)
 @dataclass
 class Args:
     steps: int = 20000
-    vector_envs: int = 1024
+    """steps of each single env and of libsumo"""
+    vector_envs: tuple[int, ...] = (1024,)
+    """rings in the batched env (the first without --device; each with --device)"""
     vector_steps: int = 300
+    """steps of each batched env"""
     repeats: int = 3
+    """interleaved runs, the best of each kept"""
+    device: str | None = None
+    """torch device of the batched env (then numpy vs torch instead of libsumo)"""
+    dtype: str = "float64"
+    """state dtype of both batched envs (--device)"""
+    compile: bool = False
+    """also time the torch step wrapped in torch.compile (--device)"""
 
 
 def build_sumo_ring(folder: Path, n: int = 22, L: float = 230.0) -> None:
@@ -146,7 +162,9 @@ def bench_env(env, steps: int) -> float:
     return steps / (time.perf_counter() - t)
 
 
-def bench_vector(num_envs: int, steps: int, **env_kwargs) -> float:
+def bench_vector(num_envs: int, steps: int, *, compile_step: bool = False, **env_kwargs) -> float:
+    """Ring-steps per second of RingRoadVectorEnv; with ``device=`` on torch tensors (actions
+    on the device, one step first for kernels and compilation, synchronised at the end)."""
     venv = gym.make_vec(
         "neuroctl/RingRoad-v0",
         num_envs=num_envs,
@@ -155,11 +173,27 @@ def bench_vector(num_envs: int, steps: int, **env_kwargs) -> float:
         **env_kwargs,
     )
     venv.reset(seed=0)
-    a = np.zeros(venv.action_space.shape, dtype=np.float32)
+    device = env_kwargs.get("device")
+    if device is None:
+        a = np.zeros(venv.action_space.shape, dtype=np.float32)
+        sync = _no_sync
+    else:
+        if compile_step:
+            venv._step_torch = torch.compile(venv._step_torch)
+        a = torch.zeros(venv.action_space.shape, device=device)
+        sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else _no_sync
+        for _ in range(3):  # kernels; compilation (the step counter's recompile included)
+            venv.step(a)
+        sync()
     t = time.perf_counter()
     for _ in range(steps):
         venv.step(a)
+    sync()
     return num_envs * steps / (time.perf_counter() - t)
+
+
+def _no_sync() -> None:
+    pass
 
 
 #: the ring libsumo steps: 22 IDM humans on 230 m without acceleration noise
@@ -168,14 +202,60 @@ SAME_RING = {"n_av": 0, "noise": 0.0, "ring_length": 230.0}
 DEFAULT_RING = {"ring_length": 230.0}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for f, default in Args().__dict__.items():
-        parser.add_argument(f"--{f.replace('_', '-')}", type=int, default=default)
-    args = Args(**vars(parser.parse_args()))
-    torch.set_num_threads(1)
+def device_main(args: Args) -> dict:
+    """The ``--device`` measurement: numpy and torch vector envs side by side, per size."""
+    configs = {"defaults": DEFAULT_RING, "same ring": SAME_RING}
+    best: dict[tuple, float] = {}
+    compile_error = None
+    for _ in range(args.repeats):  # interleaved, best of each (the machine is shared)
+        for name, ring in configs.items():
+            for B in args.vector_envs:
+                kinds = {"numpy": {}, "torch": {"device": args.device}}
+                if args.compile and compile_error is None:
+                    kinds["compiled"] = {"device": args.device, "compile_step": True}
+                for kind, kw in kinds.items():
+                    try:
+                        rate = bench_vector(B, args.vector_steps, dtype=args.dtype, **ring, **kw)
+                    except Exception as exc:  # noqa: BLE001  (report a backend failure, go on)
+                        compile_error = f"{type(exc).__name__}: {str(exc)[:200]}"
+                        continue
+                    key = (name, B, kind)
+                    best[key] = max(best.get(key, 0.0), rate * 22)  # 22 cars per ring
+    print(
+        f"RingRoadVectorEnv, 22 cars on 230 m, {args.dtype}, device {args.device}: "
+        f"vehicle-steps/s (best of {args.repeats}) and ratios to numpy"
+    )
+    print(
+        f"{'configuration':12s} {'N':>7s} {'numpy':>12s} {'torch':>12s} {'torch/np':>9s} "
+        f"{'compiled':>12s} {'comp/np':>8s}"
+    )
+    for name in configs:
+        for B in args.vector_envs:
+            ref, rate = best[(name, B, "numpy")], best[(name, B, "torch")]
+            compiled = best.get((name, B, "compiled"), float("nan"))
+            print(
+                f"{name:12s} {B:7d} {ref:12,.0f} {rate:12,.0f} {rate / ref:9.2f} "
+                f"{compiled:12,.0f} {compiled / ref:8.2f}"
+            )
+    if compile_error is not None:
+        print(f"torch.compile failed: {compile_error}")
+    return best
 
-    B = args.vector_envs
+
+def main(argv=None) -> dict | None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for f in ("steps", "vector_steps", "repeats"):
+        parser.add_argument(f"--{f.replace('_', '-')}", type=int, default=getattr(Args, f))
+    parser.add_argument("--vector-envs", type=int, nargs="+", default=list(Args.vector_envs))
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--dtype", default=Args.dtype, choices=["float32", "float64"])
+    parser.add_argument("--compile", action="store_true")
+    args = Args(**vars(parser.parse_args(argv)))
+    torch.set_num_threads(1)
+    if args.device is not None:
+        return device_main(args)
+
+    B = args.vector_envs[0]
     singles = {
         "RingRoad-v0 gymnasium.make, defaults": (
             gym.make("neuroctl/RingRoad-v0", **DEFAULT_RING),

@@ -554,22 +554,12 @@ class PlantVectorEnv(VectorEnv):
         x, r = self.model.sample(TorchRandom(self._generator, dev, dtype), self.num_envs, options)
         return as_like(x, self._like), as_like(r, self._like)
 
-    def _out_torch(self, obs, *rest):
-        if self._torch[2] == "torch":
-            return (obs, *rest)
-        return (obs.detach().cpu().numpy().astype(np.float32),) + tuple(
-            t.detach().cpu().numpy() for t in rest
-        )
-
     def _reset_torch(self, seed, options):
         import torch
 
         dev, dtype, _ = self._torch
         self._like = torch.zeros((), dtype=dtype, device=dev)
-        if seed is not None:
-            self._generator.manual_seed(int(seed))
-        elif self.state is None:
-            self._generator.manual_seed(int(self.np_random.integers(2**62)))
+        seed_generator(self._generator, seed, self.np_random, first=self.state is None)
         options = dict(options) if options else {}
         mask = options.pop("reset_mask", None)
         x, r = self._sample_torch(options)
@@ -589,7 +579,7 @@ class PlantVectorEnv(VectorEnv):
             self._steps.masked_fill_(mask, 0)
             self._prev_done.masked_fill_(mask, False)
         obs = self.plant.observe(self.state, self.reference)
-        return self._out_torch(obs)[0], {}
+        return torch_outputs(self._torch[2], obs)[0], {}
 
     def _step_torch(self, actions):
         import torch
@@ -618,7 +608,7 @@ class PlantVectorEnv(VectorEnv):
         truncated = truncated & ~done
         self._prev_done = terminated | truncated
         obs = self.plant.observe(self.state, self.reference)
-        return (*self._out_torch(obs, reward, terminated, truncated), {})
+        return (*torch_outputs(self._torch[2], obs, reward, terminated, truncated), {})
 
     def render(self):
         if self.render_mode is None:
@@ -663,6 +653,30 @@ def torch_options(device, dtype, array):
     return dev, getattr(torch, dtype), array
 
 
+def seed_generator(generator, seed, np_random, *, first: bool) -> None:
+    """Seed a torch vector env's ``torch.Generator`` at ``reset(seed=seed)``.
+
+    With a seed, ``generator.manual_seed(seed)``; without one, at the env's first reset
+    (``first``), with a draw of its ``np_random`` (itself seeded by Gymnasium); otherwise the
+    stream goes on.
+    """
+    if seed is not None:
+        generator.manual_seed(int(seed))
+    elif first:
+        generator.manual_seed(int(np_random.integers(2**62)))
+
+
+def torch_outputs(array: str, obs, *rest) -> tuple:
+    """What a torch vector env hands out: ``(obs, *rest)`` unchanged for ``array="torch"``;
+    copied to numpy arrays for ``array="numpy"`` (the observation in float32, the rest in
+    their dtype)."""
+    if array == "torch":
+        return (obs, *rest)
+    return (obs.detach().cpu().numpy().astype(np.float32),) + tuple(
+        t.detach().cpu().numpy() for t in rest
+    )
+
+
 class TorchRandom:
     """The ``uniform`` / ``normal`` draws of a numpy ``Generator``, from a ``torch.Generator``.
 
@@ -697,6 +711,25 @@ class TorchRandom:
             self._size(size), generator=self.generator, dtype=self.dtype, device=self.device
         )
         return self._t(loc) + self._t(scale) * z
+
+    def standard_normal(self, size=1, dtype=None):
+        """``torch.randn(size)`` in ``dtype`` (a torch dtype; default the generator's)."""
+        import torch
+
+        return torch.randn(
+            self._size(size),
+            generator=self.generator,
+            dtype=dtype or self.dtype,
+            device=self.device,
+        )
+
+    def integers(self, low, high, size=1):
+        """Integers uniform in ``low .. high - 1`` (numpy's ``Generator.integers``), int64."""
+        import torch
+
+        return torch.randint(
+            int(low), int(high), self._size(size), generator=self.generator, device=self.device
+        )
 
 
 # ----------------------------------------------------------------------------- drawing

@@ -536,6 +536,8 @@ class Plant:
 
     # --------------------------------------------------------------- dynamics
     def _zero_disturbance(self, x):
+        if is_torch(x):  # on the state's device (a namespace's zeros would be on the host)
+            return x.new_zeros((*x.shape[:-1], self.n_disturbances))
         xp = namespace(x)
         return xp.zeros((*x.shape[:-1], self.n_disturbances), dtype=x.dtype)
 

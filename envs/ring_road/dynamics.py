@@ -321,6 +321,14 @@ def _sqrt(a):
     return np.sqrt(a) if isinstance(a, _NP) else a.sqrt()
 
 
+def _scalar_over(c: float, a):
+    """``c / a`` for a number ``c``, correctly rounded also for a tensor ``a`` (torch computes
+    ``number / tensor`` as the reciprocal times the number: two roundings, not numpy's one)."""
+    if is_torch(a):
+        return a.new_full((), c) / a
+    return c / a
+
+
 def _where(c, a, b):
     if is_torch(c):
         import torch
@@ -340,6 +348,8 @@ def _length_like(ring_length, x):
 
         L = torch.as_tensor(ring_length, dtype=x.dtype, device=x.device)
     else:
+        if is_torch(ring_length):  # tensor lengths and a numpy state (a plant's numpy probe)
+            ring_length = ring_length.detach().cpu().numpy()
         floating = type(x) is np.ndarray and x.dtype.kind == "f"
         L = np.asarray(ring_length, dtype=x.dtype if floating else float)
     return L[..., None] if 0 < L.ndim < x.ndim else L
@@ -347,8 +357,13 @@ def _length_like(ring_length, x):
 
 def _take_last(a, idx):
     """``a[..., idx]`` for an index array ``idx``; a 1-D numpy array is indexed as ``a[idx]``,
-    several times cheaper (numpy's ellipsis-and-array indexing costs microseconds)."""
-    return a[idx] if type(a) is np.ndarray and a.ndim == 1 else a[..., idx]
+    several times cheaper (numpy's ellipsis-and-array indexing costs microseconds); a tensor by
+    the index as a tensor on its device (see :func:`_on_device`)."""
+    if type(a) is np.ndarray:
+        return a[idx] if a.ndim == 1 else a[..., idx]
+    if type(idx) is np.ndarray and is_torch(a):
+        return a.index_select(-1, _on_device(idx, a))  # faster than a[..., tensor]
+    return a[..., idx]
 
 
 _LEADERS: dict[int, np.ndarray] = {}
@@ -359,6 +374,14 @@ def _leader_index(n: int) -> np.ndarray:
     if idx is None:
         idx = _LEADERS[n] = np.roll(np.arange(n), -1)
     return idx
+
+
+def _of_leaders(a):
+    """``a[..., (i + 1) mod N]``: each car's leader's entry, shape ``(..., N)`` (a tensor by a
+    roll, several times cheaper than a gather)."""
+    if is_torch(a):
+        return a.roll(-1, -1)
+    return _take_last(a, _leader_index(a.shape[-1]))
 
 
 # ---------------------------------------------------------------------------- car following
@@ -407,7 +430,7 @@ def optimal_velocity(spacing, v_max: float, rho_max: float):
 
     Shapes ``(...,)``; returns m/s. Its uniform-flow flux ``V(1/rho) rho`` is :func:`hinge_flux`.
     """
-    return v_max * _clamp_min(1.0 - (1.0 / rho_max) / spacing, 0.0)
+    return v_max * _clamp_min(1.0 - _scalar_over(1.0 / rho_max, spacing), 0.0)
 
 
 def ovm_acceleration(gap, v, v_lead, params: OVMParams | None = None, *, vehicle_length=5.0):
@@ -551,7 +574,7 @@ def ring_gaps(positions, ring_length, vehicle_length=5.0):
     L = ring_length if isinstance(ring_length, float) else _length_like(ring_length, positions)
     if isinstance(positions, np.ndarray) and positions.ndim > 1:
         positions = np.ascontiguousarray(positions)
-    d = _take_last(positions, _leader_index(positions.shape[-1])) - positions
+    d = _of_leaders(positions) - positions
     if type(d) is np.ndarray and d.dtype.kind == "f":
         if d.ndim == 1:
             return d % L - vehicle_length  # one car row: the remainder is the cheapest
@@ -681,7 +704,6 @@ class _Consts:
             self.av_cols = slice(self.av0, self.av0 + 1) if p.n_av else slice(0, 0)
         else:
             self.av_cols = self.av
-        self.lead = _leader_index(n)
         mask = np.zeros(n, dtype=bool)
         mask[self.av] = True
         self.human = ~mask
@@ -705,6 +727,8 @@ class _Consts:
                 m[(i + 1) % n, 3 * k + 1] = 1.0 / SPEED_SCALE
                 m[n + i, 3 * k + 2] = 1.0 / HEADWAY_SCALE
         self.obs_matrix = m
+        # its rows on the speeds and on the gaps (kept: a tensor copy is made once per array)
+        self.obs_on_speeds, self.obs_on_gaps = m[:n], m[n:]
         if p.human_model == "idm":
             idm = p.idm
             self.human_fn = lambda gap, v, vl: idm_acceleration(gap, v, vl, idm)
@@ -727,8 +751,33 @@ def _consts(p: Params) -> _Consts:
     return hit[1]
 
 
+_ON_DEVICE: dict[tuple, tuple[np.ndarray, Any]] = {}
+
+
+def _on_device(a: np.ndarray, like, float_dtype: bool = False):
+    """The constant numpy array ``a`` as a tensor on ``like``'s device, made once and kept.
+
+    Converting the step's constant arrays (index arrays, masks, matrices, weights) on every
+    call would copy them from the host at every step of a vector env on an accelerator.
+    ``float_dtype``: in ``like``'s dtype (else in ``a``'s). The arrays are long-lived (cached
+    per ``Params``); the entry keeps ``a`` alive, so its ``id`` is not reused while cached.
+    """
+    dtype = like.dtype if float_dtype else None
+    key = (id(a), like.device, dtype)
+    hit = _ON_DEVICE.get(key)
+    if hit is None or hit[0] is not a:
+        import torch
+
+        if len(_ON_DEVICE) > 1024:  # keep the cache small when many Params are made
+            _ON_DEVICE.clear()
+        hit = _ON_DEVICE[key] = (a, torch.tensor(a, dtype=dtype, device=like.device))
+    return hit[1]
+
+
 def _as(a, like):
     if is_torch(like):
+        if type(a) is np.ndarray:
+            return _on_device(a, like, float_dtype=True)
         import torch
 
         return torch.as_tensor(a, dtype=like.dtype, device=like.device)
@@ -736,11 +785,7 @@ def _as(a, like):
 
 
 def _mask(m, like):
-    if is_torch(like):
-        import torch
-
-        return torch.as_tensor(m, device=like.device)
-    return m
+    return _on_device(m, like) if is_torch(like) else m
 
 
 def _commanded(x, u, w, ring_length, params: Params, gaps):
@@ -757,7 +802,7 @@ def _commanded(x, u, w, ring_length, params: Params, gaps):
         v = np.ascontiguousarray(v)  # batched ops on a strided half are several times slower
     if gaps is None:
         gaps = ring_gaps(x[..., :n], ring_length, c.length)
-    v_lead = _take_last(v, c.lead)
+    v_lead = _of_leaders(v)
     human = c.human_fn(gaps, v, v_lead)
     if not params.n_av:
         return (human if w is None else human + w), v, gaps, human[..., :0]
@@ -769,8 +814,8 @@ def _commanded(x, u, w, ring_length, params: Params, gaps):
         gap_av, vl_av, v_av = gaps.item(i), v_lead.item(i), v.item(i)
         av = int(i)  # a scalar index: cheaper to assign through than an index array
     else:
-        cmd = human[..., av] if u is None else u
-        gap_av, vl_av, v_av = gaps[..., av], v_lead[..., av], v[..., av]
+        cmd = _take_last(human, av) if u is None else u
+        gap_av, vl_av, v_av = _take_last(gaps, av), _take_last(v_lead, av), _take_last(v, av)
     # Krauss safe speed of the AVs: after the step they can stop behind their leader
     room = _clamp_min(gap_av - c.smin, 0.0)
     v_safe = _sqrt(c.bdt * c.bdt + vl_av * vl_av + (2.0 * c.b) * room) - c.bdt
@@ -835,7 +880,7 @@ def ring_accelerations(x, u, w, ring_length, params: Params, *, gaps=None):
         True where a limit reduced the AV's command.
     """
     acc, cmd = _limited(x, u, w, ring_length, params, gaps)
-    return acc, acc[..., _consts(params).av_cols] < _as(cmd, acc)
+    return acc, _take_last(acc, _consts(params).av_cols) < _as(cmd, acc)
 
 
 def ring_rhs(x, u, w, ring_length, params: Params, *, gaps=None):
@@ -925,7 +970,7 @@ def ring_step_info(x, x_next, u, params: Params):
         i = c.av0
         return applied, np.array([v_next.item(i) < v.item(i) + c.dt * u.item(0)])
     cols = c.av_cols
-    return applied, v_next[..., cols] < v[..., cols] + c.dt * u
+    return applied, _take_last(v_next, cols) < _take_last(v, cols) + c.dt * u
 
 
 def ring_observation(x, ring_length, params: Params, *, gaps=None):
@@ -942,7 +987,7 @@ def ring_observation(x, ring_length, params: Params, *, gaps=None):
     if type(x) is np.ndarray and x.ndim == 1:  # one ring: a single product is the cheapest
         return np.concatenate([x[n:], gaps]) @ c.obs_matrix
     # [v, gaps] @ obs_matrix, without joining v and the gaps of a batch first
-    on_speeds, on_gaps = c.obs_matrix[:n], c.obs_matrix[n:]
+    on_speeds, on_gaps = c.obs_on_speeds, c.obs_on_gaps
     if is_torch(x):
         on_speeds, on_gaps = _as(on_speeds, x), _as(on_gaps, x)
     elif type(x) is np.ndarray and x.dtype != on_speeds.dtype:
@@ -951,19 +996,26 @@ def ring_observation(x, ring_length, params: Params, *, gaps=None):
 
 
 def ring_reward(speeds, av_actions):
-    """Flow's wave-attenuation reward ``4 mean(v)/20 - 4 mean|a_av|`` (numpy, batched).
+    """Flow's wave-attenuation reward ``4 mean(v)/20 - 4 mean|a_av|`` (numpy or torch, batched).
 
     Parameters
     ----------
-    speeds : ndarray, shape (..., N)
-    av_actions : ndarray, shape (..., n_av)
-        The (clipped) AV actions.
+    speeds : ndarray or tensor, shape (..., N)
+        m/s.
+    av_actions : ndarray or tensor, shape (..., n_av)
+        The (clipped) AV actions, m/s^2.
 
     Returns
     -------
-    float or ndarray, shape (...)
-        A Python float for one ring (1-D ``speeds``).
+    float, ndarray or tensor, shape (...)
+        A Python float for one ring (1-D numpy ``speeds``).
     """
+    if is_torch(speeds):  # the same weights as below, as tensors on the device (made once)
+        n, n_av = speeds.shape[-1], av_actions.shape[-1]
+        r = speeds @ _as(_mean_weights(n, 0.2, np.float64), speeds)
+        if n_av:
+            r = r - av_actions.abs() @ _as(_mean_weights(n_av, 4.0, np.float64), av_actions)
+        return r
     n, n_av = speeds.shape[-1], av_actions.shape[-1]
     if speeds.ndim == 1:  # one ring: a Python float, cheapest from the sums
         r = 0.2 / n * float(speeds.sum())
@@ -1028,10 +1080,22 @@ def acceleration_noise(
     Returns ``None`` when ``params.noise == 0`` (no draw, nothing consumed from ``rng``). The
     normal draws are :func:`standard_normal_float32` (float32, as precise as the noise needs and
     faster to draw), scaled in ``dtype`` (m/s^2).
+
+    ``rng`` may also be a :class:`~neuroctl.envs._common.TorchRandom` (a ``torch.Generator`` on
+    a device): the draws are then one ``torch.randn(*shape, N)`` in float32 on its device,
+    scaled in ``dtype`` (a torch dtype; a numpy one names the torch dtype of the same name),
+    and a tensor is returned.
     """
     if params.noise == 0:
         return None
     n = params.n_vehicles
+    if not isinstance(rng, np.random.Generator):
+        import torch
+
+        if not isinstance(dtype, torch.dtype):
+            dtype = getattr(torch, np.dtype(dtype).name)
+        draw = rng.standard_normal((*shape, n), dtype=torch.float32)
+        return draw.to(dtype) * (math.sqrt(params.dt) * params.noise)
     if shape:
         draw = standard_normal_float32(rng, math.prod(shape) * n).reshape(*shape, n)
     else:  # one ring (every step of a single env): no reshaping
@@ -1106,11 +1170,13 @@ def ring_plant(
     Parameters
     ----------
     params : Params, optional
-    ring_length : float or array, shape (...,), optional
+    ring_length : float, array or tensor, shape (...,), optional
         Ring length(s) in metres; an array gives one length per batch member (states of shape
         ``(..., 2N)``), or per car (shape ``(..., N)``, as many dimensions as the states: the
-        cheapest layout for a batched step). A floating array keeps its dtype. Defaults to
-        ``params.ring_length`` if fixed, else 230 m.
+        cheapest layout for a batched step). A floating array keeps its dtype. A tensor keeps
+        its device: the plant then steps tensors on that device without copying the lengths
+        (its construction checks them on the host once). Defaults to ``params.ring_length`` if
+        fixed, else 230 m.
     gap_cache : GapCache, optional
         For an environment: the gaps it computed for its current state, reused by ``rhs``.
 
@@ -1132,10 +1198,15 @@ def ring_plant(
         raise TypeError(f"params: expected a ring_road Params, received {p!r}")
     if ring_length is None:
         ring_length = p.ring_length if not isinstance(p.ring_length, tuple) else 230.0
-    L = np.asarray(ring_length)
-    if L.dtype.kind != "f":
-        L = L.astype(float)
-    if not np.all(np.isfinite(L)) or np.any(L <= p.n_vehicles * p.vehicle_length):
+    if is_torch(ring_length):  # lengths on a device: the plant steps states on that device
+        L = ring_length if ring_length.is_floating_point() else ring_length.double()
+        bad = bool((~L.isfinite() | (L <= p.n_vehicles * p.vehicle_length)).any())
+    else:
+        L = np.asarray(ring_length)
+        if L.dtype.kind != "f":
+            L = L.astype(float)
+        bad = not np.all(np.isfinite(L)) or np.any(L <= p.n_vehicles * p.vehicle_length)
+    if bad:
         raise ValueError(
             f"ring_length: expected lengths > {p.n_vehicles * p.vehicle_length:g} m for "
             f"{p.n_vehicles} cars of {p.vehicle_length} m, received {ring_length!r}"
@@ -1151,7 +1222,12 @@ def ring_plant(
     L_like, L2 = {}, {}  # the lengths (and twice them) in the dtype and layout of the states
 
     def post(x):  # on the integrator's fresh output
-        if type(x) is not np.ndarray or x.dtype.kind != "f" or L.ndim not in (0, x.ndim):
+        if (
+            type(x) is not np.ndarray
+            or x.dtype.kind != "f"
+            or L.ndim not in (0, x.ndim)
+            or is_torch(L)
+        ):
             return ring_post_step(x, L_arg, p)
         key = x.dtype
         if key not in L_like:
@@ -1205,7 +1281,7 @@ def ring_plant(
         disturbances=[f"w[{i}]" for i in range(n)],
         equilibrium=equilibrium,
         post_step=post,
-        batch_shape=L.shape,
+        batch_shape=tuple(L.shape),
         name="ring_road",
         params=p,
         invariants=np.concatenate([np.ones(n), np.zeros(n)]),

@@ -16,6 +16,9 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from neuroctl._array import is_torch
+
+from .._common import TorchRandom, _action_matrix, seed_generator, torch_options, torch_outputs
 from .dynamics import (
     HEADWAY_SCALE,
     GapCache,
@@ -95,7 +98,7 @@ def _initial_state(p: Params, L: float, options: dict | None):
             )
         q = q % L
     else:
-        q = np.arange(n) * (L / n)
+        q = _evenly_spaced(n, L)
     if "speeds" in options:
         v = np.asarray(options["speeds"], dtype=float)
         if v.shape != (n,) or not np.isfinite(v).all() or (v < 0).any():
@@ -114,7 +117,34 @@ def _initial_state(p: Params, L: float, options: dict | None):
     return np.concatenate([q, v])
 
 
-def _ring_length(p: Params, rng: np.random.Generator, options: dict | None, size=None):
+def _evenly_spaced(n: int, L):
+    """Positions ``i L / n`` (m) of ``n`` cars evenly spaced on a ring of length ``L`` (m).
+
+    ``L`` a float gives shape ``(n,)``; a tensor of lengths, shape ``(k,)``, gives ``(k, n)``
+    on its device, in its dtype.
+    """
+    if is_torch(L):
+        import torch
+
+        return torch.arange(n, dtype=L.dtype, device=L.device) * (L[:, None] / n)
+    return np.arange(n) * (L / n)
+
+
+def _warm_up(p: Params, x, car_lengths, rng, dtype):
+    """``p.warmup_steps`` steps of the rings ``x`` (shape ``(k, 2N)``, lengths laid out per car,
+    shape ``(k, N)``) with the AVs driving as noise-free humans and the humans' noise drawn from
+    ``rng`` every step (numpy arrays, or tensors with a :class:`TorchRandom`)."""
+    advance = ring_plant(p, car_lengths).advance
+    k = x.shape[0]
+    for _ in range(p.warmup_steps):  # u=None: the AVs drive as noise-free humans
+        x = advance(x, None, acceleration_noise(rng, p, (k,), dtype))
+    return x
+
+
+def _ring_length(p: Params, rng, options: dict | None, size=None):
+    """Ring length(s) of a reset, m: ``options["ring_length"]``, the fixed length, or integers
+    drawn from ``rng`` (a numpy ``Generator``, or a :class:`TorchRandom`: then a float64 tensor
+    on its device); a float, or shape ``(size,)``."""
     if options is not None and "ring_length" in options:
         L = np.asarray(options["ring_length"], dtype=float)
         if (
@@ -132,7 +162,9 @@ def _ring_length(p: Params, rng: np.random.Generator, options: dict | None, size
         return lo if size is None else np.full(size, lo)
     # Flow draws an integer length uniformly from lo..hi at every reset
     draw = rng.integers(math.ceil(lo), math.floor(hi) + 1, size=size)
-    return float(draw) if size is None else draw.astype(float)
+    if size is None:
+        return float(draw)
+    return draw.double() if is_torch(draw) else draw.astype(float)
 
 
 class RingRoadEnv(gym.Env):
@@ -368,6 +400,33 @@ class RingRoadVectorEnv(VectorEnv):
     are then resolved to about 3e-5 m on rings of 256..512 m, so the gaps may dip below 0 by that
     much where float64 gives exactly 0; the default ``"float64"`` agrees with the single env to
     rounding.
+
+    **Torch tensors on any device**, as the arms' vector envs
+    (:class:`~neuroctl.envs.PlantVectorEnv`). ``device="cpu"``, ``"cuda"`` or a
+    ``torch.device`` keeps the state, the ring lengths, the random draws, the rewards, the
+    episode counters and ``info``'s arrays as torch tensors on that device, in ``dtype`` (the
+    lengths in float64), and runs reset (lengths, initial positions and speeds, warm-up), step,
+    fail-safe, wrapping, rewards and autoreset there, with the same ring functions as the numpy
+    path (the physics is written once). ``array="torch"`` (default with a device) returns
+    observations, rewards, terminated/truncated and ``info`` as tensors on the device;
+    ``array="numpy"`` copies them to numpy arrays (observations float32) at the end of each step.
+    Actions may be tensors or arrays; they are clipped to the action box, and (to stay free of
+    host synchronisation) neither they nor the states are checked for non-finite values.
+
+    Random stream (torch): one ``torch.Generator`` on the device per vector env, seeded at
+    ``reset(seed=s)`` with ``s`` (without a seed, at the first reset, with a draw of the env's
+    ``np_random``). A reset and an autoreset draw, for the whole batch, the ring lengths
+    (``torch.randint(ceil(lo), floor(hi) + 1, (num_envs,))``, unless fixed or given in
+    ``options``) and then, for each warm-up step, the noise; every step then draws the noise
+    ``sqrt(dt) * noise * torch.randn(num_envs, N)`` (float32 normals, scaled in ``dtype``, m/s^2;
+    nothing is drawn with ``noise=0``). All copies start their episodes together (reset acts on
+    the whole batch and the ring never terminates), so the env knows on the host when the
+    autoreset step comes: only that step (one in ``max_episode_steps``) runs the warm-up of fresh
+    rings and checks their lengths on the host; the other steps have no host synchronisation.
+    ``reset`` with ``positions`` or ``speeds`` in ``options`` checks them on the host. Without
+    ``device`` the env is the numpy one, unchanged; on CPU in float64 the two agree to 1e-12 over
+    1000 steps with autoresets for the same lengths, initial states and noise
+    (``tests/test_ring_torch.py``).
     """
 
     metadata = {
@@ -383,7 +442,9 @@ class RingRoadVectorEnv(VectorEnv):
         params: Params | None = None,
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
+        device=None,
         dtype: str | type = "float64",
+        array: str | None = None,
         **kw,
     ):
         if not (isinstance(num_envs, (int, np.integer)) and num_envs >= 1):
@@ -406,6 +467,7 @@ class RingRoadVectorEnv(VectorEnv):
             self.dtype = None
         if self.dtype is None or self.dtype.name not in ("float32", "float64"):
             raise ValueError(f"dtype: expected 'float32' or 'float64', received {dtype!r}")
+        self._torch = torch_options(device, self.dtype.name, array)
         self.render_mode = render_mode
         self.num_envs = int(num_envs)
         self.max_episode_steps = max_episode_steps
@@ -428,13 +490,32 @@ class RingRoadVectorEnv(VectorEnv):
         # the plant the env steps: lengths laid out per car, and the gaps of the observation
         self._cache = GapCache()
         self._physics = None
+        if self._torch is not None:
+            import torch
+
+            dev, tdtype, _ = self._torch
+            self._generator = torch.Generator(device=dev)
+            self._rng = TorchRandom(self._generator, dev, tdtype)
+            self.state = torch.zeros((B, 2 * self._n), dtype=tdtype, device=dev)
+            self.lengths = torch.full((B,), 230.0, dtype=torch.float64, device=dev)
+            self._car_lengths = torch.full((B, self._n), 230.0, dtype=tdtype, device=dev)
+            self._elapsed = torch.zeros(B, dtype=torch.int64, device=dev)
+            self._autoreset = torch.zeros(B, dtype=torch.bool, device=dev)
+            # the episodes' common step count, on the host (see the class docstring)
+            self._episode_steps = 0
 
     @property
     def plant(self):
         """Batched :class:`neuroctl.Plant` with the per-copy ring lengths of the last reset."""
-        if self._plant is None or not np.array_equal(self._plant_lengths, self.lengths):
-            self._plant = ring_plant(self.params, self.lengths.copy())
-            self._plant_lengths = self.lengths.copy()
+        if is_torch(self.lengths):
+            import torch
+
+            same, copy = torch.equal, self.lengths.clone
+        else:
+            same, copy = np.array_equal, self.lengths.copy
+        if self._plant is None or not same(self._plant_lengths, self.lengths):
+            self._plant = ring_plant(self.params, copy())
+            self._plant_lengths = copy()
         return self._plant
 
     def _reset_rows(self, rows: np.ndarray, options: dict | None):
@@ -444,19 +525,9 @@ class RingRoadVectorEnv(VectorEnv):
         L = _ring_length(p, self.np_random, opts if "ring_length" in opts else None, size=k)
         if "ring_length" in opts:
             L = np.broadcast_to(np.asarray(opts["ring_length"], float), (self.num_envs,))[rows]
-        n = p.n_vehicles
-        x = np.empty((k, 2 * n), dtype=self.dtype)
-        car_lengths = np.repeat(np.asarray(L, dtype=self.dtype)[:, None], n, axis=1)
-        for j in range(k):
-            one = {
-                key: np.asarray(opts[key])[rows[j]]
-                for key in ("positions", "speeds")
-                if key in opts
-            }
-            x[j] = _initial_state(p, float(L[j]), one)
-        advance = ring_plant(p, car_lengths).advance
-        for _ in range(p.warmup_steps):  # u=None: the AVs drive as noise-free humans
-            x = advance(x, None, acceleration_noise(self.np_random, p, (k,), self.dtype))
+        car_lengths = np.repeat(np.asarray(L, dtype=self.dtype)[:, None], p.n_vehicles, axis=1)
+        x = _initial_states(p, L, opts, rows, self.dtype)
+        x = _warm_up(p, x, car_lengths, self.np_random, self.dtype)
         self.state[rows] = x
         self.lengths[rows] = L
         # the lengths laid out per car: same-shape operations in the step are cheaper than
@@ -475,6 +546,8 @@ class RingRoadVectorEnv(VectorEnv):
                 f"options: unknown key(s) {sorted(unknown)}; expected 'positions', 'speeds', "
                 "'ring_length'"
             )
+        if self._torch is not None:
+            return self._reset_torch(seed, options)
         rows = np.arange(self.num_envs)
         # a fresh state array: the speeds handed out in earlier infos are views of the old one
         self.state = self.state.copy()
@@ -488,6 +561,8 @@ class RingRoadVectorEnv(VectorEnv):
         return self._obs(), self._info(acc, fs)
 
     def step(self, actions):
+        if self._torch is not None:
+            return self._step_torch(actions)
         B, m, n = self.num_envs, self._m, self._n
         p = self.params
         a = np.asarray(actions, dtype=self.dtype)
@@ -544,6 +619,98 @@ class RingRoadVectorEnv(VectorEnv):
             "ring_length": self.lengths.copy(),
         }
 
+    # ----------------------------------------------------------------- torch path
+    def _new_rings_torch(self, options: dict | None):
+        """Fresh rings for the whole batch, on the device: lengths ``(num_envs,)`` (float64),
+        the lengths laid out per car ``(num_envs, N)`` and the states after the warm-up
+        ``(num_envs, 2N)`` (in ``dtype``), drawn from the env's generator."""
+        import torch
+
+        p, B, n = self.params, self.num_envs, self._n
+        dev, tdtype, _ = self._torch
+        opts = {} if options is None else options
+        L = _ring_length(p, self._rng, opts if "ring_length" in opts else None, size=B)
+        L = torch.as_tensor(L, dtype=torch.float64, device=dev)
+        if "positions" in opts or "speeds" in opts:  # checked on the host, as the numpy path
+            x = _initial_states(p, L.cpu().numpy(), opts, np.arange(B), np.float64)
+            x = torch.as_tensor(x, device=dev)
+        else:
+            x = torch.cat([_evenly_spaced(n, L), torch.zeros_like(L[:, None].expand(B, n))], 1)
+        car_lengths = L[:, None].to(tdtype).expand(B, n).contiguous()
+        x = _warm_up(p, x.to(tdtype), car_lengths, self._rng, tdtype)
+        return L, car_lengths, x
+
+    def _reset_torch(self, seed, options):
+        import torch
+
+        seed_generator(self._generator, seed, self.np_random, first=self._physics is None)
+        self.lengths, self._car_lengths, self.state = self._new_rings_torch(options)
+        self._physics = ring_plant(self.params, self._car_lengths, gap_cache=self._cache)
+        self._elapsed.zero_()
+        self._autoreset.zero_()
+        self._episode_steps = 0
+        n = self._n
+        self._gaps = ring_gaps(self.state[:, :n], self._car_lengths, self.params.vehicle_length)
+        self._cache.set(self.state, self._gaps)
+        acc = torch.zeros_like(self.state[:, n:])
+        fs = torch.zeros((self.num_envs, self._m), dtype=torch.bool, device=self.state.device)
+        obs = ring_observation(self.state, self.lengths, self.params, gaps=self._gaps)
+        return self._out_torch(obs, acc, fs)[0:2]
+
+    def _step_torch(self, actions):
+        import torch
+
+        if self._physics is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        B, m, n = self.num_envs, self._m, self._n
+        p = self.params
+        dev, tdtype, _ = self._torch
+        a = actions if is_torch(actions) else torch.as_tensor(np.asarray(actions, dtype=float))
+        a = _action_matrix(a, B, m).to(device=dev, dtype=tdtype).clamp(self._lo, self._hi)
+        w = acceleration_noise(self._rng, p, (B,), tdtype)
+        x = self._physics.advance(self.state, a, w)  # a is saturated already
+        acc, failsafe = ring_step_info(self.state, x, a, p)
+        reward = ring_reward(x[:, n:], a)
+        done = self._autoreset
+        autoreset = self.max_episode_steps is not None and (
+            self._episode_steps >= self.max_episode_steps
+        )
+        if autoreset:  # every copy's episode ended last step (see the class docstring)
+            lengths, car_lengths, fresh = self._new_rings_torch(None)
+            x = torch.where(done[:, None], fresh, x)
+            self.lengths = torch.where(done, lengths, self.lengths)
+            self._car_lengths = torch.where(done[:, None], car_lengths, self._car_lengths)
+            self._physics = ring_plant(p, self._car_lengths, gap_cache=self._cache)
+            reward = reward.masked_fill(done, 0.0)
+            acc = acc.masked_fill(done[:, None], 0.0)
+            failsafe = failsafe & ~done[:, None]
+        self._episode_steps = 0 if autoreset else self._episode_steps + 1
+        self.state = x
+        self._elapsed += 1
+        self._elapsed.masked_fill_(done, 0)
+        self._gaps = ring_gaps(self.state[:, :n], self._car_lengths, p.vehicle_length)
+        self._cache.set(self.state, self._gaps)
+        terminated = torch.zeros_like(done)
+        if self.max_episode_steps is not None:
+            truncated = self._elapsed >= self.max_episode_steps
+        else:
+            truncated = torch.zeros_like(done)
+        self._autoreset = terminated | truncated
+        obs = ring_observation(self.state, self.lengths, p, gaps=self._gaps)
+        return self._out_torch(obs, acc, failsafe, reward, terminated, truncated)
+
+    def _out_torch(self, obs, acc, failsafe, *rest):
+        """``(obs, *rest, info)`` as handed out (tensors, or numpy with ``array="numpy"``)."""
+        info = {
+            "speeds": self.state[:, self._n :],
+            "gaps": self._gaps,
+            "failsafe": failsafe,
+            "accelerations": acc,
+            "ring_length": self.lengths.clone(),
+        }
+        out = torch_outputs(self._torch[2], obs, *rest, *info.values())
+        return (*out[: 1 + len(rest)], dict(zip(info, out[1 + len(rest) :])))
+
     def render(self):
         """Images of all rings (``render_mode="rgb_array"``): a tuple of ``(H, W, 3)`` arrays."""
         if self.render_mode is None:
@@ -552,10 +719,28 @@ class RingRoadVectorEnv(VectorEnv):
         from .render import render_ring
 
         n = self._n
+        states, lengths = self.state, self.lengths
+        if is_torch(states):
+            states, lengths = states.detach().cpu().numpy(), lengths.cpu().numpy()
         return tuple(
             render_ring(x[:n], x[n:], float(L), av_indices=self.params.av_indices)
-            for x, L in zip(self.state, self.lengths)
+            for x, L in zip(states, lengths)
         )
+
+
+def _initial_states(p: Params, lengths, options: dict, rows: np.ndarray, dtype) -> np.ndarray:
+    """Initial states ``(k, 2N)`` of the copies ``rows`` of a vector env on rings of
+    ``lengths`` (numpy, shape ``(k,)``, m), from ``reset``'s options (leading ``num_envs``
+    axis), checked as the single env's."""
+    x = np.empty((len(rows), 2 * p.n_vehicles), dtype=dtype)
+    for j in range(len(rows)):
+        one = {
+            key: np.asarray(options[key])[rows[j]]
+            for key in ("positions", "speeds")
+            if key in options
+        }
+        x[j] = _initial_state(p, float(lengths[j]), one)
+    return x
 
 
 def rollout(env, controller=None, steps: int = 3000, *, seed=None, options=None, label=""):
