@@ -278,7 +278,7 @@ def main(argv=None):
 #: defaults for the env (``neuroctl/envs/hyperparams.py``).
 SEED_RUNS = [
     ("neuroctl/Arm-v0", "ppo", 500_000),
-    ("neuroctl/Arm-v0", "sac", 60_000),
+    ("neuroctl/Arm-v0", "sac", 80_000),
     ("neuroctl/Arm2Link-v0", "ppo", 500_000),
     ("neuroctl/Arm2Link-v0", "sac", 100_000),
     ("neuroctl/RingRoad-v0", "ppo", 300_000),
