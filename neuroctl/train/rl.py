@@ -296,12 +296,11 @@ def train_rl(
         criterion, none otherwise; None or 0: no checks.
     stop_at_criterion : bool
         Stop at the first check that meets the criterion and export that policy (``steps`` is
-        then a budget). A resumed run that had stopped there stays stopped.
-
-    The summary's ``criterion`` entry says whether and when (env steps, training seconds of the
-    session, evaluations excluded) the criterion was met, the figures of the last check, and the
-    criterion evaluated again on the exported policy with held-out targets
-    (:data:`~neuroctl.train.criterion.HELD_OUT_SEED`).
+        then a budget). A resumed run that had stopped there stays stopped. The summary's
+        ``criterion`` entry says whether and when (env steps, training seconds of the session,
+        evaluations excluded) the criterion was met, the figures of the last check, and the
+        criterion evaluated again on the exported policy with held-out targets
+        (:data:`~neuroctl.train.criterion.HELD_OUT_SEED`).
 
     Returns
     -------
