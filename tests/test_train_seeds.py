@@ -84,15 +84,19 @@ def test_run_stops_at_the_first_check_that_meets_the_criterion_and_stays_stopped
         return {"success": met, "score": float(len(seen)), "criterion": "second check"}
 
     monkeypatch.setitem(registry.TRAINING_FACTS, ARM, {"evaluate": criterion})
-    res = train_rl(
-        ARM,
-        algo="ppo",
-        seed=3,
-        out_dir=tmp_path,
-        eval_every=256,
-        progress=False,
-        **{**TINY, "steps": 4096},
-    )
+
+    def run():
+        return train_rl(
+            ARM,
+            algo="ppo",
+            seed=3,
+            out_dir=tmp_path,
+            eval_every=256,
+            progress=False,
+            **{**TINY, "steps": 4096},
+        )
+
+    res = run()
     c = res.summary["criterion"]
     assert c["met"] is True and c["met_at_steps"] == 512 and res.steps_done == 512
     assert "met at 512 env steps" in res.report()
@@ -103,15 +107,7 @@ def test_run_stops_at_the_first_check_that_meets_the_criterion_and_stays_stopped
     net = export_policy(model, vec_normalize=None)
     assert model.num_timesteps == 512 and net is not None
     # the same command again resumes, finds the run stopped at its criterion, trains no further
-    again = train_rl(
-        ARM,
-        algo="ppo",
-        seed=3,
-        out_dir=tmp_path,
-        eval_every=256,
-        progress=False,
-        **{**TINY, "steps": 4096},
-    )
+    again = run()
     assert again.resumed and again.steps_done == 512
     assert again.summary["criterion"]["met_at_steps"] == 512
 
@@ -246,3 +242,22 @@ def test_bad_action_noise_is_refused(bad, tmp_path):
             progress=False,
             **{**TINY, "algo_kwargs": {"action_noise": bad}},
         )
+
+
+def test_a_diffsim_run_is_read_with_its_final_evaluation_as_its_verdict():
+    # diffsim has no checks during training: its summary holds the criterion's final figures
+    runs = [
+        {
+            "seed": 0,
+            "out_dir": "r0",
+            "summary": {"success": True, "score": 1.0, "criterion": "text"},
+        },
+        {
+            "seed": 1,
+            "out_dir": "r1",
+            "summary": {"success": False, "score": 0.5, "criterion": "text"},
+        },
+    ]
+    res = SeedsResult(env_id=ARM, algo="diffsim", seeds=[0, 1], runs=runs)
+    assert res.criterion == "text" and res.n_met == 1 and res.n_held_out == 1
+    assert [r["held_out_score"] for r in res.rows()] == [1.0, 0.5]

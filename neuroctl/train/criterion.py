@@ -18,12 +18,15 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from .result import CsvLog, Timer
 
 __all__ = [
     "CHECK_SEED_OFFSET",
     "HELD_OUT_SEED",
     "CriterionWatch",
+    "check_interval",
     "criterion_of",
     "evaluate_criterion",
 ]
@@ -48,6 +51,49 @@ def criterion_of(env_id: str) -> Callable | None:
     from neuroctl.envs.registry import training_evaluate
 
     return training_evaluate(env_id)
+
+
+def check_interval(eval_every, env_id: str, steps: int) -> int:
+    """Env steps between criterion checks of a run, from ``train_rl``'s ``eval_every``.
+
+    Parameters
+    ----------
+    eval_every : int, "auto" or None
+        ``"auto"``: 20 checks over ``steps`` (at least 1000 steps apart) when the env has a
+        criterion, none otherwise; None or 0: none.
+    env_id : str
+    steps : int
+        The run's budget of env steps.
+
+    Returns
+    -------
+    int
+        0 for no checks.
+
+    Raises
+    ------
+    ValueError
+        ``eval_every`` is not one of the above, or checks are asked of an env without criterion.
+    """
+    if eval_every is None or eval_every == 0:
+        return 0
+    if eval_every == "auto":
+        return max(steps // 20, 1000) if criterion_of(env_id) is not None else 0
+    if (
+        isinstance(eval_every, bool)
+        or not isinstance(eval_every, (int, np.integer))
+        or eval_every < 0
+    ):
+        raise ValueError(
+            "eval_every: expected a positive int (env steps), 'auto' or None, received "
+            f"{eval_every!r}"
+        )
+    if criterion_of(env_id) is None:
+        raise ValueError(
+            f"eval_every: {env_id!r} has no registered success criterion to check; register "
+            "one with neuroctl.envs.register_training(env_id, evaluate=criterion)"
+        )
+    return int(eval_every)
 
 
 def evaluate_criterion(env_id: str, policy, *, seed: int, env_kwargs: dict | None = None) -> dict:
@@ -96,8 +142,9 @@ class CriterionWatch:
     Parameters
     ----------
     env_id : str
+        An env with a registered criterion.
     every : int
-        Env steps between checks (> 0).
+        Env steps between checks (> 0, as :func:`check_interval` gives).
     seed : int
         The run's seed; checks use ``CHECK_SEED_OFFSET + seed``.
     out_dir : str or Path
@@ -117,9 +164,6 @@ class CriterionWatch:
         training seconds of this session, evaluations excluded.
     last : dict or None
         Figures of the latest check.
-    policy : nn.Module or None
-        The policy exported at the check that met the criterion (what the run exports when it
-        stops there).
     """
 
     def __init__(
@@ -133,20 +177,12 @@ class CriterionWatch:
         env_kwargs: dict | None = None,
         keep_until: int | None = None,
     ) -> None:
-        if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
-            raise ValueError(f"eval_every: expected a positive int (env steps), received {every!r}")
-        if criterion_of(env_id) is None:
-            raise ValueError(
-                f"env_id: {env_id!r} has no registered success criterion to check; register "
-                "one with neuroctl.envs.register_training(env_id, evaluate=criterion)"
-            )
         self.env_id, self.every, self.seed = env_id, int(every), int(seed)
         self.stop, self.env_kwargs = bool(stop), env_kwargs
         self.path = Path(out_dir) / "criterion.csv"
         self.keep_until = keep_until
         self.met: dict | None = None
         self.last: dict | None = None
-        self.policy = None
         self.eval_seconds = 0.0
         self._log: CsvLog | None = None
         self._timer = Timer()
@@ -172,7 +208,6 @@ class CriterionWatch:
         )
         if m["success"] and self.met is None:
             self.met = {"steps": int(steps), "time": t_train, "metrics": m}
-            self.policy = policy
         return bool(m["success"])
 
     def close(self) -> None:

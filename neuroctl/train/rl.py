@@ -29,7 +29,7 @@ from neuroctl.envs.hyperparams import DEFAULT_HYPERPARAMS  # the RL defaults liv
 from neuroctl.envs.registry import rl_hyperparams
 
 from ..controllers import ACTIVATIONS
-from .criterion import HELD_OUT_SEED, CriterionWatch, criterion_of, evaluate_criterion
+from .criterion import HELD_OUT_SEED, CriterionWatch, check_interval, evaluate_criterion
 from .export import (
     atomic_write_bytes,
     atomic_write_text,
@@ -327,7 +327,7 @@ def train_rl(
     hidden = [int(h) for h in hidden]
     import neuroctl  # noqa: F401 - registers the env ids
 
-    every = _eval_every(eval_every, env_id, int(steps))
+    every = check_interval(eval_every, env_id, int(steps))
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -519,32 +519,13 @@ def train_rl(
             )
         )
     if watch is not None or met_before is not None:
-        summary["criterion"] = _criterion_summary(
-            env_id, net, watch, met_before or _met_before(state_path), env_kwargs
-        )
+        met = met_before or (watch.met if watch is not None else None)
+        summary["criterion"] = _criterion_summary(env_id, net, watch, met, env_kwargs)
     if analyze:
         summary.update(policy_summary(env_id, net, seed=seed))
     result.summary = summary
     result.save()
     return result
-
-
-def _eval_every(value, env_id: str, steps: int) -> int:
-    """``eval_every`` as env steps between criterion checks (0: no checks)."""
-    if value is None or value == 0:
-        return 0
-    if value == "auto":
-        return max(steps // 20, 1000) if criterion_of(env_id) is not None else 0
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(
-            f"eval_every: expected a positive int (env steps), 'auto' or None, received {value!r}"
-        )
-    if criterion_of(env_id) is None:
-        raise ValueError(
-            f"eval_every: {env_id!r} has no registered success criterion to check; register "
-            "one with neuroctl.envs.register_training(env_id, evaluate=criterion)"
-        )
-    return int(value)
 
 
 def _met_before(state_path: Path) -> dict | None:
@@ -563,14 +544,14 @@ def _record_met(state_path: Path, met: dict) -> None:
 def _criterion_summary(env_id, net, watch, met, env_kwargs) -> dict:
     """Whether and when the criterion was met, and its held-out evaluation on ``net``."""
     held_out = evaluate_criterion(env_id, net, seed=HELD_OUT_SEED, env_kwargs=env_kwargs)
-    last = watch.last if watch is not None and watch.last is not None else None
+    last = watch.last if watch is not None else None
     return {
         "criterion": held_out.get("criterion", ""),
         "met": met is not None,
         "met_at_steps": None if met is None else int(met["steps"]),
         "met_at_seconds": None if met is None else float(met["time"]),
         "every": None if watch is None else watch.every,
-        "last_check": last if last is not None else (None if met is None else met["metrics"]),
+        "last_check": last or (met and met["metrics"]),
         "held_out": held_out,
         "held_out_success": bool(held_out["success"]),
     }

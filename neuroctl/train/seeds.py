@@ -160,18 +160,15 @@ class SeedsResult:
         """One row per seed: whether and when the criterion was met, held-out figures."""
         rows = []
         for r in self.runs:
-            s = r.get("summary", {})
-            c = s.get("criterion") or {}
-            held = c.get("held_out") or {}
-            success = c.get("held_out_success", s.get("success"))
+            c = _criterion_entry(r.get("summary", {}))
             rows.append(
                 {
                     "seed": r["seed"],
-                    "met": c.get("met", s.get("success")),
+                    "met": c.get("met"),
                     "steps_to_criterion": c.get("met_at_steps"),
                     "seconds_to_criterion": c.get("met_at_seconds"),
-                    "held_out_success": success,
-                    "held_out_score": held.get("score", s.get("score")),
+                    "held_out_success": c.get("held_out_success"),
+                    "held_out_score": (c.get("held_out") or {}).get("score"),
                     "steps_done": r.get("steps_done"),
                     "wall_time": r.get("wall_time"),
                 }
@@ -183,9 +180,8 @@ class SeedsResult:
     def criterion(self) -> str:
         """The env's criterion in words (as its evaluation states it)."""
         for r in self.runs:
-            s = r.get("summary", {})
-            text = (s.get("criterion") or {}).get("criterion") or s.get("criterion")
-            if isinstance(text, str) and text:
+            text = _criterion_entry(r.get("summary", {})).get("criterion")
+            if text:
                 return text
         return ""
 
@@ -360,6 +356,26 @@ class SeedsResult:
             "its criterion holds its last value.",
         )
         return rep.write(folder)
+
+
+def _criterion_entry(summary: dict) -> dict:
+    """A run summary's criterion in the form ``train_rl`` writes (``summary["criterion"]``).
+
+    A diffsim run has no checks during training: its summary holds the criterion's figures of
+    the final policy (``success``, ``score``, ``criterion`` text), read here as met (or not) at
+    the end, on its own evaluation targets.
+    """
+    entry = summary.get("criterion")
+    if isinstance(entry, dict):
+        return entry
+    if "success" not in summary:
+        return {}
+    return {
+        "criterion": entry or "",
+        "met": summary["success"],
+        "held_out_success": summary["success"],
+        "held_out": {"score": summary.get("score")},
+    }
 
 
 def _read_rows(run: dict, name: str) -> list[dict]:
