@@ -457,6 +457,7 @@ class Plant:
             )
         self._rhs = rhs
         self._update = update
+        self._numpy_zeros: dict[tuple, np.ndarray] = {}  # see _zero_disturbance
         self.integrator = integrator
         m = len(self.input_names)
         self.input_lower = _bounds(input_lower, m, -np.inf, "input_lower")
@@ -538,6 +539,16 @@ class Plant:
     def _zero_disturbance(self, x):
         if is_torch(x):  # on the state's device (a namespace's zeros would be on the host)
             return x.new_zeros((*x.shape[:-1], self.n_disturbances))
+        if type(x) is np.ndarray:  # one read-only array per shape and dtype, made once
+            key = (x.shape[:-1], x.dtype)
+            zeros = self._numpy_zeros.get(key)
+            if zeros is None:
+                if len(self._numpy_zeros) > 64:
+                    self._numpy_zeros.clear()
+                zeros = np.zeros((*key[0], self.n_disturbances), dtype=x.dtype)
+                zeros.flags.writeable = False
+                self._numpy_zeros[key] = zeros
+            return zeros
         xp = namespace(x)
         return xp.zeros((*x.shape[:-1], self.n_disturbances), dtype=x.dtype)
 

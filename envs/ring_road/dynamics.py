@@ -84,6 +84,21 @@ def _num(value, name: str, *, positive: bool = True, allow_zero: bool = False) -
 
 
 # ---------------------------------------------------------------------------- parameters
+#: gaps below this count as this (m), as in SUMO: touching cars brake as hard as they can
+_GAP_EPS = 1e-9
+
+
+def _as_f64(*values: float) -> tuple[np.ndarray, ...]:
+    """``values`` as read-only 0-d float64 arrays (constants of the numpy float64 path)."""
+    out = tuple(np.array(float(v)) for v in values)
+    for a in out:
+        a.flags.writeable = False
+    return out
+
+
+(_ZERO64,) = _as_f64(0.0)
+
+
 @dataclass(frozen=True)
 class IDMParams:
     """Intelligent Driver Model parameters (Flow's defaults, Treiber et al. 2000).
@@ -118,6 +133,12 @@ class IDMParams:
         # derived constants (not fields) for a lean evaluation
         object.__setattr__(self, "_k", 0.5 / math.sqrt(self.a * self.b))
         object.__setattr__(self, "_inv_v0", 1.0 / self.v0)
+        # the same constants as 0-d float64 arrays: a float64 array times a 0-d array is the
+        # same IEEE operation as times a Python float, without numpy's conversion of the
+        # Python number on every call (a third of the cost of an operation on one ring's cars)
+        object.__setattr__(
+            self, "_f64", _as_f64(self.s0, self.T, self._k, self._inv_v0, 1.0, _GAP_EPS, 0.0)
+        )
 
 
 @dataclass(frozen=True)
@@ -379,13 +400,14 @@ def _leader_index(n: int) -> np.ndarray:
 def _of_leaders(a):
     """``a[..., (i + 1) mod N]``: each car's leader's entry, shape ``(..., N)`` (a tensor by a
     roll, several times cheaper than a gather)."""
+    if type(a) is np.ndarray and a.ndim == 1:  # one ring: the cheapest gather
+        return a[_leader_index(a.shape[0])]
     if is_torch(a):
         return a.roll(-1, -1)
     return _take_last(a, _leader_index(a.shape[-1]))
 
 
 # ---------------------------------------------------------------------------- car following
-_GAP_EPS = 1e-9
 
 
 def idm_acceleration(gap, v, v_lead, params: IDMParams | None = None):
@@ -410,15 +432,21 @@ def idm_acceleration(gap, v, v_lead, params: IDMParams | None = None):
         Acceleration, m/s^2.
     """
     p = _DEFAULT_IDM if params is None else params
-    s_star = p.s0 + _clamp_min(v * (p.T + (v - v_lead) * p._k), 0.0)
-    ratio = s_star / _clamp_min(gap, _GAP_EPS)
+    if type(v) is np.ndarray and v.dtype == np.float64:
+        s0, T, k, inv_v0, one, eps, zero = p._f64
+        clamp_min = np.maximum
+    else:
+        s0, T, k, inv_v0, one, eps, zero = p.s0, p.T, p._k, p._inv_v0, 1.0, _GAP_EPS, 0.0
+        clamp_min = _clamp_min
+    s_star = s0 + clamp_min(v * (T + (v - v_lead) * k), zero)
+    ratio = s_star / clamp_min(gap, eps)
     if p.delta == 4.0:
-        vr = v * p._inv_v0
+        vr = v * inv_v0
         vr = vr * vr
         free = vr * vr
     else:
-        free = (v * p._inv_v0) ** p.delta
-    accel = (1.0 - free) - ratio * ratio
+        free = (v * inv_v0) ** p.delta
+    accel = (one - free) - ratio * ratio
     return accel if p.a == 1.0 else p.a * accel
 
 
@@ -695,6 +723,10 @@ class _Consts:
         self.n = n
         self.dt = p.dt
         self.inv_dt = 1.0 / p.dt
+        # for one ring's float64 arrays (see _as_f64): 1/dt, -1/dt, the car length
+        self.inv_dt64, self.neg_inv_dt64, self.length64 = _as_f64(
+            self.inv_dt, -self.inv_dt, p.vehicle_length
+        )
         self.length = p.vehicle_length
         self.av = p.av_indices
         self.single_av = p.n_av == 1
@@ -797,7 +829,7 @@ def _commanded(x, u, w, ring_length, params: Params, gaps):
     """
     c = _consts(params)
     n = c.n
-    v = x[..., n:]
+    v = x[n:] if type(x) is np.ndarray and x.ndim == 1 else x[..., n:]
     if isinstance(v, np.ndarray) and v.ndim > 1:
         v = np.ascontiguousarray(v)  # batched ops on a strided half are several times slower
     if gaps is None:
@@ -847,7 +879,11 @@ def _limited(x, u, w, ring_length, params: Params, gaps, out=None):
         np.minimum(acc, hi, out=hi)
         np.multiply(v, -c.inv_dt, out=acc)
         return np.maximum(hi, acc, out=acc if out is None else out), cmd
-    acc = _clamp_min(_clamp_max(acc, (gaps * c.inv_dt - v) * c.inv_dt), -v * c.inv_dt)
+    if type(acc) is np.ndarray and acc.dtype == np.float64:  # one ring
+        inv_dt = c.inv_dt64
+        acc = np.maximum(np.minimum(acc, (gaps * inv_dt - v) * inv_dt), v * c.neg_inv_dt64)
+    else:
+        acc = _clamp_min(_clamp_max(acc, (gaps * c.inv_dt - v) * c.inv_dt), -v * c.inv_dt)
     if out is not None:
         out[...] = acc
         return out, cmd
@@ -902,7 +938,7 @@ def ring_rhs(x, u, w, ring_length, params: Params, *, gaps=None):
         import torch
 
         return torch.cat([v, acc], dim=-1)
-    return np.concatenate([v, acc], axis=-1)
+    return np.concatenate((v, acc), axis=-1)
 
 
 def _wrap_in_place(q, L, L2) -> None:
@@ -919,6 +955,11 @@ def _wrap_in_place(q, L, L2) -> None:
 
 
 def _post_numpy(x, n: int, L, L2):
+    if x.ndim == 1:  # one ring: plain slices (an ellipsis index costs more on small arrays)
+        np.remainder(x[:n], L, out=x[:n])
+        v = x[n:]
+        np.maximum(v, _ZERO64, out=v)
+        return x
     _wrap_in_place(x[..., :n], L, L2)
     np.maximum(x[..., n:], 0.0, out=x[..., n:])
     return x
@@ -965,7 +1006,7 @@ def ring_step_info(x, x_next, u, params: Params):
     c = _consts(params)
     n = c.n
     v, v_next = x[..., n:], x_next[..., n:]
-    applied = (v_next - v) * c.inv_dt
+    applied = (v_next - v) * (c.inv_dt64 if v_next.dtype == np.float64 else c.inv_dt)
     if v.ndim == 1 and c.single_av:
         i = c.av0
         return applied, np.array([v_next.item(i) < v.item(i) + c.dt * u.item(0)])
@@ -984,8 +1025,16 @@ def ring_observation(x, ring_length, params: Params, *, gaps=None):
     n = c.n
     if gaps is None:
         gaps = ring_gaps(x[..., :n], ring_length, c.length)
-    if type(x) is np.ndarray and x.ndim == 1:  # one ring: a single product is the cheapest
-        return np.concatenate([x[n:], gaps]) @ c.obs_matrix
+    if type(x) is np.ndarray and x.ndim == 1:
+        if c.single_av and params.observation == "partial" and x.dtype == np.float64:
+            # one ring, one AV: its three numbers on Python floats (equal to the product below
+            # up to its rounding)
+            i = c.av0
+            v_av, v_lead = x.item(n + i), x.item(n + (i + 1) % n)
+            return np.array(
+                [v_av / SPEED_SCALE, (v_lead - v_av) / SPEED_SCALE, gaps.item(i) / HEADWAY_SCALE]
+            )
+        return np.concatenate([x[n:], gaps]) @ c.obs_matrix  # one ring: one product
     # [v, gaps] @ obs_matrix, without joining v and the gaps of a batch first
     on_speeds, on_gaps = c.obs_on_speeds, c.obs_on_gaps
     if is_torch(x):
@@ -1231,7 +1280,8 @@ def ring_plant(
             return ring_post_step(x, L_arg, p)
         key = x.dtype
         if key not in L_like:
-            L_like[key] = L_arg if L.ndim == 0 else L.astype(x.dtype)
+            # a 0-d array of the states' dtype: the same remainder, cheaper than a Python float
+            L_like[key] = L.astype(x.dtype)
             L2[key] = 2.0 * float(np.min(L_like[key]))
         return _post_numpy(x, n, L_like[key], L2[key])
 

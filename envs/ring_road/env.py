@@ -68,6 +68,11 @@ def _spaces(p: Params):
 
 
 def _check_action(action, m: int, lo: float, hi: float) -> np.ndarray:
+    if m == 1 and type(action) is np.ndarray and action.shape == (1,):  # one AV: the cheapest
+        t = float(action.item(0))
+        if not math.isfinite(t):
+            raise ValueError(f"action: expected finite accelerations, received {action}")
+        return np.array([min(max(t, lo), hi)])
     a = np.asarray(action, dtype=np.float64)
     if a.shape != (m,):
         if a.size == m and a.ndim <= 1:
