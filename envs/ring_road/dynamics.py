@@ -97,6 +97,17 @@ def _as_f64(*values: float) -> tuple[np.ndarray, ...]:
 
 
 (_ZERO64,) = _as_f64(0.0)
+_F64: dict[float, np.ndarray] = {}
+
+
+def _f64(value: float) -> np.ndarray:
+    """The number ``value`` as a read-only 0-d float64 array, made once per value."""
+    a = _F64.get(value)
+    if a is None:
+        if len(_F64) > 256:  # keep the cache small when many lengths are drawn
+            _F64.clear()
+        a = _F64[value] = _as_f64(value)[0]
+    return a
 
 
 @dataclass(frozen=True)
@@ -604,8 +615,10 @@ def ring_gaps(positions, ring_length, vehicle_length=5.0):
         positions = np.ascontiguousarray(positions)
     d = _of_leaders(positions) - positions
     if type(d) is np.ndarray and d.dtype.kind == "f":
-        if d.ndim == 1:
-            return d % L - vehicle_length  # one car row: the remainder is the cheapest
+        if d.ndim == 1:  # one car row: the remainder is the cheapest
+            if d.dtype == np.float64 and type(L) is float and type(vehicle_length) is float:
+                return d % _f64(L) - _f64(vehicle_length)
+            return d % L - vehicle_length
         # d mod L for -L < d < L, in place on the fresh difference: the same numbers as the
         # floor form below at a fraction of its cost on big batches
         np.add(d, L, out=d, where=d < 0.0)
@@ -772,14 +785,19 @@ class _Consts:
 
 
 _CONSTS: dict[int, tuple[Params, _Consts]] = {}
+_LAST_CONSTS: list[tuple[Any, Any]] = [(None, None)]
 
 
 def _consts(p: Params) -> _Consts:
+    last = _LAST_CONSTS[0]
+    if last[0] is p:  # the Params of the previous call (one env stepping): no lookup
+        return last[1]
     hit = _CONSTS.get(id(p))
     if hit is None or hit[0] is not p:
         if len(_CONSTS) > 256:  # keep the cache small when many Params are made
             _CONSTS.clear()
         hit = _CONSTS[id(p)] = (p, _Consts(p))
+    _LAST_CONSTS[0] = hit  # one tuple, replaced whole (safe across threads)
     return hit[1]
 
 
@@ -1268,22 +1286,24 @@ def ring_plant(
         known = gap_cache.gaps if gap_cache is not None and x is gap_cache.state else None
         return ring_rhs(x, u, w, L_arg, p, gaps=known)
 
-    L_like, L2 = {}, {}  # the lengths (and twice them) in the dtype and layout of the states
+    # per (dtype, ndim) of numpy states: the lengths in their dtype and layout and twice the
+    # shortest (a 0-d array for one length: the same remainder, cheaper than a Python float),
+    # or None where the general ring_post_step applies
+    in_place: dict[tuple, Any] = {}
 
     def post(x):  # on the integrator's fresh output
-        if (
-            type(x) is not np.ndarray
-            or x.dtype.kind != "f"
-            or L.ndim not in (0, x.ndim)
-            or is_torch(L)
-        ):
-            return ring_post_step(x, L_arg, p)
-        key = x.dtype
-        if key not in L_like:
-            # a 0-d array of the states' dtype: the same remainder, cheaper than a Python float
-            L_like[key] = L.astype(x.dtype)
-            L2[key] = 2.0 * float(np.min(L_like[key]))
-        return _post_numpy(x, n, L_like[key], L2[key])
+        if type(x) is np.ndarray:
+            key = (x.dtype, x.ndim)
+            lengths = in_place.get(key, False)
+            if lengths is False:
+                lengths = None
+                if x.dtype.kind == "f" and L.ndim in (0, x.ndim) and not is_torch(L):
+                    L_x = L.astype(x.dtype)
+                    lengths = in_place[key] = (L_x, 2.0 * float(np.min(L_x)))
+                in_place[key] = lengths
+            if lengths is not None:
+                return _post_numpy(x, n, *lengths)
+        return ring_post_step(x, L_arg, p)
 
     def observe(x):
         return ring_observation(x, L_arg, p)
