@@ -19,8 +19,13 @@
    ``train_rl`` with its defaults over seeds 0..K-1, stopping at the criterion: met or not per
    seed, env steps and training seconds to it, the exported policy on held-out targets.
 
-Run: ``python benchmarks/bench_train.py [--quick | --fps-only | --seeds 5]`` (prints ratios;
-torch on one thread).
+4. ``--device DEV [--batch B ...]``: gradient steps per second of the ring's diffsim training
+   (``train_diffsim("neuroctl/RingRoad-v0", device=...)``, 200-step windows) on the CPU and on
+   ``DEV`` (e.g. ``cuda``), for each batch size, with the ratio DEV / CPU. The clock runs from
+   the end of the first gradient step (sampling, warm-up and allocation excluded) to the last.
+
+Run: ``python benchmarks/bench_train.py [--quick | --fps-only | --seeds 5 | --device cuda]``
+(prints ratios; torch on one thread on the CPU).
 """
 
 from __future__ import annotations
@@ -194,9 +199,52 @@ def ours_fps(args, out, env_id="neuroctl/Arm-v0") -> float:
     return float(res.summary["env_steps_per_s"])
 
 
+def diffsim_steps_per_s(device: str, batch: int, steps: int, out: Path) -> float:
+    """Gradient steps per second of the ring's diffsim training on ``device`` (after step 1)."""
+    from neuroctl.train import train_diffsim
+
+    stamps: list[float] = []
+
+    def clock(step, policy, cost):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        stamps.append(time.perf_counter())
+
+    train_diffsim(
+        "neuroctl/RingRoad-v0",
+        steps=steps,
+        batch=batch,
+        out_dir=out,
+        progress=False,
+        tensorboard=False,
+        analyze=False,
+        resume=False,
+        callback=clock,
+        device=device,
+    )
+    return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+
+def device_table(device: str, batches: list[int], steps: int, tmp: Path) -> None:
+    print(f"\n## ring diffsim: gradient steps/s on cpu and on {device} (200-step windows)")
+    print(f"{'batch':>8} {'cpu':>10} {device:>10} {'ratio':>8}")
+    for b in batches:
+        cpu = diffsim_steps_per_s("cpu", b, steps, tmp / f"cpu{b}")
+        dev = diffsim_steps_per_s(device, b, steps, tmp / f"dev{b}")
+        print(f"{b:>8} {cpu:>10.3f} {dev:>10.3f} {dev / cpu:>8.2f}")
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = Args()
+    if "--device" in argv:  # only the diffsim table on a device
+        tmp = Path(tempfile.mkdtemp(prefix="bench_train_device_"))
+        device = (_option(argv, "--device") or ["cuda"])[0]
+        batches = [int(b) for b in _option(argv, "--batch", ["128", "1024"])]
+        steps = int((_option(argv, "--steps") or ["6"])[0])
+        print(f"# bench_train --device {device}, runs in {tmp}")
+        device_table(device, batches, steps, tmp)
+        return
     if "--seeds" in argv:  # only the table over seeds
         tmp = Path(tempfile.mkdtemp(prefix="bench_train_seeds_"))
         n = int((_option(argv, "--seeds") or ["5"])[0])

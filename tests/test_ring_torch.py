@@ -252,3 +252,31 @@ def test_torch_ring_bad_arguments_name_the_argument():
     env.reset(seed=0)
     with pytest.raises(ValueError, match=r"actions: expected shape \(2, 1\), received \(3,\)"):
         env.step(torch.zeros(3))
+
+
+def test_ring_diffsim_task_steps_on_tensor_lengths_with_the_numpy_plants_numbers():
+    # the diffsim task's rollout plant holds its batch's ring lengths as a tensor on the states'
+    # device (no host array read per step); its steps equal the numpy plant's on the same lengths
+    from neuroctl.train.tasks import make_task
+
+    task = make_task(ENV_ID)
+    x, _, ctx = task.sample(np.random.default_rng(3), 4)
+    plant_t = task.plant._on(x)
+    rings = plant_t.params
+    assert torch.is_tensor(ctx["v_eq"]) and ctx["v_eq"].shape == (4, 1)
+    from neuroctl.envs.ring_road.task import _lengths
+
+    lengths = _lengths(rings, np.random.default_rng(3), 4)  # the draw sample() made first
+    plant_np = ring_plant(rings, lengths)
+    gen = torch.Generator().manual_seed(0)
+    x_np = x.numpy().copy()
+    for k in range(200):
+        u = torch.full((4, 1), 0.3 * math.sin(0.05 * k), dtype=torch.float64)
+        w = task.disturbance(gen, x)
+        x = task.plant.step(x, u, w)
+        x_np = plant_np.step(x_np, u.numpy(), w.numpy())
+    assert task.plant._on(x) is plant_t  # made once per batch and device
+    np.testing.assert_allclose(x.numpy(), x_np, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        task.plant.observe(x).numpy(), plant_np.observe(x_np), rtol=0, atol=1e-12
+    )

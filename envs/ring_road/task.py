@@ -107,10 +107,9 @@ def ring_task(
     def sample(rng, B):
         lengths = _lengths(p, rng, B)
         x = warm_up(p, lengths, rng)
-        plant = rr.ring_plant(p, lengths)
         _, v_eq = rr.uniform_flow_equilibrium(p, ring_length=lengths)
-        state["plant"] = plant
-        ctx = {"plant": plant, "v_eq": torch.as_tensor(v_eq, dtype=torch.float64)[:, None]}
+        state["lengths"], state["plants"] = lengths, {}
+        ctx = {"v_eq": torch.as_tensor(v_eq, dtype=torch.float64)[:, None]}
         return torch.as_tensor(x, dtype=torch.float64), None, ctx
 
     def cost(x, u, r, ctx):
@@ -121,15 +120,39 @@ def ring_task(
     def disturbance(gen, x):
         if noise_scale == 0:
             return None
-        return torch.randn(x.shape[:-1] + (n,), generator=gen, dtype=x.dtype) * noise_scale
-
-    class _BatchPlant:
-        """Forwards to the plant of the current batch (its ring lengths)."""
-
-        def __getattr__(self, name):
-            return getattr(state["plant"], name)
+        noise = torch.randn(x.shape[:-1] + (n,), generator=gen, dtype=x.dtype, device=x.device)
+        return noise * noise_scale
 
     template = rr.ring_plant(p, 230.0)
+
+    class _BatchPlant:
+        """The ring plant of the current batch (its ring lengths), on the device of the states.
+
+        Its lengths are a tensor on that device, made once per batch: the rollout's steps then
+        read no array from the host.
+        """
+
+        def _on(self, x):
+            device = x.device if torch.is_tensor(x) else None
+            plant = state["plants"].get(device)
+            if plant is None:
+                lengths = state["lengths"]
+                if device is not None:
+                    lengths = torch.as_tensor(lengths, dtype=torch.float64, device=device)
+                plant = state["plants"][device] = rr.ring_plant(p, lengths)
+            return plant
+
+        def observe(self, x, r=None):
+            return self._on(x).observe(x, r)
+
+        def step(self, x, u, w=None):
+            return self._on(x).step(x, u, w)
+
+        def saturate(self, u):  # the actuator bounds do not depend on the ring length
+            return template.saturate(u)
+
+        def __getattr__(self, name):  # names, sizes and bounds: those of every ring
+            return getattr(template, name)
     # normalise Flow's observation [v/15, dv/15, gap/270] to ~unit scale: v~4, dv~2, gap~6 m
     obs_scale = np.array([15.0 / 4.0, 15.0 / 2.0, 270.0 / 6.0])
     obs_offset = np.array([-1.0, 0.0, -1.0])
