@@ -142,6 +142,9 @@ def _register_envs() -> None:
             3000,
         ),
     }
+    # the ring road checks the order of reset, step and render itself and is checked by
+    # gymnasium's check_env in the tests: without those two wrappers one step costs ~5% less
+    lean = {"neuroctl/RingRoad-v0": dict(order_enforce=False, disable_env_checker=True)}
     for env_id, (entry, vec_entry, horizon) in specs.items():
         if env_id not in registry:
             register(
@@ -149,6 +152,7 @@ def _register_envs() -> None:
                 entry_point=entry,
                 vector_entry_point=vec_entry,
                 max_episode_steps=horizon,
+                **lean.get(env_id, {}),
             )
 
 

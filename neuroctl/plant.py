@@ -61,6 +61,20 @@ def euler(rhs: RHS, x, u, dt: float):
 _FLOAT_PATH_MAX = 16
 
 
+_F64_OF: dict[float, np.ndarray] = {}
+
+
+def _f64_of(value: float) -> np.ndarray:
+    """``value`` as a read-only 0-d float64 array, made once per value."""
+    a = _F64_OF.get(value)
+    if a is None:
+        if len(_F64_OF) > 64:
+            _F64_OF.clear()
+        a = _F64_OF[value] = np.array(float(value))
+        a.flags.writeable = False
+    return a
+
+
 def semi_implicit_euler(rhs: RHS, x, u, dt: float):
     """Semi-implicit (symplectic) Euler step for a state ``[q, v]`` of two equal halves.
 
@@ -96,6 +110,13 @@ def semi_implicit_euler(rhs: RHS, x, u, dt: float):
             q_batch = np.multiply(v_batch, dt)
             q_batch += x[..., :h]
             return np.concatenate([q_batch, v_batch], axis=-1)
+        if x.ndim == 1 and f.dtype == np.float64:
+            # one state vector: dt as a 0-d array (the same products; numpy converts a Python
+            # float on every operation) and plain slices
+            dt_ = _f64_of(dt)
+            x_next = x + dt_ * f  # its velocity half is v + dt a; the position half is replaced
+            x_next[:h] = x[:h] + dt_ * x_next[h:]
+            return x_next
         x_next = x + dt * f  # its velocity half is v + dt a; the position half is replaced
         x_next[..., :h] = x[..., :h] + dt * x_next[..., h:]
         return x_next

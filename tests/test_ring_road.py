@@ -652,3 +652,16 @@ def test_reward_is_flows_wave_attenuation_reward_single_and_batched():
         _, rb, *_, info = venv.step(actions)
         expected = 4 * info["speeds"].mean(1) / 20 - 4 * np.abs(np.clip(actions, -1, 1)).mean(1)
         np.testing.assert_allclose(rb, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_ring_made_by_gymnasium_refuses_step_and_render_before_reset_by_itself():
+    # registered without gymnasium's order and checker wrappers: the env enforces the order
+    env = gym.make("neuroctl/RingRoad-v0", render_mode="rgb_array")
+    assert isinstance(env, gym.wrappers.TimeLimit) and env.env is env.unwrapped
+    with pytest.raises(gym.error.ResetNeeded, match="reset"):
+        env.step(np.zeros(1, dtype=np.float32))
+    with pytest.raises(gym.error.ResetNeeded, match="reset"):
+        env.render()
+    env.reset(seed=0)
+    assert env.render().ndim == 3
+    check_env(env.unwrapped, skip_render_check=False)

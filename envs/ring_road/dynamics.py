@@ -1023,7 +1023,10 @@ def ring_step_info(x, x_next, u, params: Params):
     """
     c = _consts(params)
     n = c.n
-    v, v_next = x[..., n:], x_next[..., n:]
+    if x.ndim == 1 and x_next.ndim == 1:
+        v, v_next = x[n:], x_next[n:]
+    else:
+        v, v_next = x[..., n:], x_next[..., n:]
     applied = (v_next - v) * (c.inv_dt64 if v_next.dtype == np.float64 else c.inv_dt)
     if v.ndim == 1 and c.single_av:
         i = c.av0

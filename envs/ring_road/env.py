@@ -67,7 +67,13 @@ def _spaces(p: Params):
     return action_space, obs_space
 
 
+_NO_ACTION = np.zeros(0)
+_NO_ACTION.flags.writeable = False
+
+
 def _check_action(action, m: int, lo: float, hi: float) -> np.ndarray:
+    if m == 0 and type(action) is np.ndarray and action.size == 0 and action.ndim <= 1:
+        return _NO_ACTION
     if m == 1 and type(action) is np.ndarray and action.shape == (1,):  # one AV: the cheapest
         t = float(action.item(0))
         if not math.isfinite(t):
@@ -378,6 +384,8 @@ class RingRoadEnv(gym.Env):
         if self.render_mode is None:
             gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array'")
             return None
+        if self.state is None:
+            raise gym.error.ResetNeeded("call reset() before render()")
         from .render import render_ring
 
         n = self._n
