@@ -221,11 +221,23 @@ def main():
         net_id, prop, onnx_path, vnn_path, timeout = todo[0]
         bab_speedup(net_id, prop, onnx_path, vnn_path, timeout, args.bab_workers, args.bab_repeats)
         return
-    # neuroctl: the instances side by side on --workers processes (results in this order)
-    t_wall = time.perf_counter()
-    decided = map_tasks(ours, [(o, v, t) for _, _, o, v, t in todo], workers=args.workers)
-    t_wall = time.perf_counter() - t_wall
-    for (net_id, prop, onnx_path, vnn_path, timeout), (status, sec) in zip(todo, decided):
+    # neuroctl: the instances side by side on --workers processes (results in this order), a
+    # chunk at a time so that each finished chunk is written before the next starts (an
+    # interrupted run keeps it; --resume goes on from there)
+    chunk = 1 if not args.workers or args.workers == 1 else 2 * args.workers
+    t_wall = 0.0
+    for start in range(0, len(todo), chunk):
+        part = todo[start : start + chunk]
+        t0 = time.perf_counter()
+        decided = map_tasks(ours, [(o, v, t) for _, _, o, v, t in part], workers=args.workers)
+        t_wall += time.perf_counter() - t0
+        _record(part, decided, truth, use_marabou, rows, args.out)
+    _summary(rows, todo, args, t_wall, use_marabou)
+
+
+def _record(part, decided, truth, use_marabou, rows, out):
+    """Rows of the decided instances (and Marabou's answers on them), written as they come."""
+    for (net_id, prop, onnx_path, vnn_path, timeout), (status, sec) in zip(part, decided):
         expected = truth[(net_id, prop)]
         row = {"network": net_id, "property": prop, "expected": expected, "timeout": timeout}
         row["neuroctl"], row["neuroctl_time"] = status, sec
@@ -236,13 +248,16 @@ def main():
                 print(f"marabou failed on {net_id} {prop}: {type(exc).__name__}: {exc}")
                 row["marabou"], row["marabou_time"] = "error", float("nan")
         rows.append(row)
-        write_atomic(args.out, rows)
+        write_atomic(out, rows)
         print(
             ", ".join(
                 f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
             ),
             flush=True,
         )
+
+
+def _summary(rows, todo, args, t_wall, use_marabou):
     print(
         f"neuroctl wall time of {len(todo)} instances on {args.workers} worker(s): {t_wall:.1f} s"
     )
@@ -257,6 +272,17 @@ def main():
             f"{tool:9s}: solved {len(solved)}/{len(rows)}, wrong {len(wrong)}, "
             f"total time {total:.1f} s, median time of solved {med:.2f} s"
         )
+    for tool in tools:
+        print(f"\n{tool} per property: instances, solved, wrong, total time")
+        for prop in sorted({r["property"] for r in rows}, key=lambda p: int(p.split("_")[1])):
+            of = [r for r in rows if r["property"] == prop]
+            solved = [r for r in of if r[tool] in ("holds", "violated")]
+            wrong = [r for r in solved if r[tool] != r["expected"]]
+            total = np.nansum([r[f"{tool}_time"] for r in of])
+            print(f"  {prop:8s} {len(of):4d} {len(solved):4d} {len(wrong):3d} {total:9.1f} s")
+        print(f"{tool}: the slowest ten")
+        for r in sorted(rows, key=lambda r: -r[f"{tool}_time"])[:10]:
+            print(f"  {r['network']} {r['property']}: {r[tool]} in {r[f'{tool}_time']:.1f} s")
     if use_marabou and rows:
         t_ours = np.nansum([r["neuroctl_time"] for r in rows])
         t_mara = np.nansum([r["marabou_time"] for r in rows])
