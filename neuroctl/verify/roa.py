@@ -55,7 +55,14 @@ from torch import nn
 from ..plant import Plant
 from .affine import AffineForm, SetArithmeticError, _const, controller_on_sets
 from .flow import Taylor, closed_loop_period_sets
-from .lyapunov import box_level, fit_quadratic, lyapunov_matrix
+from .lyapunov import (
+    QuadraticLyapunov,
+    QuarticLyapunov,
+    box_level,
+    fit_quadratic,
+    learn_quartic,
+    lyapunov_matrix,
+)
 
 __all__ = ["RegionOfAttraction", "region_of_attraction", "closed_loop_rollout"]
 
@@ -100,6 +107,18 @@ class RegionOfAttraction:
         ``{V <= level}``, inside the box).
     assumptions : list of str
     state_names : tuple of str
+    lyapunov : str
+        ``"quadratic"``, or ``"learned"``: ``V`` is the quartic sum of squares
+        ``(x - x*)ᵀ P (x - x*) + |Gᵀ z((x - x*) / scale)|²``
+        (:class:`~neuroctl.verify.lyapunov.QuarticLyapunov`), the certified set is the cut set
+        ``{V <= level} ∩ box`` and the near field is ``{(x - x*)ᵀ near_P (x - x*) <= near_level}``.
+    G : ndarray or None, shape (n + n(n+1)/2, k)
+    scale : ndarray or None, shape (n,)
+    near_P : ndarray or None, shape (n, n)
+        The near field's matrix when it is not ``P``.
+    compared : dict
+        With ``lyapunov="learned"``: level, volume and what limited each candidate
+        (``"quadratic"``, ``"learned"``); the result is the one of larger volume.
     """
 
     x_star: np.ndarray
@@ -120,6 +139,11 @@ class RegionOfAttraction:
     intersect_box: bool = False
     assumptions: list = field(default_factory=list)
     state_names: tuple = ()
+    lyapunov: str = "quadratic"
+    G: np.ndarray | None = None
+    scale: np.ndarray | None = None
+    near_P: np.ndarray | None = None
+    compared: dict = field(default_factory=dict)
     _plant: Plant | None = field(default=None, repr=False)
     _controller: object = field(default=None, repr=False)
     _reference: object = field(default=None, repr=False)
@@ -130,8 +154,9 @@ class RegionOfAttraction:
 
     def V(self, x) -> np.ndarray:
         """``V(x)``, shape (...) for ``x`` of shape (..., n)."""
-        e = np.asarray(x, dtype=np.float64) - self.x_star
-        return np.einsum("...i,ij,...j->...", e, self.P, e)
+        if self.G is None:
+            return QuadraticLyapunov(self.x_star, self.P).value(x)
+        return QuarticLyapunov(self.x_star, self.P, self.G, self.scale).value(x)
 
     def contains(self, x) -> np.ndarray:
         """Whether each state (shape (..., n)) lies in the certified set."""
@@ -153,7 +178,7 @@ class RegionOfAttraction:
         n = self.x_star.size
         if self.level <= 0:
             return 0.0
-        if not self.intersect_box or self.level <= self.box_level:
+        if self.G is None and (not self.intersect_box or self.level <= self.box_level):
             unit = math.pi ** (n / 2) / math.gamma(n / 2 + 1)
             return float(unit * self.level ** (n / 2) / math.sqrt(np.linalg.det(self.P)))
         x = np.random.default_rng(0).uniform(self.box_lower, self.box_upper, (200_000, n))
@@ -167,8 +192,10 @@ class RegionOfAttraction:
                                                self.box_upper - self.x_star))
         ext = ", ".join(f"{nm} ±{h:.3g}" for nm, h in zip(names, half))
         cut = " ∩ box" if self.intersect_box else ""
+        quartic = " + |Gᵀ z(x)|²" if self.G is not None else ""
         return (
-            f"RegionOfAttraction({self.semantics}: V(x) = (x - x*)ᵀ P (x - x*) <= {self.level:.6g}"
+            f"RegionOfAttraction({self.semantics}: V(x) = (x - x*)ᵀ P (x - x*){quartic} <= "
+            f"{self.level:.6g}"
             f"{cut}"
             f" {'certified' if self.certified else 'NOT certified'}; extent {ext}; "
             f"volume {self.volume:.4g}; near field V <= {self.near_level:.3g} (ρ = "
@@ -344,10 +371,11 @@ def _series_jacobian(fn, X: AffineForm, k: int):
 
 # ============================================================================ the proof
 class _Loop:
-    """The closed loop's pieces on sets."""
+    """The closed loop's pieces on sets, with the candidate ``V`` (a
+    :class:`~neuroctl.verify.lyapunov.QuadraticLyapunov` or one of its kind)."""
 
-    def __init__(self, plant, ctrl, r, x_star, P):
-        self.plant, self.ctrl, self.r, self.x_star, self.P = plant, ctrl, r, x_star, P
+    def __init__(self, plant, ctrl, r, x_star, V):
+        self.plant, self.ctrl, self.r, self.x_star, self.V = plant, ctrl, r, x_star, V
 
     def decrease_upper(self, lo, hi):
         """Upper bounds of ``V(F(x)) - V(x)`` over boxes ``[lo, hi]`` (shape (B, n)), and the
@@ -357,21 +385,16 @@ class _Loop:
             Fx = closed_loop_period_sets(
                 self.plant, self.ctrl, X, reference=self.r, semantics="discrete"
             ).x_next
+            dv = self.V.decrease_upper(X, Fx)
         except SetArithmeticError:
             inf = np.full(lo.shape, np.inf)
             return np.full(lo.shape[0], np.inf), -inf, inf
-        d = Fx - X
-        s = Fx + X - 2.0 * self.x_star
-        dv = ((d @ self.P) * s).sum(axis=-1)
-        return dv.upper, Fx.lower, Fx.upper
+        return dv, Fx.lower, Fx.upper
 
     def step_points(self, x):
         """``(V(F(x)) - V(x), F(x))`` at states ``x`` (shape (B, n))."""
         xs = closed_loop_rollout(self.plant, self.ctrl, x, 1, reference=self.r)
-        e0, e1 = xs[:, 0] - self.x_star, xs[:, 1] - self.x_star
-        dv = (np.einsum("bi,ij,bj->b", e1, self.P, e1)
-              - np.einsum("bi,ij,bj->b", e0, self.P, e0))
-        return dv, xs[:, 1]
+        return self.V.value(xs[:, 1]) - self.V.value(xs[:, 0]), xs[:, 1]
 
     def jacobian(self, lo, hi):
         """Interval Jacobian of the closed-loop map over the box ``[lo, hi]`` (shape (n,))."""
@@ -398,6 +421,121 @@ class _Loop:
         G = _imul(*_imul(np.diag(sl), np.diag(sh), Kl, Kh), Ol, Oh)
         Bl, Bh = _imul(Jul, Juh, *G)
         return Jxl + Bl - np.abs(Jxl + Bl) * 4 * _U, Jxh + Bh + np.abs(Jxh + Bh) * 4 * _U
+
+
+@dataclass
+class _Sweep:
+    """What one branch and bound over the annulus reached."""
+
+    level: float
+    limited: str
+    counterexample: np.ndarray | None
+    proved: int
+    evaluated: int
+    failures: list  # states (arrays of shape (k, n)) where the proof failed
+
+
+def _sweep(loop: _Loop, lo_box, hi_box, *, level, in_near, grid, min_width, batch, deadline,
+           intersect_box) -> _Sweep:
+    """Branch and bound of ``V(F(x)) < V(x)`` (and, for a cut set, ``F(x)`` in the box) on every
+    box that meets ``{V <= level}`` and is not inside the near field, lowering ``level`` below
+    each box that cannot be proved (see the module docstring, step 3).
+
+    Parameters
+    ----------
+    loop : _Loop
+    lo_box, hi_box : ndarray, shape (n,)
+        The search box.
+    level : float
+        Starting (largest) level.
+    in_near : callable
+        ``in_near(lo, hi, v_upper)``: whether each box (shapes (B, n), ``V``'s upper bound (B,))
+        lies inside the near field (then it needs no proof).
+    grid, min_width, batch : as :func:`region_of_attraction`
+    deadline : float
+        ``time.perf_counter()`` at which the level is lowered below every box left.
+    intersect_box : bool
+    """
+    n = lo_box.size
+    limited, cex, failures = "box", None, []
+    width = hi_box - lo_box
+    smallest = width * min_width
+    edges = [np.linspace(lo_box[i], hi_box[i], grid + 1) for i in range(n)]
+    idx = np.stack(np.meshgrid(*[np.arange(grid)] * n, indexing="ij"), -1).reshape(-1, n)
+    blo = np.stack([edges[i][idx[:, i]] for i in range(n)], 1)
+    bhi = np.stack([edges[i][idx[:, i] + 1] for i in range(n)], 1)
+
+    heap: list[tuple[float, int, np.ndarray, np.ndarray]] = []  # (V lower bound, order, box)
+    counter = 0
+
+    def push(lo, hi):
+        nonlocal counter
+        vl, vu = loop.V.bounds(lo, hi)
+        keep = ~in_near(lo, hi, vu)
+        for k in np.nonzero(keep)[0]:
+            heapq.heappush(heap, (max(float(vl[k]), 0.0), counter, lo[k], hi[k]))
+            counter += 1
+
+    push(blo, bhi)
+    proved = evaluated = 0
+    while heap:
+        if heap[0][0] > level:
+            break
+        if time.perf_counter() > deadline:
+            level, limited = min(level, heap[0][0] * (1 - 1e-9)), "timeout"
+            break
+        items: list[tuple[float, int, np.ndarray, np.ndarray]] = []
+        while heap and len(items) < batch and heap[0][0] <= level:
+            items.append(heapq.heappop(heap))
+        lo = np.stack([it[2] for it in items])
+        hi = np.stack([it[3] for it in items])
+        vlow = np.array([it[0] for it in items])
+        up, fl, fh = loop.decrease_upper(lo, hi)
+        evaluated += len(items)
+        ok = up < 0
+        if intersect_box:  # F maps the box into the search box: the cut set is invariant
+            ok &= np.all(fl >= lo_box, axis=1) & np.all(fh <= hi_box, axis=1)
+        proved += int(ok.sum())
+        bad = np.nonzero(~ok)[0]
+        if bad.size == 0:
+            continue
+        mid = (lo[bad] + hi[bad]) / 2
+        dv_mid, f_mid = loop.step_points(mid)
+        v_mid = loop.V.value(mid)
+        viol = dv_mid >= 0
+        if intersect_box:
+            viol |= np.any((f_mid < lo_box) | (f_mid > hi_box), axis=1)
+        viol &= v_mid > 0
+        if viol.any():
+            failures.append(mid[viol])
+            worst = int(np.argmin(np.where(viol, v_mid, np.inf)))
+            if v_mid[worst] * (1 - 1e-9) < level:
+                cex = mid[worst].copy()
+            new = min(level, float(v_mid[worst]) * (1 - 1e-9))
+            if new < level:
+                level, limited = new, "counterexample"
+        split_lo, split_hi = [], []
+        for k in bad:
+            if vlow[k] > level:
+                continue
+            w = (hi[k] - lo[k]) / width
+            d = int(np.argmax(w))
+            if hi[k][d] - lo[k][d] <= smallest[d]:
+                new = vlow[k] * (1 - 1e-9)
+                failures.append(((lo[k] + hi[k]) / 2)[None])
+                if new < level:
+                    level, limited = new, "resolution"
+                continue
+            m_ = (lo[k][d] + hi[k][d]) / 2
+            a_hi = hi[k].copy()
+            a_hi[d] = m_
+            b_lo = lo[k].copy()
+            b_lo[d] = m_
+            split_lo += [lo[k], b_lo]
+            split_hi += [a_hi, hi[k]]
+        if split_lo:
+            push(np.stack(split_lo), np.stack(split_hi))
+    return _Sweep(max(level, 0.0), limited, cex, proved, evaluated, failures)
 
 
 def _contraction(A, P, Jl, Jh):
@@ -431,13 +569,136 @@ def _contraction(A, P, Jl, Jh):
 def _top_level(P, x_star, lo, hi) -> float:
     """Upper bound of ``V`` on the box: the largest ``V`` of its corners (a convex quadratic
     peaks at a vertex), or the interval bound beyond 16 states."""
+    return float(_corner_max(P, x_star, lo[None], hi[None])[0])
+
+
+def _corner_max(P, x_star, lo, hi) -> np.ndarray:
+    """Upper bounds of ``(x - x*)ᵀ P (x - x*)`` on boxes ``[lo, hi]`` (shape (B, n)), shape (B,):
+    the largest value at a corner (a convex quadratic peaks at a vertex) with a relative margin
+    1e-9, or the affine forms' bound beyond 16 states."""
     n = x_star.size
     if n <= 16:
         corners = np.stack(np.meshgrid(*[[0, 1]] * n, indexing="ij"), -1).reshape(-1, n)
-        e = np.where(corners == 1, hi, lo) - x_star
-        return float(np.einsum("bi,ij,bj->b", e, P, e).max()) * (1 + 1e-9)
-    e = AffineForm.from_box(lo[None], hi[None]) - x_star
-    return float(((e @ P) * e).sum(axis=-1).upper[0])
+        e = np.where(corners == 1, hi[:, None], lo[:, None]) - x_star
+        return np.einsum("bci,ij,bcj->bc", e, P, e).max(axis=1) * (1 + 1e-9)
+    e = AffineForm.from_box(lo, hi) - x_star
+    return ((e @ P) * e).sum(axis=-1).upper
+
+
+def _sample_states(rng, lo, hi, x_star, count) -> np.ndarray:
+    """``count`` states of the box, half uniform and half on shrinking boxes around ``x*``
+    (scales 1e-3..1, log-uniform), where thin failure regions of a candidate hide; shape
+    (count, n)."""
+    xs = rng.uniform(lo, hi, (count, x_star.size))
+    n_near = count // 2
+    scale = 10.0 ** rng.uniform(-3, 0, (n_near, 1))
+    xs[:n_near] = x_star + scale * (xs[:n_near] - x_star)
+    return xs
+
+
+def _reach_near_field(loop: _Loop, x, lo_box, hi_box, near_level, steps) -> np.ndarray:
+    """Whether each state (shape (N, n)) stays in the box for ``steps`` steps and ends in the
+    near field ``{V <= near_level}`` of ``loop.V`` (then it converges), shape (N,)."""
+    ok = np.ones(len(x), dtype=bool)
+    state = np.asarray(x, dtype=np.float64)
+    chunk = 50
+    for _ in range(0, steps, chunk):
+        xs = closed_loop_rollout(loop.plant, loop.ctrl, state, chunk, reference=loop.r)
+        ok &= np.all((xs >= lo_box) & (xs <= hi_box), axis=(1, 2))
+        state = xs[:, -1]
+    return ok & (loop.V.value(state) <= near_level)
+
+
+def _learned_certificate(quadratic: RegionOfAttraction, loop: _Loop, *, samples, grid,
+                         min_width, batch, rounds, deadline, label_steps: int = 600):
+    r"""The learned candidate of ``lyapunov="learned"``, proved, or None.
+
+    The set proved is ``S = {V <= c} ∩ box`` around the quadratic certificate's set
+    ``N = {V_q <= c_q}`` (``∩ box`` if it is a cut set), already proved forward invariant with
+    every trajectory from it converging, and:
+
+    - ``c >= max_N V`` (bounded on boxes covering ``N``), so ``N ⊆ S``;
+    - on every box that meets ``S`` and is not inside ``N`` (corners of ``V_q``):
+      ``V(F(x)) - V(x) < 0`` and ``F(box)`` in the search box (:func:`_sweep`).
+
+    Then ``F(S) ⊆ S``; the boxes are finitely many and closed, so ``V`` falls by at least some
+    ``δ > 0`` per step on ``S \ N``: every trajectory enters ``N`` within ``max V / δ`` steps,
+    stays and converges. Taking the whole quadratic set as ``N`` (not only its near field)
+    leaves the proof an annulus where the decrease is bounded away from 0.
+
+    Training data: ``samples`` states (:func:`_sample_states`), their images, and whether each
+    reaches ``N`` within ``label_steps`` steps without leaving the box; after each proof the
+    states where it failed (decrease or box violated at a box's centre, boxes unproved at the
+    finest resolution) are added with five times the weight. Each round's proof gets an equal
+    share of the time left before ``deadline``; the candidate of largest volume is kept.
+    """
+    x_star, P_q, c_near = quadratic.x_star, quadratic.P, quadratic.level
+    lo_box, hi_box = quadratic.box_lower, quadratic.box_upper
+    n = x_star.size
+    rng = np.random.default_rng(1)
+    xs = _sample_states(rng, lo_box, hi_box, x_star, samples)
+    x1 = closed_loop_rollout(loop.plant, loop.ctrl, xs, 1, reference=loop.r)[:, 1]
+    good = _reach_near_field(loop, xs, lo_box, hi_box, c_near, label_steps)
+    weights = np.ones(len(xs))
+    scale = (hi_box - lo_box) / 2
+    # the quadratic's certified set at level 1 to start from
+    P0 = P_q / max(quadratic.level, c_near)
+    # boxes covering N: max_N V <= the largest upper bound of V over the boxes that may meet N
+    half = np.sqrt(c_near * np.diag(np.linalg.inv(P_q))) * (1 + 1e-9)
+    k = 24 if n <= 2 else 7
+    edges = [np.linspace(max(x_star[i] - half[i], lo_box[i]), min(x_star[i] + half[i], hi_box[i]),
+                         k + 1) for i in range(n)]
+    idx = np.stack(np.meshgrid(*[np.arange(k)] * n, indexing="ij"), -1).reshape(-1, n)
+    nlo = np.stack([edges[i][idx[:, i]] for i in range(n)], 1)
+    nhi = np.stack([edges[i][idx[:, i] + 1] for i in range(n)], 1)
+    meets = QuadraticLyapunov(x_star, P_q).bounds(nlo, nhi)[0] <= c_near
+    nlo_k, nhi_k = nlo[meets], nhi[meets]
+    best, V = None, None
+    for round_ in range(rounds):
+        if time.perf_counter() >= deadline:
+            break
+        V = learn_quartic(xs, x1, good, x_star=x_star, scale=scale, P0=P0, init=V,
+                          weights=weights, seed=round_)
+        cover = float(np.max(V.bounds(nlo_k, nhi_k)[1]))
+        top = float(np.max(V.bounds(lo_box[None], hi_box[None])[1]))
+        t_round = (deadline - time.perf_counter()) / (rounds - round_)
+        sweep = _sweep(_Loop(loop.plant, loop.ctrl, loop.r, x_star, V), lo_box, hi_box,
+                       level=top, in_near=lambda lo, hi, vu: _corner_max(P_q, x_star, lo, hi)
+                       <= c_near, grid=grid, min_width=min_width, batch=batch,
+                       deadline=time.perf_counter() + t_round, intersect_box=True)
+        if sweep.level >= cover:
+            cand = RegionOfAttraction(
+                x_star=x_star, P=V.P, level=float(sweep.level), near_level=c_near,
+                contraction=quadratic.contraction, box_level=quadratic.box_level,
+                box_lower=lo_box, box_upper=hi_box, A=quadratic.A, boxes_proved=sweep.proved,
+                boxes_evaluated=sweep.evaluated, limited_by=sweep.limited,
+                counterexample=sweep.counterexample, semantics=quadratic.semantics, time=0.0,
+                intersect_box=True, assumptions=list(quadratic.assumptions[:2]) + [
+                    "S = {V <= level} ∩ box, V a quartic sum of squares (V(x*) = 0, V > 0 "
+                    f"elsewhere by construction) trained on {len(xs)} simulated states "
+                    f"(round {round_ + 1} of {rounds}); N = the quadratic certificate's set "
+                    "{(x - x*)ᵀ near_P (x - x*) <= near_level}" + (" ∩ box" if
+                                                                   quadratic.intersect_box else "")
+                    + f", inside S (level >= {cover:.6g} >= max_N V); V(F(x)) < V(x) and F(x) "
+                    "in the box on S minus N: S is forward invariant and every trajectory from "
+                    "it converges to x*",
+                    "the quadratic certificate: " + quadratic.assumptions[2],
+                    *quadratic.assumptions[3:]],
+                state_names=quadratic.state_names, lyapunov="learned", G=V.G, scale=V.scale,
+                near_P=P_q, _plant=loop.plant, _controller=loop.ctrl, _reference=loop.r)
+            if best is None or cand.volume > best.volume:
+                best = cand
+        if round_ + 1 < rounds and sweep.failures:
+            new = np.concatenate(sweep.failures)[:2000]
+            new = np.concatenate([new, new + rng.normal(0, 0.01, new.shape) * scale])
+            new = np.clip(new, lo_box, hi_box)
+            xs = np.concatenate([xs, new])
+            x1 = np.concatenate([x1, closed_loop_rollout(loop.plant, loop.ctrl, new, 1,
+                                                         reference=loop.r)[:, 1]])
+            good = np.concatenate([good, _reach_near_field(loop, new, lo_box, hi_box, c_near,
+                                                           label_steps)])
+            weights = np.concatenate([weights, np.full(len(new), 5.0)])
+    return best
 
 
 def _check_box(box, n):
@@ -470,6 +731,7 @@ def region_of_attraction(
     min_width: float = 1e-3,
     batch: int = 256,
     intersect_box: bool = False,
+    rounds: int = 3,
 ) -> RegionOfAttraction:
     """Certify a region of attraction of the closed loop: a level set of a quadratic Lyapunov
     function, the largest the box-wise proof reaches (see the module docstring for the proof).
@@ -493,10 +755,15 @@ def region_of_attraction(
         Default the plant's nominal reference.
     Q : array_like, shape (n, n), optional, keyword-only
         Right-hand side of the Lyapunov equation (symmetric positive definite, default ``I``).
-    lyapunov : {"linearization", "fitted"}, keyword-only
+    lyapunov : {"linearization", "fitted", "learned"}, keyword-only
         The shape of ``V``: ``P`` of the Lyapunov equation, or ``P`` fitted to ``samples``
         simulated transitions in the box, starting from it
         (:func:`neuroctl.verify.lyapunov.fit_quadratic`); either is then proved the same way.
+        ``"learned"``: first the Lyapunov equation's certificate (a quarter of ``timeout``),
+        then a quartic sum of squares (:func:`neuroctl.verify.lyapunov.learn_quartic`) trained
+        on ``samples`` simulated states and on the verifier's counterexamples (``rounds``
+        rounds) and proved on the cut set ``{V <= c} ∩ box`` outside the quadratic's near field
+        (see :func:`_learned_certificate`); the result is the one of larger volume.
     rate : float or "auto", optional, keyword-only
         Solve the Lyapunov equation of ``A / rate`` (:func:`neuroctl.verify.lyapunov.
         lyapunov_matrix`): ``V`` then contracts by ``rate²`` per step near ``x*``. ``"auto"``:
@@ -512,7 +779,9 @@ def region_of_attraction(
     intersect_box : bool, keyword-only
         Certify the cut set ``{V <= c} ∩ box`` (the branch and bound also proves that ``F`` maps
         it into the box), or, by default, only an ellipsoid ``{V <= c}`` that lies inside the
-        box (``c <= box_level``).
+        box (``c <= box_level``). The learned candidate always certifies a cut set.
+    rounds : int, keyword-only
+        Train-and-prove rounds of ``lyapunov="learned"``.
 
     Returns
     -------
@@ -537,10 +806,12 @@ def region_of_attraction(
     for name, val in (("timeout", timeout), ("min_width", min_width)):
         if not (isinstance(val, (int, float)) and math.isfinite(val) and val > 0):
             raise ValueError(f"{name}: expected a positive number, received {val!r}")
-    if lyapunov not in ("linearization", "fitted"):
+    if lyapunov not in ("linearization", "fitted", "learned"):
         raise ValueError(
-            f"lyapunov: expected 'linearization' or 'fitted', received {lyapunov!r}"
+            f"lyapunov: expected 'linearization', 'fitted' or 'learned', received {lyapunov!r}"
         )
+    if not (isinstance(rounds, (int, np.integer)) and rounds >= 1):
+        raise ValueError(f"rounds: expected a positive int, received {rounds!r}")
     if not isinstance(intersect_box, bool):
         raise ValueError(f"intersect_box: expected a bool, received {intersect_box!r}")
     for name, val in (("grid", grid), ("batch", batch), ("samples", samples)):
@@ -602,12 +873,7 @@ def region_of_attraction(
     assumptions.append(f"P solves the Lyapunov equation of A/{rate_:.6g} with Q")
     if lyapunov == "fitted":
         rng = np.random.default_rng(0)
-        xs = rng.uniform(lo_box, hi_box, (samples, n))
-        # half of them on shrinking boxes around x* (scales 1e-3..1, log-uniform), where thin
-        # failure regions of a candidate hide
-        n_near = samples // 2
-        scale = 10.0 ** rng.uniform(-3, 0, (n_near, 1))
-        xs[:n_near] = x_star + scale * (xs[:n_near] - x_star)
+        xs = _sample_states(rng, lo_box, hi_box, x_star, samples)
         x1 = closed_loop_rollout(plant, ctrl, xs, 1, reference=r)[:, 1]
         uniform = rng.uniform(lo_box, hi_box, (min(samples, 20000), n))
         P = fit_quadratic(A, P, x_star, lo_box, hi_box, xs, x1, intersect_box=intersect_box,
@@ -615,7 +881,7 @@ def region_of_attraction(
         assumptions.append(f"V fitted to {samples} simulated transitions, then proved")
     Pinv_d = np.diag(np.linalg.inv(P))
     c_box = box_level(P, x_star, lo_box, hi_box)
-    loop = _Loop(plant, ctrl, r, x_star, P)
+    loop = _Loop(plant, ctrl, r, x_star, QuadraticLyapunov(x_star, P))
 
     def half(c):
         return np.sqrt(c * Pinv_d) * (1 + 1e-9)
@@ -662,95 +928,34 @@ def region_of_attraction(
                                   time=time.perf_counter() - t0, **common)
 
     # ---- annulus: branch and bound with a level that only decreases
-    level, limited, cex = (_top_level(P, x_star, lo_box, hi_box) if intersect_box else c_box,
-                           "box", None)
-    width = hi_box - lo_box
-    smallest = width * min_width
-    edges = [np.linspace(lo_box[i], hi_box[i], grid + 1) for i in range(n)]
-    idx = np.stack(np.meshgrid(*[np.arange(grid)] * n, indexing="ij"), -1).reshape(-1, n)
-    blo = np.stack([edges[i][idx[:, i]] for i in range(n)], 1)
-    bhi = np.stack([edges[i][idx[:, i] + 1] for i in range(n)], 1)
-
-    def v_bounds(lo, hi):
-        e = AffineForm.from_box(lo, hi) - x_star
-        v = ((e @ P) * e).sum(axis=-1)
-        # exact min over the box of each coordinate contribution is not needed: sound hull
-        return v.lower, v.upper
-
-    heap: list[tuple[float, int, np.ndarray, np.ndarray]] = []  # (V lower bound, order, box)
-    counter = 0
-
-    def push(lo, hi):
-        nonlocal counter
-        vl, vu = v_bounds(lo, hi)
-        keep = vu >= c_near
-        for k in np.nonzero(keep)[0]:
-            heapq.heappush(heap, (max(float(vl[k]), 0.0), counter, lo[k], hi[k]))
-            counter += 1
-
-    push(blo, bhi)
-    proved = evaluated = 0
-    deadline = t0 + timeout
-    while heap:
-        if heap[0][0] > level:
-            break
-        if time.perf_counter() > deadline:
-            level, limited = min(level, heap[0][0] * (1 - 1e-9)), "timeout"
-            break
-        items: list[tuple[float, int, np.ndarray, np.ndarray]] = []
-        while heap and len(items) < batch and heap[0][0] <= level:
-            items.append(heapq.heappop(heap))
-        lo = np.stack([it[2] for it in items])
-        hi = np.stack([it[3] for it in items])
-        vlow = np.array([it[0] for it in items])
-        up, fl, fh = loop.decrease_upper(lo, hi)
-        evaluated += len(items)
-        ok = up < 0
-        if intersect_box:  # F maps the box into the search box: the cut set is invariant
-            ok &= np.all(fl >= lo_box, axis=1) & np.all(fh <= hi_box, axis=1)
-        proved += int(ok.sum())
-        bad = np.nonzero(~ok)[0]
-        if bad.size == 0:
-            continue
-        mid = (lo[bad] + hi[bad]) / 2
-        dv_mid, f_mid = loop.step_points(mid)
-        v_mid = np.einsum("bi,ij,bj->b", mid - x_star, P, mid - x_star)
-        viol = dv_mid >= 0
-        if intersect_box:
-            viol |= np.any((f_mid < lo_box) | (f_mid > hi_box), axis=1)
-        viol &= v_mid > 0
-        if viol.any():
-            worst = int(np.argmin(np.where(viol, v_mid, np.inf)))
-            if v_mid[worst] * (1 - 1e-9) < level:
-                cex = mid[worst].copy()
-            new = min(level, float(v_mid[worst]) * (1 - 1e-9))
-            if new < level:
-                level, limited = new, "counterexample"
-        split_lo, split_hi = [], []
-        for k in bad:
-            if vlow[k] > level:
-                continue
-            w = (hi[k] - lo[k]) / width
-            d = int(np.argmax(w))
-            if hi[k][d] - lo[k][d] <= smallest[d]:
-                new = vlow[k] * (1 - 1e-9)
-                if new < level:
-                    level, limited = new, "resolution"
-                continue
-            m_ = (lo[k][d] + hi[k][d]) / 2
-            a_hi = hi[k].copy()
-            a_hi[d] = m_
-            b_lo = lo[k].copy()
-            b_lo[d] = m_
-            split_lo += [lo[k], b_lo]
-            split_hi += [a_hi, hi[k]]
-        if split_lo:
-            push(np.stack(split_lo), np.stack(split_hi))
+    sweep = _sweep(loop, lo_box, hi_box,
+                   level=_top_level(P, x_star, lo_box, hi_box) if intersect_box else c_box,
+                   in_near=lambda lo, hi, vu: vu < c_near, grid=grid, min_width=min_width,
+                   batch=batch, deadline=t0 + timeout * (0.25 if lyapunov == "learned" else 1),
+                   intersect_box=intersect_box)
+    level, limited, cex = sweep.level, sweep.limited, sweep.counterexample
+    proved, evaluated = sweep.proved, sweep.evaluated
     level = max(level, 0.0)
     if level < c_near:
         level = c_near  # the near field alone is proved
-    return RegionOfAttraction(P=P, level=float(level), near_level=float(c_near),
-                              contraction=float(rho_near), box_level=c_box,
-                              intersect_box=intersect_box, boxes_proved=proved,
-                              boxes_evaluated=evaluated, limited_by=limited, counterexample=cex,
-                              time=time.perf_counter() - t0, **common)
+    quadratic = RegionOfAttraction(P=P, level=float(level), near_level=float(c_near),
+                                   contraction=float(rho_near), box_level=c_box,
+                                   intersect_box=intersect_box, boxes_proved=proved,
+                                   boxes_evaluated=evaluated, limited_by=limited,
+                                   counterexample=cex, time=time.perf_counter() - t0, **common)
+    if lyapunov != "learned":
+        return quadratic
+    learned = _learned_certificate(quadratic, loop, samples=samples, grid=grid,
+                                   min_width=min_width, batch=batch, rounds=rounds,
+                                   deadline=t0 + timeout)
+    compared = {"quadratic": {"level": quadratic.level, "volume": quadratic.volume,
+                              "limited_by": quadratic.limited_by}}
+    best = quadratic
+    if learned is not None:
+        compared["learned"] = {"level": learned.level, "volume": learned.volume,
+                               "limited_by": learned.limited_by}
+        if learned.volume > quadratic.volume:
+            best = learned
+    best.compared = compared
+    best.time = time.perf_counter() - t0
+    return best
