@@ -332,15 +332,6 @@ def _observation_box(args, env):
     return lo, hi, source
 
 
-def _non_strict(bound, direction: float):
-    """The float64 just past ``bound`` in ``direction``: the unsafe set ``u >= next(b)`` of
-    :class:`~neuroctl.verify.Spec` (closed) is then exactly ``u > b`` on float64 commands, so a
-    command at the bound satisfies ``u <= b``."""
-    import numpy as np
-
-    return np.nextafter(np.asarray(bound, float), direction * np.inf)
-
-
 def _executor(args):
     """The executor of ``--workers N`` / ``--ray ADDRESS`` (None: this process)."""
     from .parallel import make_executor
@@ -624,8 +615,8 @@ def cmd_verify(args) -> int:
             bound = _values(args.max_abs, n_out, "--max-abs")
             spec = Spec.output_range(
                 n_out,
-                lower=_non_strict(-bound, -1),
-                upper=_non_strict(bound, 1),
+                lower=-bound,
+                upper=bound,
                 name="|u| <= " + ", ".join(f"{b:g}" for b in bound),
             )
         elif args.output_lower is not None or args.output_upper is not None:
@@ -648,8 +639,8 @@ def cmd_verify(args) -> int:
             parts += [] if ou is None else [f"u <= {ou.tolist()}"]
             spec = Spec.output_range(
                 n_out,
-                lower=None if ol is None else _non_strict(ol, -1),
-                upper=None if ou is None else _non_strict(ou, 1),
+                lower=ol,
+                upper=ou,
                 name=" and ".join(parts),
             )
         else:
@@ -657,8 +648,8 @@ def cmd_verify(args) -> int:
             a_hi = np.asarray(env.action_space.high, float).reshape(-1)
             spec = Spec.output_range(
                 n_out,
-                lower=_non_strict(a_lo, -1),
-                upper=_non_strict(a_hi, 1),
+                lower=a_lo,
+                upper=a_hi,
                 name="within the action box",
             )
         queries = [(lo, hi, spec, source)]
