@@ -68,6 +68,11 @@ def format_value(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def format_box(lower, upper) -> str:
+    """A box as ``[lo_0, hi_0] x [lo_1, hi_1] x ...`` (4 significant digits per side)."""
+    return " x ".join(f"[{a:.4g}, {b:.4g}]" for a, b in zip(np.ravel(lower), np.ravel(upper)))
+
+
 def _is_numeric(value: Any) -> bool:
     return isinstance(value, (int, float, complex, np.number)) and not isinstance(value, bool)
 

@@ -42,12 +42,14 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ._cli_parser import JSON_CONVENTION, ParseError, build_parser  # noqa: F401
+from ._cli_rules import check_options
 from ._json import jsonable
 
 __all__ = [
@@ -242,105 +244,6 @@ def cmd_analyze(args) -> int:
     return _VERDICT_EXIT.get(report.verdict, EXIT_UNKNOWN)
 
 
-def _values(values, n: int, what: str):
-    """1 value (repeated) or ``n`` values as a float array of shape ``(n,)``."""
-    import numpy as np
-
-    arr = np.asarray(values, dtype=float)
-    if arr.size == 1:
-        arr = np.full(n, float(arr.reshape(())))
-    if arr.shape != (n,):
-        expected = "1 value" if n == 1 else f"1 or {n} values"
-        raise UsageError(f"{what}: expected {expected}, received {arr.size}")
-    return arr
-
-
-def _check_verify_options(args) -> None:
-    """Options of ``verify`` that exclude each other or must be ordered (before any work)."""
-    import numpy as np
-
-    ranges = args.output_lower is not None or args.output_upper is not None
-    if args.vnnlib is not None:
-        for flag, value in (
-            ("--max-abs", args.max_abs),
-            ("--output-lower", args.output_lower),
-            ("--output-upper", args.output_upper),
-            ("--lower", args.lower),
-            ("--upper", args.upper),
-        ):
-            if value is not None:
-                raise UsageError(
-                    f"{flag}: not allowed with --vnnlib (the VNN-LIB file states the box and the "
-                    "property), received both"
-                )
-    if args.max_abs is not None and ranges:
-        raise UsageError(
-            "--max-abs: not allowed with --output-lower/--output-upper (one property per "
-            "query), received both"
-        )
-    for lo_flag, hi_flag, lo, hi in (
-        ("--lower", "--upper", args.lower, args.upper),
-        ("--output-lower", "--output-upper", args.output_lower, args.output_upper),
-    ):
-        if lo is None or hi is None:
-            continue
-        a, b = np.asarray(lo, float), np.asarray(hi, float)
-        if a.size in (1, b.size) or b.size == 1:
-            bad = np.flatnonzero(np.broadcast_to(a, np.broadcast(a, b).shape) > b)
-            if bad.size:
-                k = int(bad[0])
-                ak = a.reshape(-1)[k if a.size > 1 else 0]
-                bk = b.reshape(-1)[k if b.size > 1 else 0]
-                raise UsageError(
-                    f"{lo_flag}/{hi_flag}: expected {lo_flag} <= {hi_flag}, received "
-                    f"{ak:g} > {bk:g} in component {k}"
-                )
-
-
-def _observation_box(args, env):
-    """The box to verify on: ``--lower``/``--upper`` where given, else the env's own box."""
-    import numpy as np
-
-    n_in = int(np.prod(env.observation_space.shape))
-    env_lo = np.asarray(env.observation_space.low, float).reshape(-1)
-    env_hi = np.asarray(env.observation_space.high, float).reshape(-1)
-    lo = env_lo if args.lower is None else _values(args.lower, n_in, "--lower")
-    hi = env_hi if args.upper is None else _values(args.upper, n_in, "--upper")
-    unbounded = np.flatnonzero(~(np.isfinite(lo) & np.isfinite(hi)))
-    if unbounded.size:
-        plant = getattr(env.unwrapped, "plant", None)
-        names = list(getattr(plant, "output_names", ()) or ())
-        label = ", ".join(
-            f"{k} ({names[k]})" if len(names) == n_in else str(int(k)) for k in unbounded
-        )
-        missing = [f for f, v in (("--lower", args.lower), ("--upper", args.upper)) if v is None]
-        raise UsageError(
-            f"{' and '.join(missing)}: expected a finite box, but the observation box of "
-            f"{env.spec.id} is unbounded in component(s) {label}; give --lower and --upper "
-            f"({n_in} values each, or one value for all)"
-        )
-    if np.any(lo > hi):
-        k = int(np.flatnonzero(lo > hi)[0])
-        raise UsageError(
-            f"--lower/--upper: expected --lower <= --upper, received {lo[k]:g} > {hi[k]:g} in "
-            f"component {k} (the env's box is {env_lo[k]:g} .. {env_hi[k]:g})"
-        )
-    source = {
-        (True, True): f"the observation box of {env.spec.id}",
-        (False, False): "--lower/--upper",
-    }.get((args.lower is None, args.upper is None), f"--lower/--upper and the box of {env.spec.id}")
-    return lo, hi, source
-
-
-def _non_strict(bound, direction: float):
-    """The float64 just past ``bound`` in ``direction``: the unsafe set ``u >= next(b)`` of
-    :class:`~neuroctl.verify.Spec` (closed) is then exactly ``u > b`` on float64 commands, so a
-    command at the bound satisfies ``u <= b``."""
-    import numpy as np
-
-    return np.nextafter(np.asarray(bound, float), direction * np.inf)
-
-
 def _executor(args):
     """The executor of ``--workers N`` / ``--ray ADDRESS`` (None: this process)."""
     from .parallel import make_executor
@@ -354,21 +257,6 @@ def _executor(args):
 def _verify_instances(args) -> int:
     from .verify.instances import verify_instances
 
-    for flag, value in (
-        ("env", args.env),
-        ("--controller", args.controller),
-        ("--vnnlib", args.vnnlib),
-        ("--max-abs", args.max_abs),
-        ("--output-lower", args.output_lower),
-        ("--output-upper", args.output_upper),
-        ("--lower", args.lower),
-        ("--upper", args.upper),
-    ):
-        if value is not None:
-            raise UsageError(
-                f"{flag}: not allowed with --instances (each row of the file names its network "
-                f"and property), received {value}"
-            )
     executor = _executor(args)
     try:
         rows = verify_instances(args.instances, executor=executor, workers=args.workers)
@@ -387,322 +275,103 @@ def _verify_instances(args) -> int:
     return EXIT_UNKNOWN if "unknown" in statuses else EXIT_OK
 
 
-def _verify_roa(args) -> int:
-    """``verify --roa``: :func:`neuroctl.verify.region_of_attraction` on the env's plant."""
-    import numpy as np
-
-    for flag, value in (
-        ("--vnnlib", args.vnnlib),
-        ("--max-abs", args.max_abs),
-        ("--output-lower", args.output_lower),
-        ("--output-upper", args.output_upper),
-        ("--workers", args.workers),
-        ("--ray", args.ray),
-    ):
-        if value is not None:
-            raise UsageError(f"{flag}: not allowed with --roa, received {value}")
-    if args.env is None or args.controller is None:
-        raise UsageError(
-            "env, -c/--controller: expected an environment id and a controller with --roa, "
-            f"received env={args.env!r}, controller={args.controller!r}"
-        )
+def _env_and_network(args):
+    """The env, the controller and its network (a static one: verification needs a map)."""
     from .episodes import require_static
-    from .verify import region_of_attraction
 
     env, ctrl = _env_and_controller(args, "verify")
     if ctrl.module is None:
         raise UsageError(f"--controller: expected a network, received {ctrl.name!r} (no network)")
     require_static(ctrl, "verify")
+    return env, ctrl
+
+
+def _print_result(args, env, ctrl, res, title: str, extra: dict | None = None) -> None:
+    """The result as JSON (with the env and the controller), or a title and its summary."""
+    if args.json:
+        _print_json({"env": env.spec.id, "controller": ctrl.name, **(extra or {}), **res.to_dict()})
+    else:
+        print(f"{env.spec.id} with {ctrl.name}{title}")
+        for line in res.summary():
+            print(f"  {line}")
+
+
+def _verify_roa(args) -> int:
+    """``verify --roa``: :func:`neuroctl.verify.region_of_attraction` on the env's plant."""
+    from .episodes import InputError
+    from .verify_env import region_of_attraction_box
+
+    env, ctrl = _env_and_network(args)
     plant = _plant(env, "verify")
-    if args.lower is None or args.upper is None:
-        raise UsageError(
-            f"--lower/--upper: expected the state box with --roa (1 or {plant.n_states} values "
-            f"for {list(plant.state_names)}), received {args.lower} and {args.upper}"
-        )
-    lo = _values(args.lower, plant.n_states, "--lower")
-    hi = _values(args.upper, plant.n_states, "--upper")
     try:
-        res = region_of_attraction(plant, ctrl.module, box=np.stack([lo, hi]),
-                                   timeout=args.timeout)
+        res = region_of_attraction_box(
+            plant, ctrl.module, args.lower, args.upper, timeout=args.timeout
+        )
+    except InputError:
+        raise
     except ValueError as exc:
         raise UsageError(f"--roa: {exc}") from None
     env.close()
-    if args.json:
-        _print_json({"env": env.spec.id, "controller": ctrl.name, **res.to_dict()})
-    else:
-        print(f"{env.spec.id} with {ctrl.name}: region of attraction, {res.semantics} semantics")
-        print(f"  level {res.level:.6g}  volume {res.volume:.4g}  "
-              f"({res.volume / float(np.prod(hi - lo)):.1%} of the box)  {res.time:.2f} s")
-        print(f"  {res!r}")
+    _print_result(args, env, ctrl, res, f": region of attraction, {res.semantics} semantics")
     return EXIT_OK if res.certified else EXIT_UNKNOWN
-
-
-_CLOSED_LOOP_OPTIONS = (
-    "initial_lower",
-    "initial_upper",
-    "steps",
-    "safe_lower",
-    "safe_upper",
-    "window",
-    "goal_lower",
-    "goal_upper",
-    "at",
-    "eventually",
-    "semantics",
-)
-
-
-def _flag(dest: str) -> str:
-    return "--" + dest.replace("_", "-")
 
 
 def _verify_closed_loop(args) -> int:
     """``verify --closed-loop``: a property of the plant and the controller in closed loop."""
-    import numpy as np
+    from .verify_env import closed_loop_query
 
-    from .episodes import format_box, require_static
-    from .verify import box_property, check_closed_loop
-    from .verify.flow import resolve_semantics
-
-    for dest in (
-        "instances",
-        "vnnlib",
-        "max_abs",
-        "output_lower",
-        "output_upper",
-        "lower",
-        "upper",
-        "workers",
-        "ray",
-    ):
-        value = getattr(args, dest)
-        if value is not None:
-            raise UsageError(
-                f"{_flag(dest)}: not allowed with --closed-loop (the closed-loop property is "
-                "given by --safe-*/--goal-* over the plant's states), received "
-                f"{value if not isinstance(value, list) else ' '.join(map(str, value))}"
-            )
-    if args.env is None or args.controller is None:
-        raise UsageError(
-            "env, -c/--controller: expected an environment id and a controller with "
-            f"--closed-loop, received env={args.env!r}, controller={args.controller!r}"
-        )
-    for dest in ("initial_lower", "initial_upper", "steps"):
-        if getattr(args, dest) is None:
-            raise UsageError(f"{_flag(dest)}: required with --closed-loop, received none")
-    env, ctrl = _env_and_controller(args, "verify")
-    if ctrl.module is None:
-        raise UsageError(f"--controller: expected a network, received {ctrl.name!r} (no network)")
-    require_static(ctrl, "verify")
+    env, ctrl = _env_and_network(args)
     plant = _plant(env, "verify --closed-loop")
-    n = plant.n_states
-    names = ", ".join(plant.state_names)
-    lo = _values(args.initial_lower, n, f"--initial-lower (states {names})")
-    hi = _values(args.initial_upper, n, f"--initial-upper (states {names})")
-    if np.any(lo > hi):
-        k = int(np.flatnonzero(lo > hi)[0])
-        raise UsageError(
-            f"--initial-lower/--initial-upper: expected --initial-lower <= --initial-upper, "
-            f"received {lo[k]:g} > {hi[k]:g} in state {k} ({plant.state_names[k]})"
-        )
-    try:
-        spec = box_property(
-            n,
-            safe_lower=args.safe_lower,
-            safe_upper=args.safe_upper,
-            window=args.window,
-            goal_lower=args.goal_lower,
-            goal_upper=args.goal_upper,
-            at_time=args.at,
-            eventually_window=args.eventually,
-        )
-        semantics = resolve_semantics(plant, args.semantics)
-    except ValueError as exc:
-        message = str(exc)
-        for dest, flag in (("at_time", "--at"), ("eventually_window", "--eventually")):
-            message = message.replace(dest, flag)
-        for dest in ("safe_lower", "safe_upper", "goal_lower", "goal_upper", "semantics"):
-            message = message.replace(dest, _flag(dest))
-        raise UsageError(message) from None
-    try:
-        spec.validate(n, plant.n_inputs, args.steps * plant.dt, plant.dt, semantics)
-    except ValueError as exc:
-        raise UsageError(
-            f"--window/--at/--eventually: {exc} (--steps {args.steps} x dt {plant.dt:g} s)"
-        ) from None
-    res = check_closed_loop(
+    query = closed_loop_query(
         plant,
-        ctrl.module,
-        lo,
-        hi,
-        spec,
+        args.initial_lower,
+        args.initial_upper,
         steps=args.steps,
-        timeout=args.timeout,
-        semantics=semantics,
-        seed=args.seed,
+        safe_lower=args.safe_lower,
+        safe_upper=args.safe_upper,
+        window=args.window,
+        goal_lower=args.goal_lower,
+        goal_upper=args.goal_upper,
+        at_time=args.at,
+        eventually_window=args.eventually,
+        semantics=args.semantics,
     )
+    res = query.check(ctrl.module, timeout=args.timeout, seed=args.seed)
     env.close()
-    if args.json:
-        _print_json(
-            {"env": env.spec.id, "controller": ctrl.name, "mode": "closed-loop", **res.to_dict()}
-        )
-    else:
-        horizon = args.steps * plant.dt
-        print(f"{env.spec.id} with {ctrl.name} in closed loop: {res.status}")
-        print(f"  initial box ({names}): {format_box(lo, hi)}")
-        print(f"  property: {spec!r} over {args.steps} periods ({horizon:g} s)")
-        print(f"  semantics: {res.semantics} ({res.assumptions})")
-        s = res.stats
-        print(
-            f"  {res.status} in {res.time:.2f} s ({s.get('boxes_proved', 0)} sub-boxes proved of "
-            f"{s.get('boxes_analysed', 0)} analysed, {s.get('simulations', 0)} simulations)"
-        )
-        ce = res.counterexample
-        if ce is not None:
-            print(
-                f"  counterexample: x0 = {np.round(ce.x0, 6).tolist()}, robustness "
-                f"{ce.robustness:.4g} (negative: violated), {ce.commands.shape[0]} commands, "
-                f"{ce.times.size} states read; --json for the whole trajectory"
-            )
-        for note in res.notes:
-            print(f"  note: {note}")
+    _print_result(
+        args, env, ctrl, res, f" in closed loop: {res.status}", extra={"mode": "closed-loop"}
+    )
+    if res.counterexample is not None and not args.json:
+        print("  --json for the whole counterexample trajectory")
     return _STATUS_EXIT.get(res.status, EXIT_UNKNOWN)
 
 
 def cmd_verify(args) -> int:
-    import numpy as np
+    from .verify_env import verify_env
 
-    if args.closed_loop and args.roa:
-        raise UsageError(
-            "--roa: not allowed with --closed-loop (one question per command), received both"
-        )
+    # which options go with which question was checked with the parsing (neuroctl._cli_rules)
     if args.closed_loop:
         return _verify_closed_loop(args)
-    for dest in _CLOSED_LOOP_OPTIONS:
-        value = getattr(args, dest)
-        if value is not None:
-            raise UsageError(
-                f"{_flag(dest)}: a closed-loop option, only with --closed-loop, received "
-                f"{value if not isinstance(value, list) else ' '.join(map(str, value))}"
-            )
     if args.instances is not None:
         return _verify_instances(args)
     if args.roa:
         return _verify_roa(args)
-    for flag, value in (("--workers", args.workers), ("--ray", args.ray)):
-        if value is not None:
-            raise UsageError(
-                f"{flag}: used with --instances only (one network's branch and bound runs in "
-                f"this process), received {value}"
-            )
-    if args.env is None or args.controller is None:
-        raise UsageError(
-            "env, -c/--controller: expected an environment id and a controller (or "
-            f"--instances FILE.csv), received env={args.env!r}, controller={args.controller!r}"
-        )
-    _check_verify_options(args)
-    from .episodes import format_box, require_static, verify_query
-    from .verify import Spec, read_vnnlib
-
-    env, ctrl = _env_and_controller(args, "verify")
-    if ctrl.module is None:
-        raise UsageError(f"--controller: expected a network, received {ctrl.name!r} (no network)")
-    require_static(ctrl, "verify")
-    n_in = int(np.prod(env.observation_space.shape))
-    n_out = int(np.prod(env.action_space.shape))
-    if args.vnnlib:
-        try:
-            queries = [
-                (*tuple(q), "the VNN-LIB file")
-                for q in read_vnnlib(args.vnnlib, n_inputs=n_in, n_outputs=n_out)
-            ]
-        except (ValueError, NotImplementedError, KeyError, IndexError, OSError) as exc:
-            raise UsageError(f"--vnnlib {args.vnnlib}: {exc}") from None
-    else:
-        lo, hi, source = _observation_box(args, env)
-        if args.max_abs is not None:
-            bound = _values(args.max_abs, n_out, "--max-abs")
-            spec = Spec.output_range(
-                n_out,
-                lower=_non_strict(-bound, -1),
-                upper=_non_strict(bound, 1),
-                name="|u| <= " + ", ".join(f"{b:g}" for b in bound),
-            )
-        elif args.output_lower is not None or args.output_upper is not None:
-            ol = (
-                None
-                if args.output_lower is None
-                else _values(args.output_lower, n_out, "--output-lower")
-            )
-            ou = (
-                None
-                if args.output_upper is None
-                else _values(args.output_upper, n_out, "--output-upper")
-            )
-            if ol is not None and ou is not None and np.any(ol > ou):
-                raise UsageError(
-                    f"--output-lower/--output-upper: expected --output-lower <= --output-upper, "
-                    f"received {ol.tolist()} and {ou.tolist()}"
-                )
-            parts = [] if ol is None else [f"u >= {ol.tolist()}"]
-            parts += [] if ou is None else [f"u <= {ou.tolist()}"]
-            spec = Spec.output_range(
-                n_out,
-                lower=None if ol is None else _non_strict(ol, -1),
-                upper=None if ou is None else _non_strict(ou, 1),
-                name=" and ".join(parts),
-            )
-        else:
-            a_lo = np.asarray(env.action_space.low, float).reshape(-1)
-            a_hi = np.asarray(env.action_space.high, float).reshape(-1)
-            spec = Spec.output_range(
-                n_out,
-                lower=_non_strict(a_lo, -1),
-                upper=_non_strict(a_hi, 1),
-                name="within the action box",
-            )
-        queries = [(lo, hi, spec, source)]
-    results = []
-    for lo, hi, spec, source in queries:
-        res = verify_query(ctrl.module, lo, hi, spec, timeout=args.timeout, seed=args.seed)
-        results.append({"lower": lo, "upper": hi, "box": source, "spec": spec, "result": res})
-    statuses = [r["result"].status for r in results]
-    status = (
-        "violated" if "violated" in statuses else "unknown" if "unknown" in statuses else "holds"
+    env, ctrl = _env_and_network(args)
+    res = verify_env(
+        env,
+        ctrl.module,
+        lower=args.lower,
+        upper=args.upper,
+        max_abs=args.max_abs,
+        output_lower=args.output_lower,
+        output_upper=args.output_upper,
+        vnnlib=args.vnnlib,
+        timeout=args.timeout,
+        seed=args.seed,
     )
     env.close()
-    if args.json:
-        _print_json(
-            {
-                "env": env.spec.id,
-                "controller": ctrl.name,
-                "status": status,
-                "queries": [
-                    {
-                        "lower": r["lower"],
-                        "upper": r["upper"],
-                        "box": r["box"],
-                        "spec": r["spec"].name or repr(r["spec"]),
-                        **r["result"].to_dict(),
-                    }
-                    for r in results
-                ],
-            }
-        )
-    else:
-        print(f"{env.spec.id} with {ctrl.name}: {status}")
-        for r in results:
-            res, spec = r["result"], r["spec"]
-            print(
-                f"  {spec.name or repr(spec)} on {r['box']}: {format_box(r['lower'], r['upper'])}"
-            )
-            print(f"    {res.status} (margin {res.margin:.4g}, {res.time:.2f} s)")
-            if res.counterexample is not None:
-                print(
-                    f"    counterexample: observation {np.round(res.counterexample, 6).tolist()}"
-                    f" -> command {np.round(res.output, 6).tolist()}"
-                )
-    return _STATUS_EXIT.get(status, EXIT_UNKNOWN)
+    _print_result(args, env, ctrl, res, f": {res.status}")
+    return _STATUS_EXIT.get(res.status, EXIT_UNKNOWN)
 
 
 def cmd_train(args) -> int:
@@ -821,17 +490,47 @@ def cmd_report(args) -> int:
 
 # how the library names an argument -> the option of the command line that gives it
 _OPTION_NAMES = {
-    "env_kwargs:": "-e/--env-kwarg:",
-    "reference:": "--target:",
-    "out_dir ": "--out ",
+    "env_kwargs": "-e/--env-kwarg",
+    "reference": "--target",
+    "out_dir": "--out",
+    "lower": "--lower",
+    "upper": "--upper",
+    "max_abs": "--max-abs",
+    "output_lower": "--output-lower",
+    "output_upper": "--output-upper",
+    "vnnlib": "--vnnlib",
+    "initial_lower": "--initial-lower",
+    "initial_upper": "--initial-upper",
+    "steps": "--steps",
+    "safe_lower": "--safe-lower",
+    "safe_upper": "--safe-upper",
+    "window": "--window",
+    "goal_lower": "--goal-lower",
+    "goal_upper": "--goal-upper",
+    "at_time": "--at",
+    "eventually_window": "--eventually",
+    "semantics": "--semantics",
 }
+_NAME = "|".join(sorted(map(re.escape, _OPTION_NAMES), key=len, reverse=True))
+# names joined as the library joins them: "lower/upper", "lower and upper", "at_time, ..."
+_NAMES = rf"(?:{_NAME})(?:(?:/|, | and )(?:{_NAME}))*"
+_LEADING_NAMES = re.compile(rf"^{_NAMES}(?=[:= ])")
+# later in the message, names stand between spaces and punctuation (not inside a path)
+_NAMES_IN_TEXT = re.compile(rf"(?<=[\s(,]){_NAMES}(?=[\s,):=]|$)")
+_ONE_NAME = re.compile(rf"(?<!\w)(?:{_NAME})(?!\w)")
 
 
 def _option_message(message: str) -> str:
-    for library, option in _OPTION_NAMES.items():
-        if message.startswith(library):
-            return option + message[len(library) :]
-    return message
+    """A library message that starts with the names of its arguments, with the option names of
+    the command line instead (there and wherever the message names them again)."""
+    if not _LEADING_NAMES.match(message):
+        return message
+
+    def options(match: re.Match) -> str:
+        return _ONE_NAME.sub(lambda m: _OPTION_NAMES[m.group(0)], match.group(0))
+
+    message = _LEADING_NAMES.sub(options, message)
+    return _NAMES_IN_TEXT.sub(options, message)
 
 
 def _fail(command: str, kind: str, message: str, code: int, as_json: bool) -> int:
@@ -871,6 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         try:
             args = parser.parse_args(argv)
+            check_options(args)
         except ParseError as exc:
             return _fail(exc.prog, "usage", str(exc), EXIT_USAGE, as_json)
         except SystemExit as exc:  # --help, --version

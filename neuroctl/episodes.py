@@ -500,7 +500,3 @@ def verify_query(net, lower, upper, spec, *, timeout: float, seed: int = 0):
         return check(net, lower, upper, spec, timeout=timeout, seed=seed)
     except (NotImplementedError, TypeError) as exc:
         raise InputError(f"controller: expected a network that verify supports, {exc}") from None
-
-
-def format_box(lower, upper) -> str:
-    return " x ".join(f"[{a:.4g}, {b:.4g}]" for a, b in zip(np.ravel(lower), np.ravel(upper)))

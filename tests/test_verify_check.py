@@ -132,8 +132,9 @@ def test_unknown_branching_rule_is_rejected_by_name():
 
 
 def test_bound_branching_stops_at_the_deadline():
-    # the threshold is attained at a sampled input, so "holds" would be wrong; proving that
-    # needs a counterexample at the exact maximum or a very deep search: unknown, on time
+    # the threshold is a sampled output, below the true maximum, so "holds" would be wrong;
+    # "violated" needs a counterexample near the exact maximum or a very deep search: unknown,
+    # on time
     torch.manual_seed(11)
     net = nn.Sequential(
         nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1)
@@ -146,3 +147,36 @@ def test_bound_branching_stops_at_the_deadline():
     r = check(net, lo, hi, spec, samples=0, timeout=1.0, batch_size=4096)
     assert r.status != "holds"
     assert r.time < 1.0 + 3.0
+
+
+def _identity_net():
+    """``y = relu(x0) - relu(-x0) = x0`` exactly in float64: on [-1, 1]^2 its range is [-1, 1]."""
+    net = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1)).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]))
+        net[0].bias.zero_()
+        net[2].weight.copy_(torch.tensor([[1.0, -1.0]]))
+        net[2].bias.zero_()
+    return net
+
+
+def test_an_output_exactly_at_a_bound_satisfies_the_range():
+    from neuroctl.verify import output_bounds
+
+    # brute force: the floats at and next to the bounds, against the definition lower <= y <= upper
+    spec = Spec.output_range(1, lower=[-1.0], upper=[1.0])
+    y = np.array([-1.0, 1.0, 0.0, np.nextafter(1.0, 2.0), np.nextafter(-1.0, -2.0), 2.0])[:, None]
+    outside = (y[:, 0] < -1.0) | (y[:, 0] > 1.0)
+    assert np.array_equal(spec.margin(y) <= 0, outside)
+    # the exact range of the network (MILP, and the grid, which contains x0 = +-1) is [-1, 1]
+    net = _identity_net()
+    exact = output_bounds(net, LO, HI, method="milp")
+    assert (exact.lower[0], exact.upper[0]) == pytest.approx((-1.0, 1.0), abs=1e-9)
+    grid = _grid_max(net, LO, HI, n=101)
+    assert grid[0] == 1.0
+    r = check(net, LO, HI, spec, timeout=30)
+    assert r.status == "holds" and r.counterexample is None
+    # one float64 below the maximum: violated at an input whose output is exactly 1
+    below = Spec.output_range(1, upper=[np.nextafter(1.0, 0.0)])
+    r = check(net, LO, HI, below, timeout=30)
+    assert r.status == "violated" and r.output[0] == 1.0 and r.counterexample[0] == 1.0

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._json import json_dict
+from .._report_table import format_box
 from .reach import _state_axes
 from .temporal import Property
 
@@ -296,6 +297,29 @@ class ClosedLoopResult:
             "stats": dict(self.stats),
             "notes": list(self.notes),
         }
+
+    def summary(self) -> list[str]:
+        """The result in words, as lines of text: the initial box, the property over the
+        horizon, the semantics and its assumptions, the verdict with the search's figures, the
+        counterexample if any, and the notes."""
+        names = ", ".join(self.state_names or [f"x[{i}]" for i in range(self.initial_lower.size)])
+        s = self.stats
+        lines = [
+            f"initial box ({names}): {format_box(self.initial_lower, self.initial_upper)}",
+            f"property: {self.spec!r} over {self.steps} periods ({self.times[-1]:g} s)",
+            f"semantics: {self.semantics} ({self.assumptions})",
+            f"{self.status} in {self.time:.2f} s ({s.get('boxes_proved', 0)} sub-boxes proved of "
+            f"{s.get('boxes_analysed', 0)} analysed, {s.get('simulations', 0)} simulations)",
+        ]
+        ce = self.counterexample
+        if ce is not None:
+            lines.append(
+                f"counterexample: x0 = {np.round(ce.x0, 6).tolist()}, robustness "
+                f"{ce.robustness:.4g} (negative: violated), {ce.commands.shape[0]} commands, "
+                f"{ce.times.size} states read"
+            )
+        lines += [f"note: {note}" for note in self.notes]
+        return lines
 
     def plot(self, *, ax=None, states=None):
         """Sets at the samples and tubes between them (hull over proved sub-boxes), with the

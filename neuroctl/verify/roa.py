@@ -203,6 +203,16 @@ class RegionOfAttraction:
             f"limited by {self.limited_by}; {self.time:.2f} s)"
         )
 
+    def summary(self) -> list[str]:
+        """The result in words, as lines of text: the level, the volume (also as a fraction of
+        the search box) and the time, then the certificate (its ``repr``)."""
+        fraction = self.volume / float(np.prod(self.box_upper - self.box_lower))
+        return [
+            f"level {self.level:.6g}  volume {self.volume:.4g}  ({fraction:.1%} of the box)  "
+            f"{self.time:.2f} s",
+            repr(self),
+        ]
+
     def to_dict(self) -> dict:
         out = {}
         for k, v in vars(self).items():

@@ -41,7 +41,7 @@ def _as_rows(C, d, n_outputs=None):
 class Spec:
     """A property of a network's outputs, stored as its unsafe set (a union of polytopes).
 
-    Use the constructors :meth:`require` (``A y <= b`` must hold), :meth:`output_range`,
+    Use the constructors :meth:`require` (``A y < b`` must hold), :meth:`output_range`,
     :meth:`unsafe_polytope`, and ``|`` to join unsafe sets.
 
     Parameters
@@ -75,13 +75,37 @@ class Spec:
 
     @classmethod
     def require(cls, A, b, *, name: str = "") -> Spec:
-        """The property ``A y <= b`` (every row, everywhere); unsafe: some row ``a_k y >= b_k``."""
+        """The property ``A y < b`` (every row, everywhere); unsafe: some row ``a_k y >= b_k``.
+
+        A row at equality is unsafe (the unsafe set is closed); :meth:`output_range` states
+        non-strict bounds on single outputs.
+        """
         A, b = _as_rows(A, b)
         return cls(tuple((-A[k : k + 1], -b[k : k + 1]) for k in range(A.shape[0])), name=name)
 
     @classmethod
     def output_range(cls, n_outputs: int, *, lower=None, upper=None, name: str = "") -> Spec:
-        """The property ``lower <= y <= upper`` (``None`` or ``±inf`` entries are unconstrained)."""
+        """The property ``lower <= y <= upper``, non-strict: an output at a bound satisfies it.
+
+        The unsafe set of an upper bound is ``y_k > upper_k``, stored as the closed set
+        ``y_k >= nextafter(upper_k, inf)`` (the same set of float64 outputs), and likewise
+        ``y_k < lower_k`` for a lower bound. The margin of a bound is therefore one float64
+        spacing above ``upper_k - y_k`` (or ``y_k - lower_k``).
+
+        Parameters
+        ----------
+        n_outputs : int
+            Number of network outputs.
+        lower, upper : array_like, shape (n_outputs,) or (), optional, keyword-only
+            Bounds on the outputs, in the outputs' units; ``None`` or ``±inf`` entries leave a
+            side unconstrained.
+        name : str, keyword-only
+            A label used in reports.
+
+        Returns
+        -------
+        Spec
+        """
         eye = np.eye(int(n_outputs))
         rows, rhs = [], []
         for bound, sign in ((upper, 1.0), (lower, -1.0)):
@@ -90,7 +114,8 @@ class Spec:
             bound = np.broadcast_to(np.asarray(bound, dtype=np.float64), (int(n_outputs),))
             for k in np.flatnonzero(np.isfinite(bound)):
                 rows.append(sign * eye[k])
-                rhs.append(sign * bound[k])
+                # unsafe: sign * y_k >= the next float past sign * bound_k, i.e. beyond the bound
+                rhs.append(np.nextafter(sign * bound[k], np.inf))
         if not rows:
             raise ValueError("Spec.output_range: expected at least one finite lower or upper bound")
         return cls.require(np.array(rows), np.array(rhs), name=name)
