@@ -485,7 +485,8 @@ def _assert_sets_hold_the_trajectories(bench, r, n_random=2000, tol=1e-8):
     n = lo.size
     bits = (np.arange(2**n)[:, None] >> np.arange(n)) & 1
     rng = np.random.default_rng(3)
-    x0 = np.concatenate([np.where(bits == 1, hi, lo), rng.uniform(lo, hi, (n_random, n))])
+    corners = np.unique(np.where(bits == 1, hi, lo), axis=0)  # a point box side counts once
+    x0 = np.concatenate([corners, rng.uniform(lo, hi, (n_random, n))])
     ro = simulate(bench, x0, dense=6)
     inside = np.all((x0[:, None] >= r.box_lower[None]) & (x0[:, None] <= r.box_upper[None]), 2)
     assert inside.any(axis=1).all(), "the proved sub-boxes must cover the initial box"
@@ -512,3 +513,19 @@ def test_double_pendulum_less_robust_proof_on_a_corner_holds_the_trajectories():
     assert (r.status, r.semantics) == ("holds", "continuous")
     assert r.box_lower.shape[0] == 16 and r.stats["boxes_analysed"] == 17
     _assert_sets_hold_the_trajectories(bench, r)
+
+
+def test_quad_from_the_published_initial_set_is_proved_for_the_continuous_plant():
+    # the published run's problem (1% of the specification file's radius): one box, 50 periods of
+    # 0.1 s through the 12-state ODE; the sets hold ODE trajectories from its 64 corners
+    from neuroctl.verify import check_closed_loop
+
+    bench = BENCHMARKS["quad_small"]
+    assert bench.published == "verified"
+    np.testing.assert_allclose(bench.x_upper[:6], 0.004, rtol=1e-15)
+    plant, controller, lo, hi, spec, steps = load(bench.name)
+    r = check_closed_loop(plant, controller, lo, hi, spec, steps=steps, timeout=120)
+    assert (r.status, r.semantics) == ("holds", "continuous")
+    # the altitude at t = 5 s lies in the goal [0.94, 1.06] on every proved sub-box
+    assert r.lower[:, steps, 2].min() >= 0.94 and r.upper[:, steps, 2].max() <= 1.06
+    _assert_sets_hold_the_trajectories(bench, r, n_random=200)
