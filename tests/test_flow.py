@@ -14,6 +14,7 @@ from _examples import load_example
 from _ode_replay import corners, scipy_closed_loop
 from neuroctl.envs.arm import ArmParams, arm_plant
 from neuroctl.envs.arm2link import Arm2LinkParams, arm2link_plant
+from neuroctl.envs.pendulum import pendulum_plant
 from neuroctl.envs.ring_road.dynamics import Params as RingParams
 from neuroctl.envs.ring_road.dynamics import ring_plant
 
@@ -153,7 +154,7 @@ def test_shipped_plants_continuous_trajectories_inside_sets_and_tubes(name):
         lo, hi, steps = np.array([-0.05, -0.05, -0.05, -0.05]), -np.array([-0.05] * 4), 10
     res = reach(plant, net, lo, hi, steps)
     assert res.semantics == "continuous" and np.isfinite(res.upper).all()
-    x0 = np.concatenate([corners(lo, hi), rng.uniform(lo, hi, (1000, lo.size))])
+    x0 = np.concatenate([corners(lo, hi), rng.uniform(lo, hi, (10_000, lo.size))])
     samples, between = scipy_closed_loop(plant, net, x0, steps, dense=6)
     assert_inside(res, samples, between)
 
@@ -204,6 +205,26 @@ def test_discrete_semantics_of_a_plant_with_post_step_is_checked_against_plant_s
     assert np.all(s >= res.lower) and np.all(s <= res.upper)
     # the tube of the map is the hull of the two samples, stated as such
     np.testing.assert_array_equal(res.tube_lower, np.minimum(res.lower[:-1], res.lower[1:]))
+
+
+def test_pendulum_v1_discrete_sets_contain_ten_thousand_plant_step_trajectories():
+    # Pendulum-v1 is defined by its update (semi-implicit Euler, speed clip, torque clip): the
+    # proof is about that map; its network sees (cos, sin, theta_dot), bounded on the sets
+    plant = pendulum_plant()
+    assert plant_semantics(plant) == "discrete"
+    net = mlp(3, 1, (16, 16), seed=0, dtype=torch.float64, output_scale=[2.0])
+    lo, hi, steps = np.array([-0.3, -0.5]), np.array([0.3, 0.5]), 20
+    res = reach(plant, net, lo, hi, steps)
+    assert res.semantics == "discrete" and np.isfinite(res.upper).all()
+    rng = np.random.default_rng(5)
+    x = torch.as_tensor(np.concatenate([corners(lo, hi), rng.uniform(lo, hi, (10_000, 2))]))
+    traj = [x.numpy()]
+    with torch.no_grad():
+        for _ in range(steps):
+            x = plant.step(x, net(plant.observe(x)))
+            traj.append(x.numpy())
+    s = np.stack(traj, 1)
+    assert np.all(s >= res.lower) and np.all(s <= res.upper)
 
 
 def test_ring_road_discrete_sets_contain_plant_step_trajectories_with_noise():
