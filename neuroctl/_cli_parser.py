@@ -2,13 +2,15 @@
 
 Values are checked while parsing (argparse ``type=`` functions): counts are integers in a
 range, numbers finite, seeds in numpy's range, timeouts positive, paths probed for writing
-(nothing is left behind). An error is raised as :class:`ParseError`, reported by
+(nothing is left behind), the activation a key of :data:`neuroctl.ACTIVATIONS`; ``-e KEY=VALUE``
+pairs are gathered in a dict (each key once). An error is raised as :class:`ParseError`, reported by
 :func:`neuroctl.cli.main` as one line (exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import math
 import os
 import re
@@ -191,6 +193,36 @@ def _existing_file(text: str) -> Path:
     return path
 
 
+def _activation(text: str) -> str:
+    """A hidden activation: a key of :data:`neuroctl.ACTIVATIONS` (imported here, on use: it
+    brings torch)."""
+    from .controllers import ACTIVATIONS
+
+    if text not in ACTIVATIONS:
+        raise argparse.ArgumentTypeError(
+            f"expected one of {', '.join(sorted(ACTIVATIONS))}, received {text!r}"
+        )
+    return text
+
+
+class _KeyValues(argparse.Action):
+    """``-e KEY=VALUE`` (repeatable) gathered in a dict: VALUE is a Python literal or else a plain
+    string; each KEY once."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        pairs = dict(getattr(namespace, self.dest, None) or {})
+        key, sep, text = str(values).partition("=")
+        if not sep or not key.isidentifier():
+            raise argparse.ArgumentError(self, f"expected KEY=VALUE, received {values!r}")
+        if key in pairs:
+            raise argparse.ArgumentError(self, f"expected each KEY once, received {key!r} twice")
+        try:
+            pairs[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            pairs[key] = text  # a plain string
+        setattr(namespace, self.dest, pairs)
+
+
 # --- the parser --------------------------------------------------------------------------------
 
 
@@ -256,7 +288,7 @@ def _add_env_options(p: argparse.ArgumentParser, *, optional: bool = False) -> N
     p.add_argument(
         "-e",
         "--env-kwarg",
-        action="append",
+        action=_KeyValues,
         metavar="KEY=VALUE",
         help="keyword for gymnasium.make, e.g. -e ring_length=230 -e n_av=0 (repeatable; VALUE "
         "is a Python literal or a plain string)",
@@ -533,7 +565,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="ppo",
         help="PPO, SAC or TD3 (Stable-Baselines3), or differentiable simulation (default ppo)",
     )
-    p.add_argument("--activation", default="relu", help="hidden activation (default relu)")
+    p.add_argument(
+        "--activation", type=_activation, default="relu", help="hidden activation (default relu)"
+    )
     p.add_argument(
         "--steps",
         type=_train_steps,
@@ -566,7 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-e",
         "--env-kwarg",
-        action="append",
+        action=_KeyValues,
         metavar="KEY=VALUE",
         help="keyword for gymnasium.make (repeatable)",
     )
