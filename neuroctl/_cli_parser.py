@@ -3,8 +3,9 @@
 Values are checked while parsing (argparse ``type=`` functions): counts are integers in a
 range, numbers finite, seeds in numpy's range, timeouts positive, paths probed for writing
 (nothing is left behind), the activation a key of :data:`neuroctl.ACTIVATIONS`; ``-e KEY=VALUE``
-pairs are gathered in a dict (each key once). An error is raised as :class:`ParseError`, reported by
-:func:`neuroctl.cli.main` as one line (exit 2).
+pairs are gathered in a dict (each key once). An error is raised as :class:`ParseError`,
+reported by :func:`neuroctl.cli.main` as one line (exit 2). A message of the library names its
+arguments; :func:`option_message` names the options that give them instead.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import NoReturn
 
-__all__ = ["JSON_CONVENTION", "MAX_SEED", "ParseError", "build_parser"]
+__all__ = ["JSON_CONVENTION", "MAX_SEED", "ParseError", "build_parser", "option_message"]
 
 MAX_STEPS = 10_000_000
 MAX_EPISODES = 100_000
@@ -221,6 +222,55 @@ class _KeyValues(argparse.Action):
         except (ValueError, SyntaxError):
             pairs[key] = text  # a plain string
         setattr(namespace, self.dest, pairs)
+
+
+# --- the options' names in the library's messages ------------------------------------------
+
+
+# how the library names an argument -> the option of the command line that gives it
+_OPTION_NAMES = {
+    "env_kwargs": "-e/--env-kwarg",
+    "reference": "--target",
+    "out_dir": "--out",
+    "lower": "--lower",
+    "upper": "--upper",
+    "max_abs": "--max-abs",
+    "output_lower": "--output-lower",
+    "output_upper": "--output-upper",
+    "vnnlib": "--vnnlib",
+    "initial_lower": "--initial-lower",
+    "initial_upper": "--initial-upper",
+    "steps": "--steps",
+    "safe_lower": "--safe-lower",
+    "safe_upper": "--safe-upper",
+    "window": "--window",
+    "goal_lower": "--goal-lower",
+    "goal_upper": "--goal-upper",
+    "at_time": "--at",
+    "eventually_window": "--eventually",
+    "semantics": "--semantics",
+}
+_NAME = "|".join(sorted(map(re.escape, _OPTION_NAMES), key=len, reverse=True))
+# names joined as the library joins them: "lower/upper", "lower and upper", "at_time, ..."
+_NAMES = rf"(?:{_NAME})(?:(?:/|, | and )(?:{_NAME}))*"
+_LEADING_NAMES = re.compile(rf"^{_NAMES}(?=[:= ])")
+# later in the message, names stand between spaces and punctuation (not inside a path)
+_NAMES_IN_TEXT = re.compile(rf"(?<=[\s(,]){_NAMES}(?=[\s,):=]|$)")
+_ONE_NAME = re.compile(rf"(?<!\w)(?:{_NAME})(?!\w)")
+
+
+def option_message(message: str) -> str:
+    """A library message that starts with the names of its arguments, with the option names of
+    the command line instead (there and wherever the message names them again): what
+    :func:`neuroctl.cli.main` reports for an input error the library raised."""
+    if not _LEADING_NAMES.match(message):
+        return message
+
+    def options(match: re.Match) -> str:
+        return _ONE_NAME.sub(lambda m: _OPTION_NAMES[m.group(0)], match.group(0))
+
+    message = _LEADING_NAMES.sub(options, message)
+    return _NAMES_IN_TEXT.sub(options, message)
 
 
 # --- the parser --------------------------------------------------------------------------------

@@ -41,13 +41,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._cli_parser import JSON_CONVENTION, ParseError, build_parser  # noqa: F401
+from ._cli_parser import JSON_CONVENTION, ParseError, build_parser, option_message  # noqa: F401
 from ._cli_rules import check_options
 from ._json import jsonable
 
@@ -105,21 +104,12 @@ def _print_json(obj: Any) -> None:
 # --- commands ----------------------------------------------------------------------------------
 
 
-def _env(args, *, max_episode_steps: int | None = None):
-    from .episodes import make_env
-
-    return make_env(
-        args.env,
-        args.env_kwarg,
-        max_episode_steps=max_episode_steps,
-        kwargs_label="-e/--env-kwarg",
-    )
-
-
 def _env_and_controller(args, command: str, *, max_episode_steps: int | None = None):
-    from .episodes import builtin_controllers, load_controller, require_boxes
+    from .episodes import builtin_controllers, load_controller, make_env, require_boxes
 
-    env = _env(args, max_episode_steps=max_episode_steps)
+    env = make_env(
+        args.env, args.env_kwarg, max_episode_steps=max_episode_steps, kwargs_label="-e/--env-kwarg"
+    )
     require_boxes(env, command)
     if args.controller == "list":
         builtins = builtin_controllers(env)
@@ -366,12 +356,7 @@ def _run_demo(args, *, print_tables: bool) -> int:
     if args.json:
         _print_json(result.to_dict())
     else:
-        if print_tables:
-            print(result.text)
-            print()
-        for n in result.notes:
-            print(f"note: {n}")
-        print(f"report written to {result.report_path} ({result.seconds:.1f} s)")
+        print(result.report(tables=print_tables))
     return EXIT_OK
 
 
@@ -384,51 +369,6 @@ def cmd_report(args) -> int:
 
 
 # --- the entry point ---------------------------------------------------------------------------
-
-
-# how the library names an argument -> the option of the command line that gives it
-_OPTION_NAMES = {
-    "env_kwargs": "-e/--env-kwarg",
-    "reference": "--target",
-    "out_dir": "--out",
-    "lower": "--lower",
-    "upper": "--upper",
-    "max_abs": "--max-abs",
-    "output_lower": "--output-lower",
-    "output_upper": "--output-upper",
-    "vnnlib": "--vnnlib",
-    "initial_lower": "--initial-lower",
-    "initial_upper": "--initial-upper",
-    "steps": "--steps",
-    "safe_lower": "--safe-lower",
-    "safe_upper": "--safe-upper",
-    "window": "--window",
-    "goal_lower": "--goal-lower",
-    "goal_upper": "--goal-upper",
-    "at_time": "--at",
-    "eventually_window": "--eventually",
-    "semantics": "--semantics",
-}
-_NAME = "|".join(sorted(map(re.escape, _OPTION_NAMES), key=len, reverse=True))
-# names joined as the library joins them: "lower/upper", "lower and upper", "at_time, ..."
-_NAMES = rf"(?:{_NAME})(?:(?:/|, | and )(?:{_NAME}))*"
-_LEADING_NAMES = re.compile(rf"^{_NAMES}(?=[:= ])")
-# later in the message, names stand between spaces and punctuation (not inside a path)
-_NAMES_IN_TEXT = re.compile(rf"(?<=[\s(,]){_NAMES}(?=[\s,):=]|$)")
-_ONE_NAME = re.compile(rf"(?<!\w)(?:{_NAME})(?!\w)")
-
-
-def _option_message(message: str) -> str:
-    """A library message that starts with the names of its arguments, with the option names of
-    the command line instead (there and wherever the message names them again)."""
-    if not _LEADING_NAMES.match(message):
-        return message
-
-    def options(match: re.Match) -> str:
-        return _ONE_NAME.sub(lambda m: _OPTION_NAMES[m.group(0)], match.group(0))
-
-    message = _LEADING_NAMES.sub(options, message)
-    return _NAMES_IN_TEXT.sub(options, message)
 
 
 def _fail(command: str, kind: str, message: str, code: int, as_json: bool) -> int:
@@ -497,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .files import LoadError
 
         if isinstance(exc, (UsageError, InputError, LoadError)):
-            return _fail(command, "usage", _option_message(str(exc)), EXIT_USAGE, as_json)
+            return _fail(command, "usage", option_message(str(exc)), EXIT_USAGE, as_json)
         if debug:
             raise
         return _fail(
