@@ -2,13 +2,16 @@
 
 Values are checked while parsing (argparse ``type=`` functions): counts are integers in a
 range, numbers finite, seeds in numpy's range, timeouts positive, paths probed for writing
-(nothing is left behind). An error is raised as :class:`ParseError`, reported by
-:func:`neuroctl.cli.main` as one line (exit 2).
+(nothing is left behind), the activation a key of :data:`neuroctl.ACTIVATIONS`; ``-e KEY=VALUE``
+pairs are gathered in a dict (each key once). An error is raised as :class:`ParseError`,
+reported by :func:`neuroctl.cli.main` as one line (exit 2). A message of the library names its
+arguments; :func:`option_message` names the options that give them instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import math
 import os
 import re
@@ -16,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import NoReturn
 
-__all__ = ["JSON_CONVENTION", "MAX_SEED", "ParseError", "build_parser"]
+__all__ = ["JSON_CONVENTION", "MAX_SEED", "ParseError", "build_parser", "option_message"]
 
 MAX_STEPS = 10_000_000
 MAX_EPISODES = 100_000
@@ -191,6 +194,85 @@ def _existing_file(text: str) -> Path:
     return path
 
 
+def _activation(text: str) -> str:
+    """A hidden activation: a key of :data:`neuroctl.ACTIVATIONS` (imported here, on use: it
+    brings torch)."""
+    from .controllers import ACTIVATIONS
+
+    if text not in ACTIVATIONS:
+        raise argparse.ArgumentTypeError(
+            f"expected one of {', '.join(sorted(ACTIVATIONS))}, received {text!r}"
+        )
+    return text
+
+
+class _KeyValues(argparse.Action):
+    """``-e KEY=VALUE`` (repeatable) gathered in a dict: VALUE is a Python literal or else a plain
+    string; each KEY once."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        pairs = dict(getattr(namespace, self.dest, None) or {})
+        key, sep, text = str(values).partition("=")
+        if not sep or not key.isidentifier():
+            raise argparse.ArgumentError(self, f"expected KEY=VALUE, received {values!r}")
+        if key in pairs:
+            raise argparse.ArgumentError(self, f"expected each KEY once, received {key!r} twice")
+        try:
+            pairs[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            pairs[key] = text  # a plain string
+        setattr(namespace, self.dest, pairs)
+
+
+# --- the options' names in the library's messages ------------------------------------------
+
+
+# how the library names an argument -> the option of the command line that gives it
+_OPTION_NAMES = {
+    "env_kwargs": "-e/--env-kwarg",
+    "reference": "--target",
+    "out_dir": "--out",
+    "lower": "--lower",
+    "upper": "--upper",
+    "max_abs": "--max-abs",
+    "output_lower": "--output-lower",
+    "output_upper": "--output-upper",
+    "vnnlib": "--vnnlib",
+    "initial_lower": "--initial-lower",
+    "initial_upper": "--initial-upper",
+    "steps": "--steps",
+    "safe_lower": "--safe-lower",
+    "safe_upper": "--safe-upper",
+    "window": "--window",
+    "goal_lower": "--goal-lower",
+    "goal_upper": "--goal-upper",
+    "at_time": "--at",
+    "eventually_window": "--eventually",
+    "semantics": "--semantics",
+}
+_NAME = "|".join(sorted(map(re.escape, _OPTION_NAMES), key=len, reverse=True))
+# names joined as the library joins them: "lower/upper", "lower and upper", "at_time, ..."
+_NAMES = rf"(?:{_NAME})(?:(?:/|, | and )(?:{_NAME}))*"
+_LEADING_NAMES = re.compile(rf"^{_NAMES}(?=[:= ])")
+# later in the message, names stand between spaces and punctuation (not inside a path)
+_NAMES_IN_TEXT = re.compile(rf"(?<=[\s(,]){_NAMES}(?=[\s,):=]|$)")
+_ONE_NAME = re.compile(rf"(?<!\w)(?:{_NAME})(?!\w)")
+
+
+def option_message(message: str) -> str:
+    """A library message that starts with the names of its arguments, with the option names of
+    the command line instead (there and wherever the message names them again): what
+    :func:`neuroctl.cli.main` reports for an input error the library raised."""
+    if not _LEADING_NAMES.match(message):
+        return message
+
+    def options(match: re.Match) -> str:
+        return _ONE_NAME.sub(lambda m: _OPTION_NAMES[m.group(0)], match.group(0))
+
+    message = _LEADING_NAMES.sub(options, message)
+    return _NAMES_IN_TEXT.sub(options, message)
+
+
 # --- the parser --------------------------------------------------------------------------------
 
 
@@ -256,7 +338,7 @@ def _add_env_options(p: argparse.ArgumentParser, *, optional: bool = False) -> N
     p.add_argument(
         "-e",
         "--env-kwarg",
-        action="append",
+        action=_KeyValues,
         metavar="KEY=VALUE",
         help="keyword for gymnasium.make, e.g. -e ring_length=230 -e n_av=0 (repeatable; VALUE "
         "is a Python literal or a plain string)",
@@ -533,7 +615,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="ppo",
         help="PPO, SAC or TD3 (Stable-Baselines3), or differentiable simulation (default ppo)",
     )
-    p.add_argument("--activation", default="relu", help="hidden activation (default relu)")
+    p.add_argument(
+        "--activation", type=_activation, default="relu", help="hidden activation (default relu)"
+    )
     p.add_argument(
         "--steps",
         type=_train_steps,
@@ -566,7 +650,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-e",
         "--env-kwarg",
-        action="append",
+        action=_KeyValues,
         metavar="KEY=VALUE",
         help="keyword for gymnasium.make (repeatable)",
     )

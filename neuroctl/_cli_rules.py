@@ -1,7 +1,8 @@
-"""The ``neuroctl`` command's rules between options: which options go together (about the
-command line alone; the values are checked by the parser, :mod:`neuroctl._cli_parser`, and by
-the library). A broken rule is raised as :class:`~neuroctl._cli_parser.ParseError`, reported
-by :func:`neuroctl.cli.main` as one line (exit 2).
+"""The ``neuroctl`` command's rules between options: which options go together, and that the
+seeds of ``train --seeds`` differ (about the command line alone; the values are checked by the
+parser, :mod:`neuroctl._cli_parser`, and by the library). A broken rule is raised as
+:class:`~neuroctl._cli_parser.ParseError`, reported by :func:`neuroctl.cli.main` as one line
+(exit 2).
 """
 
 from __future__ import annotations
@@ -107,7 +108,26 @@ def _check_verify(args: argparse.Namespace) -> None:
     need_env_and_controller("(or --instances FILE.csv)")
 
 
+def _check_train(args: argparse.Namespace) -> None:
+    """``--no-stop`` is for RL; ``--workers``/``--ray`` spread ``--seeds``, whose seeds differ."""
+
+    def fail(message: str) -> NoReturn:
+        raise ParseError("neuroctl train", message)
+
+    if args.algo == "diffsim" and not args.stop_at_criterion:
+        fail("--no-stop: applies to --algo ppo and sac only, received --algo diffsim")
+    if args.seeds is None:
+        for flag, value in (("--workers", args.workers), ("--ray", args.ray)):
+            if value is not None:
+                fail(f"{flag}: applies to --seeds (runs in parallel), received {value}")
+    elif len(set(args.seeds)) != len(args.seeds):
+        fail(f"--seeds: expected distinct seeds, received {args.seeds}")
+
+
 def check_options(args: argparse.Namespace) -> None:
     """The rules between the options of the parsed command (raises :class:`ParseError`)."""
-    if getattr(args, "command", None) == "verify":
+    command = getattr(args, "command", None)
+    if command == "verify":
         _check_verify(args)
+    elif command == "train":
+        _check_train(args)

@@ -39,16 +39,14 @@ are the strings ``"inf"``, ``"-inf"`` and ``"nan"``; a complex number is the pai
 
 from __future__ import annotations
 
-import ast
 import json
 import os
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._cli_parser import JSON_CONVENTION, ParseError, build_parser  # noqa: F401
+from ._cli_parser import JSON_CONVENTION, ParseError, build_parser, option_message  # noqa: F401
 from ._cli_rules import check_options
 from ._json import jsonable
 
@@ -94,22 +92,6 @@ def load_network(path):
     return load(path)
 
 
-def _parse_kwargs(pairs: Sequence[str] | None) -> dict:
-    """``["ring_length=230", "n_av=0"]`` -> ``{"ring_length": 230, "n_av": 0}``."""
-    out = {}
-    for pair in pairs or ():
-        key, sep, value = pair.partition("=")
-        if not sep or not key.isidentifier():
-            raise UsageError(f"-e/--env-kwarg: expected KEY=VALUE, received {pair!r}")
-        if key in out:
-            raise UsageError(f"-e/--env-kwarg: expected each KEY once, received {key!r} twice")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value  # a plain string
-    return out
-
-
 # --- output --------------------------------------------------------------------------------
 
 
@@ -119,42 +101,16 @@ def _print_json(obj: Any) -> None:
     print(json.dumps(jsonable(obj), indent=2, allow_nan=False))
 
 
-def _table(rows: Sequence[dict]) -> str:
-    from .report import Table
-
-    return Table.from_rows(rows).to_text()
-
-
 # --- commands ----------------------------------------------------------------------------------
 
 
-def _env(args, *, max_episode_steps: int | None = None):
-    from .episodes import make_env
-
-    return make_env(
-        args.env,
-        _parse_kwargs(args.env_kwarg),
-        max_episode_steps=max_episode_steps,
-        kwargs_label="-e/--env-kwarg",
-    )
-
-
-def _require_boxes(env, command: str) -> None:
-    from gymnasium import spaces
-
-    for what, space in (("observation", env.observation_space), ("action", env.action_space)):
-        if not isinstance(space, spaces.Box):
-            raise UsageError(
-                f"env {env.spec.id}: expected a Box {what} space (continuous) for {command}, "
-                f"received {space}"
-            )
-
-
 def _env_and_controller(args, command: str, *, max_episode_steps: int | None = None):
-    from .episodes import builtin_controllers, load_controller
+    from .episodes import builtin_controllers, load_controller, make_env, require_boxes
 
-    env = _env(args, max_episode_steps=max_episode_steps)
-    _require_boxes(env, command)
+    env = make_env(
+        args.env, args.env_kwarg, max_episode_steps=max_episode_steps, kwargs_label="-e/--env-kwarg"
+    )
+    require_boxes(env, command)
     if args.controller == "list":
         builtins = builtin_controllers(env)
         lines = [f"  {k:<16} {d}" for k, (d, _) in builtins.items()]
@@ -168,55 +124,27 @@ def _env_and_controller(args, command: str, *, max_episode_steps: int | None = N
 
 
 def cmd_simulate(args) -> int:
-    from .episodes import Progress, rollout, rollout_metrics
+    from .episodes import simulate_episodes
 
     # --steps is honoured: the env's time limit is set to it (longer or shorter)
     env, ctrl = _env_and_controller(args, "simulate", max_episode_steps=args.steps)
-    rows = []
-    horizon = env.spec.max_episode_steps or 1000
-    with Progress(horizon * args.episodes, "simulate", enabled=args.progress) as bar:
-        for k in range(args.episodes):
-            ro = rollout(env, ctrl, seed=args.seed + k, steps=horizon, progress=bar)
-            rows.append({"seed": args.seed + k, **rollout_metrics(env, ro)})
+    result = simulate_episodes(
+        env, ctrl, episodes=args.episodes, seed=args.seed, progress=args.progress
+    )
     env.close()
-    result = {"env": env.spec.id, "controller": ctrl.name, "episodes": rows}
     if args.json:
         _print_json(result)
     else:
-        print(f"{env.spec.id} with {ctrl.name} ({ctrl.description})")
-        print(_table(rows))
+        print(result.report())
     return EXIT_OK
 
 
-def _plant(env, command: str):
-    from .episodes import env_plant
-
-    plant = env_plant(env)
-    if plant is None:
-        raise UsageError(
-            f"env {env.spec.id}: expected an env with a neuroctl.Plant (env.unwrapped.plant, or "
-            f"one registered with neuroctl.envs.register_plant: the dynamics that {command} "
-            "linearizes), received one without (simulate and verify work on any env with Box "
-            "spaces)"
-        )
-    return plant
-
-
 def cmd_analyze(args) -> int:
-    import numpy as np
-
     from .episodes import require_static, stability_report
 
     env, ctrl = _env_and_controller(args, "analyze")
-    plant = _plant(env, "analyze")
     require_static(ctrl, "analyze")
-    if args.target is not None and len(args.target) != plant.n_references:
-        raise UsageError(
-            f"--target: expected {plant.n_references} value(s) for "
-            f"{list(plant.reference_names)}, received {len(args.target)}"
-        )
-    reference = None if args.target is None else np.asarray(args.target, float)
-    report = stability_report(env, ctrl.module, reference=reference)
+    report = stability_report(env, ctrl.module, reference=args.target)
     env.close()
     if args.plot:
         import matplotlib
@@ -245,30 +173,33 @@ def cmd_analyze(args) -> int:
 
 
 def _executor(args):
-    """The executor of ``--workers N`` / ``--ray ADDRESS`` (None: this process)."""
+    """The executor of ``--workers N`` / ``--ray ADDRESS`` as a context that shuts it down at
+    its end (``None`` inside: this process)."""
+    from contextlib import nullcontext
+
     from .parallel import make_executor
 
     try:
-        return make_executor(workers=args.workers, ray=args.ray)
+        executor = make_executor(workers=args.workers, ray=args.ray)
     except ImportError as exc:
         raise UsageError(f"--ray {args.ray}: {exc}") from None
+    return nullcontext() if executor is None else executor
 
 
 def _verify_instances(args) -> int:
     from .verify.instances import verify_instances
 
-    executor = _executor(args)
-    try:
-        rows = verify_instances(args.instances, executor=executor, workers=args.workers)
-    except (ValueError, FileNotFoundError) as exc:
-        raise UsageError(f"--instances {args.instances}: {exc}") from None
-    finally:
-        if executor is not None:
-            executor.shutdown()
+    with _executor(args) as executor:
+        try:
+            rows = verify_instances(args.instances, executor=executor, workers=args.workers)
+        except (ValueError, FileNotFoundError) as exc:
+            raise UsageError(f"--instances {args.instances}: {exc}") from None
     if args.json:
         _print_json(rows)
     else:
-        print(_table(rows))
+        from .report import Table
+
+        print(Table.from_rows(rows).to_text())
     statuses = {r["status"] for r in rows}
     if "violated" in statuses:
         return EXIT_FAIL
@@ -298,11 +229,11 @@ def _print_result(args, env, ctrl, res, title: str, extra: dict | None = None) -
 
 def _verify_roa(args) -> int:
     """``verify --roa``: :func:`neuroctl.verify.region_of_attraction` on the env's plant."""
-    from .episodes import InputError
+    from .episodes import InputError, require_plant
     from .verify_env import region_of_attraction_box
 
     env, ctrl = _env_and_network(args)
-    plant = _plant(env, "verify")
+    plant = require_plant(env, "verify")
     try:
         res = region_of_attraction_box(
             plant, ctrl.module, args.lower, args.upper, timeout=args.timeout
@@ -318,10 +249,11 @@ def _verify_roa(args) -> int:
 
 def _verify_closed_loop(args) -> int:
     """``verify --closed-loop``: a property of the plant and the controller in closed loop."""
+    from .episodes import require_plant
     from .verify_env import closed_loop_query
 
     env, ctrl = _env_and_network(args)
-    plant = _plant(env, "verify --closed-loop")
+    plant = require_plant(env, "verify --closed-loop")
     query = closed_loop_query(
         plant,
         args.initial_lower,
@@ -375,83 +307,39 @@ def cmd_verify(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from . import ACTIVATIONS
     from .episodes import make_env, resolve_env_id
 
     env_id = resolve_env_id(args.env)
-    if args.activation not in ACTIVATIONS:
-        raise UsageError(
-            f"--activation: expected one of {', '.join(sorted(ACTIVATIONS))}, "
-            f"received {args.activation!r}"
-        )
-    env_kwargs = _parse_kwargs(args.env_kwarg)
+    env_kwargs = args.env_kwarg or {}
     make_env(env_id, env_kwargs, kwargs_label="-e/--env-kwarg").close()  # bad keywords: found here
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--out: cannot create the folder {out} ({exc.strerror or exc})") from None
-    from neuroctl.train import train
-
-    options: dict = {"env_kwargs": env_kwargs} if env_kwargs else {}
+    options: dict = {"activation": args.activation, "steps": args.steps, "out_dir": args.out}
+    options["progress"] = sys.stderr.isatty() if args.progress is None else args.progress
+    if env_kwargs:
+        options["env_kwargs"] = env_kwargs
     if args.algo != "diffsim":
         options["stop_at_criterion"] = args.stop_at_criterion
-    elif not args.stop_at_criterion:
-        raise UsageError("--no-stop: applies to --algo ppo and sac only, received --algo diffsim")
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
     # the module:Env-v0 form is kept: the run's summary writes the command that reproduces it
     run_env = args.env if ":" in args.env else env_id
     if args.seeds is not None:
-        return _train_seeds(args, run_env, out, progress, options)
-    for flag, value in (("--workers", args.workers), ("--ray", args.ray)):
-        if value is not None:
-            raise UsageError(f"{flag}: applies to --seeds (runs in parallel), received {value}")
-    result = train(
-        run_env,
-        algo=args.algo,
-        activation=args.activation,
-        steps=args.steps,
-        seed=args.seed,
-        out_dir=out,
-        progress=progress,
-        **options,
-    )
+        return _train_seeds(args, run_env, options)
+    from .train import train
+
+    result = train(run_env, algo=args.algo, seed=args.seed, **options)
     if args.json:
         _print_json(result.to_dict())
     else:
-        summary = result.report()
-        print(summary)
-        text = result.summary.get("analysis_text")
-        if text and text not in summary:
-            print(f"\nanalyze of the exported policy at the operating point of {env_id}:")
-            print(text)
-        elif result.summary.get("analysis_error"):
-            print(f"\nanalyze not available: {result.summary['analysis_error']}")
+        print(result.report(analysis=True))
     return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
 
 
-def _train_seeds(args, env_id: str, out: Path, progress: bool, options: dict) -> int:
-    from neuroctl.train import train_seeds
+def _train_seeds(args, env_id: str, options: dict) -> int:
+    from .train import train_seeds
 
-    if len(set(args.seeds)) != len(args.seeds):
-        raise UsageError(f"--seeds: expected distinct seeds, received {args.seeds}")
-    executor = _executor(args)
-    try:
+    with _executor(args) as executor:
+        workers = None if executor is not None else args.workers
         result = train_seeds(
-            env_id,
-            args.seeds,
-            algo=args.algo,
-            activation=args.activation,
-            steps=args.steps,
-            out_dir=out,
-            workers=None if executor is not None else args.workers,
-            executor=executor,
-            progress=progress,
-            **options,
+            env_id, args.seeds, algo=args.algo, workers=workers, executor=executor, **options
         )
-    finally:
-        if executor is not None:
-            executor.shutdown()
     page = result.write_report()
     if args.json:
         _print_json(result.to_dict())
@@ -468,12 +356,7 @@ def _run_demo(args, *, print_tables: bool) -> int:
     if args.json:
         _print_json(result.to_dict())
     else:
-        if print_tables:
-            print(result.text)
-            print()
-        for n in result.notes:
-            print(f"note: {n}")
-        print(f"report written to {result.report_path} ({result.seconds:.1f} s)")
+        print(result.report(tables=print_tables))
     return EXIT_OK
 
 
@@ -486,51 +369,6 @@ def cmd_report(args) -> int:
 
 
 # --- the entry point ---------------------------------------------------------------------------
-
-
-# how the library names an argument -> the option of the command line that gives it
-_OPTION_NAMES = {
-    "env_kwargs": "-e/--env-kwarg",
-    "reference": "--target",
-    "out_dir": "--out",
-    "lower": "--lower",
-    "upper": "--upper",
-    "max_abs": "--max-abs",
-    "output_lower": "--output-lower",
-    "output_upper": "--output-upper",
-    "vnnlib": "--vnnlib",
-    "initial_lower": "--initial-lower",
-    "initial_upper": "--initial-upper",
-    "steps": "--steps",
-    "safe_lower": "--safe-lower",
-    "safe_upper": "--safe-upper",
-    "window": "--window",
-    "goal_lower": "--goal-lower",
-    "goal_upper": "--goal-upper",
-    "at_time": "--at",
-    "eventually_window": "--eventually",
-    "semantics": "--semantics",
-}
-_NAME = "|".join(sorted(map(re.escape, _OPTION_NAMES), key=len, reverse=True))
-# names joined as the library joins them: "lower/upper", "lower and upper", "at_time, ..."
-_NAMES = rf"(?:{_NAME})(?:(?:/|, | and )(?:{_NAME}))*"
-_LEADING_NAMES = re.compile(rf"^{_NAMES}(?=[:= ])")
-# later in the message, names stand between spaces and punctuation (not inside a path)
-_NAMES_IN_TEXT = re.compile(rf"(?<=[\s(,]){_NAMES}(?=[\s,):=]|$)")
-_ONE_NAME = re.compile(rf"(?<!\w)(?:{_NAME})(?!\w)")
-
-
-def _option_message(message: str) -> str:
-    """A library message that starts with the names of its arguments, with the option names of
-    the command line instead (there and wherever the message names them again)."""
-    if not _LEADING_NAMES.match(message):
-        return message
-
-    def options(match: re.Match) -> str:
-        return _ONE_NAME.sub(lambda m: _OPTION_NAMES[m.group(0)], match.group(0))
-
-    message = _LEADING_NAMES.sub(options, message)
-    return _NAMES_IN_TEXT.sub(options, message)
 
 
 def _fail(command: str, kind: str, message: str, code: int, as_json: bool) -> int:
@@ -599,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .files import LoadError
 
         if isinstance(exc, (UsageError, InputError, LoadError)):
-            return _fail(command, "usage", _option_message(str(exc)), EXIT_USAGE, as_json)
+            return _fail(command, "usage", option_message(str(exc)), EXIT_USAGE, as_json)
         if debug:
             raise
         return _fail(

@@ -68,6 +68,25 @@ class DemoResult:
     def __repr__(self) -> str:
         return f"DemoResult(report_path={str(self.report_path)!r}, {self.seconds:.1f} s)"
 
+    def report(self, *, tables: bool = True) -> str:
+        """What ``neuroctl demo`` prints (``neuroctl report``: without the tables).
+
+        Parameters
+        ----------
+        tables : bool, keyword-only
+            Start with the report's tables as plain text (:attr:`text`) and an empty line.
+
+        Returns
+        -------
+        str
+            Then one ``note: ...`` line per note, and where the report was written, with the
+            run's wall-clock time in seconds.
+        """
+        lines = [self.text, ""] if tables else []
+        lines += [f"note: {note}" for note in self.notes]
+        lines.append(f"report written to {self.report_path} ({self.seconds:.1f} s)")
+        return "\n".join(lines)
+
 
 def check_out_dir(out_dir) -> Path:
     """``out_dir``, created if new, if a report can be written there (new, or an earlier report).

@@ -18,8 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from ._json import json_dict
+
 __all__ = [
     "Controller",
+    "EpisodesResult",
     "InputError",
     "Progress",
     "Rollout",
@@ -28,9 +31,13 @@ __all__ = [
     "check_sizes",
     "load_controller",
     "make_env",
+    "require_boxes",
+    "require_plant",
+    "require_static",
     "resolve_env_id",
     "rollout",
     "rollout_metrics",
+    "simulate_episodes",
     "stability_report",
     "verify_query",
 ]
@@ -198,6 +205,43 @@ def env_plant(env):
         return plant_of(env)
     except LookupError:
         return None
+
+
+def require_plant(env, what: str):
+    """The :class:`neuroctl.Plant` of an env (:func:`env_plant`), or :class:`InputError`.
+
+    Parameters
+    ----------
+    env : gymnasium.Env
+    what : str
+        What needs the plant, for the message (``"analyze"``, ``"verify --closed-loop"``).
+
+    Returns
+    -------
+    neuroctl.Plant
+    """
+    plant = env_plant(env)
+    if plant is None:
+        raise InputError(
+            f"env {env.spec.id}: expected an env with a neuroctl.Plant (env.unwrapped.plant, or "
+            f"one registered with neuroctl.envs.register_plant: the dynamics that {what} "
+            "linearizes), received one without (simulate and verify work on any env with Box "
+            "spaces)"
+        )
+    return plant
+
+
+def require_boxes(env, what: str) -> None:
+    """Raise :class:`InputError` unless the env's observation and action spaces are both
+    ``gymnasium.spaces.Box`` (continuous); ``what`` names the work that needs them."""
+    from gymnasium import spaces
+
+    for name, space in (("observation", env.observation_space), ("action", env.action_space)):
+        if not isinstance(space, spaces.Box):
+            raise InputError(
+                f"env {env.spec.id}: expected a Box {name} space (continuous) for {what}, "
+                f"received {space}"
+            )
 
 
 def builtin_controllers(env) -> dict[str, tuple[str, Callable]]:
@@ -440,6 +484,82 @@ def rollout_metrics(env, ro: Rollout) -> dict:
     return out
 
 
+@dataclass
+class EpisodesResult:
+    """Closed-loop episodes of one env with one controller: a row of metrics per episode.
+
+    What ``neuroctl simulate`` prints (:meth:`report`) or writes as JSON (:meth:`to_dict`).
+
+    Attributes
+    ----------
+    env_id : str
+        The env's registered id.
+    controller : Controller
+    rows : list of dict
+        One per episode, in order: ``seed``, then :func:`rollout_metrics` of the episode
+        (``steps``, ``return``, the plant's own figures, ``fail_safe_steps`` on the ring).
+    """
+
+    env_id: str
+    controller: Controller
+    rows: list[dict]
+
+    @json_dict
+    def to_dict(self) -> dict:
+        """``{"env", "controller" (its name), "episodes" (the rows)}``, JSON-able."""
+        return {"env": self.env_id, "controller": self.controller.name, "episodes": self.rows}
+
+    def report(self) -> str:
+        """The env, the controller and its description, then the rows as an aligned table (a
+        column per metric, in the order of the rows' keys)."""
+        from .report import Table
+
+        title = f"{self.env_id} with {self.controller.name} ({self.controller.description})"
+        return f"{title}\n{Table.from_rows(self.rows).to_text()}"
+
+
+def simulate_episodes(
+    env, controller: Controller, *, episodes: int = 1, seed: int = 0, progress: bool | None = False
+) -> EpisodesResult:
+    """Run ``episodes`` closed-loop episodes and measure each (:func:`rollout_metrics`).
+
+    Episode ``k`` starts from ``env.reset(seed=seed + k)`` and runs until the env ends it (its
+    time limit, ``env.spec.max_episode_steps``, or 1000 steps without one).
+
+    Parameters
+    ----------
+    env : gymnasium.Env
+        An env made by ``gymnasium.make`` (or :func:`make_env`); it is left open.
+    controller : Controller
+        From :func:`load_controller`.
+    episodes : int, keyword-only
+        Number of episodes, >= 1.
+    seed : int, keyword-only
+        Seed of the first episode, >= 0.
+    progress : bool or None, keyword-only
+        A progress bar on stderr; ``None`` shows it when stderr is a terminal.
+
+    Returns
+    -------
+    EpisodesResult
+    """
+    if not isinstance(controller, Controller):
+        raise TypeError(
+            "controller: expected a neuroctl.episodes.Controller (load_controller), received "
+            f"{type(controller).__name__}"
+        )
+    for name, value, low in (("episodes", episodes, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise InputError(f"{name}: expected an int >= {low}, received {value!r}")
+    horizon = env.spec.max_episode_steps or 1000
+    rows = []
+    with Progress(horizon * int(episodes), "simulate", enabled=progress) as bar:
+        for k in range(int(episodes)):
+            ro = rollout(env, controller, seed=int(seed) + k, steps=horizon, progress=bar)
+            rows.append({"seed": int(seed) + k, **rollout_metrics(env, ro)})
+    return EpisodesResult(env.spec.id, controller, rows)
+
+
 def stability_report(env, module, *, reference=None):
     """``neuroctl.analyze`` of the env's plant with ``module`` at its operating point.
 
@@ -451,12 +571,7 @@ def stability_report(env, module, *, reference=None):
     """
     import neuroctl
 
-    plant = env_plant(env)
-    if plant is None:
-        raise InputError(
-            f"env {env.spec.id}: expected an env that carries a neuroctl Plant "
-            "(env.unwrapped.plant) for analyze; this one does not"
-        )
+    plant = require_plant(env, "analyze")
     kw = {}
     if reference is not None:
         r = np.atleast_1d(np.asarray(reference, float))

@@ -269,6 +269,16 @@ def demo_run(tmp_path_factory):
     return code, json.loads(buf.getvalue()), out
 
 
+def test_demo_prints_its_tables_then_notes_then_where_the_report_is(tmp_path):
+    from neuroctl.demo import DemoResult
+
+    page = tmp_path / "index.html"
+    res = DemoResult(page, {}, notes=["no sumo", "quick"], text="T1\nT2", seconds=12.34)
+    tail = f"note: no sumo\nnote: quick\nreport written to {page} (12.3 s)"
+    assert res.report() == f"T1\nT2\n\n{tail}"
+    assert res.report(tables=False) == tail  # what `neuroctl report` prints
+
+
 def test_demo_numbers_match_closed_forms_and_reference(demo_run):
     code, summary, out = demo_run
     assert code == 0

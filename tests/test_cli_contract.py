@@ -294,6 +294,15 @@ def test_help_is_fast_and_imports_nothing_heavy():
     assert elapsed < 3.0, elapsed  # measured well under 1 s; loose for a loaded machine
 
 
+def test_env_keywords_are_python_literals_or_plain_strings(tmp_path):
+    train = ["train", "Arm-v0", "--out", str(tmp_path / "run")]
+    for command in (["simulate", "Arm-v0", "-c", "pd"], train):
+        argv = [*command, "-e", "a=1", "-e", "b=[1, 2.5]", "-e", "c=text", "-e", "d='q'"]
+        args = build_parser().parse_args(argv)
+        assert args.env_kwarg == {"a": 1, "b": [1, 2.5], "c": "text", "d": "q"}
+        assert build_parser().parse_args(command).env_kwarg is None
+
+
 def test_every_subcommand_and_option_has_help():
     import argparse
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -225,3 +226,45 @@ def test_diffsim_trains_a_smooth_policy_and_logs_no_dead_units_for_it(tmp_path):
     assert all(np.isnan(float(r["dead_fraction"])) for r in res.history)
     assert not any(isinstance(m, nn.ReLU) for m in res.policy().modules())
     assert any(isinstance(m, nn.Tanh) for m in res.policy().modules())
+
+
+def _run(env_id, summary):
+    """A finished run's result as the trainers write it (no training needed to read it)."""
+    from neuroctl.train.result import TrainResult
+
+    return TrainResult(
+        env_id=env_id,
+        algo="diffsim",
+        activation="relu",
+        seed=0,
+        steps=3,
+        steps_done=3,
+        out_dir=Path("run"),
+        policy_path=None,
+        checkpoint_path=Path("run/checkpoint.pt"),
+        summary=summary,
+    )
+
+
+def test_run_report_with_analysis_is_the_analyze_of_the_exported_policy():
+    from neuroctl.train.result import policy_summary
+
+    policy = neuroctl.pretrained(ARM)
+    res = _run(ARM, {"score": 1.0, **policy_summary(ARM, policy)})
+    plain, with_analysis = res.report(), res.report(analysis=True)
+    direct = neuroctl.analyze(gym.make(ARM).unwrapped.plant, policy)
+    assert with_analysis == (
+        f"{plain}\n\nanalyze of the exported policy at the operating point of {ARM}:\n"
+        f"{direct!r}"
+    )
+    assert "score: 1.0" in plain and "StabilityReport" not in plain
+
+
+def test_run_report_names_the_env_without_its_module_and_says_why_analysis_is_missing():
+    text = _run("_cli_toy:CliToyPlant-v0", {"analysis_text": "TEXT"}).report(analysis=True)
+    assert text.endswith("\n\nanalyze of the exported policy at the operating point of "
+                         "CliToyPlant-v0:\nTEXT")  # fmt: skip
+    lost = _run(ARM, {"analysis_error": "no plant"})
+    assert lost.report(analysis=True) == f"{lost.report()}\n\nanalyze not available: no plant"
+    assert "analysis_error: no plant" in lost.report()  # among the summary's figures
+    assert _run(ARM, {}).report(analysis=True) == _run(ARM, {}).report()

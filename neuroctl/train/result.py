@@ -265,8 +265,22 @@ class TrainResult:
             f"{', ' + evs if evs else ''}; policy={self.policy_path})"
         )
 
-    def report(self) -> str:
-        """A multi-line text summary (used by the command line)."""
+    def report(self, *, analysis: bool = False) -> str:
+        """A multi-line text summary (used by the command line).
+
+        Parameters
+        ----------
+        analysis : bool, keyword-only
+            Also the ``analyze`` of the exported policy at the env's operating point, after an
+            empty line: its text (``summary["analysis_text"]``), or why it is not available
+            (``summary["analysis_error"]``).
+
+        Returns
+        -------
+        str
+            The run (its ``repr``), the command that reproduces it, the evaluation figures of
+            :attr:`summary` one per line, then the success criterion: met or not, and when.
+        """
         lines = [repr(self), f"command: {self.command}"]
         for k, v in self.summary.items():
             if k in ("analysis", "analysis_text", "criterion"):
@@ -274,6 +288,12 @@ class TrainResult:
             lines.append(f"{k}: {v}")
         if isinstance(self.summary.get("criterion"), dict):
             lines += criterion_lines(self.summary["criterion"], self.steps_done)
+        if analysis and self.summary.get("analysis_text"):
+            env_id = self.env_id.split(":", 1)[-1]  # without the module of module:Env-v0
+            lines += ["", f"analyze of the exported policy at the operating point of {env_id}:"]
+            lines.append(self.summary["analysis_text"])
+        elif analysis and self.summary.get("analysis_error"):
+            lines += ["", f"analyze not available: {self.summary['analysis_error']}"]
         return "\n".join(lines)
 
     def plot(self, *, ax=None, y: str | None = None):
