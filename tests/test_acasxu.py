@@ -67,6 +67,9 @@ def test_nnet_and_onnx_are_the_same_network(name):
         ("1_7", "prop_3", 20),
         # left "unknown" at 60 s by splitting on the largest gradient x width alone
         ("1_4", "prop_1", 30),
+        # left "unknown" at 116 s by the bound look-ahead alone (it keeps halving the two
+        # narrow dimensions); decided by the gradient search of branching="auto"
+        ("4_9", "prop_3", 20),
     ],
 )
 def test_verdicts_match_the_vnncomp_consensus(network, prop, timeout):

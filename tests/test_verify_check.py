@@ -127,7 +127,7 @@ def test_both_branching_rules_give_the_verdicts_of_the_exact_maximum(branching):
 
 
 def test_unknown_branching_rule_is_rejected_by_name():
-    with pytest.raises(ValueError, match="branching: expected 'bound' or 'gradient'"):
+    with pytest.raises(ValueError, match="branching: expected 'auto', 'bound' or 'gradient'"):
         check(_net(), LO, HI, Spec.require([[1.0, 0.0]], [0.0]), branching="smart")
 
 

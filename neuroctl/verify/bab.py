@@ -229,7 +229,7 @@ def check(
     milp_unstable: int = 0,
     milp_backend: str = "scipy",
     alpha_steps: int = 0,
-    branching: str = "bound",
+    branching: str = "auto",
     executor=None,
     workers: int | None = None,
 ) -> CheckResult:
@@ -263,13 +263,18 @@ def check(
         Boxes that the CROWN bound does not prove are bounded again with optimized lower slopes
         of their unstable ReLUs (:func:`neuroctl.verify.alpha.optimized_lower_bound`), with this
         many projected-gradient steps (0: never).
-    branching : {"bound", "gradient"}, keyword-only
+    branching : {"auto", "bound", "gradient"}, keyword-only
         How a box is split: ``"gradient"`` halves the input dimension of largest
         ``|coefficient| × width`` of the linear bound; ``"bound"`` tries the
         :data:`BRANCH_CANDIDATES` best dimensions by that score, bounds both halves of each, and
         keeps the split that leaves the least to prove on its halves (halves proven there are
         done); no dimension is halved more than :data:`MAX_SPLIT_LEAD` times beyond the least
-        halved one.
+        halved one. ``"auto"`` (the default) searches with ``"bound"`` for half of the time
+        left for each unsafe polytope and, if that leaves it undecided, searches it again from
+        the whole box with ``"gradient"`` for the rest: the look-ahead of ``"bound"`` can keep
+        halving input dimensions that are already narrow (each split improves one half's bound a
+        little) while the dimensions that matter stay whole, which the gradient score does not.
+        Each search is sound on its own; which one answers may depend on the machine's speed.
     executor : concurrent.futures.Executor, optional, keyword-only
         Where the boxes of a batch are bounded (:func:`neuroctl.parallel.map_tasks`): each
         batch, and each batch of split estimates, is cut into pieces bounded in parallel and put
@@ -297,8 +302,10 @@ def check(
             f"check: the spec has {spec.n_outputs} outputs, the network {rnet.n_outputs}"
         )
     _intermediate(intermediate)  # validates the name
-    if branching not in ("bound", "gradient"):
-        raise ValueError(f"branching: expected 'bound' or 'gradient', received {branching!r}")
+    if branching not in ("auto", "bound", "gradient"):
+        raise ValueError(
+            f"branching: expected 'auto', 'bound' or 'gradient', received {branching!r}"
+        )
     for name, v in (("milp_unstable", milp_unstable), ("alpha_steps", alpha_steps)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
             raise ValueError(f"{name}: expected a non-negative integer, received {v!r}")
@@ -346,23 +353,30 @@ def check(
         par = (own_pool, *par[1:])
     try:
         for C, d in spec.unsafe:
-            status, lb, x = _bab_polytope(
-                rnet,
-                lo,
-                hi,
-                C,
-                d,
-                recheck,
-                deadline,
-                batch_size,
-                intermediate,
-                milp_unstable,
-                milp_backend,
-                alpha_steps,
-                branching,
-                stats,
-                par,
-            )
+            plan = [(branching, deadline)]
+            if branching == "auto":
+                half = time.perf_counter() + (deadline - time.perf_counter()) / 2
+                plan = [("bound", half), ("gradient", deadline)]
+            for how, until in plan:
+                status, lb, x = _bab_polytope(
+                    rnet,
+                    lo,
+                    hi,
+                    C,
+                    d,
+                    recheck,
+                    until,
+                    batch_size,
+                    intermediate,
+                    milp_unstable,
+                    milp_backend,
+                    alpha_steps,
+                    how,
+                    stats,
+                    par,
+                )
+                if status != "unknown":
+                    break
             if status == "violated":
                 return done("violated", -np.inf, x)
             global_lb = min(global_lb, lb)
