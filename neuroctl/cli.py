@@ -105,21 +105,14 @@ def _print_json(obj: Any) -> None:
 
 
 def _env_and_controller(args, command: str, *, max_episode_steps: int | None = None):
-    from .episodes import builtin_controllers, load_controller, make_env, require_boxes
+    from .episodes import controller_listing, load_controller, make_env, require_boxes
 
     env = make_env(
         args.env, args.env_kwarg, max_episode_steps=max_episode_steps, kwargs_label="-e/--env-kwarg"
     )
     require_boxes(env, command)
     if args.controller == "list":
-        builtins = builtin_controllers(env)
-        lines = [f"  {k:<16} {d}" for k, (d, _) in builtins.items()]
-        data = {
-            "env": env.spec.id,
-            "controllers": [{"name": k, "description": d} for k, (d, _) in builtins.items()],
-            "files": "a network file: .pt (with its .json), .zip (SB3), .onnx, .nnet",
-        }
-        raise _Listing(f"built-in controllers of {env.spec.id}:\n" + "\n".join(lines), data)
+        raise _Listing(*controller_listing(env))
     return env, load_controller(args.controller, env)
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "Progress",
     "Rollout",
     "builtin_controllers",
+    "controller_listing",
     "check_finite",
     "check_sizes",
     "load_controller",
@@ -269,6 +270,28 @@ def builtin_controllers(env) -> dict[str, tuple[str, Callable]]:
     if not out:
         out["zero"] = ("no input", lambda env: None)
     return out
+
+
+def controller_listing(env) -> tuple[str, dict]:
+    """What ``--controller list`` shows for ``env``: a text table and the same as JSON data.
+
+    Returns
+    -------
+    text : str
+        ``"built-in controllers of ENV_ID:"`` then one ``"  name  description"`` line per
+        controller of :func:`builtin_controllers`.
+    data : dict
+        ``env`` (the env id), ``controllers`` (``[{"name", "description"}]``, same order) and
+        ``files`` (the network file formats a controller may also be).
+    """
+    builtins = builtin_controllers(env)
+    lines = [f"  {k:<16} {d}" for k, (d, _) in builtins.items()]
+    data = {
+        "env": env.spec.id,
+        "controllers": [{"name": k, "description": d} for k, (d, _) in builtins.items()],
+        "files": "a network file: .pt (with its .json), .zip (SB3), .onnx, .nnet",
+    }
+    return f"built-in controllers of {env.spec.id}:\n" + "\n".join(lines), data
 
 
 def _first_linear(net):

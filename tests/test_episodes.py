@@ -123,3 +123,19 @@ def test_require_boxes_names_the_space_that_is_not_a_box():
     require_boxes(gym.make("neuroctl/Arm-v0"), "simulate")
     with pytest.raises(InputError, match=r"^env CartPole-v1: expected a Box action space .*"):
         require_boxes(gym.make("CartPole-v1"), "simulate")
+
+
+def test_controller_listing_shows_the_plants_own_controllers_as_text_and_data():
+    from neuroctl.episodes import builtin_controllers, controller_listing
+
+    env = gym.make("neuroctl/Arm-v0")
+    text, data = controller_listing(env)
+    expected = builtin_controllers(env)
+    lines = text.splitlines()
+    assert lines[0] == "built-in controllers of neuroctl/Arm-v0:"
+    # one line per controller, name then description, in the order of builtin_controllers
+    assert [ln.split()[0] for ln in lines[1:]] == list(expected)
+    assert [ln.split(None, 1)[1] for ln in lines[1:]] == [d for d, _ in expected.values()]
+    assert data["env"] == "neuroctl/Arm-v0"
+    assert data["controllers"] == [{"name": k, "description": d} for k, (d, _) in expected.items()]
+    json.dumps(data)  # plain JSON
