@@ -275,6 +275,7 @@ def check(
         halving input dimensions that are already narrow (each split improves one half's bound a
         little) while the dimensions that matter stay whole, which the gradient score does not.
         Each search is sound on its own; which one answers may depend on the machine's speed.
+        A piece of a batch lost on every attempt (see ``executor``) ends the search as before.
     executor : concurrent.futures.Executor, optional, keyword-only
         Where the boxes of a batch are bounded (:func:`neuroctl.parallel.map_tasks`): each
         batch, and each batch of split estimates, is cut into pieces bounded in parallel and put
@@ -358,6 +359,7 @@ def check(
                 half = time.perf_counter() + (deadline - time.perf_counter()) / 2
                 plan = [("bound", half), ("gradient", deadline)]
             for how, until in plan:
+                lost = stats["lost_pieces"]
                 status, lb, x = _bab_polytope(
                     rnet,
                     lo,
@@ -375,7 +377,8 @@ def check(
                     stats,
                     par,
                 )
-                if status != "unknown":
+                # a worker lost on every attempt is not a limit of the split rule: no retry
+                if status != "unknown" or stats["lost_pieces"] > lost:
                     break
             if status == "violated":
                 return done("violated", -np.inf, x)
