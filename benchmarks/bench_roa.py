@@ -58,24 +58,51 @@ def load():
     return mod
 
 
+def _checked(row) -> str:
+    """``ok`` when all 10^4 sampled states stayed and converged and the decrease held on 10^5,
+    else what failed; ``-`` without a check."""
+    if "stayed_and_converged" not in row:
+        return "-"
+    if row["stayed_and_converged"] == 1.0 and row["decrease_violations"] == 0:
+        return "ok"
+    return f"{row['stayed_and_converged']:.1%}/{row['decrease_violations']}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="arm,pendulum,cartpole")
+    parser.add_argument("--lyapunov", default="linearization,rate,fitted,learned")
+    parser.add_argument("--domains", default="box,wide",
+                        help="proof domains: box, wide (the example's DOMAINS; cases without one "
+                             "are run in the box only)")
     parser.add_argument("--timeout", type=float, default=240.0)
     parser.add_argument("--grid", type=int, default=81)
     parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
+                        help="check each certificate by simulation (10^4 states, 10^5 steps)")
     a = parser.parse_args()
     ex = load()
-    with tempfile.TemporaryDirectory() as out:
-        table = ex.main(ex.Args(out=out, cases=a.cases, timeout=a.timeout, grid=a.grid,
-                                steps=a.steps))
+    table = {}
+    for domain in [d for d in a.domains.split(",") if d]:
+        cases = [c for c in a.cases.split(",") if c and (domain == "box" or c in ex.DOMAINS)]
+        if not cases:
+            continue
+        with tempfile.TemporaryDirectory() as out:
+            rows = ex.main(ex.Args(out=out, cases=",".join(cases), timeout=a.timeout,
+                                   grid=a.grid, steps=a.steps, lyapunov=a.lyapunov,
+                                   rounds=a.rounds, domain=domain, check=a.check))
+        table.update({(case, shape, domain): row for (case, shape), row in rows.items()})
     print()
-    print(f"{'case':9s} {'V':13s} {'level':>10s} {'volume':>9s} {'basin':>9s} "
-          f"{'certified':>9s} {'time [s]':>8s}  limited by")
-    for (case, shape), row in table.items():
-        print(f"{case:9s} {shape:13s} {row['level']:10.4g} {row['volume']:9.4g} "
+    print(f"{'case':9s} {'V':13s} {'domain':6s} {'level':>10s} {'volume':>9s} {'basin':>9s} "
+          f"{'certified':>9s} {'in domain':>9s} {'time [s]':>8s} {'sim':>7s}  limited by")
+    for (case, shape, domain), row in table.items():
+        print(f"{case:9s} {shape:13s} {domain:6s} {row['level']:10.4g} {row['volume']:9.4g} "
               f"{row['basin_volume']:9.4g} {row['fraction_of_basin']:9.1%} "
-              f"{row['seconds']:8.1f}  {row['limited_by']}")
+              f"{row['reachable_in_domain']:9.1%} {row['seconds']:8.1f} {_checked(row):>7s}  "
+              f"{row['limited_by']}"
+              + ("" if shape != "learned" else " (learned V)" if row["lyapunov"] == "learned"
+                 else " (no learned V proved: the quadratic one)"))
 
 
 if __name__ == "__main__":
