@@ -95,11 +95,13 @@ def main() -> None:
         table.update({(case, shape, domain): row for (case, shape), row in rows.items()})
     print()
     print(f"{'case':9s} {'V':13s} {'domain':6s} {'level':>10s} {'volume':>9s} {'basin':>9s} "
-          f"{'certified':>9s} {'in domain':>9s} {'time [s]':>8s} {'sim':>7s}  limited by")
+          f"{'certified':>9s} {'in domain':>9s} {'time [s]':>8s} {'cpu [s]':>8s} {'sim':>7s}  "
+          "limited by")
     for (case, shape, domain), row in table.items():
         print(f"{case:9s} {shape:13s} {domain:6s} {row['level']:10.4g} {row['volume']:9.4g} "
               f"{row['basin_volume']:9.4g} {row['fraction_of_basin']:9.1%} "
-              f"{row['reachable_in_domain']:9.1%} {row['seconds']:8.1f} {_checked(row):>7s}  "
+              f"{row['reachable_in_domain']:9.1%} {row['seconds']:8.1f} {row['cpu_seconds']:8.1f} "
+              f"{_checked(row):>7s}  "
               f"{row['limited_by']}"
               + ("" if shape != "learned" else " (learned V)" if row["lyapunov"] == "learned"
                  else " (no learned V proved: the quadratic one)"))
