@@ -192,25 +192,26 @@ class RegionOfAttraction:
     def sample(self, count: int, *, seed: int = 0) -> np.ndarray:
         """Uniform samples of the certified set, shape (count, n).
 
-        Uniform in the ellipsoid ``{(x - x*)ᵀ P (x - x*) <= level}``, which holds the set (a
-        learned ``V`` is at least its quadratic part), kept where :meth:`contains` holds.
+        Uniform in the bounding box of the ellipsoid ``{(x - x*)ᵀ P (x - x*) <= level}`` (which
+        holds the set: a learned ``V`` is at least its quadratic part) cut by the domain, kept
+        where :meth:`contains` holds.
         """
         if not (isinstance(count, (int, np.integer)) and count >= 1):
             raise ValueError(f"count: expected a positive int, received {count!r}")
         if not self.certified:
             raise ValueError("sample: this RegionOfAttraction certifies no set (level 0)")
         rng = np.random.default_rng(seed)
-        n = self.x_star.size
-        L = np.linalg.cholesky(self.P)
-        kept, total = [], 0
+        half = np.sqrt(self.level * np.diag(np.linalg.inv(self.P)))
+        lo = np.maximum(self.x_star - half, self.domain_lower)
+        hi = np.minimum(self.x_star + half, self.domain_upper)
+        kept, total, draw = [], 0, 2 * count
         while total < count:
-            d = rng.normal(size=(2 * count, n))
-            ball = d / np.linalg.norm(d, axis=1, keepdims=True) * rng.uniform(
-                size=(2 * count, 1)) ** (1 / n)
-            x = self.x_star + math.sqrt(self.level) * np.linalg.solve(L.T, ball.T).T
+            x = rng.uniform(lo, hi, (draw, self.x_star.size))
             x = x[self.contains(x)]
             kept.append(x)
             total += len(x)
+            # draw enough for what is missing at the acceptance seen so far
+            draw = min(int((count - total) * draw / max(len(x), 1) * 1.2) + 1000, 10**7)
         return np.concatenate(kept)[:count]
 
     @property
