@@ -1,42 +1,78 @@
 """Certified regions of attraction: the fraction of the simulated basin each certificate covers.
 
 For each case of ``examples/region_of_attraction.py`` (the arm upright with a 3 N m torque
-limit, a Pendulum-v1-like plant, the cart-pole; LQR-initialised ReLU controllers) and each
-Lyapunov shape (the Lyapunov equation's ``P``, the baseline; ``P`` fitted to simulated
-transitions), print the certified level, the volume of the certified set, the volume of the
-simulated basin inside the same box (a dense grid run to convergence), the fraction of it that
-is certified, and the time of the certificate.
+limit, a Pendulum-v1-like plant, the cart-pole; LQR-initialised ReLU controllers), each
+Lyapunov shape (the Lyapunov equation's ``P``, the baseline; that of ``A / rate``; ``P`` fitted
+to simulated transitions; a learned quartic ``V``) and each proof domain (``box``: the box
+itself; ``wide``: the example's ``DOMAINS``, a larger box holding the converged trajectories,
+where the certified set is the cut set ``{V <= c} ∩ domain`` and may reach past the box), print
+the certified level, the volume of the certified set inside the box, the volume of the simulated
+basin of the box (a dense grid of the box run to convergence; trajectories may leave the box),
+the fraction of it that is certified, the fraction of it whose trajectories stay in the proof
+domain ("in domain": no certified set in that domain can cover more, it is forward invariant),
+the wall and CPU seconds of the certificate, and the simulation check of each certified set
+("ok": 10^4 states sampled uniformly in it stay in it and converge, and the decrease holds on
+10^5 more).
 
-Run: ``python benchmarks/bench_roa.py [--cases arm,pendulum,cartpole] [--timeout 240]``.
+Run: ``python benchmarks/bench_roa.py [--cases arm,pendulum,cartpole] [--domains box,wide]
+[--lyapunov linearization,rate,fitted,learned] [--timeout 240] [--grid 81] [--no-check]``.
 
-Measured (2-core machine, defaults; fraction = certified grid states / converged grid states;
-arm and pendulum rows re-measured 2026-12-02, identical to the previous run; cart-pole rows of
-the previous run, 2026-12-01):
+Measured 2026-12-03 (2-core machine shared with other jobs, load average 4-7, so the wall
+seconds of the timeout-limited rows are longer and their levels lower than on a quiet machine;
+the CPU seconds count both threads). Arm and pendulum: ``python benchmarks/bench_roa.py
+--cases arm,pendulum`` (grid 81², commit e96fedf; the learned rows before the labels' early
+stop of cb30f38, which gives the same labels faster). Cart-pole: ``python benchmarks/bench_roa.py
+--cases cartpole --grid 48 --lyapunov linearization,rate,learned`` (grid 12⁴, commit cb30f38):
 
-    case      V              volume    basin   certified  time [s]
-    arm       linearization   1.727    10.08     16.6%      1.1
-    arm       rate            3.278    10.08     31.6%      1.6
-    arm       fitted          8.213    10.08     79.6%      5.0
-    pendulum  linearization   0.709    13.48      5.2%      1.1
-    pendulum  rate            1.073    13.48      7.8%      1.1
-    pendulum  fitted          4.981    13.48     36.2%      4.8
-    cartpole  linearization  6.3e-08   24.87      0.0%      8.6
-    cartpole  rate            0.354    24.87      1.2%     21.2
-    cartpole  fitted          0.856    24.87      2.8%    219.0
+    case      V             domain  volume   basin  certified  in domain  time [s]  cpu [s]  sim
+    arm       linearization box      1.727   10.08     16.6%     100.0%       0.6      0.2   ok
+    arm       rate          box      3.278   10.08     31.6%     100.0%       1.0      0.2   ok
+    arm       fitted        box      8.213   10.08     79.6%     100.0%       2.7      0.6   ok
+    arm       learned       box      3.278   10.08     31.6%     100.0%     267.8     98.2   ok  (1)
+    pendulum  linearization box     0.7094   13.48      5.2%      44.9%       0.1      0.1   ok
+    pendulum  rate          box      1.073   13.48      7.8%      44.9%       0.1      0.1   ok
+    pendulum  fitted        box      4.981   13.48     36.2%      44.9%       0.6      0.6   ok
+    pendulum  learned       box      6.009   13.48     44.2%      44.9%      54.2     55.8   ok
+    pendulum  linearization wide    0.6717   13.48      4.9%     100.0%       0.4      0.1   ok
+    pendulum  rate          wide     1.015   13.48      7.3%     100.0%       0.1      0.1   ok
+    pendulum  fitted        wide     5.624   13.48     41.5%     100.0%       7.9      2.7   ok
+    pendulum  learned       wide     1.015   13.48      7.3%     100.0%     379.8    203.0   ok  (1)
+    cartpole  linearization box    6.3e-08   24.38      0.0%      34.1%      15.6     10.4   ok
+    cartpole  rate          box     0.3544   24.38      1.0%      34.1%      75.8     34.4   ok
+    cartpole  learned       box     0.2056   24.38      0.6%      34.1%     257.5    132.5   ok  (1)
+    cartpole  linearization wide   6.1e-08   24.38      0.0%      86.9%       6.1     10.4   ok
+    cartpole  rate          wide    0.7485   24.38      2.2%      86.9%     243.2    218.4   ok
+    cartpole  learned       wide   0.00053   24.38      0.0%      86.9%     242.8    175.9   ok  (1)
+(1) no learned V was proved: the result is the call's own quadratic certificate (the ``rate``
+``P``, its branch and bound given a quarter of the timeout).
 
-Goal (≥ 50% of the basin) met on the arm only. Why the others are small (2026-12-02):
+Goal (≥ 50% of the basin, each ≤ 5 min): met on the arm only (fitted ``P``: 79.6% in 2.7 s).
+Not met on the pendulum and the cart-pole; why:
 
-- pendulum: the fitted ellipsoid touches the box on both states (level 0.159 of a box level
-  0.164), so the ellipsoid-inside-the-box shape is what limits it. The cut set
-  ``{V <= c} ∩ box`` (``intersect_box=True``) lifts that cap, but no quadratic does much
-  better: a search over 10,981 shapes of ``P`` (181 orientations × 61 aspect ratios), each with
-  the largest level at which the decrease and ``F(x)`` in the box hold on 25,000 sampled
-  transitions, covers at most 37% of the box, 44% of the simulated basin (a band, 84% of the
-  box) — before any proof. Measured with the cut set: ``rate`` 7.9% (limited by a decrease
-  counterexample inside the box). A non-quadratic (learned) V is needed and is not built.
-- cart-pole: the ellipsoid inside a 4-D box is at most π²/32 of it, 36% of this basin; the cut
-  set with ``rate=0.995`` reached level 18.5 (box level 18.2) in the 150 s budget, 1.0% of the
-  basin (11⁴ grid), limited by the time budget (125,535 of 407,296 boxes proved).
+- pendulum: 55% of its basin are states whose trajectories swing through the bottom (to
+  ``|θ| = 4.52``, ``|θ̇| = 6.58``) and come back; the rest stays in the box. So no certified set
+  in the box, nor in any domain with ``|θ| <= 4``, covers more than 44.9%, and the learned ``V``
+  in the box reaches 44.2% of the basin (98% of that bound) in 54 s. The wide domain
+  (``|θ| <= 4.6``, ``|θ̇| <= 8``) holds every converged trajectory (bound 100%); in it the fitted
+  cut set covers 41.5% (36.2% in the box), part of it outside the box, and no learned ``V`` was
+  proved in 380 s. A set covering more than 44.9% must hold those swings, which circle the
+  hanging equilibrium ``θ = π − arcsin(0.4) = 2.73`` (the torque saturated at −2 N m, no
+  damping: the states around it oscillate and never converge): a certified set with a hole,
+  which neither an ellipsoid nor the learned quartic's sublevel set became. The wide domain keeps
+  ``|θ̇| <= 8`` and the proof maps the set into it, so Pendulum-v1's speed clip (left out of the
+  plant) never acts on the certified set; the torque limit is part of the proved map; the other
+  assumption is the plant model on the whole domain, as stated in the result.
+- cart-pole: only 34.1% of its basin stays in its box (the rest leaves it in ``x`` and ``ẋ``),
+  so in the box no certificate can meet the goal; the wide domain (``|x| <= 3``, ``|θ| <= 0.72``,
+  ``|ẋ| <= 4.5``, ``|θ̇| <= 2.4``) holds the trajectories of 86.9% of it. There the branch and
+  bound over the 4-D domain is limited by the time: the ``rate`` ellipsoid cut by the domain
+  reached 2.2% (638,112 of 2,090,240 boxes proved in 243 s), against 1.0% in the box; no learned
+  ``V`` was proved in either domain (the training states' simulation and each round's proof
+  share the 240 s). Earlier (2026-12-01, grid 20⁴, quiet machine): fitted ``P`` 2.8% in 219 s in
+  the box.
+
+Every certified set above passed the simulation check (10^4 of its states stay in it and
+converge, the decrease holds on 10^5).
 """
 
 from __future__ import annotations

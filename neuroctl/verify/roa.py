@@ -837,7 +837,8 @@ def region_of_attraction(
         (but not ``D``). The plant model must hold on all of ``D`` (an assumption of the result).
     timeout : float, keyword-only
         Seconds for the branch and bound; on expiry the level is lowered below every box not
-        yet proved (still sound).
+        yet proved (still sound). With ``lyapunov="learned"`` the simulation of the training
+        states and the training are not cut short by it: the call may run past it.
     semantics : {"discrete"}, keyword-only
         Proofs about the map ``plant.step``. ``None`` means ``"discrete"``.
     reference : array_like, shape (n_ref,), optional, keyword-only
