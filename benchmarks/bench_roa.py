@@ -116,7 +116,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
-                        help="check each certificate by simulation (10^4 states, 10^5 steps)")
+                        help="check each certificate by simulation (10^4 states run to the "
+                             "end, the decrease on 10^5 single steps)")
     a = parser.parse_args()
     ex = load()
     table = {}

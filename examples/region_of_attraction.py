@@ -70,7 +70,8 @@ class Args:
     """proof domain: "box" (the box itself) or "wide" (DOMAINS, certifying cut sets
     {V <= c} ∩ domain; the basin is still measured in the box)"""
     check: bool = False
-    """check each certificate by simulation (check_by_simulation: 10^4 states, 10^5 steps)"""
+    """check each certificate by simulation (check_by_simulation: 10^4 states run to the end,
+    the decrease on 10^5 single steps)"""
 
 
 # ---------------------------------------------------------------- 1. the plants
