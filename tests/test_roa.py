@@ -216,11 +216,15 @@ def test_cut_set_of_a_linear_loop_matches_brute_force():
     assert np.all((res.V(nxt) < res.V(g)) | (res.V(g) == 0))
 
 
-@pytest.fixture(scope="module")
-def pendulum_learned():
-    plant, ctrl, ref, box, _ = roa_example.cases(1.0)["pendulum"]
+@pytest.fixture(scope="module", params=[("pendulum", {}), ("arm", {"rate": "auto"})],
+                ids=["pendulum", "arm"])
+def learned(request):
+    """The learned V of the pendulum (plain Lyapunov equation) and of the arm (bench_roa's
+    options)."""
+    name, options = request.param
+    plant, ctrl, ref, box, _ = roa_example.cases(1.0)[name]
     res = region_of_attraction(plant, ctrl, box=box, reference=ref, timeout=60,
-                               lyapunov="learned")
+                               lyapunov="learned", **options)
     return plant, ctrl, ref, box, res
 
 
@@ -234,11 +238,11 @@ def _sample_in_cut_set(res: RegionOfAttraction, box, count: int, seed: int) -> n
     return np.concatenate(kept)[:count]
 
 
-def test_learned_certificate_is_larger_and_its_states_converge_inside_it(pendulum_learned):
-    """The learned V's set: larger than the quadratic one of the same call; 10^4 of its states
-    stay in it and converge (plant.step); V falls on 10^5 of its states outside the quadratic
-    certificate's set (inside that set the quadratic V proves the rest)."""
-    plant, ctrl, ref, box, res = pendulum_learned
+def test_learned_certificate_is_larger_and_its_states_converge_inside_it(learned):
+    """The learned V's set (pendulum, arm): larger than the quadratic one of the same call;
+    10^4 of its states stay in it and converge (plant.step); V falls on 10^5 of its states
+    outside the quadratic certificate's set (inside that set the quadratic V proves the rest)."""
+    plant, ctrl, ref, box, res = learned
     assert res.certified and res.lyapunov == "learned"
     assert res.compared["learned"]["volume"] > res.compared["quadratic"]["volume"] > 0
     json.dumps(res.to_dict())
