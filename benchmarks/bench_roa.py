@@ -17,26 +17,27 @@ the wall and CPU seconds of the certificate, and the simulation check of each ce
 Run: ``python benchmarks/bench_roa.py [--cases arm,pendulum,cartpole] [--domains box,wide]
 [--lyapunov linearization,rate,fitted,learned] [--timeout 240] [--grid 81] [--no-check]``.
 
-Measured 2026-12-03 (2-core machine shared with other jobs, load average 4-7, so the wall
-seconds of the timeout-limited rows are longer and their levels lower than on a quiet machine;
-the CPU seconds count both threads). Arm and pendulum: ``python benchmarks/bench_roa.py
---cases arm,pendulum`` (grid 81², commit e96fedf; the learned rows before the labels' early
-stop of cb30f38, which gives the same labels faster). Cart-pole: ``python benchmarks/bench_roa.py
---cases cartpole --grid 48 --lyapunov linearization,rate,learned`` (grid 12⁴, commit cb30f38):
+Measured 2026-12-03 on the 2-core machine, shared with other jobs (the CPU seconds count both
+threads). Arm and pendulum, quadratic rows: ``python benchmarks/bench_roa.py --cases
+arm,pendulum`` (grid 81², commit e96fedf, load average 4-7); learned rows: ``python
+benchmarks/bench_roa.py --cases arm,pendulum --lyapunov learned`` (commit 6333233, load average
+1-2). Cart-pole: ``python benchmarks/bench_roa.py --cases cartpole --grid 48 --lyapunov
+linearization,rate,learned`` (grid 12⁴, commit cb30f38, load average 4-7, so its wall seconds
+are longer and its timeout-limited levels lower than on a quiet machine):
 
     case      V             domain  volume   basin  certified  in domain  time [s]  cpu [s]  sim
     arm       linearization box      1.727   10.08     16.6%     100.0%       0.6      0.2   ok
     arm       rate          box      3.278   10.08     31.6%     100.0%       1.0      0.2   ok
     arm       fitted        box      8.213   10.08     79.6%     100.0%       2.7      0.6   ok
-    arm       learned       box      3.278   10.08     31.6%     100.0%     267.8     98.2   ok  (1)
+    arm       learned       box      10.02   10.08     98.6%     100.0%      12.9     24.0   ok
     pendulum  linearization box     0.7094   13.48      5.2%      44.9%       0.1      0.1   ok
     pendulum  rate          box      1.073   13.48      7.8%      44.9%       0.1      0.1   ok
     pendulum  fitted        box      4.981   13.48     36.2%      44.9%       0.6      0.6   ok
-    pendulum  learned       box      6.009   13.48     44.2%      44.9%      54.2     55.8   ok
+    pendulum  learned       box      6.009   13.48     44.2%      44.9%      11.8     22.5   ok
     pendulum  linearization wide    0.6717   13.48      4.9%     100.0%       0.4      0.1   ok
     pendulum  rate          wide     1.015   13.48      7.3%     100.0%       0.1      0.1   ok
     pendulum  fitted        wide     5.624   13.48     41.5%     100.0%       7.9      2.7   ok
-    pendulum  learned       wide     1.015   13.48      7.3%     100.0%     379.8    203.0   ok  (1)
+    pendulum  learned       wide     1.015   13.48      7.3%     100.0%      12.2     23.3   ok  (1)
     cartpole  linearization box    6.3e-08   24.38      0.0%      34.1%      15.6     10.4   ok
     cartpole  rate          box     0.3544   24.38      1.0%      34.1%      75.8     34.4   ok
     cartpole  learned       box     0.2056   24.38      0.6%      34.1%     257.5    132.5   ok  (1)
@@ -46,16 +47,22 @@ stop of cb30f38, which gives the same labels faster). Cart-pole: ``python benchm
 (1) no learned V was proved: the result is the call's own quadratic certificate (the ``rate``
 ``P``, its branch and bound given a quarter of the timeout).
 
-Goal (≥ 50% of the basin, each ≤ 5 min): met on the arm only (fitted ``P``: 79.6% in 2.7 s).
-Not met on the pendulum and the cart-pole; why:
+The learned ``V``'s result depends on the machine's load: its rounds share a wall-clock budget
+with the simulation of its training states. In the first run (load 4-7, before the training
+labels stopped simulating settled states, cb30f38) it proved nothing larger than the quadratic
+set on the arm in 268 s (31.6%), the same 44.2% on the pendulum in 54 s, and nothing on the
+pendulum's wide domain in 380 s.
+
+Goal (≥ 50% of the basin, each ≤ 5 min): met on the arm only (learned ``V``: 98.6% in 12.9 s;
+fitted ``P``: 79.6% in 2.7 s). Not met on the pendulum and the cart-pole; why:
 
 - pendulum: 55% of its basin are states whose trajectories swing through the bottom (to
   ``|θ| = 4.52``, ``|θ̇| = 6.58``) and come back; the rest stays in the box. So no certified set
   in the box, nor in any domain with ``|θ| <= 4``, covers more than 44.9%, and the learned ``V``
-  in the box reaches 44.2% of the basin (98% of that bound) in 54 s. The wide domain
+  in the box reaches 44.2% of the basin (98% of that bound) in 12 s. The wide domain
   (``|θ| <= 4.6``, ``|θ̇| <= 8``) holds every converged trajectory (bound 100%); in it the fitted
   cut set covers 41.5% (36.2% in the box), part of it outside the box, and no learned ``V`` was
-  proved in 380 s. A set covering more than 44.9% must hold those swings, which circle the
+  proved. A set covering more than 44.9% must hold those swings, which circle the
   hanging equilibrium ``θ = π − arcsin(0.4) = 2.73`` (the torque saturated at −2 N m, no
   damping: the states around it oscillate and never converge): a certified set with a hole,
   which neither an ellipsoid nor the learned quartic's sublevel set became. The wide domain keeps
