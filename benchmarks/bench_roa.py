@@ -75,7 +75,7 @@ fitted ``P``: 79.6% in 2.7 s). Not met on the pendulum and the cart-pole; why:
   bound over the 4-D domain is limited by the time: the ``rate`` ellipsoid cut by the domain
   reached 2.2% (638,112 of 2,090,240 boxes proved in 243 s), against 1.0% in the box; no learned
   ``V`` was proved in either domain (the training states' simulation and each round's proof
-  share the 240 s). Earlier (2026-12-01, grid 20⁴, quiet machine): fitted ``P`` 2.8% in 219 s in
+  share the 240 s). Earlier (2026-12-01, grid 20⁴): fitted ``P`` 2.8% in 219 s in
   the box.
 
 Every certified set above passed the simulation check (10^4 of its states stay in it and
