@@ -14,11 +14,17 @@ script compares it with the basin of attraction simulated on a dense grid of the
    ``u = ½ (relu(z + a) − relu(a − z))`` with ``z`` the LQR law on the observation: exactly the
    LQR law for ``|z| < a``, half its slope beyond (then the torque limit);
 3. ``region_of_attraction`` with the Lyapunov equation's ``P`` (baseline), with the equation
-   of ``A / rate`` (``rate="auto"``), and with a ``P`` fitted to simulated transitions from it
-   (``lyapunov="fitted"``);
-4. the simulated basin: a grid of initial states run to convergence; the fraction of it the
-   certified set covers;
-5. the plot of each certified set over simulated trajectories.
+   of ``A / rate`` (``rate="auto"``), with a ``P`` fitted to simulated transitions from it
+   (``lyapunov="fitted"``) and with a learned quartic ``V`` (``lyapunov="learned"``), proved in
+   the box or (``--domain wide``) in a larger proof domain (``DOMAINS``), so that the certified
+   set may hold states of the box whose trajectories leave the box;
+4. the simulated basin: a grid of initial states of the box run to convergence (trajectories
+   may leave the box); the fraction of it the certified set covers, and the fraction of it
+   whose trajectories stay in the proof domain (no certified set in that domain can cover
+   more: it is forward invariant);
+5. the plot of each certified set over simulated trajectories;
+6. (``--check``) each certificate against simulation: 10^4 states sampled in the certified set
+   stay in it and converge, the decrease holds on 10^5 more.
 
 Run: ``python examples/region_of_attraction.py --out DIR`` (saves region_of_attraction.png).
 """
@@ -55,9 +61,17 @@ class Args:
     """simulated basin: steps to convergence"""
     timeout: float = 120.0
     """seconds of branch and bound per certificate"""
-    lyapunov: str = "linearization,rate,fitted"
+    lyapunov: str = "linearization,rate,fitted,learned"
     """Lyapunov shapes to certify: the Lyapunov equation's P (baseline), the equation of
-    A / rate (SETTINGS), P fitted to samples from that one"""
+    A / rate (SETTINGS), P fitted to samples from that one, a learned quartic V"""
+    rounds: int = 3
+    """train-and-prove rounds of the learned V"""
+    domain: str = "box"
+    """proof domain: "box" (the box itself) or "wide" (DOMAINS, certifying cut sets
+    {V <= c} ∩ domain; the basin is still measured in the box)"""
+    check: bool = False
+    """check each certificate by simulation (check_by_simulation: 10^4 states run to the end,
+    the decrease on 10^5 single steps)"""
 
 
 # ---------------------------------------------------------------- 1. the plants
@@ -106,6 +120,17 @@ def lqr_relu(plant: Plant, x_eq, u_eq, Q, R, a: float, reference=None) -> nn.Seq
     return nn.Sequential(hidden, nn.ReLU(), out)
 
 
+#: half-widths of the proof domain of ``--domain wide`` around x* (the box's are in cases()).
+#: The pendulum's converged trajectories from its box reach |θ| = 4.52 (they swing through the
+#: bottom and back) and |θ̇| = 6.58; its domain keeps |θ̇| <= 8, so the speed clip of
+#: Pendulum-v1 (left out of the plant) never acts on the certified set (F maps it into the
+#: domain). The cart-pole's leave its box mostly in x and ẋ. The arm's all stay in its box:
+#: its domain is the box.
+DOMAINS = {
+    "pendulum": [4.6, 8.0],
+    "cartpole": [3.0, 0.72, 4.5, 2.4],
+}
+
 #: options of region_of_attraction per case: the cart-pole's slowest closed-loop poles sit at
 #: 0.984, so its P comes from the equation of A / 0.995 and its boxes are split finer
 SETTINGS = {
@@ -137,21 +162,64 @@ def cases(shrink: float) -> dict:
             for k, (p, c, ref) in out.items()}
 
 
+def proof_domain(name: str, box, domain: str, shrink: float = 1.0):
+    """The proof domain (2, n) of a case: its box, or with ``domain="wide"`` the box of
+    ``DOMAINS`` (scaled by ``shrink``) around the box's centre, x*."""
+    if domain not in ("box", "wide"):
+        raise ValueError(f"domain: expected 'box' or 'wide', received {domain!r}")
+    if domain == "box" or name not in DOMAINS:
+        return box
+    centre, half = box.mean(0), shrink * np.asarray(DOMAINS[name])
+    return np.stack([np.minimum(centre - half, box[0]), np.maximum(centre + half, box[1])])
+
+
 # ---------------------------------------------------------------- 4. the simulated basin
-def simulated_basin(plant, controller, box, x_star, *, grid: int, steps: int, reference=None):
-    """Grid of initial states in the box, simulated for ``steps``; converged: within 1e-6."""
+def simulated_basin(plant, controller, box, x_star, *, grid: int, steps: int, reference=None,
+                    domain=None):
+    """Grid of initial states in the box, simulated for ``steps``; converged: within 1e-6.
+
+    Returns the grid (N, n), whether each state converged (N,) and whether its trajectory
+    stayed in ``domain`` (2, n; default the box) all along (N,).
+    """
     n = box.shape[1]
+    domain = box if domain is None else domain
     axes = [np.linspace(box[0, i], box[1, i], grid) for i in range(n)]
     G = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, n)
-    last = G
     chunk = 20000
-    ends = []
+    ends, stays = [], []
     for s in range(0, len(G), chunk):
-        ends.append(closed_loop_rollout(plant, controller, G[s:s + chunk], steps,
-                                        reference=reference)[:, -1])
-    last = np.concatenate(ends)
-    converged = np.linalg.norm(last - x_star, axis=-1) < 1e-6
-    return G, converged
+        xs = closed_loop_rollout(plant, controller, G[s:s + chunk], steps, reference=reference)
+        ends.append(xs[:, -1])
+        stays.append(np.all((xs >= domain[0]) & (xs <= domain[1]), axis=(1, 2)))
+    converged = np.linalg.norm(np.concatenate(ends) - x_star, axis=-1) < 1e-6
+    return G, converged, np.concatenate(stays)
+
+
+def check_by_simulation(roa, plant, controller, *, reference=None, states: int = 10_000,
+                        transitions: int = 100_000, steps: int = 1500) -> dict:
+    """The certificate against simulation (``plant.step``, the semantics of the proof).
+
+    ``states`` uniform samples of the certified set run for ``steps`` steps: the fraction whose
+    trajectory stays in the set and ends within 1e-6 of x*. ``transitions`` more samples, one
+    step each: how many fail the decrease ``V(F(x)) < V(x)`` (for a learned V, inside the
+    quadratic certificate's set N the decrease of its own V, which proves that part).
+    """
+    x0 = roa.sample(states, seed=0)
+    xs = closed_loop_rollout(plant, controller, x0, steps, reference=reference)
+    at_star = np.linalg.norm(xs - roa.x_star, axis=-1) < 1e-9
+    stayed = np.all(roa.contains(xs) | at_star, axis=1)
+    converged = np.linalg.norm(xs[:, -1] - roa.x_star, axis=-1) < 1e-6
+    x0 = roa.sample(transitions, seed=1)
+    x1 = closed_loop_rollout(plant, controller, x0, 1, reference=reference)[:, 1]
+    v0, v1 = roa.V(x0), roa.V(x1)
+    if roa.near_P is not None:
+        e0, e1 = x0 - roa.x_star, x1 - roa.x_star
+        q0 = np.einsum("bi,ij,bj->b", e0, roa.near_P, e0)
+        q1 = np.einsum("bi,ij,bj->b", e1, roa.near_P, e1)
+        in_n = q0 <= roa.near_level
+        v0, v1 = np.where(in_n, q0, v0), np.where(in_n, q1, v1)
+    return {"stayed_and_converged": float((stayed & converged).mean()),
+            "decrease_violations": int(((v1 >= v0) & (v0 > 0)).sum())}
 
 
 def main(args: Args) -> dict:
@@ -167,35 +235,54 @@ def main(args: Args) -> dict:
 
     fig, axs = plt.subplots(len(shapes), len(chosen), figsize=(4.5 * len(chosen),
                                                             4 * len(shapes)), squeeze=False)
+    unknown = [s for s in shapes if s not in ("linearization", "rate", "fitted", "learned")]
+    if unknown:
+        raise ValueError(f"lyapunov: expected shapes among linearization, rate, fitted, learned, "
+                         f"received {args.lyapunov!r}")
     all_cases = cases(args.shrink)
     for j, name in enumerate(chosen):
         plant, ctrl, ref, box, dims = all_cases[name]
+        domain = proof_domain(name, box, args.domain, args.shrink)
         grid = args.grid if box.shape[1] == 2 else max(args.grid // 4, 5)
         basin = None
         for i, shape in enumerate(shapes):
             # ---- 3. the certificate
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             opts = dict(SETTINGS[name])
             if shape == "linearization":
                 opts.pop("rate")
+            if domain is not box:  # the set cut by the domain may reach past the box
+                opts["intersect_box"] = True
             roa = region_of_attraction(
-                plant, ctrl, box=box, reference=ref, timeout=args.timeout,
-                lyapunov="fitted" if shape == "fitted" else "linearization", **opts)
-            seconds = time.perf_counter() - t0
+                plant, ctrl, box=box, domain=domain, reference=ref, timeout=args.timeout,
+                lyapunov=shape if shape in ("fitted", "learned") else "linearization",
+                rounds=args.rounds, **opts)
+            seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
             if basin is None:
                 basin = simulated_basin(plant, ctrl, box, roa.x_star, grid=grid,
-                                        steps=args.steps, reference=ref)
-            G, conv = basin
+                                        steps=args.steps, reference=ref, domain=domain)
+            G, conv, stays = basin
             inside = roa.contains(G)
             row = {
                 "level": roa.level,
                 "volume": roa.volume,
                 "basin_volume": float(conv.mean() * np.prod(box[1] - box[0])),
                 "fraction_of_basin": float((inside & conv).sum() / max(conv.sum(), 1)),
+                # no certified set in the domain covers more: it is forward invariant
+                "reachable_in_domain": float((conv & stays).sum() / max(conv.sum(), 1)),
                 "certified_not_converged": int((inside & ~conv).sum()),
                 "seconds": seconds,
+                "cpu_seconds": cpu_seconds,  # all threads: on a loaded machine, vs. seconds
                 "limited_by": roa.limited_by,
+                "domain": args.domain if name in DOMAINS else "box",
+                "lyapunov": roa.lyapunov,
             }
+            if args.check and roa.certified:
+                row.update(check_by_simulation(roa, plant, ctrl, reference=ref,
+                                               steps=args.steps))
+                print(f"{'':9s} {'':13s} simulation: {row['stayed_and_converged']:.2%} of 10^4 "
+                      f"states of the set stay in it and converge; the decrease fails on "
+                      f"{row['decrease_violations']} of 10^5")
             table[(name, shape)] = row
             print(f"{name:9s} {shape:13s} {roa}")
             print(f"{'':9s} {'':13s} certified {row['fraction_of_basin']:.1%} of the simulated "
@@ -213,7 +300,12 @@ def main(args: Args) -> dict:
 def parse() -> Args:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for f in fields(Args):
-        parser.add_argument(f"--{f.name}", type=type(f.default), default=f.default)
+        kind = type(f.default)
+        if kind is bool:
+            parser.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction,
+                                default=f.default)
+        else:
+            parser.add_argument(f"--{f.name}", type=kind, default=f.default)
     return Args(**vars(parser.parse_args()))
 
 

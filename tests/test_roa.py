@@ -185,6 +185,9 @@ def test_a_result_without_its_plant_says_why_it_cannot_plot(pendulum):
         ({"box": [[-1, -1], [1, 1]], "timeout": -1}, "timeout"),
         ({"box": [[-1, -1], [1, 1]], "Q": -np.eye(2)}, "Q: expected"),
         ({"box": [[-1, -1], [1, 1]], "rate": 1.5}, "rate: expected"),
+        ({"box": [[-1, -1], [1, 1]], "domain": [[0.0, 0.0]]}, "domain: expected finite"),
+        ({"box": [[-1, -1], [1, 1]], "domain": [[-0.5, -2], [2, 2]]},
+         "domain: expected a box containing"),
     ],
 )
 def test_bad_arguments_are_named(pendulum, kwargs, message):
@@ -213,11 +216,16 @@ def test_cut_set_of_a_linear_loop_matches_brute_force():
     assert np.all((res.V(nxt) < res.V(g)) | (res.V(g) == 0))
 
 
-@pytest.fixture(scope="module")
-def pendulum_learned():
-    plant, ctrl, ref, box, _ = roa_example.cases(1.0)["pendulum"]
-    res = region_of_attraction(plant, ctrl, box=box, reference=ref, timeout=60,
-                               lyapunov="learned")
+@pytest.fixture(scope="module", params=[("pendulum", {}), ("arm", {"rate": "auto"})],
+                ids=["pendulum", "arm"])
+def learned(request):
+    """The learned V of the pendulum (plain Lyapunov equation) and of the arm (bench_roa's
+    options), with bench_roa's budget: each round's proof gets a share of the wall-clock
+    timeout, which a loaded machine can exhaust (the call ends when its rounds do, ~15 s)."""
+    name, options = request.param
+    plant, ctrl, ref, box, _ = roa_example.cases(1.0)[name]
+    res = region_of_attraction(plant, ctrl, box=box, reference=ref, timeout=240,
+                               lyapunov="learned", **options)
     return plant, ctrl, ref, box, res
 
 
@@ -231,11 +239,11 @@ def _sample_in_cut_set(res: RegionOfAttraction, box, count: int, seed: int) -> n
     return np.concatenate(kept)[:count]
 
 
-def test_learned_certificate_is_larger_and_its_states_converge_inside_it(pendulum_learned):
-    """The learned V's set: larger than the quadratic one of the same call; 10^4 of its states
-    stay in it and converge (plant.step); V falls on 10^5 of its states outside the quadratic
-    certificate's set (inside that set the quadratic V proves the rest)."""
-    plant, ctrl, ref, box, res = pendulum_learned
+def test_learned_certificate_is_larger_and_its_states_converge_inside_it(learned):
+    """The learned V's set (pendulum, arm): larger than the quadratic one of the same call;
+    10^4 of its states stay in it and converge (plant.step); V falls on 10^5 of its states
+    outside the quadratic certificate's set (inside that set the quadratic V proves the rest)."""
+    plant, ctrl, ref, box, res = learned
     assert res.certified and res.lyapunov == "learned"
     assert res.compared["learned"]["volume"] > res.compared["quadratic"]["volume"] > 0
     json.dumps(res.to_dict())
@@ -249,3 +257,62 @@ def test_learned_certificate_is_larger_and_its_states_converge_inside_it(pendulu
     outside = np.einsum("bi,ij,bj->b", e, res.near_P, e) > res.near_level
     x1 = closed_loop_rollout(plant, ctrl, x0[outside], 1, reference=ref)[:, 1]
     assert outside.sum() > 10_000 and np.all(res.V(x1) < res.V(x0[outside]))
+
+
+def test_sample_is_uniform_in_the_certified_ellipsoid(pendulum):
+    """For V uniform in a 2-D ellipsoid {V <= c}, V / c is uniform on [0, 1] (area ∝ level):
+    mean 1/2, and a quarter of the samples below c / 4."""
+    *_, res = pendulum
+    x = res.sample(20_000, seed=2)
+    ratio = res.V(x) / res.level
+    assert x.shape == (20_000, 2) and np.all(ratio <= 1 + 1e-9)
+    assert abs(ratio.mean() - 0.5) < 0.01  # standard error 0.002
+    assert abs((ratio < 0.25).mean() - 0.25) < 0.01
+
+
+def test_a_domain_larger_than_the_box_certifies_past_it_inside_the_exact_region():
+    """x+ = a x + b sat(−k x) with region of attraction |x| < b / (a − 1) = 2.5: in the box
+    [−1, 1] alone the certified interval stops at the box; with the proof domain [−5, 5] it
+    reaches past the box to 90% of the exact region and not beyond, and its volume inside
+    the box is the box's."""
+    a, b, k = 1.2, 0.5, 1.0
+    plant = _linear_plant([[a]], [[b]], -1.0, 1.0)
+    exact = b / (a - 1.0)
+    kw = dict(box=[[-1.0], [1.0]], timeout=30, min_width=1e-4)
+    in_box = region_of_attraction(plant, _gain(np.array([[k]])), **kw)
+    res = region_of_attraction(plant, _gain(np.array([[k]])), domain=[[-5.0], [5.0]], **kw)
+    assert math.sqrt(in_box.level / in_box.P[0, 0]) <= 1.0
+    reach = math.sqrt(res.level / res.P[0, 0])
+    assert 0.9 * exact <= reach < exact
+    assert res.wider_domain and not in_box.wider_domain
+    assert res.volume == 2.0 and in_box.volume < 2.0
+    assert "proof domain" in res.assumptions[0]
+    x0 = res.sample(10_000)
+    assert np.abs(x0).max() > 2.0
+    xs = closed_loop_rollout(plant, _gain(np.array([[k]])), x0, 400)
+    assert np.all(np.abs(xs[:, -1]) < 1e-6)
+
+
+@pytest.fixture(scope="module")
+def pendulum_wide():
+    """The fitted cut set of the pendulum in the example's wider proof domain."""
+    plant, ctrl, ref, box, _ = roa_example.cases(1.0)["pendulum"]
+    domain = roa_example.proof_domain("pendulum", box, "wide")
+    res = region_of_attraction(plant, ctrl, box=box, domain=domain, reference=ref, timeout=60,
+                               lyapunov="fitted", rate="auto", intersect_box=True)
+    return plant, ctrl, ref, box, res
+
+
+def test_a_wider_domain_certificate_reaches_past_the_box_and_its_states_converge(pendulum_wide):
+    """The pendulum's fitted cut set in the wider domain: part of it lies outside the box;
+    10^4 of its states stay in it and converge; V falls on 10^5 of them (plant.step)."""
+    plant, ctrl, ref, box, res = pendulum_wide
+    assert res.certified and res.wider_domain
+    x0 = res.sample(10_000)
+    assert np.mean(np.any((x0 < box[0]) | (x0 > box[1]), axis=1)) > 0.05
+    xs = closed_loop_rollout(plant, ctrl, x0, 1500, reference=ref)
+    assert np.all(res.contains(xs) | (np.linalg.norm(xs - res.x_star, axis=-1) < 1e-9))
+    assert np.all(np.linalg.norm(xs[:, -1] - res.x_star, axis=1) < 1e-6)
+    x0 = res.sample(100_000, seed=1)
+    x1 = closed_loop_rollout(plant, ctrl, x0, 1, reference=ref)[:, 1]
+    assert np.all(res.V(x1) < res.V(x0))

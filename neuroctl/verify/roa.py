@@ -11,6 +11,11 @@ point, from :func:`neuroctl.linearize`), lies in the region of attraction of ``x
 shapes of ``P`` (the equation of ``A / rate``; ``P`` fitted to simulated transitions, see
 :mod:`neuroctl.verify.lyapunov`) are proved the same way:
 
+The proof works in a box of states, the *search box* below: the ``box`` argument, or a larger
+proof domain ``D`` (``domain=``) that contains it. The box is where the result is measured
+(:attr:`RegionOfAttraction.volume`); with a larger ``D`` the certified set may reach out of the
+box, so it can contain states of the box whose trajectories leave the box before converging.
+
 1. *The box.* With ``intersect_box=True`` the certified set is the cut set
    ``S_c ∩ box`` and every box of step 3 must also satisfy ``F(box) ⊆ search box`` (then
    ``V(F(x)) < V(x) <= c`` and ``F(x)`` in the box: ``F`` maps the cut set into itself); by
@@ -87,9 +92,9 @@ class RegionOfAttraction:
     contraction : float
         ``ρ``: ``V(F(x)) <= ρ² V(x)`` on the near field.
     box_level : float
-        Largest level whose ellipsoid lies in the search box.
+        Largest level whose ellipsoid lies in the proof domain.
     box_lower, box_upper : ndarray, shape (n,)
-        The search box.
+        The box of interest: :attr:`volume` is the certified set's volume inside it.
     A : ndarray, shape (n, n)
         Closed-loop Jacobian at ``x*`` (one activation region).
     boxes_proved, boxes_evaluated : int
@@ -103,8 +108,8 @@ class RegionOfAttraction:
     time : float
         Seconds.
     intersect_box : bool
-        The certified set is ``{V <= level} ∩ [box_lower, box_upper]`` (else the ellipsoid
-        ``{V <= level}``, inside the box).
+        The certified set is ``{V <= level} ∩ [domain_lower, domain_upper]`` (else the
+        ellipsoid ``{V <= level}``, inside the domain).
     assumptions : list of str
     state_names : tuple of str
     lyapunov : str
@@ -119,6 +124,9 @@ class RegionOfAttraction:
     compared : dict
         With ``lyapunov="learned"``: level, volume and what limited each candidate
         (``"quadratic"``, ``"learned"``); the result is the one of larger volume.
+    domain_lower, domain_upper : ndarray or None, shape (n,)
+        The proof domain (the search box of the branch and bound), containing the box; the
+        certified set lies inside it. None: the box itself.
     """
 
     x_star: np.ndarray
@@ -144,13 +152,28 @@ class RegionOfAttraction:
     scale: np.ndarray | None = None
     near_P: np.ndarray | None = None
     compared: dict = field(default_factory=dict)
+    # None when built: the box (__post_init__)
+    domain_lower: np.ndarray = None  # type: ignore[assignment]
+    domain_upper: np.ndarray = None  # type: ignore[assignment]
     _plant: Plant | None = field(default=None, repr=False)
     _controller: object = field(default=None, repr=False)
     _reference: object = field(default=None, repr=False)
 
+    def __post_init__(self):
+        if self.domain_lower is None:
+            self.domain_lower = np.array(self.box_lower, dtype=np.float64)
+        if self.domain_upper is None:
+            self.domain_upper = np.array(self.box_upper, dtype=np.float64)
+
     @property
     def certified(self) -> bool:
         return self.level > 0.0
+
+    @property
+    def wider_domain(self) -> bool:
+        """Whether the proof domain is larger than the box (the certified set may leave it)."""
+        return bool(np.any(self.domain_lower < self.box_lower)
+                    or np.any(self.domain_upper > self.box_upper))
 
     def V(self, x) -> np.ndarray:
         """``V(x)``, shape (...) for ``x`` of shape (..., n)."""
@@ -163,22 +186,49 @@ class RegionOfAttraction:
         x = np.asarray(x, dtype=np.float64)
         inside = self.V(x) <= self.level
         if self.intersect_box:
-            inside &= np.all((x >= self.box_lower) & (x <= self.box_upper), axis=-1)
+            inside &= np.all((x >= self.domain_lower) & (x <= self.domain_upper), axis=-1)
         return inside
+
+    def sample(self, count: int, *, seed: int = 0) -> np.ndarray:
+        """Uniform samples of the certified set, shape (count, n).
+
+        Uniform in the bounding box of the ellipsoid ``{(x - x*)ᵀ P (x - x*) <= level}`` (which
+        holds the set: a learned ``V`` is at least its quadratic part) cut by the domain, kept
+        where :meth:`contains` holds.
+        """
+        if not (isinstance(count, (int, np.integer)) and count >= 1):
+            raise ValueError(f"count: expected a positive int, received {count!r}")
+        if not self.certified:
+            raise ValueError("sample: this RegionOfAttraction certifies no set (level 0)")
+        rng = np.random.default_rng(seed)
+        half = np.sqrt(self.level * np.diag(np.linalg.inv(self.P)))
+        lo = np.maximum(self.x_star - half, self.domain_lower)
+        hi = np.minimum(self.x_star + half, self.domain_upper)
+        kept, total, draw = [], 0, 2 * count
+        while total < count:
+            x = rng.uniform(lo, hi, (draw, self.x_star.size))
+            x = x[self.contains(x)]
+            kept.append(x)
+            total += len(x)
+            # draw enough for what is missing at the acceptance seen so far
+            draw = min(int((count - total) * draw / max(len(x), 1) * 1.2) + 1000, 10**7)
+        return np.concatenate(kept)[:count]
 
     @property
     def volume(self) -> float:
-        """Volume of the certified set (state units to the power n).
+        """Volume of the certified set inside the box ``[box_lower, box_upper]`` (state units to
+        the power n; the whole set when the proof domain is the box).
 
-        Closed form for an ellipsoid inside the box; for a cut set ``{V <= level} ∩ box`` that
-        reaches the box's faces, the box's volume times the fraction of 2·10⁵ uniform samples of
-        it (seed 0) in the set (an estimate, relative standard error below 0.5% for sets of
-        more than a fifth of the box).
+        Closed form for an ellipsoid inside the box; otherwise (a cut set that reaches the
+        domain's faces, a set reaching out of the box, a learned ``V``) the box's volume times
+        the fraction of 2·10⁵ uniform samples of it (seed 0) in the set (an estimate, relative
+        standard error below 0.5% for sets of more than a fifth of the box).
         """
         n = self.x_star.size
         if self.level <= 0:
             return 0.0
-        if self.G is None and (not self.intersect_box or self.level <= self.box_level):
+        if self.G is None and self.level <= box_level(self.P, self.x_star, self.box_lower,
+                                                      self.box_upper):
             unit = math.pi ** (n / 2) / math.gamma(n / 2 + 1)
             return float(unit * self.level ** (n / 2) / math.sqrt(np.linalg.det(self.P)))
         x = np.random.default_rng(0).uniform(self.box_lower, self.box_upper, (200_000, n))
@@ -188,10 +238,10 @@ class RegionOfAttraction:
         names = self.state_names or tuple(f"x[{i}]" for i in range(self.x_star.size))
         half = np.sqrt(self.level * np.diag(np.linalg.inv(self.P)))
         if self.intersect_box:
-            half = np.minimum(half, np.maximum(self.x_star - self.box_lower,
-                                               self.box_upper - self.x_star))
+            half = np.minimum(half, np.maximum(self.x_star - self.domain_lower,
+                                               self.domain_upper - self.x_star))
         ext = ", ".join(f"{nm} ±{h:.3g}" for nm, h in zip(names, half))
-        cut = " ∩ box" if self.intersect_box else ""
+        cut = (" ∩ domain" if self.wider_domain else " ∩ box") if self.intersect_box else ""
         quartic = " + |Gᵀ z(x)|²" if self.G is not None else ""
         return (
             f"RegionOfAttraction({self.semantics}: V(x) = (x - x*)ᵀ P (x - x*){quartic} <= "
@@ -232,7 +282,9 @@ class RegionOfAttraction:
         dims : tuple of int
             The two states of the slice (the others at ``x*``).
         n_traj, steps : int
-            Trajectories from random states of the slice of the search box, and their length.
+            Trajectories from random states of the slice of the box, and their length (the
+            axes span the proof domain; a domain larger than the box is drawn with the box
+            dashed).
         """
         if self._plant is None:
             raise ValueError(
@@ -256,16 +308,20 @@ class RegionOfAttraction:
         for k in range(n_traj):
             ax.plot(xs[k, :, i], xs[k, :, j], lw=0.7, color="tab:blue" if ok[k] else "tab:red",
                     alpha=0.7)
-        gi = np.linspace(self.box_lower[i], self.box_upper[i], 200)
-        gj = np.linspace(self.box_lower[j], self.box_upper[j], 200)
+        gi = np.linspace(self.domain_lower[i], self.domain_upper[i], 200)
+        gj = np.linspace(self.domain_lower[j], self.domain_upper[j], 200)
         G = np.tile(self.x_star, (200, 200, 1))
         G[..., i], G[..., j] = np.meshgrid(gi, gj)
         if self.level > 0:
             ax.contour(gi, gj, self.V(G), levels=[self.level], colors="k", linewidths=1.5)
         ax.plot(*self.x_star[[i, j]], "k+")
         names = self.state_names or tuple(f"x[{q}]" for q in range(self.x_star.size))
-        ax.set_xlim(self.box_lower[i], self.box_upper[i])
-        ax.set_ylim(self.box_lower[j], self.box_upper[j])
+        if self.wider_domain:
+            ax.plot(self.box_lower[i] + (self.box_upper[i] - self.box_lower[i]) * np.array(
+                [0, 1, 1, 0, 0]), self.box_lower[j] + (self.box_upper[j] - self.box_lower[j])
+                * np.array([0, 0, 1, 1, 0]), "k--", lw=0.8)
+        ax.set_xlim(self.domain_lower[i], self.domain_upper[i])
+        ax.set_ylim(self.domain_lower[j], self.domain_upper[j])
         ax.set_xlabel(names[i])
         ax.set_ylabel(names[j])
         ax.set_title(f"certified V <= {self.level:.3g} (black); converging (blue), not (red)",
@@ -608,28 +664,40 @@ def _sample_states(rng, lo, hi, x_star, count) -> np.ndarray:
 
 def _reach_near_field(loop: _Loop, x, lo_box, hi_box, near_level, steps) -> np.ndarray:
     """Whether each state (shape (N, n)) stays in the box for ``steps`` steps and ends in the
-    near field ``{V <= near_level}`` of ``loop.V`` (then it converges), shape (N,)."""
+    near field ``{V <= near_level}`` of ``loop.V`` (then it converges), shape (N,).
+
+    The near field is a certified set inside the box, forward invariant: a state in it after
+    some chunk of steps stays in it, one that has left the box has failed, so neither is
+    simulated further (the answer is the same as simulating every state for ``steps``).
+    """
     ok = np.ones(len(x), dtype=bool)
+    active = np.arange(len(x))
     state = np.asarray(x, dtype=np.float64)
     chunk = 50
     for _ in range(0, steps, chunk):
         xs = closed_loop_rollout(loop.plant, loop.ctrl, state, chunk, reference=loop.r)
-        ok &= np.all((xs >= lo_box) & (xs <= hi_box), axis=(1, 2))
+        ok[active] &= np.all((xs >= lo_box) & (xs <= hi_box), axis=(1, 2))
         state = xs[:, -1]
-    return ok & (loop.V.value(state) <= near_level)
+        going = ok[active] & (loop.V.value(state) > near_level)
+        active, state = active[going], state[going]
+        if not active.size:
+            break
+    ok[active] &= loop.V.value(state) <= near_level
+    return ok
 
 
 def _learned_certificate(quadratic: RegionOfAttraction, loop: _Loop, *, samples, grid,
                          min_width, batch, rounds, deadline, label_steps: int = 600):
     r"""The learned candidate of ``lyapunov="learned"``, proved, or None.
 
-    The set proved is ``S = {V <= c} ∩ box`` around the quadratic certificate's set
-    ``N = {V_q <= c_q}`` (``∩ box`` if it is a cut set), already proved forward invariant with
-    every trajectory from it converging, and:
+    The set proved is ``S = {V <= c} ∩ D`` (``D`` the proof domain, the box unless a larger
+    domain was given) around the quadratic certificate's set ``N = {V_q <= c_q}`` (``∩ D`` if
+    it is a cut set), already proved forward invariant with every trajectory from it
+    converging, and:
 
     - ``c >= max_N V`` (bounded on boxes covering ``N``), so ``N ⊆ S``;
     - on every box that meets ``S`` and is not inside ``N`` (corners of ``V_q``):
-      ``V(F(x)) - V(x) < 0`` and ``F(box)`` in the search box (:func:`_sweep`).
+      ``V(F(x)) - V(x) < 0`` and ``F(box)`` in ``D`` (:func:`_sweep`).
 
     Then ``F(S) ⊆ S``; the boxes are finitely many and closed, so ``V`` falls by at least some
     ``δ > 0`` per step on ``S \ N``: every trajectory enters ``N`` within ``max V / δ`` steps,
@@ -637,26 +705,28 @@ def _learned_certificate(quadratic: RegionOfAttraction, loop: _Loop, *, samples,
     leaves the proof an annulus where the decrease is bounded away from 0.
 
     Training data: ``samples`` states (:func:`_sample_states`), their images, and whether each
-    reaches ``N`` within ``label_steps`` steps without leaving the box; after each proof the
+    reaches ``N`` within ``label_steps`` steps without leaving ``D``; after each proof the
     states where it failed (decrease or box violated at a box's centre, boxes unproved at the
     finest resolution) are added with five times the weight. Each round's proof gets an equal
-    share of the time left before ``deadline``; the candidate of largest volume is kept.
+    share of the time left before ``deadline``; the candidate of largest volume (inside the
+    box, :attr:`RegionOfAttraction.volume`) is kept.
     """
     x_star, P_q, c_near = quadratic.x_star, quadratic.P, quadratic.level
-    lo_box, hi_box = quadratic.box_lower, quadratic.box_upper
+    lo_dom, hi_dom = quadratic.domain_lower, quadratic.domain_upper
+    where = "domain" if quadratic.wider_domain else "box"
     n = x_star.size
     rng = np.random.default_rng(1)
-    xs = _sample_states(rng, lo_box, hi_box, x_star, samples)
+    xs = _sample_states(rng, lo_dom, hi_dom, x_star, samples)
     x1 = closed_loop_rollout(loop.plant, loop.ctrl, xs, 1, reference=loop.r)[:, 1]
-    good = _reach_near_field(loop, xs, lo_box, hi_box, c_near, label_steps)
+    good = _reach_near_field(loop, xs, lo_dom, hi_dom, c_near, label_steps)
     weights = np.ones(len(xs))
-    scale = (hi_box - lo_box) / 2
+    scale = (hi_dom - lo_dom) / 2
     # the quadratic's certified set at level 1 to start from
     P0 = P_q / max(quadratic.level, c_near)
     # boxes covering N: max_N V <= the largest upper bound of V over the boxes that may meet N
     half = np.sqrt(c_near * np.diag(np.linalg.inv(P_q))) * (1 + 1e-9)
     k = 24 if n <= 2 else 7
-    edges = [np.linspace(max(x_star[i] - half[i], lo_box[i]), min(x_star[i] + half[i], hi_box[i]),
+    edges = [np.linspace(max(x_star[i] - half[i], lo_dom[i]), min(x_star[i] + half[i], hi_dom[i]),
                          k + 1) for i in range(n)]
     idx = np.stack(np.meshgrid(*[np.arange(k)] * n, indexing="ij"), -1).reshape(-1, n)
     nlo = np.stack([edges[i][idx[:, i]] for i in range(n)], 1)
@@ -670,9 +740,9 @@ def _learned_certificate(quadratic: RegionOfAttraction, loop: _Loop, *, samples,
         V = learn_quartic(xs, x1, good, x_star=x_star, scale=scale, P0=P0, init=V,
                           weights=weights, seed=round_)
         cover = float(np.max(V.bounds(nlo_k, nhi_k)[1]))
-        top = float(np.max(V.bounds(lo_box[None], hi_box[None])[1]))
+        top = float(np.max(V.bounds(lo_dom[None], hi_dom[None])[1]))
         t_round = (deadline - time.perf_counter()) / (rounds - round_)
-        sweep = _sweep(_Loop(loop.plant, loop.ctrl, loop.r, x_star, V), lo_box, hi_box,
+        sweep = _sweep(_Loop(loop.plant, loop.ctrl, loop.r, x_star, V), lo_dom, hi_dom,
                        level=top, in_near=lambda lo, hi, vu: _corner_max(P_q, x_star, lo, hi)
                        <= c_near, grid=grid, min_width=min_width, batch=batch,
                        deadline=time.perf_counter() + t_round, intersect_box=True)
@@ -680,18 +750,19 @@ def _learned_certificate(quadratic: RegionOfAttraction, loop: _Loop, *, samples,
             cand = RegionOfAttraction(
                 x_star=x_star, P=V.P, level=float(sweep.level), near_level=c_near,
                 contraction=quadratic.contraction, box_level=quadratic.box_level,
-                box_lower=lo_box, box_upper=hi_box, A=quadratic.A, boxes_proved=sweep.proved,
+                box_lower=quadratic.box_lower, box_upper=quadratic.box_upper,
+                domain_lower=lo_dom, domain_upper=hi_dom, A=quadratic.A, boxes_proved=sweep.proved,
                 boxes_evaluated=sweep.evaluated, limited_by=sweep.limited,
                 counterexample=sweep.counterexample, semantics=quadratic.semantics, time=0.0,
                 intersect_box=True, assumptions=list(quadratic.assumptions[:2]) + [
-                    "S = {V <= level} ∩ box, V a quartic sum of squares (V(x*) = 0, V > 0 "
+                    f"S = {{V <= level}} ∩ {where}, V a quartic sum of squares (V(x*) = 0, V > 0 "
                     f"elsewhere by construction) trained on {len(xs)} simulated states "
                     f"(round {round_ + 1} of {rounds}); N = the quadratic certificate's set "
-                    "{(x - x*)ᵀ near_P (x - x*) <= near_level}" + (" ∩ box" if
-                                                                   quadratic.intersect_box else "")
+                    "{(x - x*)ᵀ near_P (x - x*) <= near_level}"
+                    + (f" ∩ {where}" if quadratic.intersect_box else "")
                     + f", inside S (level >= {cover:.6g} >= max_N V); V(F(x)) < V(x) and F(x) "
-                    "in the box on S minus N: S is forward invariant and every trajectory from "
-                    "it converges to x*",
+                    f"in the {where} on S minus N: S is forward invariant and every trajectory "
+                    "from it converges to x*",
                     "the quadratic certificate: " + quadratic.assumptions[2],
                     *quadratic.assumptions[3:]],
                 state_names=quadratic.state_names, lyapunov="learned", G=V.G, scale=V.scale,
@@ -701,24 +772,24 @@ def _learned_certificate(quadratic: RegionOfAttraction, loop: _Loop, *, samples,
         if round_ + 1 < rounds and sweep.failures:
             new = np.concatenate(sweep.failures)[:2000]
             new = np.concatenate([new, new + rng.normal(0, 0.01, new.shape) * scale])
-            new = np.clip(new, lo_box, hi_box)
+            new = np.clip(new, lo_dom, hi_dom)
             xs = np.concatenate([xs, new])
             x1 = np.concatenate([x1, closed_loop_rollout(loop.plant, loop.ctrl, new, 1,
                                                          reference=loop.r)[:, 1]])
-            good = np.concatenate([good, _reach_near_field(loop, new, lo_box, hi_box, c_near,
+            good = np.concatenate([good, _reach_near_field(loop, new, lo_dom, hi_dom, c_near,
                                                            label_steps)])
             weights = np.concatenate([weights, np.full(len(new), 5.0)])
     return best
 
 
-def _check_box(box, n):
+def _check_box(box, n, name="box"):
     try:
         b = np.asarray(box, dtype=np.float64)
     except (TypeError, ValueError):
         b = None
     if b is None or b.shape != (2, n) or not np.all(np.isfinite(b)) or np.any(b[0] >= b[1]):
         raise ValueError(
-            f"box: expected finite [lower, upper] of shape (2, {n}) with lower < upper, "
+            f"{name}: expected finite [lower, upper] of shape (2, {n}) with lower < upper, "
             f"received {box!r}"
         )
     return b[0].copy(), b[1].copy()
@@ -730,6 +801,7 @@ def region_of_attraction(
     op=None,
     *,
     box,
+    domain=None,
     timeout: float = 60.0,
     semantics: str | None = "discrete",
     reference=None,
@@ -755,10 +827,18 @@ def region_of_attraction(
     op : OperatingPoint, optional
         Default :func:`neuroctl.operating_point` of the discrete closed loop.
     box : array_like, shape (2, n), keyword-only
-        ``[lower, upper]`` of the states; the certified set lies inside it.
+        ``[lower, upper]`` of the states of interest (state units), with ``x*`` strictly
+        inside: the result's volume is measured inside it, and without ``domain`` the proof
+        works in it (the certified set lies inside it).
+    domain : array_like, shape (2, n), optional, keyword-only
+        The proof domain ``D``, containing ``box`` (default: the box). The branch and bound
+        covers ``D``, ``F`` must map each box of it into ``D`` (cut sets) and the certified set
+        lies inside ``D``, so it may contain states of the box whose trajectories leave the box
+        (but not ``D``). The plant model must hold on all of ``D`` (an assumption of the result).
     timeout : float, keyword-only
         Seconds for the branch and bound; on expiry the level is lowered below every box not
-        yet proved (still sound).
+        yet proved (still sound). With ``lyapunov="learned"`` the simulation of the training
+        states and the training are not cut short by it: the call may run past it.
     semantics : {"discrete"}, keyword-only
         Proofs about the map ``plant.step``. ``None`` means ``"discrete"``.
     reference : array_like, shape (n_ref,), optional, keyword-only
@@ -767,12 +847,12 @@ def region_of_attraction(
         Right-hand side of the Lyapunov equation (symmetric positive definite, default ``I``).
     lyapunov : {"linearization", "fitted", "learned"}, keyword-only
         The shape of ``V``: ``P`` of the Lyapunov equation, or ``P`` fitted to ``samples``
-        simulated transitions in the box, starting from it
+        simulated transitions in the domain, starting from it
         (:func:`neuroctl.verify.lyapunov.fit_quadratic`); either is then proved the same way.
         ``"learned"``: first the Lyapunov equation's certificate (a quarter of ``timeout``),
         then a quartic sum of squares (:func:`neuroctl.verify.lyapunov.learn_quartic`) trained
         on ``samples`` simulated states and on the verifier's counterexamples (``rounds``
-        rounds) and proved on the cut set ``{V <= c} ∩ box`` outside the quadratic's near field
+        rounds) and proved on the cut set ``{V <= c} ∩ D`` outside the quadratic's near field
         (see :func:`_learned_certificate`); the result is the one of larger volume.
     rate : float or "auto", optional, keyword-only
         Solve the Lyapunov equation of ``A / rate`` (:func:`neuroctl.verify.lyapunov.
@@ -783,13 +863,13 @@ def region_of_attraction(
     grid : int, keyword-only
         Initial boxes per state.
     min_width : float, keyword-only
-        Boxes are not split below this fraction of the search box's width on every state.
+        Boxes are not split below this fraction of the domain's width on every state.
     batch : int, keyword-only
         Boxes evaluated together.
     intersect_box : bool, keyword-only
-        Certify the cut set ``{V <= c} ∩ box`` (the branch and bound also proves that ``F`` maps
-        it into the box), or, by default, only an ellipsoid ``{V <= c}`` that lies inside the
-        box (``c <= box_level``). The learned candidate always certifies a cut set.
+        Certify the cut set ``{V <= c} ∩ D`` (the branch and bound also proves that ``F`` maps
+        it into ``D``), or, by default, only an ellipsoid ``{V <= c}`` that lies inside ``D``
+        (``c <= box_level``). The learned candidate always certifies a cut set.
     rounds : int, keyword-only
         Train-and-prove rounds of ``lyapunov="learned"``.
 
@@ -813,6 +893,15 @@ def region_of_attraction(
         )
     n = plant.n_states
     lo_box, hi_box = _check_box(box, n)
+    if domain is None:
+        lo_dom, hi_dom = lo_box.copy(), hi_box.copy()
+    else:
+        lo_dom, hi_dom = _check_box(domain, n, name="domain")
+        if np.any(lo_dom > lo_box) or np.any(hi_dom < hi_box):
+            raise ValueError(f"domain: expected a box containing box [{lo_box}, {hi_box}], "
+                             f"received [{lo_dom}, {hi_dom}]")
+    wider = bool(np.any(lo_dom < lo_box) or np.any(hi_dom > hi_box))
+    where = "domain D" if wider else "box"
     for name, val in (("timeout", timeout), ("min_width", min_width)):
         if not (isinstance(val, (int, float)) and math.isfinite(val) and val > 0):
             raise ValueError(f"{name}: expected a positive number, received {val!r}")
@@ -847,17 +936,21 @@ def region_of_attraction(
                          f"received {Q!r}")
     assumptions = [
         "semantics: the discrete closed loop x[k+1] = plant.step(x[k], π(observe(x[k], r))) "
-        "(actuator saturation included)",
+        "(actuator saturation included)"
+        + (f", the plant model valid on the whole proof domain D = [{lo_dom.tolist()}, "
+           f"{hi_dom.tolist()}] (larger than the box; the certified set reaches out of the "
+           "box)" if wider else ""),
         f"x* = operating point with residual {op.residual_norm:.2g} (taken as exact)",
-        ("S = {V <= level} ∩ box: V(F(x)) < V(x) and F(x) in the box on S minus x*"
-         if intersect_box else "S = {V <= level} lies in the box and V(F(x)) < V(x) on S minus "
-         "x*") + ": S is forward invariant (F maps it into itself) and every trajectory from it "
-        "converges to x*",
+        (f"S = {{V <= level}} ∩ {where}: V(F(x)) < V(x) and F(x) in the {where} on S minus x*"
+         if intersect_box else f"S = {{V <= level}} lies in the {where} and V(F(x)) < V(x) on S "
+         "minus x*") + ": S is forward invariant (F maps it into itself) and every trajectory "
+        "from it converges to x*",
         "norms and the Cholesky factor of P in the near-field test are computed in floating "
         "point with a relative margin 1e-9",
     ]
     rho_lin = max(abs(np.linalg.eigvals(A))) if A.size else 0.0
-    common = dict(x_star=x_star, box_lower=lo_box, box_upper=hi_box, A=A, semantics="discrete",
+    common = dict(x_star=x_star, box_lower=lo_box, box_upper=hi_box, domain_lower=lo_dom,
+                  domain_upper=hi_dom, A=A, semantics="discrete",
                   assumptions=assumptions, state_names=tuple(plant.state_names), _plant=plant,
                   _controller=ctrl, _reference=r)
     if lin.at_kink or rho_lin >= 1.0:
@@ -883,14 +976,15 @@ def region_of_attraction(
     assumptions.append(f"P solves the Lyapunov equation of A/{rate_:.6g} with Q")
     if lyapunov == "fitted":
         rng = np.random.default_rng(0)
-        xs = _sample_states(rng, lo_box, hi_box, x_star, samples)
+        xs = _sample_states(rng, lo_dom, hi_dom, x_star, samples)
         x1 = closed_loop_rollout(plant, ctrl, xs, 1, reference=r)[:, 1]
+        # the cut set's fraction is maximised where the volume is measured: in the box
         uniform = rng.uniform(lo_box, hi_box, (min(samples, 20000), n))
-        P = fit_quadratic(A, P, x_star, lo_box, hi_box, xs, x1, intersect_box=intersect_box,
+        P = fit_quadratic(A, P, x_star, lo_dom, hi_dom, xs, x1, intersect_box=intersect_box,
                           uniform=uniform)
         assumptions.append(f"V fitted to {samples} simulated transitions, then proved")
     Pinv_d = np.diag(np.linalg.inv(P))
-    c_box = box_level(P, x_star, lo_box, hi_box)
+    c_box = box_level(P, x_star, lo_dom, hi_dom)
     loop = _Loop(plant, ctrl, r, x_star, QuadraticLyapunov(x_star, P))
 
     def half(c):
@@ -938,8 +1032,8 @@ def region_of_attraction(
                                   time=time.perf_counter() - t0, **common)
 
     # ---- annulus: branch and bound with a level that only decreases
-    sweep = _sweep(loop, lo_box, hi_box,
-                   level=_top_level(P, x_star, lo_box, hi_box) if intersect_box else c_box,
+    sweep = _sweep(loop, lo_dom, hi_dom,
+                   level=_top_level(P, x_star, lo_dom, hi_dom) if intersect_box else c_box,
                    in_near=lambda lo, hi, vu: vu < c_near, grid=grid, min_width=min_width,
                    batch=batch, deadline=t0 + timeout * (0.25 if lyapunov == "learned" else 1),
                    intersect_box=intersect_box)
