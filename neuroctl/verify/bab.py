@@ -378,7 +378,7 @@ def check(
                     par,
                 )
                 # a worker lost on every attempt is not a limit of the split rule: no retry
-                if status != "unknown" or stats["lost_pieces"] > lost:
+                if status != "unknown" or stats["lost_pieces"] != lost:
                     break
             if status == "violated":
                 return done("violated", -np.inf, x)
