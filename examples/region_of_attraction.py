@@ -44,6 +44,7 @@ from torch import nn
 
 from neuroctl import OperatingPoint, Plant, lqr, namespace, stack, unstack
 from neuroctl.verify import region_of_attraction
+from neuroctl.verify.lyapunov import QuadraticLyapunov
 from neuroctl.verify.roa import closed_loop_rollout
 
 
@@ -213,9 +214,8 @@ def check_by_simulation(roa, plant, controller, *, reference=None, states: int =
     x1 = closed_loop_rollout(plant, controller, x0, 1, reference=reference)[:, 1]
     v0, v1 = roa.V(x0), roa.V(x1)
     if roa.near_P is not None:
-        e0, e1 = x0 - roa.x_star, x1 - roa.x_star
-        q0 = np.einsum("bi,ij,bj->b", e0, roa.near_P, e0)
-        q1 = np.einsum("bi,ij,bj->b", e1, roa.near_P, e1)
+        near = QuadraticLyapunov(roa.x_star, roa.near_P)
+        q0, q1 = near.value(x0), near.value(x1)
         in_n = q0 <= roa.near_level
         v0, v1 = np.where(in_n, q0, v0), np.where(in_n, q1, v1)
     return {"stayed_and_converged": float((stayed & converged).mean()),

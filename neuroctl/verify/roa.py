@@ -172,8 +172,7 @@ class RegionOfAttraction:
     @property
     def wider_domain(self) -> bool:
         """Whether the proof domain is larger than the box (the certified set may leave it)."""
-        return bool(np.any(self.domain_lower < self.box_lower)
-                    or np.any(self.domain_upper > self.box_upper))
+        return _wider(self.domain_lower, self.domain_upper, self.box_lower, self.box_upper)
 
     def V(self, x) -> np.ndarray:
         """``V(x)``, shape (...) for ``x`` of shape (..., n)."""
@@ -317,9 +316,11 @@ class RegionOfAttraction:
         ax.plot(*self.x_star[[i, j]], "k+")
         names = self.state_names or tuple(f"x[{q}]" for q in range(self.x_star.size))
         if self.wider_domain:
-            ax.plot(self.box_lower[i] + (self.box_upper[i] - self.box_lower[i]) * np.array(
-                [0, 1, 1, 0, 0]), self.box_lower[j] + (self.box_upper[j] - self.box_lower[j])
-                * np.array([0, 0, 1, 1, 0]), "k--", lw=0.8)
+            from matplotlib.patches import Rectangle
+
+            lo, hi = self.box_lower, self.box_upper
+            ax.add_patch(Rectangle((lo[i], lo[j]), hi[i] - lo[i], hi[j] - lo[j], fill=False,
+                                   edgecolor="k", linestyle="--", linewidth=0.8))
         ax.set_xlim(self.domain_lower[i], self.domain_upper[i])
         ax.set_ylim(self.domain_lower[j], self.domain_upper[j])
         ax.set_xlabel(names[i])
@@ -782,6 +783,11 @@ def _learned_certificate(quadratic: RegionOfAttraction, loop: _Loop, *, samples,
     return best
 
 
+def _wider(lo_dom, hi_dom, lo_box, hi_box) -> bool:
+    """Whether the domain ``[lo_dom, hi_dom]`` reaches past the box on some side."""
+    return bool(np.any(lo_dom < lo_box) or np.any(hi_dom > hi_box))
+
+
 def _check_box(box, n, name="box"):
     try:
         b = np.asarray(box, dtype=np.float64)
@@ -900,7 +906,7 @@ def region_of_attraction(
         if np.any(lo_dom > lo_box) or np.any(hi_dom < hi_box):
             raise ValueError(f"domain: expected a box containing box [{lo_box}, {hi_box}], "
                              f"received [{lo_dom}, {hi_dom}]")
-    wider = bool(np.any(lo_dom < lo_box) or np.any(hi_dom > hi_box))
+    wider = _wider(lo_dom, hi_dom, lo_box, hi_box)
     where = "domain D" if wider else "box"
     for name, val in (("timeout", timeout), ("min_width", min_width)):
         if not (isinstance(val, (int, float)) and math.isfinite(val) and val > 0):
