@@ -443,6 +443,24 @@ def idm_acceleration(gap, v, v_lead, params: IDMParams | None = None):
         Acceleration, m/s^2.
     """
     p = _DEFAULT_IDM if params is None else params
+    if type(v) is np.ndarray and v.dtype == np.float64 and p.delta == 4.0 and p.a == 1.0:
+        # Flow's parameters on float64 arrays: the same operations in the same order, in
+        # place on two fresh arrays (the allocations cost as much as the arithmetic on a ring)
+        s0, T, k, inv_v0, one, eps, zero = p._f64
+        s_star = v - v_lead
+        s_star *= k
+        s_star += T
+        s_star *= v
+        np.maximum(s_star, zero, out=s_star)
+        s_star += s0
+        s_star /= np.maximum(gap, eps)  # the ratio s*/s
+        s_star *= s_star
+        vr = v * inv_v0
+        vr *= vr
+        vr *= vr
+        np.subtract(one, vr, out=vr)
+        vr -= s_star
+        return vr
     if type(v) is np.ndarray and v.dtype == np.float64:
         s0, T, k, inv_v0, one, eps, zero = p._f64
         clamp_min = np.maximum
@@ -1088,7 +1106,7 @@ def ring_reward(speeds, av_actions):
         return r
     n, n_av = speeds.shape[-1], av_actions.shape[-1]
     if speeds.ndim == 1:  # one ring: a Python float, cheapest from the sums
-        r = 0.2 / n * float(speeds.sum())
+        r = 0.2 / n * sum(speeds.tolist())  # a Python sum: cheaper than numpy's on a ring
         return r - 4.0 / n_av * sum(map(abs, av_actions.tolist())) if n_av else r
     # batches: the means as products with constant weights, a matrix-vector product several
     # times faster than a reduction over a short last axis
