@@ -49,6 +49,15 @@ def test_idm_acceleration_matches_the_formula_on_numpy_and_torch():
     np.testing.assert_allclose(idm_acceleration(s, v, vl), expected, rtol=1e-12, atol=1e-12)
     got_t = idm_acceleration(*(torch.as_tensor(a) for a in (s, v, vl)))
     np.testing.assert_allclose(got_t.numpy(), expected, rtol=1e-12, atol=1e-12)
+    # 0-d arrays, numpy scalars and broadcast shapes (a plant's probe hands these over)
+    for args in ((s[0], v[0], vl[0]), (np.asarray(s[0]), np.asarray(v[0]), np.asarray(vl[0]))):
+        np.testing.assert_allclose(idm_acceleration(*args), expected[0], rtol=1e-12)
+    np.testing.assert_allclose(
+        idm_acceleration(s[:1], v[:5], vl[0]),
+        [idm_scalar(s[0], vi, vl[0]) for vi in v[:5]],
+        rtol=1e-12,
+        atol=1e-12,
+    )
     # a non-default exponent takes the general power path
     p = IDMParams(delta=3.0)
     np.testing.assert_allclose(

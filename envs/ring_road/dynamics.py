@@ -443,9 +443,20 @@ def idm_acceleration(gap, v, v_lead, params: IDMParams | None = None):
         Acceleration, m/s^2.
     """
     p = _DEFAULT_IDM if params is None else params
-    if type(v) is np.ndarray and v.dtype == np.float64 and p.delta == 4.0 and p.a == 1.0:
-        # Flow's parameters on float64 arrays: the same operations in the same order, in
-        # place on two fresh arrays (the allocations cost as much as the arithmetic on a ring)
+    if (
+        type(v) is np.ndarray
+        and type(gap) is np.ndarray
+        and type(v_lead) is np.ndarray
+        and v.dtype == np.float64
+        and v.ndim
+        and gap.shape == v.shape == v_lead.shape
+        and p.delta == 4.0
+        and p.a == 1.0
+    ):
+        # Flow's parameters on float64 arrays of one shape (not 0-d: numpy turns those into
+        # scalars, which cannot be written in place): the same operations in the same order,
+        # in place on two fresh arrays (the allocations cost as much as the arithmetic on a
+        # ring)
         s0, T, k, inv_v0, one, eps, zero = p._f64
         s_star = v - v_lead
         s_star *= k
