@@ -122,6 +122,11 @@ def main() -> None:
     parser.add_argument("--grid", type=int, default=81)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--entry-steps", type=int, default=0,
+                        help="with N > 0, extend each certified set by boxes proved to enter it "
+                             "within N steps (the example's --entry_steps)")
+    parser.add_argument("--entry-timeout", type=float, default=120.0,
+                        help="seconds for the entry boxes of each certificate")
     parser.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
                         help="check each certificate by simulation (10^4 states run to the "
                              "end, the decrease on 10^5 single steps)")
@@ -135,17 +140,18 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as out:
             rows = ex.main(ex.Args(out=out, cases=",".join(cases), timeout=a.timeout,
                                    grid=a.grid, steps=a.steps, lyapunov=a.lyapunov,
-                                   rounds=a.rounds, domain=domain, check=a.check))
+                                   rounds=a.rounds, domain=domain, check=a.check,
+                                   entry_steps=a.entry_steps, entry_timeout=a.entry_timeout))
         table.update({(case, shape, domain): row for (case, shape), row in rows.items()})
     print()
     print(f"{'case':9s} {'V':13s} {'domain':6s} {'level':>10s} {'volume':>9s} {'basin':>9s} "
-          f"{'certified':>9s} {'in domain':>9s} {'time [s]':>8s} {'cpu [s]':>8s} {'sim':>7s}  "
-          "limited by")
+          f"{'certified':>9s} {'in domain':>9s} {'time [s]':>8s} {'cpu [s]':>8s} {'sim':>7s} "
+          f"{'entry':>6s}  limited by")
     for (case, shape, domain), row in table.items():
         print(f"{case:9s} {shape:13s} {domain:6s} {row['level']:10.4g} {row['volume']:9.4g} "
               f"{row['basin_volume']:9.4g} {row['fraction_of_basin']:9.1%} "
               f"{row['reachable_in_domain']:9.1%} {row['seconds']:8.1f} {row['cpu_seconds']:8.1f} "
-              f"{_checked(row):>7s}  "
+              f"{_checked(row):>7s} {row['entry_boxes'] or '-':>6}  "
               f"{row['limited_by']}"
               + ("" if shape != "learned" else " (learned V)" if row["lyapunov"] == "learned"
                  else " (no learned V proved: the quadratic one)"))

@@ -22,9 +22,13 @@ script compares it with the basin of attraction simulated on a dense grid of the
    may leave the box); the fraction of it the certified set covers, and the fraction of it
    whose trajectories stay in the proof domain (no certified set in that domain can cover
    more: it is forward invariant);
-5. the plot of each certified set over simulated trajectories;
-6. (``--check``) each certificate against simulation: 10^4 states sampled in the certified set
-   stay in it and converge, the decrease holds on 10^5 more.
+5. (``--entry_steps N``) each certified set extended by *entry boxes*: boxes of the box whose
+   states are proved, by reachability of the closed loop on sets, to be in the set within
+   ``N`` steps (so they converge too; the states that swing through the bottom and back);
+6. the plot of each certified set over simulated trajectories;
+7. (``--check``) each certificate against simulation: 10^4 states sampled in the certified
+   region are in the invariant set after their proved number of steps, stay in it from there
+   and converge; the decrease holds on 10^5 more of the invariant set.
 
 Run: ``python examples/region_of_attraction.py --out DIR`` (saves region_of_attraction.png).
 """
@@ -70,6 +74,10 @@ class Args:
     domain: str = "box"
     """proof domain: "box" (the box itself) or "wide" (DOMAINS, certifying cut sets
     {V <= c} ∩ domain; the basin is still measured in the box)"""
+    entry_steps: int = 0
+    """with N > 0, extend each certified set by boxes proved to enter it within N steps"""
+    entry_timeout: float = 120.0
+    """seconds for the entry boxes of each certificate"""
     check: bool = False
     """check each certificate by simulation (check_by_simulation: 10^4 states run to the end,
     the decrease on 10^5 single steps)"""
@@ -200,17 +208,22 @@ def check_by_simulation(roa, plant, controller, *, reference=None, states: int =
                         transitions: int = 100_000, steps: int = 1500) -> dict:
     """The certificate against simulation (``plant.step``, the semantics of the proof).
 
-    ``states`` uniform samples of the certified set run for ``steps`` steps: the fraction whose
-    trajectory stays in the set and ends within 1e-6 of x*. ``transitions`` more samples, one
-    step each: how many fail the decrease ``V(F(x)) < V(x)`` (for a learned V, inside the
-    quadratic certificate's set N the decrease of its own V, which proves that part).
+    ``states`` uniform samples of the certified region run for ``steps`` steps: the fraction
+    whose trajectory is in the invariant set after the state's proved number of steps (0 inside
+    it, an entry box's otherwise), stays in it from there and ends within 1e-6 of x*.
+    ``transitions`` samples of the invariant set, one step each: how many fail the decrease
+    ``V(F(x)) < V(x)`` (for a learned V, inside the quadratic certificate's set N the decrease
+    of its own V, which proves that part).
     """
     x0 = roa.sample(states, seed=0)
+    k = roa.entry_step(x0)
     xs = closed_loop_rollout(plant, controller, x0, steps, reference=reference)
     at_star = np.linalg.norm(xs - roa.x_star, axis=-1) < 1e-9
-    stayed = np.all(roa.contains(xs) | at_star, axis=1)
+    after = np.arange(xs.shape[1])[None] >= k[:, None]
+    stayed = (k >= 0) & np.all(roa.in_invariant_set(xs) | at_star | ~after, axis=1)
     converged = np.linalg.norm(xs[:, -1] - roa.x_star, axis=-1) < 1e-6
     x0 = roa.sample(transitions, seed=1)
+    x0 = x0[roa.in_invariant_set(x0)]
     x1 = closed_loop_rollout(plant, controller, x0, 1, reference=reference)[:, 1]
     v0, v1 = roa.V(x0), roa.V(x1)
     if roa.near_P is not None:
@@ -219,6 +232,7 @@ def check_by_simulation(roa, plant, controller, *, reference=None, states: int =
         in_n = q0 <= roa.near_level
         v0, v1 = np.where(in_n, q0, v0), np.where(in_n, q1, v1)
     return {"stayed_and_converged": float((stayed & converged).mean()),
+            "decrease_samples": int(len(x0)),
             "decrease_violations": int(((v1 >= v0) & (v0 > 0)).sum())}
 
 
@@ -256,7 +270,9 @@ def main(args: Args) -> dict:
             roa = region_of_attraction(
                 plant, ctrl, box=box, domain=domain, reference=ref, timeout=args.timeout,
                 lyapunov=shape if shape in ("fitted", "learned") else "linearization",
-                rounds=args.rounds, **opts)
+                rounds=args.rounds, entry_steps=args.entry_steps,
+                entry_grid=16 if box.shape[1] == 2 else 6, entry_timeout=args.entry_timeout,
+                **opts)
             seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
             if basin is None:
                 basin = simulated_basin(plant, ctrl, box, roa.x_star, grid=grid,
@@ -276,13 +292,15 @@ def main(args: Args) -> dict:
                 "limited_by": roa.limited_by,
                 "domain": args.domain if name in DOMAINS else "box",
                 "lyapunov": roa.lyapunov,
+                "entry_boxes": 0 if roa.entry is None else len(roa.entry),
             }
             if args.check and roa.certified:
                 row.update(check_by_simulation(roa, plant, ctrl, reference=ref,
                                                steps=args.steps))
                 print(f"{'':9s} {'':13s} simulation: {row['stayed_and_converged']:.2%} of 10^4 "
-                      f"states of the set stay in it and converge; the decrease fails on "
-                      f"{row['decrease_violations']} of 10^5")
+                      f"states of the region are in the invariant set after their steps, stay "
+                      f"in it and converge; the decrease fails on {row['decrease_violations']} "
+                      f"of {row['decrease_samples']} states of the invariant set")
             table[(name, shape)] = row
             print(f"{name:9s} {shape:13s} {roa}")
             print(f"{'':9s} {'':13s} certified {row['fraction_of_basin']:.1%} of the simulated "

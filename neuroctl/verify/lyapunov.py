@@ -203,7 +203,12 @@ class QuadraticLyapunov:
         shape (B,)."""
         from .affine import AffineForm
 
-        e = AffineForm.from_box(lo, hi) - self.x_star
+        return self.set_bounds(AffineForm.from_box(lo, hi))
+
+    def set_bounds(self, X):
+        """Sound ``(lower, upper)`` of ``V`` over each set of the affine forms ``X`` (shape
+        (B, n)), each shape (B,)."""
+        e = X - self.x_star
         v = ((e @ self.P) * e).sum(axis=-1)
         return v.lower, v.upper
 
@@ -257,10 +262,8 @@ class QuarticLyapunov(QuadraticLyapunov):
         phi = quartic_features((x - self.x_star) / self.scale) @ self.G
         return super().value(x) + (phi**2).sum(axis=-1)
 
-    def bounds(self, lo, hi):
-        from .affine import AffineForm
-
-        e = AffineForm.from_box(lo, hi) - self.x_star
+    def set_bounds(self, X):
+        e = X - self.x_star
         phi = quartic_features(e / self.scale) @ self.G
         v = ((e @ self.P) * e).sum(axis=-1) + (phi**2).sum(axis=-1)
         return np.maximum(v.lower, 0.0), v.upper

@@ -43,6 +43,11 @@ Then ``V`` decreases strictly along the closed loop on ``S_c \\ {x*}``, so ``F(S
 saturation is part of ``F``) and every trajectory from ``S_c`` converges to ``x*`` (in finitely
 many steps it enters ``S_{c_near}``, where ``V`` contracts by ``ρ²`` per step).
 
+4. *Entry boxes* (``entry_steps > 0``). Boxes of the box of interest outside ``S_c`` are run
+   through the closed loop on sets until their set lies in ``S_c``
+   (:mod:`neuroctl.verify.roa_entry`): their states converge too. The certified region is
+   ``S_c`` and those boxes (:attr:`RegionOfAttraction.entry`).
+
 Semantics: the discrete map ``plant.step`` (what :func:`neuroctl.simulate` runs).
 """
 
@@ -68,6 +73,7 @@ from .lyapunov import (
     learn_quartic,
     lyapunov_matrix,
 )
+from .roa_entry import EntryBoxes, in_boxes, prove_entry_boxes
 
 __all__ = ["RegionOfAttraction", "region_of_attraction", "closed_loop_rollout"]
 
@@ -127,6 +133,10 @@ class RegionOfAttraction:
     domain_lower, domain_upper : ndarray or None, shape (n,)
         The proof domain (the search box of the branch and bound), containing the box; the
         certified set lies inside it. None: the box itself.
+    entry : EntryBoxes or None
+        Boxes proved to enter the invariant set ``S`` (``entry_steps > 0``): the certified
+        region is ``S`` and these boxes (:meth:`contains`); :meth:`in_invariant_set` is ``S``
+        alone.
     """
 
     x_star: np.ndarray
@@ -155,6 +165,7 @@ class RegionOfAttraction:
     # None when built: the box (__post_init__)
     domain_lower: np.ndarray = None  # type: ignore[assignment]
     domain_upper: np.ndarray = None  # type: ignore[assignment]
+    entry: EntryBoxes | None = None
     _plant: Plant | None = field(default=None, repr=False)
     _controller: object = field(default=None, repr=False)
     _reference: object = field(default=None, repr=False)
@@ -180,20 +191,40 @@ class RegionOfAttraction:
             return QuadraticLyapunov(self.x_star, self.P).value(x)
         return QuarticLyapunov(self.x_star, self.P, self.G, self.scale).value(x)
 
-    def contains(self, x) -> np.ndarray:
-        """Whether each state (shape (..., n)) lies in the certified set."""
+    def in_invariant_set(self, x) -> np.ndarray:
+        """Whether each state (shape (..., n)) lies in the invariant set ``S`` (``{V <= level}``,
+        cut by the domain for a cut set), shape (...)."""
         x = np.asarray(x, dtype=np.float64)
         inside = self.V(x) <= self.level
         if self.intersect_box:
             inside &= np.all((x >= self.domain_lower) & (x <= self.domain_upper), axis=-1)
         return inside
 
+    def contains(self, x) -> np.ndarray:
+        """Whether each state (shape (..., n)) lies in the certified region: the invariant set
+        or an entry box, shape (...)."""
+        return self.entry_step(x) >= 0
+
+    def entry_step(self, x) -> np.ndarray:
+        """Steps after which each state (shape (..., n)) is proved to be in the invariant set:
+        0 inside it, an entry box's steps inside that box, -1 outside the certified region;
+        shape (...)."""
+        x = np.asarray(x, dtype=np.float64)
+        out = np.where(self.in_invariant_set(x), 0, -1)
+        if self.entry is not None and len(self.entry):
+            flat = out.reshape(-1)
+            which = in_boxes(x.reshape(-1, x.shape[-1]), self.entry.lower, self.entry.upper)
+            fill = (flat < 0) & (which >= 0)
+            flat[fill] = self.entry.steps[which[fill]]
+            out = flat.reshape(out.shape)
+        return out
+
     def sample(self, count: int, *, seed: int = 0) -> np.ndarray:
         """Uniform samples of the certified set, shape (count, n).
 
         Uniform in the bounding box of the ellipsoid ``{(x - x*)ᵀ P (x - x*) <= level}`` (which
-        holds the set: a learned ``V`` is at least its quadratic part) cut by the domain, kept
-        where :meth:`contains` holds.
+        holds the invariant set: a learned ``V`` is at least its quadratic part) cut by the
+        domain, and of the entry boxes, kept where :meth:`contains` holds.
         """
         if not (isinstance(count, (int, np.integer)) and count >= 1):
             raise ValueError(f"count: expected a positive int, received {count!r}")
@@ -203,6 +234,9 @@ class RegionOfAttraction:
         half = np.sqrt(self.level * np.diag(np.linalg.inv(self.P)))
         lo = np.maximum(self.x_star - half, self.domain_lower)
         hi = np.minimum(self.x_star + half, self.domain_upper)
+        if self.entry is not None and len(self.entry):
+            lo = np.minimum(lo, self.entry.lower.min(axis=0))
+            hi = np.maximum(hi, self.entry.upper.max(axis=0))
         kept, total, draw = [], 0, 2 * count
         while total < count:
             x = rng.uniform(lo, hi, (draw, self.x_star.size))
@@ -221,13 +255,13 @@ class RegionOfAttraction:
         Closed form for an ellipsoid inside the box; otherwise (a cut set that reaches the
         domain's faces, a set reaching out of the box, a learned ``V``) the box's volume times
         the fraction of 2·10⁵ uniform samples of it (seed 0) in the set (an estimate, relative
-        standard error below 0.5% for sets of more than a fifth of the box).
+        standard error below 0.5% for sets of more than a fifth of the box). Entry boxes count.
         """
         n = self.x_star.size
         if self.level <= 0:
             return 0.0
-        if self.G is None and self.level <= box_level(self.P, self.x_star, self.box_lower,
-                                                      self.box_upper):
+        if self.G is None and self.entry is None and self.level <= box_level(
+                self.P, self.x_star, self.box_lower, self.box_upper):
             unit = math.pi ** (n / 2) / math.gamma(n / 2 + 1)
             return float(unit * self.level ** (n / 2) / math.sqrt(np.linalg.det(self.P)))
         x = np.random.default_rng(0).uniform(self.box_lower, self.box_upper, (200_000, n))
@@ -249,7 +283,11 @@ class RegionOfAttraction:
             f" {'certified' if self.certified else 'NOT certified'}; extent {ext}; "
             f"volume {self.volume:.4g}; near field V <= {self.near_level:.3g} (ρ = "
             f"{self.contraction:.4f}); {self.boxes_proved}/{self.boxes_evaluated} boxes proved; "
-            f"limited by {self.limited_by}; {self.time:.2f} s)"
+            f"limited by {self.limited_by}"
+            + ("" if self.entry is None else
+               f"; {len(self.entry)} entry boxes (at most {int(self.entry.steps.max(initial=0))} "
+               f"steps to the set, {self.entry.limited_by})")
+            + f"; {self.time:.2f} s)"
         )
 
     def summary(self) -> list[str]:
@@ -269,6 +307,12 @@ class RegionOfAttraction:
                 continue
             out[k] = v.tolist() if isinstance(v, np.ndarray) else (list(v) if isinstance(v, tuple)
                                                                    else v)
+        if self.entry is not None:
+            e = self.entry
+            out["entry"] = {"lower": e.lower.tolist(), "upper": e.upper.tolist(),
+                            "steps": e.steps.tolist(), "evaluated": e.evaluated,
+                            "simulated": e.simulated, "limited_by": e.limited_by,
+                            "time": e.time}
         out["volume"] = self.volume
         out["certified"] = self.certified
         return out
@@ -313,6 +357,14 @@ class RegionOfAttraction:
         G[..., i], G[..., j] = np.meshgrid(gi, gj)
         if self.level > 0:
             ax.contour(gi, gj, self.V(G), levels=[self.level], colors="k", linewidths=1.5)
+        if self.entry is not None and len(self.entry) and self.x_star.size == 2:
+            from matplotlib.collections import PolyCollection
+
+            lo, hi = self.entry.lower[:, [i, j]], self.entry.upper[:, [i, j]]
+            quads = np.stack([lo, np.stack([hi[:, 0], lo[:, 1]], 1), hi,
+                              np.stack([lo[:, 0], hi[:, 1]], 1)], 1)
+            ax.add_collection(PolyCollection(list(quads), facecolors="tab:green", alpha=0.25,
+                                             edgecolors="none"))
         ax.plot(*self.x_star[[i, j]], "k+")
         names = self.state_names or tuple(f"x[{q}]" for q in range(self.x_star.size))
         if self.wider_domain:
@@ -325,8 +377,9 @@ class RegionOfAttraction:
         ax.set_ylim(self.domain_lower[j], self.domain_upper[j])
         ax.set_xlabel(names[i])
         ax.set_ylabel(names[j])
-        ax.set_title(f"certified V <= {self.level:.3g} (black); converging (blue), not (red)",
-                     fontsize=8)
+        ax.set_title(f"certified V <= {self.level:.3g} (black)"
+                     + (", entry boxes (green)" if self.entry is not None else "")
+                     + "; converging (blue), not (red)", fontsize=8)
         fig.tight_layout()
         return fig
 
@@ -820,6 +873,10 @@ def region_of_attraction(
     batch: int = 256,
     intersect_box: bool = False,
     rounds: int = 3,
+    entry_steps: int = 0,
+    entry_grid: int = 16,
+    entry_min_width: float = 1 / 256,
+    entry_timeout: float | None = None,
 ) -> RegionOfAttraction:
     """Certify a region of attraction of the closed loop: a level set of a quadratic Lyapunov
     function, the largest the box-wise proof reaches (see the module docstring for the proof).
@@ -878,6 +935,16 @@ def region_of_attraction(
         (``c <= box_level``). The learned candidate always certifies a cut set.
     rounds : int, keyword-only
         Train-and-prove rounds of ``lyapunov="learned"``.
+    entry_steps : int, keyword-only
+        With a positive number, extend the certified set by boxes of the box proved to enter
+        it within that many steps (:func:`neuroctl.verify.roa_entry.prove_entry_boxes`; the
+        sets on the way must stay in the proof domain). 0 (default): the invariant set alone.
+    entry_grid : int, keyword-only
+        Candidate entry boxes per state at the start (``entry_grid**n``).
+    entry_min_width : float, keyword-only
+        Entry boxes are not split below this fraction of the box's width.
+    entry_timeout : float, optional, keyword-only
+        Seconds for the entry boxes, after the invariant set (default ``timeout``).
 
     Returns
     -------
@@ -919,9 +986,20 @@ def region_of_attraction(
         raise ValueError(f"rounds: expected a positive int, received {rounds!r}")
     if not isinstance(intersect_box, bool):
         raise ValueError(f"intersect_box: expected a bool, received {intersect_box!r}")
-    for name, val in (("grid", grid), ("batch", batch), ("samples", samples)):
+    for name, val in (("grid", grid), ("batch", batch), ("samples", samples),
+                      ("entry_grid", entry_grid)):
         if not (isinstance(val, (int, np.integer)) and val >= 1):
             raise ValueError(f"{name}: expected a positive int, received {val!r}")
+    if not (isinstance(entry_steps, (int, np.integer)) and entry_steps >= 0):
+        raise ValueError(f"entry_steps: expected an int >= 0, received {entry_steps!r}")
+    if not (isinstance(entry_min_width, (int, float)) and 0 < entry_min_width <= 1):
+        raise ValueError(f"entry_min_width: expected a number in (0, 1], received "
+                         f"{entry_min_width!r}")
+    if entry_timeout is not None and not (isinstance(entry_timeout, (int, float))
+                                          and math.isfinite(entry_timeout)
+                                          and entry_timeout > 0):
+        raise ValueError(f"entry_timeout: expected a positive number or None, received "
+                         f"{entry_timeout!r}")
     ctrl = _controller64(controller)
     r = plant.nominal_reference if reference is None else np.asarray(reference, np.float64)
     if op is None:
@@ -1054,7 +1132,8 @@ def region_of_attraction(
                                    boxes_evaluated=evaluated, limited_by=limited,
                                    counterexample=cex, time=time.perf_counter() - t0, **common)
     if lyapunov != "learned":
-        return quadratic
+        return _with_entry(quadratic, loop, entry_steps, entry_grid, entry_min_width, batch,
+                           timeout if entry_timeout is None else entry_timeout, t0)
     learned = _learned_certificate(quadratic, loop, samples=samples, grid=grid,
                                    min_width=min_width, batch=batch, rounds=rounds,
                                    deadline=t0 + timeout)
@@ -1067,5 +1146,25 @@ def region_of_attraction(
         if learned.volume > quadratic.volume:
             best = learned
     best.compared = compared
-    best.time = time.perf_counter() - t0
-    return best
+    V_best = loop.V if best is quadratic else QuarticLyapunov(x_star, best.P, best.G, best.scale)
+    return _with_entry(best, _Loop(plant, ctrl, r, x_star, V_best), entry_steps, entry_grid,
+                       entry_min_width, batch, timeout if entry_timeout is None else entry_timeout,
+                       t0)
+
+
+def _with_entry(result: RegionOfAttraction, loop: _Loop, steps, grid, min_width, batch,
+                timeout, t0) -> RegionOfAttraction:
+    """``result`` with its entry boxes (``steps > 0`` and a certified set), its time set."""
+    if steps and result.certified:
+        result.entry = prove_entry_boxes(
+            loop, level=result.level, in_set=result.in_invariant_set, lo_box=result.box_lower,
+            hi_box=result.box_upper, lo_dom=result.domain_lower, hi_dom=result.domain_upper,
+            steps=int(steps), grid=int(grid), min_width=float(min_width), batch=batch,
+            deadline=time.perf_counter() + timeout)
+        result.assumptions.append(
+            f"entry boxes: {len(result.entry)} boxes of the box whose sets under the discrete "
+            f"closed loop (affine forms, at most {steps} steps) lie in S at a stated step, "
+            "every set before it in the proof domain: their states converge to x* too (the "
+            "certified region is S and these boxes; it is not forward invariant as a whole)")
+    result.time = time.perf_counter() - t0
+    return result
