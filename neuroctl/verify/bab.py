@@ -33,7 +33,7 @@ import torch
 
 from .._json import json_dict
 from ..parallel import ProcessPool, _plan
-from .bab_bounding import _bound_batch, _split_batch
+from .bab_bounding import _bound_batch, _split_batch, _Union
 from .bounds import ReluNetwork, _boxes, _intermediate
 from .spec import Spec
 
@@ -347,58 +347,55 @@ def check(
 
     # 2. branch and bound, one unsafe polytope at a time
     stats["phase"] = "branch_and_bound"
-    global_lb = np.inf
     own_pool = None
     if par is not None and par[0] is None:  # one pool for the search, renewed if a worker dies
         own_pool = ProcessPool(par[1])
         par = (own_pool, *par[1:])
     try:
-        for C, d in spec.unsafe:
-            plan = [(branching, deadline)]
-            if branching == "auto":
-                half = time.perf_counter() + (deadline - time.perf_counter()) / 2
-                plan = [("bound", half), ("gradient", deadline)]
-            for how, until in plan:
-                lost = stats["lost_pieces"]
-                status, lb, x = _bab_polytope(
-                    rnet,
-                    lo,
-                    hi,
-                    C,
-                    d,
-                    recheck,
-                    until,
-                    batch_size,
-                    intermediate,
-                    milp_unstable,
-                    milp_backend,
-                    alpha_steps,
-                    how,
-                    stats,
-                    par,
-                )
-                # a worker lost on every attempt is not a limit of the split rule: no retry
-                if status != "unknown" or stats["lost_pieces"] != lost:
-                    break
-            if status == "violated":
-                return done("violated", -np.inf, x)
-            global_lb = min(global_lb, lb)
-            if status == "unknown":
-                if x is not None:
-                    best_m = min(best_m, float(spec.margin(rnet(x))))
-                return done("unknown", global_lb)
+        plan = [(branching, deadline)]
+        if branching == "auto":
+            half = time.perf_counter() + (deadline - time.perf_counter()) / 2
+            plan = [("bound", half), ("gradient", deadline)]
+        union = _Union(spec.unsafe)
+        for how, until in plan:
+            lost = stats["lost_pieces"]
+            status, lb, x = _bab_union(
+                rnet,
+                lo,
+                hi,
+                union,
+                recheck,
+                until,
+                batch_size,
+                intermediate,
+                milp_unstable,
+                milp_backend,
+                alpha_steps,
+                how,
+                stats,
+                par,
+            )
+            # a worker lost on every attempt is not a limit of the split rule: no retry
+            if status != "unknown" or stats["lost_pieces"] != lost:
+                break
+        if status == "violated":
+            return done("violated", -np.inf, x)
+        if status == "unknown":
+            if x is not None:
+                best_m = min(best_m, float(spec.margin(rnet(x))))
+            return done("unknown", lb)
+        global_lb = lb
     finally:
         if own_pool is not None:
             own_pool.shutdown(wait=True, cancel_futures=True)
     return done("holds", global_lb)
 
 
-def _bab_polytope(
+def _bab_union(
     rnet,
     lo,
     hi,
-    C,
-    d,
+    union,
     recheck,
     deadline,
     batch_size,
@@ -410,104 +407,124 @@ def _bab_polytope(
     stats,
     par,
 ):
-    """Prove ``max_j (C y - d)_j > 0`` on the box, or find an input violating it.
+    """Prove ``max_j (C_k y - d_k)_j > 0`` on the box for every polytope ``k``, or find an input
+    violating one.
 
-    ``par``: None (everything here) or ``(executor, workers, width)`` from
-    :func:`neuroctl.parallel._plan`: the bounding of each batch goes to the executor in ``width``
-    pieces, merged in submission order.
+    The polytopes of the :class:`~neuroctl.verify.bab_bounding._Union` are searched together:
+    every box carries the polytopes still open on it (a polytope proven on a box is proven on its
+    sub-boxes), is bounded for all of them in one pass, and is done when none is open. The split
+    follows the open polytope of least bound. ``par``: None (everything here) or ``(executor,
+    workers, width)`` from :func:`neuroctl.parallel._plan`: the bounding of each batch goes to
+    the executor in ``width`` pieces, merged in submission order.
     """
     from .milp import minimize_margin
 
     use_milp = milp_unstable > 0 and rnet.piecewise_linear
     n = lo.shape[1]
+    K = union.n_polytopes
     stack_lo, stack_hi, stack_depth = [lo], [hi], [np.zeros(1, int)]
+    stack_open = [np.ones((1, K), bool)]
     root_width = np.where(hi - lo > 0, hi - lo, 1.0)
-    proven_lb = np.inf  # min over pruned boxes of their proven bound
+    proven_lb = np.inf  # min over the proofs of a polytope on a box of their bound
     open_lb = -np.inf
     best_x = None
+    best_cm = np.inf
     while stack_lo:
         if time.perf_counter() > deadline:
             return "unknown", min(proven_lb, open_lb), best_x
         # pop up to batch_size boxes (LIFO: keeps the stack small, depth-first flavour)
-        blo, bhi, bdep = stack_lo.pop(), stack_hi.pop(), stack_depth.pop()
-        while stack_lo and blo.shape[0] < batch_size:
-            blo = np.vstack([blo, stack_lo.pop()])
-            bhi = np.vstack([bhi, stack_hi.pop()])
-            bdep = np.concatenate([bdep, stack_depth.pop()])
+        parts = [(stack_lo.pop(), stack_hi.pop(), stack_depth.pop(), stack_open.pop())]
+        count = parts[0][0].shape[0]
+        while stack_lo and count < batch_size:
+            parts.append((stack_lo.pop(), stack_hi.pop(), stack_depth.pop(), stack_open.pop()))
+            count += parts[-1][0].shape[0]
+        blo, bhi, bdep, bopen = (np.concatenate([q[i] for q in parts]) for i in range(4))
         if blo.shape[0] > batch_size:
             stack_lo.append(blo[batch_size:])
             stack_hi.append(bhi[batch_size:])
             stack_depth.append(bdep[batch_size:])
+            stack_open.append(bopen[batch_size:])
             blo, bhi, bdep = blo[:batch_size], bhi[:batch_size], bdep[:batch_size]
+            bopen = bopen[:batch_size]
         stats["boxes"] += blo.shape[0]
-        out = _bound_batch(rnet, blo, bhi, C, d, intermediate, alpha_steps, use_milp, par)
+        out = _bound_batch(rnet, blo, bhi, union, intermediate, alpha_steps, use_milp, par)
         if out is None:  # a piece lost its worker on every attempt: its boxes are not proved
             stats["lost_pieces"] += 1
             return "unknown", -np.inf, best_x
-        val, Lam, vertex, pre, n_alpha = out
+        val, pbound, Lam, vertex, pre, n_alpha = out
         stats["alpha_boxes"] += n_alpha
-        box_lb = val.max(1)
-        proved = box_lb > 0
+        proved = bopen & (pbound > 0)
         if proved.any():
-            proven_lb = min(proven_lb, float(box_lb[proved].min()))
-        keep = ~proved
+            proven_lb = min(proven_lb, float(pbound[proved].min()))
+        bopen = bopen & ~proved
+        keep = bopen.any(1)
         if not keep.any():
             continue
-        blo, bhi, bdep = blo[keep], bhi[keep], bdep[keep]
-        val, Lam, vertex = val[keep], Lam[keep], vertex[keep]
-        open_lb = float(val.max(1).min())
+        blo, bhi, bdep, bopen = blo[keep], bhi[keep], bdep[keep], bopen[keep]
+        val, pbound, Lam, vertex = val[keep], pbound[keep], Lam[keep], vertex[keep]
+        open_bound = np.where(bopen, pbound, np.inf)
+        open_lb = float(open_bound.min())
         # candidate counterexamples: the vertices minimizing each row's bound, and the centres
         cand = np.concatenate([vertex.reshape(-1, n), (blo + bhi) / 2])
-        cm = (rnet(cand) @ C.T - d).max(-1)
+        cm = union.margin(rnet(cand))
         k = int(np.argmin(cm))
         if cm[k] <= 0:
             y, m = recheck(cand[k])
             if m <= 0:
                 return "violated", -np.inf, cand[k]
-        if best_x is None or cm[k] < float((rnet(best_x) @ C.T - d).max()):
-            best_x = cand[k]
+        if cm[k] < best_cm:
+            best_x, best_cm = cand[k], float(cm[k])
         # exact MILP on boxes with few unstable ReLUs (piecewise-linear networks)
         if use_milp:
             unstable = sum(((l < 0) & (u > 0)).sum(1) for l, u in (p for p in pre))[keep]
             small = unstable <= milp_unstable
             for i in np.flatnonzero(small):
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0:
-                    break
                 pre_i = [(l[keep][i], u[keep][i]) for l, u in pre]
-                sol = minimize_margin(
-                    rnet,
-                    blo[i],
-                    bhi[i],
-                    C,
-                    d,
-                    pre_bounds=pre_i,
-                    backend=milp_backend,
-                    time_limit=remaining,
-                )
-                stats["milp_calls"] += 1
-                if sol.status == "optimal" and sol.value > 0:
-                    proven_lb = min(proven_lb, sol.value)
-                    small[i] = True
-                elif sol.x is not None and sol.value <= 0:
-                    y, m = recheck(sol.x)
-                    if m <= 0:
-                        return "violated", -np.inf, sol.x
+                for q in np.flatnonzero(bopen[i]):
+                    remaining = deadline - time.perf_counter()
+                    if remaining <= 0:
+                        small[i] = False
+                        break
+                    C, d = union.polytope(q)
+                    sol = minimize_margin(
+                        rnet,
+                        blo[i],
+                        bhi[i],
+                        C,
+                        d,
+                        pre_bounds=pre_i,
+                        backend=milp_backend,
+                        time_limit=remaining,
+                    )
+                    stats["milp_calls"] += 1
+                    if sol.status == "optimal" and sol.value > 0:
+                        proven_lb = min(proven_lb, sol.value)
+                        bopen[i, q] = False
+                        continue
+                    if sol.x is not None and sol.value <= 0:
+                        y, m = recheck(sol.x)
+                        if m <= 0:
+                            return "violated", -np.inf, sol.x
                     small[i] = False
-                else:
-                    small[i] = False
+                    break
             rest = ~small
-            blo, bhi, bdep, val, Lam = blo[rest], bhi[rest], bdep[rest], val[rest], Lam[rest]
+            blo, bhi, bdep, bopen = blo[rest], bhi[rest], bdep[rest], bopen[rest]
+            val, pbound, Lam = val[rest], pbound[rest], Lam[rest]
+            open_bound = open_bound[rest]
             if blo.shape[0] == 0:
                 continue
-        # split: dimension maximizing |coef| × width of the row closest to a proof
-        j = np.argmax(val, axis=1)
-        coef = np.abs(Lam[np.arange(blo.shape[0]), j])
+        # split: dimension maximizing |coef| × width of the row closest to a proof, in the open
+        # polytope farthest from one
+        B = blo.shape[0]
+        worst = np.argmin(open_bound, axis=1)
+        row_val = np.where(union.rows_of(worst), val, -np.inf)
+        j = np.argmax(row_val, axis=1)
+        coef = np.abs(Lam[np.arange(B), j])
         width = bhi - blo
         score = coef * width
         score = np.where(width > 0, score + 1e-12 * width, -1.0)
         if branching == "bound":
-            stats["branch_estimates"] += 2 * min(BRANCH_CANDIDATES, n) * blo.shape[0]
+            stats["branch_estimates"] += 2 * min(BRANCH_CANDIDATES, n) * B
             # a dimension is split at most MAX_SPLIT_LEAD times more than the least split one:
             # near the minimizer the bound of the half containing it is capped by the true margin
             # for every candidate, and the estimate alone could keep halving one dimension
@@ -518,8 +535,8 @@ def _bab_polytope(
                 rnet,
                 blo,
                 bhi,
-                C,
-                d,
+                union,
+                bopen,
                 sb,
                 BRANCH_CANDIDATES,
                 intermediate,
@@ -530,30 +547,35 @@ def _bab_polytope(
             )
         else:
             dim = np.argmax(score, axis=1)
-        if np.any(width[np.arange(blo.shape[0]), dim] <= 0):
+        if np.any(width[np.arange(B), dim] <= 0):
             # a degenerate box that cannot be proven: its single point was checked above
             return "unknown", min(proven_lb, open_lb), best_x
-        mid = (blo[np.arange(blo.shape[0]), dim] + bhi[np.arange(blo.shape[0]), dim]) / 2
+        mid = (blo[np.arange(B), dim] + bhi[np.arange(B), dim]) / 2
         lo1, hi1 = blo.copy(), bhi.copy()
-        hi1[np.arange(blo.shape[0]), dim] = mid
+        hi1[np.arange(B), dim] = mid
         lo2, hi2 = blo.copy(), bhi.copy()
-        lo2[np.arange(blo.shape[0]), dim] = mid
-        stats["splits"] += blo.shape[0]
+        lo2[np.arange(B), dim] = mid
+        stats["splits"] += B
         stats["max_depth"] = max(stats["max_depth"], int(bdep.max()) + 1)
         clo, chi = np.vstack([lo1, lo2]), np.vstack([hi1, hi2])
         cdep = np.concatenate([bdep + 1, bdep + 1])
+        copen = np.vstack([bopen, bopen])
         if branching == "bound":
-            # halves already proven by the estimate are done; the others are bounded again
-            vb = np.concatenate([v1, v2])
-            done = vb > 0
-            if done.any():
-                proven_lb = min(proven_lb, float(vb[done].min()))
-            clo, chi, cdep = clo[~done], chi[~done], cdep[~done]
+            # polytopes proven on a half by the estimate are done there; halves with none left
+            # are done, the others are bounded again
+            vb = np.vstack([v1, v2])
+            proved = copen & (vb > 0)
+            if proved.any():
+                proven_lb = min(proven_lb, float(vb[proved].min()))
+            copen = copen & ~proved
+            left = copen.any(1)
+            clo, chi, cdep, copen = clo[left], chi[left], cdep[left], copen[left]
             if clo.shape[0] == 0:
                 continue
         stack_lo.append(clo)
         stack_hi.append(chi)
         stack_depth.append(cdep)
+        stack_open.append(copen)
     return "holds", proven_lb, best_x
 
 
