@@ -272,12 +272,13 @@ def check(
         done); no dimension is halved more than :data:`MAX_SPLIT_LEAD` times beyond the least
         halved one. ``"auto"`` (the default) runs a ``"bound"`` search and a ``"gradient"``
         search of the whole box in turn, each resumed where it stopped, in slices of
-        :data:`AUTO_SLICE` seconds doubled every round (``"bound"`` first), so that each has
-        about half of the time: the look-ahead of ``"bound"`` can keep halving input dimensions
+        :data:`AUTO_SLICE` boxes bounded (split estimates included) doubled every round
+        (``"bound"`` first): the look-ahead of ``"bound"`` can keep halving input dimensions
         that are already narrow (each split improves one half's bound a little) while the
         dimensions that matter stay whole, which the gradient score does not, and the gradient
-        search, cheaper per box, decides others sooner. Each search is sound on its own; which
-        one answers may depend on the machine's speed.
+        search, cheaper per box, decides others sooner. Each search is sound on its own; the
+        slices count boxes, not seconds, so which one answers depends on the machine only
+        through the timeout.
         A piece of a batch lost on every attempt (see ``executor``) ends the search as before.
     executor : concurrent.futures.Executor, optional, keyword-only
         Where the boxes of a batch are bounded (:func:`neuroctl.parallel.map_tasks`): each
@@ -411,6 +412,8 @@ class _Search:
         Proven lower bound on the margin over the box (``-inf`` after a lost piece).
     best_x : ndarray (n_in,) or None
         The counterexample when violated, else the candidate input of least margin seen.
+    work : int
+        Boxes bounded so far, split estimates included.
     """
 
     def __init__(
@@ -442,13 +445,14 @@ class _Search:
         self.best_x = None
         self.best_cm = np.inf
         self.lost = False
+        self.work = 0  # boxes bounded, split estimates included
 
     @property
     def lower_bound(self) -> float:
         return -np.inf if self.lost else min(self.proven_lb, self.open_lb)
 
-    def run(self, until: float) -> str:
-        """Search until ``time.perf_counter()`` passes ``until``.
+    def run(self, until: float, work: float = np.inf) -> str:
+        """Search until ``time.perf_counter()`` passes ``until`` or :attr:`work` reaches ``work``.
 
         Returns
         -------
@@ -460,7 +464,7 @@ class _Search:
 
         n = self.root_width.shape[1]
         while self.stack_lo:
-            if time.perf_counter() > until:
+            if time.perf_counter() > until or self.work >= work:
                 return "paused"
             # pop up to batch_size boxes (LIFO: keeps the stack small, depth-first flavour)
             parts = [
@@ -495,6 +499,7 @@ class _Search:
                 )
                 bopen = bopen[: self.batch_size]
             self.stats["boxes"] += blo.shape[0]
+            self.work += blo.shape[0]
             out = _bound_batch(
                 self.rnet,
                 blo,
@@ -585,6 +590,7 @@ class _Search:
             score = np.where(width > 0, score + 1e-12 * width, -1.0)
             if self.branching == "bound":
                 self.stats["branch_estimates"] += 2 * min(BRANCH_CANDIDATES, n) * B
+                self.work += 2 * min(BRANCH_CANDIDATES, n) * B
                 # a dimension is split at most MAX_SPLIT_LEAD times more than the least split
                 # one: near the minimizer the bound of the half containing it is capped by the
                 # true margin for every candidate, and the estimate alone could keep halving one
@@ -641,19 +647,20 @@ class _Search:
 
 
 def _interleave(searches, deadline):
-    """Run the searches in turn, in slices of :data:`AUTO_SLICE` seconds doubled every round.
+    """Run the searches in turn, in slices of :data:`AUTO_SLICE` boxes doubled every round.
 
-    Each search resumes where its last slice stopped, so by any time each has had about half of
-    it (one search alone runs until ``deadline``). Returns ``(status, search)``: the first
-    "holds" or "violated" and the search that found it, or "unknown" (time is up, or every
-    search ended, or a piece was lost on every attempt: not a limit of a split rule, no other
-    search is tried).
+    Each search resumes where its last slice stopped. The slices count boxes bounded (split
+    estimates included), not seconds, so that the search does not depend on the machine's speed
+    or on where the boxes are bounded (one search alone runs until ``deadline``). Returns
+    ``(status, search)``: the first "holds" or "violated" and the search that found it, or
+    "unknown" (time is up, or every search ended, or a piece was lost on every attempt: not a
+    limit of a split rule, no other search is tried).
     """
     live = list(searches)
     length = AUTO_SLICE if len(live) > 1 else np.inf
     while live:
         for s in list(live):
-            status = s.run(min(deadline, time.perf_counter() + length))
+            status = s.run(deadline, s.work + length)
             if status in ("holds", "violated"):
                 return status, s
             if s.lost:
@@ -666,8 +673,9 @@ def _interleave(searches, deadline):
     return "unknown", searches[-1]
 
 
-#: With ``branching="auto"``, seconds of the first slice of each search (doubled every round).
-AUTO_SLICE = 1.0
+#: With ``branching="auto"``, boxes bounded (split estimates included) in the first slice of each
+#: search, doubled every round: about a second of the look-ahead on ACAS Xu, one thread.
+AUTO_SLICE = 512
 #: Number of input dimensions (the best by gradient × width) whose split is tried per box.
 BRANCH_CANDIDATES = 5
 #: With ``branching="bound"``, a dimension is halved at most this many times more than the least
