@@ -1,5 +1,7 @@
 """check(): verdicts against brute force, counterexamples that check, determinism, specs, vnnlib."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -180,3 +182,79 @@ def test_an_output_exactly_at_a_bound_satisfies_the_range():
     below = Spec.output_range(1, upper=[np.nextafter(1.0, 0.0)])
     r = check(net, LO, HI, below, timeout=30)
     assert r.status == "violated" and r.output[0] == 1.0 and r.counterexample[0] == 1.0
+
+
+def _union_spec(shift):
+    """Unsafe: ``y0 >= max y0 + shift``, or ``y1 >= max y1 + shift and y0 <= y1``, or
+    ``y1 <= min y1 - shift`` (the extremes of ``_net()`` on the box by MILP)."""
+    from neuroctl.verify import output_bounds
+
+    exact = output_bounds(_net(), LO, HI, method="milp")
+    return Spec(
+        (
+            (np.array([[-1.0, 0.0]]), -np.array([exact.upper[0] + shift])),
+            (np.array([[0.0, -1.0], [1.0, -1.0]]), -np.array([exact.upper[1] + shift, 0.0])),
+            (np.array([[0.0, 1.0]]), np.array([exact.lower[1] - shift])),
+        )
+    )
+
+
+@pytest.mark.parametrize("branching", ["auto", "bound", "gradient"])
+@pytest.mark.parametrize("shift", [-0.002, 0.002, 0.01])
+def test_unsafe_polytopes_searched_together_give_the_verdict_of_their_exact_minima(
+    branching, shift
+):
+    from neuroctl.verify.milp import minimize_margin
+
+    net = _net()
+    spec = _union_spec(shift)
+    # the exact least margin of the union: the least of its polytopes' exact minima (MILP)
+    minima = [minimize_margin(net, LO, HI, C, d) for C, d in spec.unsafe]
+    assert all(m.status == "optimal" for m in minima)
+    least = min(m.value for m in minima)
+    r = check(net, LO, HI, spec, samples=0, timeout=60, branching=branching, batch_size=8)
+    assert r.status == ("holds" if least > 0 else "violated")
+    if r.status == "holds":
+        assert 0 < r.margin <= least + 1e-9  # a proven bound, not above the true margin
+    else:
+        with torch.no_grad():
+            y = net.double()(torch.as_tensor(r.counterexample)).numpy()
+        assert r.margin <= 0 and spec.margin(y) <= 0
+
+
+def test_a_search_run_in_slices_is_the_search_run_at_once():
+    from neuroctl.verify.bab import _Search
+    from neuroctl.verify.bab_bounding import _Union
+    from neuroctl.verify.bounds import as_relu_network
+
+    rnet = as_relu_network(_net())
+    spec = _union_spec(0.002)
+    runs = []
+    for sliced in (False, True):
+        stats = {k: 0 for k in ("boxes", "splits", "max_depth", "branch_estimates", "milp_calls")}
+        stats.update(alpha_boxes=0, lost_pieces=0)
+        s = _Search(
+            rnet,
+            LO[None],
+            HI[None],
+            _Union(spec.unsafe),
+            None,
+            8,
+            "crown",
+            0,
+            "scipy",
+            0,
+            "gradient",
+            stats,
+            None,
+        )
+        statuses = []
+        while not statuses or statuses[-1] == "paused":
+            # slices of 1 ms: a batch of 8 boxes or a few each
+            statuses.append(s.run(time.perf_counter() + 1e-3 if sliced else np.inf))
+            if len(statuses) > 10_000:
+                break
+        runs.append((statuses, stats, s.proven_lb))
+    (one, stats1, lb1), (many, stats_n, lb_n) = runs
+    assert one == ["holds"] and many[-1] == "holds" and len(many) > 1
+    assert stats1 == stats_n and lb1 == lb_n

@@ -5,8 +5,9 @@
 1. falsification: seeded random sampling, then projected gradient descent on the margin;
 2. input-splitting branch and bound, vectorized: many boxes are bounded at once by one batched
    linear-relaxation pass (forward linear bounds for the hidden layers, back-substitution of the
-   specification rows); a box is pruned when some row of an unsafe polytope is provably violated
-   on it; the linear bound's minimizing vertex and the box centre are evaluated as candidate
+   specification rows); all the unsafe polytopes of the specification are bounded in the same
+   pass, and a box is done when each is proven on it (some row of the polytope provably
+   violated); the linear bound's minimizing vertex and the box centre are evaluated as candidate
    counterexamples; a box is split at the middle of an input dimension: by default the one,
    among the few with the largest ``|coefficient| × width`` (gradient × width), whose split
    leaves the least to prove on its two halves (both halves of each candidate are bounded in
@@ -33,7 +34,7 @@ import torch
 
 from .._json import json_dict
 from ..parallel import ProcessPool, _plan
-from .bab_bounding import _bound_batch, _split_batch
+from .bab_bounding import _bound_batch, _split_batch, _Union
 from .bounds import ReluNetwork, _boxes, _intermediate
 from .spec import Spec
 
@@ -269,12 +270,15 @@ def check(
         :data:`BRANCH_CANDIDATES` best dimensions by that score, bounds both halves of each, and
         keeps the split that leaves the least to prove on its halves (halves proven there are
         done); no dimension is halved more than :data:`MAX_SPLIT_LEAD` times beyond the least
-        halved one. ``"auto"`` (the default) searches with ``"bound"`` for half of the time
-        left for each unsafe polytope and, if that leaves it undecided, searches it again from
-        the whole box with ``"gradient"`` for the rest: the look-ahead of ``"bound"`` can keep
-        halving input dimensions that are already narrow (each split improves one half's bound a
-        little) while the dimensions that matter stay whole, which the gradient score does not.
-        Each search is sound on its own; which one answers may depend on the machine's speed.
+        halved one. ``"auto"`` (the default) runs a ``"bound"`` search and a ``"gradient"``
+        search of the whole box in turn, each resumed where it stopped, in slices of
+        :data:`AUTO_SLICE` boxes bounded (split estimates included) doubled every round
+        (``"bound"`` first): the look-ahead of ``"bound"`` can keep halving input dimensions
+        that are already narrow (each split improves one half's bound a little) while the
+        dimensions that matter stay whole, which the gradient score does not, and the gradient
+        search, cheaper per box, decides others sooner. Each search is sound on its own; the
+        slices count boxes, not seconds, so which one answers depends on the machine only
+        through the timeout.
         A piece of a batch lost on every attempt (see ``executor``) ends the search as before.
     executor : concurrent.futures.Executor, optional, keyword-only
         Where the boxes of a batch are bounded (:func:`neuroctl.parallel.map_tasks`): each
@@ -345,218 +349,333 @@ def check(
         if m <= 0 and recheck(x)[1] <= 0:
             return done("violated", -np.inf, x)
 
-    # 2. branch and bound, one unsafe polytope at a time
+    # 2. branch and bound, all the unsafe polytopes together
     stats["phase"] = "branch_and_bound"
-    global_lb = np.inf
     own_pool = None
     if par is not None and par[0] is None:  # one pool for the search, renewed if a worker dies
         own_pool = ProcessPool(par[1])
         par = (own_pool, *par[1:])
     try:
-        for C, d in spec.unsafe:
-            plan = [(branching, deadline)]
-            if branching == "auto":
-                half = time.perf_counter() + (deadline - time.perf_counter()) / 2
-                plan = [("bound", half), ("gradient", deadline)]
-            for how, until in plan:
-                lost = stats["lost_pieces"]
-                status, lb, x = _bab_polytope(
-                    rnet,
-                    lo,
-                    hi,
-                    C,
-                    d,
-                    recheck,
-                    until,
-                    batch_size,
-                    intermediate,
-                    milp_unstable,
-                    milp_backend,
-                    alpha_steps,
-                    how,
-                    stats,
-                    par,
-                )
-                # a worker lost on every attempt is not a limit of the split rule: no retry
-                if status != "unknown" or stats["lost_pieces"] != lost:
-                    break
-            if status == "violated":
-                return done("violated", -np.inf, x)
-            global_lb = min(global_lb, lb)
-            if status == "unknown":
-                if x is not None:
-                    best_m = min(best_m, float(spec.margin(rnet(x))))
-                return done("unknown", global_lb)
+        union = _Union(spec.unsafe)
+
+        def search(how):
+            return _Search(
+                rnet,
+                lo,
+                hi,
+                union,
+                recheck,
+                batch_size,
+                intermediate,
+                milp_unstable,
+                milp_backend,
+                alpha_steps,
+                how,
+                stats,
+                par,
+            )
+
+        searches = [
+            search(h) for h in (("bound", "gradient") if branching == "auto" else (branching,))
+        ]
+        status, last = _interleave(searches, deadline)
+        if status == "violated":
+            return done("violated", -np.inf, last.best_x)
+        if status == "unknown":
+            xs = [s.best_x for s in searches if s.best_x is not None]
+            if xs:
+                best_m = min(best_m, float(spec.margin(rnet(np.asarray(xs))).min()))
+            return done("unknown", min(s.lower_bound for s in searches))
+        global_lb = last.proven_lb
     finally:
         if own_pool is not None:
             own_pool.shutdown(wait=True, cancel_futures=True)
     return done("holds", global_lb)
 
 
-def _bab_polytope(
-    rnet,
-    lo,
-    hi,
-    C,
-    d,
-    recheck,
-    deadline,
-    batch_size,
-    intermediate,
-    milp_unstable,
-    milp_backend,
-    alpha_steps,
-    branching,
-    stats,
-    par,
-):
-    """Prove ``max_j (C y - d)_j > 0`` on the box, or find an input violating it.
+class _Search:
+    """A branch and bound over the union of unsafe polytopes, run in slices of time.
 
-    ``par``: None (everything here) or ``(executor, workers, width)`` from
-    :func:`neuroctl.parallel._plan`: the bounding of each batch goes to the executor in ``width``
-    pieces, merged in submission order.
+    Proves ``max_j (C_k y - d_k)_j > 0`` on the box for every polytope ``k`` of the
+    :class:`~neuroctl.verify.bab_bounding._Union`, or finds an input violating one. The
+    polytopes are searched together: every box carries the polytopes still open on it (a
+    polytope proven on a box is proven on its sub-boxes), is bounded for all of them in one pass,
+    and is done when none is open. The split follows the open polytope of least bound.
+    :meth:`run` goes on until a time and returns ``"paused"`` there; a later call resumes where
+    it stopped (the stack of open boxes is kept). ``par``: None (everything here) or
+    ``(executor, workers, width)`` from :func:`neuroctl.parallel._plan`: the bounding of each
+    batch goes to the executor in ``width`` pieces, merged in submission order.
+
+    Attributes
+    ----------
+    lower_bound : float
+        Proven lower bound on the margin over the box (``-inf`` after a lost piece).
+    best_x : ndarray (n_in,) or None
+        The counterexample when violated, else the candidate input of least margin seen.
+    work : int
+        Boxes bounded so far, split estimates included.
     """
-    from .milp import minimize_margin
 
-    use_milp = milp_unstable > 0 and rnet.piecewise_linear
-    n = lo.shape[1]
-    stack_lo, stack_hi, stack_depth = [lo], [hi], [np.zeros(1, int)]
-    root_width = np.where(hi - lo > 0, hi - lo, 1.0)
-    proven_lb = np.inf  # min over pruned boxes of their proven bound
-    open_lb = -np.inf
-    best_x = None
-    while stack_lo:
-        if time.perf_counter() > deadline:
-            return "unknown", min(proven_lb, open_lb), best_x
-        # pop up to batch_size boxes (LIFO: keeps the stack small, depth-first flavour)
-        blo, bhi, bdep = stack_lo.pop(), stack_hi.pop(), stack_depth.pop()
-        while stack_lo and blo.shape[0] < batch_size:
-            blo = np.vstack([blo, stack_lo.pop()])
-            bhi = np.vstack([bhi, stack_hi.pop()])
-            bdep = np.concatenate([bdep, stack_depth.pop()])
-        if blo.shape[0] > batch_size:
-            stack_lo.append(blo[batch_size:])
-            stack_hi.append(bhi[batch_size:])
-            stack_depth.append(bdep[batch_size:])
-            blo, bhi, bdep = blo[:batch_size], bhi[:batch_size], bdep[:batch_size]
-        stats["boxes"] += blo.shape[0]
-        out = _bound_batch(rnet, blo, bhi, C, d, intermediate, alpha_steps, use_milp, par)
-        if out is None:  # a piece lost its worker on every attempt: its boxes are not proved
-            stats["lost_pieces"] += 1
-            return "unknown", -np.inf, best_x
-        val, Lam, vertex, pre, n_alpha = out
-        stats["alpha_boxes"] += n_alpha
-        box_lb = val.max(1)
-        proved = box_lb > 0
-        if proved.any():
-            proven_lb = min(proven_lb, float(box_lb[proved].min()))
-        keep = ~proved
-        if not keep.any():
-            continue
-        blo, bhi, bdep = blo[keep], bhi[keep], bdep[keep]
-        val, Lam, vertex = val[keep], Lam[keep], vertex[keep]
-        open_lb = float(val.max(1).min())
-        # candidate counterexamples: the vertices minimizing each row's bound, and the centres
-        cand = np.concatenate([vertex.reshape(-1, n), (blo + bhi) / 2])
-        cm = (rnet(cand) @ C.T - d).max(-1)
-        k = int(np.argmin(cm))
-        if cm[k] <= 0:
-            y, m = recheck(cand[k])
-            if m <= 0:
-                return "violated", -np.inf, cand[k]
-        if best_x is None or cm[k] < float((rnet(best_x) @ C.T - d).max()):
-            best_x = cand[k]
-        # exact MILP on boxes with few unstable ReLUs (piecewise-linear networks)
-        if use_milp:
-            unstable = sum(((l < 0) & (u > 0)).sum(1) for l, u in (p for p in pre))[keep]
-            small = unstable <= milp_unstable
-            for i in np.flatnonzero(small):
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0:
-                    break
-                pre_i = [(l[keep][i], u[keep][i]) for l, u in pre]
-                sol = minimize_margin(
-                    rnet,
-                    blo[i],
-                    bhi[i],
-                    C,
-                    d,
-                    pre_bounds=pre_i,
-                    backend=milp_backend,
-                    time_limit=remaining,
+    def __init__(
+        self,
+        rnet,
+        lo,
+        hi,
+        union,
+        recheck,
+        batch_size,
+        intermediate,
+        milp_unstable,
+        milp_backend,
+        alpha_steps,
+        branching,
+        stats,
+        par,
+    ):
+        self.rnet, self.union, self.recheck = rnet, union, recheck
+        self.batch_size, self.intermediate, self.alpha_steps = batch_size, intermediate, alpha_steps
+        self.milp_unstable, self.milp_backend = milp_unstable, milp_backend
+        self.branching, self.stats, self.par = branching, stats, par
+        self.use_milp = milp_unstable > 0 and rnet.piecewise_linear
+        self.stack_lo, self.stack_hi, self.stack_depth = [lo], [hi], [np.zeros(1, int)]
+        self.stack_open = [np.ones((1, union.n_polytopes), bool)]
+        self.root_width = np.where(hi - lo > 0, hi - lo, 1.0)
+        self.proven_lb = np.inf  # min over the proofs of a polytope on a box of their bound
+        self.open_lb = -np.inf
+        self.best_x = None
+        self.best_cm = np.inf
+        self.lost = False
+        self.work = 0  # boxes bounded, split estimates included
+
+    @property
+    def lower_bound(self) -> float:
+        return -np.inf if self.lost else min(self.proven_lb, self.open_lb)
+
+    def run(self, until: float, work: float = np.inf) -> str:
+        """Search until ``time.perf_counter()`` passes ``until`` or :attr:`work` reaches ``work``.
+
+        Returns
+        -------
+        {"holds", "violated", "unknown", "paused"}
+            ``"unknown"``: the search cannot go on (a box that cannot be split, or a piece lost
+            on every attempt); ``"paused"``: time is up, :meth:`run` again to go on.
+        """
+        from .milp import minimize_margin
+
+        n = self.root_width.shape[1]
+        while self.stack_lo:
+            if time.perf_counter() > until or self.work >= work:
+                return "paused"
+            # pop up to batch_size boxes (LIFO: keeps the stack small, depth-first flavour)
+            parts = [
+                (
+                    self.stack_lo.pop(),
+                    self.stack_hi.pop(),
+                    self.stack_depth.pop(),
+                    self.stack_open.pop(),
                 )
-                stats["milp_calls"] += 1
-                if sol.status == "optimal" and sol.value > 0:
-                    proven_lb = min(proven_lb, sol.value)
-                    small[i] = True
-                elif sol.x is not None and sol.value <= 0:
-                    y, m = recheck(sol.x)
-                    if m <= 0:
-                        return "violated", -np.inf, sol.x
-                    small[i] = False
-                else:
-                    small[i] = False
-            rest = ~small
-            blo, bhi, bdep, val, Lam = blo[rest], bhi[rest], bdep[rest], val[rest], Lam[rest]
-            if blo.shape[0] == 0:
-                continue
-        # split: dimension maximizing |coef| × width of the row closest to a proof
-        j = np.argmax(val, axis=1)
-        coef = np.abs(Lam[np.arange(blo.shape[0]), j])
-        width = bhi - blo
-        score = coef * width
-        score = np.where(width > 0, score + 1e-12 * width, -1.0)
-        if branching == "bound":
-            stats["branch_estimates"] += 2 * min(BRANCH_CANDIDATES, n) * blo.shape[0]
-            # a dimension is split at most MAX_SPLIT_LEAD times more than the least split one:
-            # near the minimizer the bound of the half containing it is capped by the true margin
-            # for every candidate, and the estimate alone could keep halving one dimension
-            rel = width / root_width
-            balanced = rel >= rel.max(1, keepdims=True) / 2**MAX_SPLIT_LEAD
-            sb = np.where(balanced, score, -1.0)
-            dim, v1, v2 = _split_batch(
-                rnet,
+            ]
+            count = parts[0][0].shape[0]
+            while self.stack_lo and count < self.batch_size:
+                parts.append(
+                    (
+                        self.stack_lo.pop(),
+                        self.stack_hi.pop(),
+                        self.stack_depth.pop(),
+                        self.stack_open.pop(),
+                    )
+                )
+                count += parts[-1][0].shape[0]
+            blo, bhi, bdep, bopen = (np.concatenate([q[i] for q in parts]) for i in range(4))
+            if blo.shape[0] > self.batch_size:
+                self.stack_lo.append(blo[self.batch_size :])
+                self.stack_hi.append(bhi[self.batch_size :])
+                self.stack_depth.append(bdep[self.batch_size :])
+                self.stack_open.append(bopen[self.batch_size :])
+                blo, bhi, bdep = (
+                    blo[: self.batch_size],
+                    bhi[: self.batch_size],
+                    bdep[: self.batch_size],
+                )
+                bopen = bopen[: self.batch_size]
+            self.stats["boxes"] += blo.shape[0]
+            self.work += blo.shape[0]
+            out = _bound_batch(
+                self.rnet,
                 blo,
                 bhi,
-                C,
-                d,
-                sb,
-                BRANCH_CANDIDATES,
-                intermediate,
-                batch_size,
-                deadline,
-                par,
-                stats,
+                self.union,
+                self.intermediate,
+                self.alpha_steps,
+                self.use_milp,
+                self.par,
             )
-        else:
-            dim = np.argmax(score, axis=1)
-        if np.any(width[np.arange(blo.shape[0]), dim] <= 0):
-            # a degenerate box that cannot be proven: its single point was checked above
-            return "unknown", min(proven_lb, open_lb), best_x
-        mid = (blo[np.arange(blo.shape[0]), dim] + bhi[np.arange(blo.shape[0]), dim]) / 2
-        lo1, hi1 = blo.copy(), bhi.copy()
-        hi1[np.arange(blo.shape[0]), dim] = mid
-        lo2, hi2 = blo.copy(), bhi.copy()
-        lo2[np.arange(blo.shape[0]), dim] = mid
-        stats["splits"] += blo.shape[0]
-        stats["max_depth"] = max(stats["max_depth"], int(bdep.max()) + 1)
-        clo, chi = np.vstack([lo1, lo2]), np.vstack([hi1, hi2])
-        cdep = np.concatenate([bdep + 1, bdep + 1])
-        if branching == "bound":
-            # halves already proven by the estimate are done; the others are bounded again
-            vb = np.concatenate([v1, v2])
-            done = vb > 0
-            if done.any():
-                proven_lb = min(proven_lb, float(vb[done].min()))
-            clo, chi, cdep = clo[~done], chi[~done], cdep[~done]
-            if clo.shape[0] == 0:
+            if out is None:  # a piece lost its worker on every attempt: its boxes are not proved
+                self.stats["lost_pieces"] += 1
+                self.lost = True
+                return "unknown"
+            val, pbound, Lam, vertex, pre, n_alpha = out
+            self.stats["alpha_boxes"] += n_alpha
+            proved = bopen & (pbound > 0)
+            if proved.any():
+                self.proven_lb = min(self.proven_lb, float(pbound[proved].min()))
+            bopen = bopen & ~proved
+            keep = bopen.any(1)
+            if not keep.any():
                 continue
-        stack_lo.append(clo)
-        stack_hi.append(chi)
-        stack_depth.append(cdep)
-    return "holds", proven_lb, best_x
+            blo, bhi, bdep, bopen = blo[keep], bhi[keep], bdep[keep], bopen[keep]
+            val, pbound, Lam, vertex = val[keep], pbound[keep], Lam[keep], vertex[keep]
+            open_bound = np.where(bopen, pbound, np.inf)
+            self.open_lb = float(open_bound.min())
+            # candidate counterexamples: the vertices minimizing each row's bound, and the centres
+            cand = np.concatenate([vertex.reshape(-1, n), (blo + bhi) / 2])
+            cm = self.union.margin(self.rnet(cand))
+            k = int(np.argmin(cm))
+            if cm[k] <= 0:
+                y, m = self.recheck(cand[k])
+                if m <= 0:
+                    self.best_x = cand[k]
+                    return "violated"
+            if cm[k] < self.best_cm:
+                self.best_x, self.best_cm = cand[k], float(cm[k])
+            # exact MILP on boxes with few unstable ReLUs (piecewise-linear networks)
+            if self.use_milp:
+                unstable = sum(((l < 0) & (u > 0)).sum(1) for l, u in (p for p in pre))[keep]
+                small = unstable <= self.milp_unstable
+                for i in np.flatnonzero(small):
+                    pre_i = [(l[keep][i], u[keep][i]) for l, u in pre]
+                    for q in np.flatnonzero(bopen[i]):
+                        remaining = until - time.perf_counter()
+                        if remaining <= 0:
+                            small[i] = False
+                            break
+                        C, d = self.union.polytope(q)
+                        sol = minimize_margin(
+                            self.rnet,
+                            blo[i],
+                            bhi[i],
+                            C,
+                            d,
+                            pre_bounds=pre_i,
+                            backend=self.milp_backend,
+                            time_limit=remaining,
+                        )
+                        self.stats["milp_calls"] += 1
+                        if sol.status == "optimal" and sol.value > 0:
+                            self.proven_lb = min(self.proven_lb, sol.value)
+                            bopen[i, q] = False
+                            continue
+                        if sol.x is not None and sol.value <= 0:
+                            y, m = self.recheck(sol.x)
+                            if m <= 0:
+                                self.best_x = sol.x
+                                return "violated"
+                        small[i] = False
+                        break
+                rest = ~small
+                blo, bhi, bdep, bopen = blo[rest], bhi[rest], bdep[rest], bopen[rest]
+                val, pbound, Lam = val[rest], pbound[rest], Lam[rest]
+                open_bound = open_bound[rest]
+                if blo.shape[0] == 0:
+                    continue
+            # split: dimension maximizing |coef| × width of the row closest to a proof, in the
+            # open polytope farthest from one
+            B = blo.shape[0]
+            worst = np.argmin(open_bound, axis=1)
+            row_val = np.where(self.union.rows_of(worst), val, -np.inf)
+            j = np.argmax(row_val, axis=1)
+            coef = np.abs(Lam[np.arange(B), j])
+            width = bhi - blo
+            score = coef * width
+            score = np.where(width > 0, score + 1e-12 * width, -1.0)
+            if self.branching == "bound":
+                self.stats["branch_estimates"] += 2 * min(BRANCH_CANDIDATES, n) * B
+                self.work += 2 * min(BRANCH_CANDIDATES, n) * B
+                # a dimension is split at most MAX_SPLIT_LEAD times more than the least split
+                # one: near the minimizer the bound of the half containing it is capped by the
+                # true margin for every candidate, and the estimate alone could keep halving one
+                # dimension
+                rel = width / self.root_width
+                balanced = rel >= rel.max(1, keepdims=True) / 2**MAX_SPLIT_LEAD
+                sb = np.where(balanced, score, -1.0)
+                dim, v1, v2 = _split_batch(
+                    self.rnet,
+                    blo,
+                    bhi,
+                    self.union,
+                    bopen,
+                    sb,
+                    BRANCH_CANDIDATES,
+                    self.intermediate,
+                    self.batch_size,
+                    until,
+                    self.par,
+                    self.stats,
+                )
+            else:
+                dim = np.argmax(score, axis=1)
+            if np.any(width[np.arange(B), dim] <= 0):
+                # a degenerate box that cannot be proven: its single point was checked above
+                return "unknown"
+            mid = (blo[np.arange(B), dim] + bhi[np.arange(B), dim]) / 2
+            lo1, hi1 = blo.copy(), bhi.copy()
+            hi1[np.arange(B), dim] = mid
+            lo2, hi2 = blo.copy(), bhi.copy()
+            lo2[np.arange(B), dim] = mid
+            self.stats["splits"] += B
+            self.stats["max_depth"] = max(self.stats["max_depth"], int(bdep.max()) + 1)
+            clo, chi = np.vstack([lo1, lo2]), np.vstack([hi1, hi2])
+            cdep = np.concatenate([bdep + 1, bdep + 1])
+            copen = np.vstack([bopen, bopen])
+            if self.branching == "bound":
+                # polytopes proven on a half by the estimate are done there; halves with none left
+                # are done, the others are bounded again
+                vb = np.vstack([v1, v2])
+                proved = copen & (vb > 0)
+                if proved.any():
+                    self.proven_lb = min(self.proven_lb, float(vb[proved].min()))
+                copen = copen & ~proved
+                left = copen.any(1)
+                clo, chi, cdep, copen = clo[left], chi[left], cdep[left], copen[left]
+                if clo.shape[0] == 0:
+                    continue
+            self.stack_lo.append(clo)
+            self.stack_hi.append(chi)
+            self.stack_depth.append(cdep)
+            self.stack_open.append(copen)
+        return "holds"
 
 
+def _interleave(searches, deadline):
+    """Run the searches in turn, in slices of :data:`AUTO_SLICE` boxes doubled every round.
+
+    Each search resumes where its last slice stopped. The slices count boxes bounded (split
+    estimates included), not seconds, so that the search does not depend on the machine's speed
+    or on where the boxes are bounded (one search alone runs until ``deadline``). Returns
+    ``(status, search)``: the first "holds" or "violated" and the search that found it, or
+    "unknown" (time is up, or every search ended, or a piece was lost on every attempt: not a
+    limit of a split rule, no other search is tried).
+    """
+    live = list(searches)
+    length = AUTO_SLICE if len(live) > 1 else np.inf
+    while live:
+        for s in list(live):
+            status = s.run(deadline, s.work + length)
+            if status in ("holds", "violated"):
+                return status, s
+            if s.lost:
+                return "unknown", s
+            if status == "unknown":
+                live.remove(s)
+            if time.perf_counter() > deadline:
+                return "unknown", s
+        length *= 2
+    return "unknown", searches[-1]
+
+
+#: With ``branching="auto"``, boxes bounded (split estimates included) in the first slice of each
+#: search, doubled every round: about a second of the look-ahead on ACAS Xu, one thread.
+AUTO_SLICE = 512
 #: Number of input dimensions (the best by gradient × width) whose split is tried per box.
 BRANCH_CANDIDATES = 5
 #: With ``branching="bound"``, a dimension is halved at most this many times more than the least
