@@ -85,8 +85,8 @@ region is then the set and those boxes). Pendulum, fitted ``P`` in the wide doma
 benchmarks/bench_roa.py --cases pendulum --domains wide --lyapunov fitted --entry-steps 300
 --entry-timeout 120`` (commit fb2649f, load average 2):
 
-    case      V             domain  volume   basin  certified  in domain  time [s]  cpu [s]  sim  entry
-    pendulum  fitted        wide     12.42   13.48     92.5%     100.0%      58.9     54.9   ok   4564
+    case      V       domain  volume   basin  certified  in domain  time [s]  cpu [s]  sim  entry
+    pendulum  fitted  wide     12.42   13.48     92.5%     100.0%      58.9     54.9   ok   4564
 
 41.5% → **92.5%** of the simulated basin (the entry boxes enter the set within 58 steps; the
 search finished, grid 16², smallest width 1/256 of the box, before its 120 s): the swings through

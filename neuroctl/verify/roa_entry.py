@@ -22,7 +22,8 @@ each box's states being in ``S`` after its stated number of steps.
 Before a box is tried, its centre and corners are simulated (points of the box, so a proof of
 the box needs them all to enter ``S``): a box of which one does not enter ``S`` within the
 horizon, in ``D`` all along, is split without a set computation, or dropped at the smallest
-width; the simulated entry steps also set the box's horizon.
+width; the simulated entry steps also set the box's horizon, and the order in which boxes are tried
+(the nearest to ``S`` first, so that a deadline cuts off the boxes least likely to be proved).
 """
 
 from __future__ import annotations
@@ -208,6 +209,10 @@ def prove_entry_boxes(loop, *, level, in_set, lo_box, hi_box, lo_dom, hi_dom, st
     _, vu = loop.V.bounds(lo, hi)
     inside = (vu <= level) & np.all((lo >= lo_dom) & (hi <= hi_dom), axis=1)
     queue_lo, queue_hi = lo[~inside], hi[~inside]
+    # boxes are tried nearest the set first (by their centre's simulated entry step): under a
+    # deadline the time goes to the boxes likeliest to be proved, not to the far corners
+    queue_key = _simulated_entry(loop, 0.5 * (queue_lo + queue_hi), level, in_set, lo_dom,
+                                 hi_dom, steps)
     corners = np.array(list(itertools.product([0.0, 1.0], repeat=n)))  # (2^n, n)
     proved_lo, proved_hi, proved_steps = [], [], []
     evaluated = simulated = 0
@@ -216,8 +221,10 @@ def prove_entry_boxes(loop, *, level, in_set, lo_box, hi_box, lo_dom, hi_dom, st
         if time.perf_counter() > deadline:
             limited = "timeout"
             break
-        lo, hi = queue_lo[:batch], queue_hi[:batch]
-        queue_lo, queue_hi = queue_lo[batch:], queue_hi[batch:]
+        order = np.argsort(queue_key, kind="stable")
+        take, rest = order[:batch], order[batch:]
+        lo, hi = queue_lo[take], queue_hi[take]
+        queue_lo, queue_hi, queue_key = queue_lo[rest], queue_hi[rest], queue_key[rest]
         # the centre and the corners of each box, simulated
         pts = np.concatenate([0.5 * (lo + hi)[:, None],
                               lo[:, None] + corners[None] * (hi - lo)[:, None]],
@@ -248,6 +255,10 @@ def prove_entry_boxes(loop, *, level, in_set, lo_box, hi_box, lo_dom, hi_dom, st
             s_lo, s_hi = _halves(lo[again], hi[again], width)
             queue_lo = np.concatenate([queue_lo, s_lo])
             queue_hi = np.concatenate([queue_hi, s_hi])
+            # a half inherits its box's latest simulated entry step (horizon + 1 where one of
+            # its points did not enter)
+            parent_key = sim[again].max(axis=1)
+            queue_key = np.concatenate([queue_key, parent_key, parent_key])
     lower = np.concatenate(proved_lo) if proved_lo else np.zeros((0, n))
     upper = np.concatenate(proved_hi) if proved_hi else np.zeros((0, n))
     k_steps = np.concatenate(proved_steps) if proved_steps else np.zeros(0, dtype=np.int64)
