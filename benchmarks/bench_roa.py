@@ -54,8 +54,9 @@ set on the arm in 268 s (31.6%), the same 44.2% on the pendulum in 54 s, and not
 pendulum's wide domain in 380 s.
 
 Goal (≥ 50% of the basin, each ≤ 5 min): met on the arm (learned ``V``: 98.6% in 12.9 s;
-fitted ``P``: 79.6% in 2.7 s) and, with entry boxes, on the pendulum (92.5% in 58.9 s, below).
-Not met on the cart-pole; why (and why no invariant set alone meets it on the pendulum):
+fitted ``P``: 79.6% in 2.7 s) and, with entry boxes, on the pendulum (92.7% in 39.2 s, below).
+Not met on the cart-pole (31.4% in 293 s with entry boxes); why (and why no invariant set
+alone meets it on the pendulum):
 
 - pendulum: 55% of its basin are states whose trajectories swing through the bottom (to
   ``|θ| = 4.52``, ``|θ̇| = 6.58``) and come back; the rest stays in the box. So no certified set
@@ -83,16 +84,22 @@ Entry boxes (``--entry-steps N``: boxes of the box outside the certified set pro
 reachability of the closed loop to enter it within ``N`` steps, in the domain all along; the
 region is then the set and those boxes). Pendulum, fitted ``P`` in the wide domain: ``python
 benchmarks/bench_roa.py --cases pendulum --domains wide --lyapunov fitted --entry-steps 300
---entry-timeout 120`` (commit fb2649f, load average 2):
+--entry-timeout 120``; cart-pole, ``rate`` ``P`` in the wide domain, 100 s for the set and 190 s
+for the boxes: ``python benchmarks/bench_roa.py --cases cartpole --domains wide --lyapunov rate
+--timeout 100 --entry-steps 400 --entry-timeout 190 --grid 48`` (commit after d8dc083: 64
+generators per set, boxes tried nearest the set first; load average 1-2):
 
     case      V       domain  volume   basin  certified  in domain  time [s]  cpu [s]  sim  entry
-    pendulum  fitted  wide     12.42   13.48     92.5%     100.0%      58.9     54.9   ok   4564
+    pendulum  fitted  wide     12.45   13.48     92.7%     100.0%      39.2     45.7   ok   4556
+    cartpole  rate    wide     7.681   24.38     31.4%      86.9%     293.2    349.4   ok  12332
 
-41.5% → **92.5%** of the simulated basin (the entry boxes enter the set within 58 steps; the
-search finished, grid 16², smallest width 1/256 of the box, before its 120 s): the swings through
-the bottom that no invariant set in the box can hold are covered by boxes that enter the set.
-The check sampled 10^4 states of the region: each is in the invariant set at its box's step,
-stays in it and converges.
+Pendulum: 41.5% → **92.7%** of the simulated basin (the entry boxes enter the set within 58
+steps; the search finished, grid 16², smallest width 1/256 of the box, before its 120 s; 92.5% in
+58.9 s with 24 generators per set, fb2649f): the swings through the bottom that no invariant set
+in the box can hold are covered by boxes that enter the set. Cart-pole: 2.2% → 31.4% (goal not
+met); its 4-D boxes enter within up to 240 steps, and the search was cut by its 190 s (in 120 s:
+7.1% with 24 generators, 30.0% with 64, 29.2% with 128). The check sampled 10^4 states of each
+region: each is in the invariant set at its box's step, stays in it and converges.
 
 Every certified set above passed the simulation check (10^4 of its states stay in it and
 converge, the decrease holds on 10^5).

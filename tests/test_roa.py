@@ -188,6 +188,10 @@ def test_a_result_without_its_plant_says_why_it_cannot_plot(pendulum):
         ({"box": [[-1, -1], [1, 1]], "domain": [[0.0, 0.0]]}, "domain: expected finite"),
         ({"box": [[-1, -1], [1, 1]], "domain": [[-0.5, -2], [2, 2]]},
          "domain: expected a box containing"),
+        ({"box": [[-1, -1], [1, 1]], "entry_steps": -1}, "entry_steps: expected an int >= 0"),
+        ({"box": [[-1, -1], [1, 1]], "entry_generators": 0}, "entry_generators: expected"),
+        ({"box": [[-1, -1], [1, 1]], "entry_min_width": 2.0}, "entry_min_width: expected"),
+        ({"box": [[-1, -1], [1, 1]], "entry_timeout": float("nan")}, "entry_timeout: expected"),
     ],
 )
 def test_bad_arguments_are_named(pendulum, kwargs, message):

@@ -104,22 +104,36 @@ def in_boxes(x, lower, upper) -> np.ndarray:
     return which
 
 
-def _simulated_entry(loop, points, level, in_set, lo_dom, hi_dom, horizon):
+def _simulated_entry(loop, points, level, in_set, lo_dom, hi_dom, horizon, segment=25):
     """First step at which each state (shape (M, n)) is in the set ``S`` by simulation, its
-    trajectory in the domain until then; ``horizon + 1`` where it is not (shape (M,))."""
+    trajectory in the domain until then; ``horizon + 1`` where it is not (shape (M,)).
+
+    The states are run ``segment`` steps at a time, and those that entered ``S`` or left the
+    domain are dropped between segments (most enter long before the horizon)."""
     from .roa import closed_loop_rollout
 
     entry = np.full(points.shape[0], horizon + 1, dtype=np.int64)
-    chunk = max(1, 2_000_000 // max(horizon + 1, 1))
-    for s in range(0, points.shape[0], chunk):
-        xs = closed_loop_rollout(loop.plant, loop.ctrl, points[s:s + chunk], horizon,
-                                 reference=loop.r)
-        inside_dom = np.all((xs >= lo_dom) & (xs <= hi_dom), axis=-1)  # (m, T+1)
+    x = np.asarray(points, dtype=np.float64)
+    active = np.arange(x.shape[0])
+    # step 0: the points themselves
+    inside_dom = np.all((x >= lo_dom) & (x <= hi_dom), axis=-1)
+    first = inside_dom & in_set(x)
+    entry[first] = 0
+    keep = inside_dom & ~first
+    active, x = active[keep], x[keep]
+    done = 0
+    while active.size and done < horizon:
+        k = min(segment, horizon - done)
+        xs = closed_loop_rollout(loop.plant, loop.ctrl, x, k, reference=loop.r)[:, 1:]
+        inside_dom = np.all((xs >= lo_dom) & (xs <= hi_dom), axis=-1)  # (m, k)
         in_s = in_set(xs.reshape(-1, xs.shape[-1])).reshape(inside_dom.shape) & inside_dom
         left = np.cumsum(~inside_dom, axis=1) > 0  # left the domain at or before the step
         ok = in_s & ~left
         has = ok.any(axis=1)
-        entry[s:s + chunk] = np.where(has, np.argmax(ok, axis=1), horizon + 1)
+        entry[active[has]] = done + 1 + np.argmax(ok[has], axis=1)
+        keep = ~has & ~left[:, -1]
+        active, x = active[keep], xs[keep, -1]
+        done += k
     return entry
 
 
@@ -165,7 +179,7 @@ def _halves(lo, hi, width):
 
 
 def prove_entry_boxes(loop, *, level, in_set, lo_box, hi_box, lo_dom, hi_dom, steps, grid,
-                      min_width, batch, deadline, max_generators=24) -> EntryBoxes:
+                      min_width, batch, deadline, max_generators=64) -> EntryBoxes:
     """Cover the box of interest, outside the certified set, with boxes proved to enter it.
 
     Parameters
