@@ -86,7 +86,7 @@ region is then the set and those boxes). Pendulum, fitted ``P`` in the wide doma
 benchmarks/bench_roa.py --cases pendulum --domains wide --lyapunov fitted --entry-steps 300
 --entry-timeout 120``; cart-pole, ``rate`` ``P`` in the wide domain, 100 s for the set and 190 s
 for the boxes: ``python benchmarks/bench_roa.py --cases cartpole --domains wide --lyapunov rate
---timeout 100 --entry-steps 400 --entry-timeout 190 --grid 48`` (commit after d8dc083: 64
+--timeout 100 --entry-steps 400 --entry-timeout 190 --grid 48`` (commit 7a57bf8: 64
 generators per set, boxes tried nearest the set first; load average 1-2):
 
     case      V       domain  volume   basin  certified  in domain  time [s]  cpu [s]  sim  entry

@@ -185,11 +185,16 @@ class RegionOfAttraction:
         """Whether the proof domain is larger than the box (the certified set may leave it)."""
         return _wider(self.domain_lower, self.domain_upper, self.box_lower, self.box_upper)
 
+    @property
+    def lyapunov_function(self) -> QuadraticLyapunov:
+        """The certificate's ``V`` (a :class:`QuarticLyapunov` for a learned one)."""
+        if self.G is None:
+            return QuadraticLyapunov(self.x_star, self.P)
+        return QuarticLyapunov(self.x_star, self.P, self.G, self.scale)
+
     def V(self, x) -> np.ndarray:
         """``V(x)``, shape (...) for ``x`` of shape (..., n)."""
-        if self.G is None:
-            return QuadraticLyapunov(self.x_star, self.P).value(x)
-        return QuarticLyapunov(self.x_star, self.P, self.G, self.scale).value(x)
+        return self.lyapunov_function.value(x)
 
     def in_invariant_set(self, x) -> np.ndarray:
         """Whether each state (shape (..., n)) lies in the invariant set ``S`` (``{V <= level}``,
@@ -1007,7 +1012,8 @@ def region_of_attraction(
                          f"{entry_timeout!r}")
     entry = {"steps": int(entry_steps), "grid": int(entry_grid),
              "min_width": float(entry_min_width), "max_generators": int(entry_generators),
-             "batch": batch, "timeout": timeout if entry_timeout is None else entry_timeout}
+             "batch": batch}
+    entry_seconds = timeout if entry_timeout is None else entry_timeout
     ctrl = _controller64(controller)
     r = plant.nominal_reference if reference is None else np.asarray(reference, np.float64)
     if op is None:
@@ -1140,7 +1146,7 @@ def region_of_attraction(
                                    boxes_evaluated=evaluated, limited_by=limited,
                                    counterexample=cex, time=time.perf_counter() - t0, **common)
     if lyapunov != "learned":
-        return _with_entry(quadratic, loop, entry, t0)
+        return _with_entry(quadratic, loop, entry, entry_seconds, t0)
     learned = _learned_certificate(quadratic, loop, samples=samples, grid=grid,
                                    min_width=min_width, batch=batch, rounds=rounds,
                                    deadline=t0 + timeout)
@@ -1153,21 +1159,21 @@ def region_of_attraction(
         if learned.volume > quadratic.volume:
             best = learned
     best.compared = compared
-    V_best = loop.V if best is quadratic else QuarticLyapunov(x_star, best.P, best.G, best.scale)
-    return _with_entry(best, _Loop(plant, ctrl, r, x_star, V_best), entry, t0)
+    return _with_entry(best, _Loop(plant, ctrl, r, x_star, best.lyapunov_function), entry,
+                       entry_seconds, t0)
 
 
-def _with_entry(result: RegionOfAttraction, loop: _Loop, entry: dict, t0) -> RegionOfAttraction:
-    """``result`` with its entry boxes (``entry["steps"] > 0`` and a certified set), its time
-    set; ``entry`` holds :func:`~neuroctl.verify.roa_entry.prove_entry_boxes`' options and
-    ``timeout``."""
+def _with_entry(result: RegionOfAttraction, loop: _Loop, entry: dict, seconds: float,
+                t0) -> RegionOfAttraction:
+    """``result`` with its entry boxes (``entry["steps"] > 0`` and a certified set; ``entry``:
+    :func:`~neuroctl.verify.roa_entry.prove_entry_boxes`' options, ``seconds`` for them), its
+    time set."""
     steps = entry["steps"]
     if steps and result.certified:
-        opts = {k: v for k, v in entry.items() if k != "timeout"}
         result.entry = prove_entry_boxes(
             loop, level=result.level, in_set=result.in_invariant_set, lo_box=result.box_lower,
             hi_box=result.box_upper, lo_dom=result.domain_lower, hi_dom=result.domain_upper,
-            deadline=time.perf_counter() + entry["timeout"], **opts)
+            deadline=time.perf_counter() + seconds, **entry)
         result.assumptions.append(
             f"entry boxes: {len(result.entry)} boxes of the box whose sets under the discrete "
             f"closed loop (affine forms, at most {steps} steps) lie in S at a stated step, "

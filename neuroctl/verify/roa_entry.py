@@ -104,7 +104,7 @@ def in_boxes(x, lower, upper) -> np.ndarray:
     return which
 
 
-def _simulated_entry(loop, points, level, in_set, lo_dom, hi_dom, horizon, segment=25):
+def _simulated_entry(loop, points, in_set, lo_dom, hi_dom, horizon, segment=25):
     """First step at which each state (shape (M, n)) is in the set ``S`` by simulation, its
     trajectory in the domain until then; ``horizon + 1`` where it is not (shape (M,)).
 
@@ -225,8 +225,8 @@ def prove_entry_boxes(loop, *, level, in_set, lo_box, hi_box, lo_dom, hi_dom, st
     queue_lo, queue_hi = lo[~inside], hi[~inside]
     # boxes are tried nearest the set first (by their centre's simulated entry step): under a
     # deadline the time goes to the boxes likeliest to be proved, not to the far corners
-    queue_key = _simulated_entry(loop, 0.5 * (queue_lo + queue_hi), level, in_set, lo_dom,
-                                 hi_dom, steps)
+    queue_key = _simulated_entry(loop, 0.5 * (queue_lo + queue_hi), in_set, lo_dom, hi_dom,
+                                 steps)
     corners = np.array(list(itertools.product([0.0, 1.0], repeat=n)))  # (2^n, n)
     proved_lo, proved_hi, proved_steps = [], [], []
     evaluated = simulated = 0
@@ -243,16 +243,15 @@ def prove_entry_boxes(loop, *, level, in_set, lo_box, hi_box, lo_dom, hi_dom, st
         pts = np.concatenate([0.5 * (lo + hi)[:, None],
                               lo[:, None] + corners[None] * (hi - lo)[:, None]],
                              axis=1)  # (B, 1 + 2^n, n)
-        sim = _simulated_entry(loop, pts.reshape(-1, n), level, in_set, lo_dom, hi_dom,
+        sim = _simulated_entry(loop, pts.reshape(-1, n), in_set, lo_dom, hi_dom,
                                steps).reshape(lo.shape[0], -1)
         simulated += lo.shape[0]
         all_enter = np.all(sim <= steps, axis=1)
         splittable = np.any(hi - lo > min_width * width * (1 + 1e-9), axis=1)
-        try_sets = all_enter
         horizons = np.minimum(steps, (1.5 * sim.max(axis=1)).astype(np.int64) + 10)
         entry = np.full(lo.shape[0], -1, dtype=np.int64)
-        if try_sets.any():
-            k = np.nonzero(try_sets)[0]
+        if all_enter.any():
+            k = np.nonzero(all_enter)[0]
             entry[k] = _enter_on_sets(loop, lo[k], hi[k], level, lo_dom, hi_dom, horizons[k],
                                       max_generators)
             evaluated += k.size
