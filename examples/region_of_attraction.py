@@ -208,15 +208,18 @@ def check_by_simulation(roa, plant, controller, *, reference=None, states: int =
                         transitions: int = 100_000, steps: int = 1500) -> dict:
     """The certificate against simulation (``plant.step``, the semantics of the proof).
 
-    ``states`` uniform samples of the certified region run for ``steps`` steps: the fraction
-    whose trajectory is in the invariant set after the state's proved number of steps (0 inside
-    it, an entry box's otherwise), stays in it from there and ends within 1e-6 of x*.
+    ``states`` uniform samples of the certified region run for ``steps`` steps (or past the
+    latest of their proved steps): the fraction whose trajectory is in the invariant set after
+    the state's proved number of steps (0 inside it, an entry box's otherwise), stays in it
+    from there and ends within 1e-6 of x*.
     ``transitions`` samples of the invariant set, one step each: how many fail the decrease
     ``V(F(x)) < V(x)`` (for a learned V, inside the quadratic certificate's set N the decrease
     of its own V, which proves that part).
     """
     x0 = roa.sample(states, seed=0)
     k = roa.entry_step(x0)
+    # past the latest proved step (a chained entry box's may be longer than ``steps``)
+    steps = max(steps, int(k.max(initial=0)) + 1)
     xs = closed_loop_rollout(plant, controller, x0, steps, reference=reference)
     at_star = np.linalg.norm(xs - roa.x_star, axis=-1) < 1e-9
     after = np.arange(xs.shape[1])[None] >= k[:, None]

@@ -348,7 +348,7 @@ def test_states_of_entry_boxes_reach_the_invariant_set_at_their_step_and_converg
     x0 = rng.uniform(e.lower[k], e.upper[k])
     steps = res.entry_step(x0)
     assert np.all((steps >= 0) & (steps <= e.steps[k]))
-    xs = closed_loop_rollout(plant, ctrl, x0, 1500, reference=ref)
+    xs = closed_loop_rollout(plant, ctrl, x0, max(1500, int(e.steps.max()) + 1), reference=ref)
     at_entry = xs[np.arange(len(x0)), e.steps[k]]
     assert np.all(res.in_invariant_set(at_entry))
     t = np.arange(xs.shape[1])[None, :, None]
@@ -371,3 +371,52 @@ def test_entry_boxes_certify_more_of_the_simulated_basin_and_nothing_outside_it(
     assert region[conv].mean() > core[conv].mean() + 0.1
     assert res.volume > np.prod(box[1] - box[0]) * core.mean()
     json.dumps(res.to_dict())
+
+
+def test_a_box_said_to_lie_in_proved_boxes_has_every_sampled_state_in_one():
+    """The chaining lookup of the entry boxes (:class:`_ProvedCells`) against brute force: a
+    3 x 3 grid of the unit square, the quarters of its cells proved at random (the others not
+    proved), one cell inside the set; every query box said covered has each of 400 sampled
+    states in a proved box or in the inside cell, the steps it reports are at least those of the
+    boxes holding the samples (a state in S stays in S, so more steps are still true) and one of
+    the proved boxes', and a query box of which a sampled state is in no proved box is never
+    said covered."""
+    from neuroctl.verify.roa_entry import _ProvedCells
+
+    rng = np.random.default_rng(3)
+    grid, lo_box, width = 3, np.zeros(2), np.ones(2)
+    inside = np.zeros(grid * grid, dtype=bool)
+    inside[4] = True  # the centre cell [1/3, 2/3]^2
+    cells = _ProvedCells(lo_box, width, grid, inside)
+    proved, open_ = [], []
+    for c in range(grid * grid):
+        if c == 4:
+            continue
+        i, j = divmod(c, grid)
+        for a in range(2):  # the cell's four quarters, each proved with probability 0.8
+            for b in range(2):
+                quarter = ([(i + a / 2) / 3, (j + b / 2) / 3],
+                           [(i + (a + 1) / 2) / 3, (j + (b + 1) / 2) / 3])
+                (proved if rng.random() < 0.8 else open_).append(quarter)
+    lower, upper = np.array([p[0] for p in proved]), np.array([p[1] for p in proved])
+    steps = rng.integers(1, 50, size=len(lower))
+    cells.update(lower, upper, steps, np.array([p[0] for p in open_]),
+                 np.array([p[1] for p in open_]))
+    centre = rng.uniform(-0.1, 1.1, size=(3000, 2))
+    half = rng.uniform(0.0, 0.3, size=(3000, 2))
+    xl, xu = centre - half, centre + half
+    got = cells.steps_to_set(xl, xu)
+    said = 0
+    for q in range(len(xl)):
+        pts = rng.uniform(xl[q], xu[q], size=(400, 2))
+        in_box = np.all((pts[:, None] >= lower) & (pts[:, None] <= upper), axis=2)  # (400, k)
+        in_inside = np.all((pts >= 1 / 3) & (pts <= 2 / 3), axis=1)
+        covered = in_box.any(axis=1) | in_inside
+        if got[q] >= 0:
+            said += 1
+            assert covered.all()
+            assert got[q] >= max([0] + [int(steps[k]) for k in np.nonzero(in_box.any(axis=0))[0]])
+            assert got[q] in set(steps.tolist()) | {0}
+        if not covered.all():
+            assert got[q] == -1
+    assert said > 300  # the lookup is not trivially "no"

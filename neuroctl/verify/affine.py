@@ -122,6 +122,14 @@ def _plus(a, b):
     return np.nextafter(a + b, _INF)
 
 
+def _radius(gsum, p: int, e):
+    """``sum_j |g_j| + e`` rounded up, from the computed sum ``gsum`` of ``p >= 1`` terms."""
+    s = gsum
+    if p > 1:  # a sum of p non-negative terms: relative error <= gamma_{p-1}
+        s = np.nextafter(s + s * _gamma(p - 1), _INF)
+    return np.where(e > 0, np.nextafter(s + e, _INF), s)
+
+
 def _down_end(a):
     return np.nextafter(a, -_INF)
 
@@ -205,10 +213,7 @@ class AffineForm:
         p = self.g.shape[0]
         if p == 0:
             return np.array(self.e)
-        s = np.abs(self.g).sum(axis=0)
-        if p > 1:  # a sum of p non-negative terms: relative error <= gamma_{p-1}
-            s = np.nextafter(s + s * _gamma(p - 1), _INF)
-        return np.where(self.e > 0, np.nextafter(s + self.e, _INF), s)
+        return _radius(np.abs(self.g).sum(axis=0), p, self.e)
 
     @property
     def lower(self) -> np.ndarray:
@@ -323,11 +328,15 @@ class AffineForm:
             e = _plus(_up(self.e * a, 1), _round_err(mag, 1, g.shape[0]))
             return self._new(c, g, e)
         ga, gb = self._pair(self, other)
-        ra, rb = self.rad, other.rad
+        # each |g| sum once: for the radii and for the rounding terms' magnitudes
+        p = ga.shape[0]
+        sa, sb = np.abs(ga).sum(axis=0), np.abs(gb).sum(axis=0)
+        ra = _radius(sa, p, self.e) if p else np.array(self.e)
+        rb = _radius(sb, p, other.e) if p else np.array(other.e)
         c = self.c * other.c
         g = self.c * gb + other.c * ga
-        mag = np.abs(c) + np.abs(self.c) * np.abs(gb).sum(axis=0)
-        mag = mag + np.abs(other.c) * np.abs(ga).sum(axis=0)
+        mag = np.abs(c) + np.abs(self.c) * sb
+        mag = mag + np.abs(other.c) * sa
         ea, eb = self.e, other.e
         e_prop = (np.abs(self.c) + ra) * eb + (np.abs(other.c) + rb) * ea + ea * eb
         e = _plus(_up(e_prop, 4), _round_err(mag, 3, g.shape[0]))

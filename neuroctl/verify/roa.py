@@ -315,7 +315,8 @@ class RegionOfAttraction:
         if self.entry is not None:
             e = self.entry
             out["entry"] = {"lower": e.lower.tolist(), "upper": e.upper.tolist(),
-                            "steps": e.steps.tolist(), "evaluated": e.evaluated,
+                            "steps": e.steps.tolist(), "chained": e.chained,
+                            "evaluated": e.evaluated,
                             "simulated": e.simulated, "limited_by": e.limited_by,
                             "time": e.time}
         out["volume"] = self.volume
@@ -943,8 +944,9 @@ def region_of_attraction(
         Train-and-prove rounds of ``lyapunov="learned"``.
     entry_steps : int, keyword-only
         With a positive number, extend the certified set by boxes of the box proved to enter
-        it within that many steps (:func:`neuroctl.verify.roa_entry.prove_entry_boxes`; the
-        sets on the way must stay in the proof domain). 0 (default): the invariant set alone.
+        it, or it and boxes proved before, within that many steps
+        (:func:`neuroctl.verify.roa_entry.prove_entry_boxes`; the sets on the way must stay in
+        the proof domain). 0 (default): the invariant set alone.
     entry_grid : int, keyword-only
         Candidate entry boxes per state at the start (``entry_grid**n``).
     entry_min_width : float, keyword-only
@@ -1176,8 +1178,10 @@ def _with_entry(result: RegionOfAttraction, loop: _Loop, entry: dict, seconds: f
             deadline=time.perf_counter() + seconds, **entry)
         result.assumptions.append(
             f"entry boxes: {len(result.entry)} boxes of the box whose sets under the discrete "
-            f"closed loop (affine forms, at most {steps} steps) lie in S at a stated step, "
-            "every set before it in the proof domain: their states converge to x* too (the "
-            "certified region is S and these boxes; it is not forward invariant as a whole)")
+            f"closed loop (affine forms, at most {steps} steps each) lie in S, or in S and entry "
+            "boxes proved before them, at a stated step, every set before it in the proof "
+            "domain: their states are in S after their box's number of steps and converge to "
+            "x* too (the certified region is S and these boxes; it is not forward invariant as "
+            "a whole)")
     result.time = time.perf_counter() - t0
     return result
