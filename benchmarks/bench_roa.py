@@ -54,9 +54,9 @@ set on the arm in 268 s (31.6%), the same 44.2% on the pendulum in 54 s, and not
 pendulum's wide domain in 380 s.
 
 Goal (≥ 50% of the basin, each ≤ 5 min): met on the arm (learned ``V``: 98.6% in 12.9 s;
-fitted ``P``: 79.6% in 2.7 s) and, with entry boxes, on the pendulum (92.7% in 39.2 s, below).
-Not met on the cart-pole (31.4% in 293 s with entry boxes); why (and why no invariant set
-alone meets it on the pendulum):
+fitted ``P``: 79.6% in 2.7 s) and, with entry boxes, on the pendulum (96.8% in 30.0 s) and the
+cart-pole (53.6% in 292 s; below). Stretch (80%) met on the arm and the pendulum, not on the
+cart-pole. Why no invariant set alone meets the goal on the pendulum and the cart-pole:
 
 - pendulum: 55% of its basin are states whose trajectories swing through the bottom (to
   ``|θ| = 4.52``, ``|θ̇| = 6.58``) and come back; the rest stays in the box. So no certified set
@@ -81,25 +81,32 @@ alone meets it on the pendulum):
   the box.
 
 Entry boxes (``--entry-steps N``: boxes of the box outside the certified set proved by
-reachability of the closed loop to enter it within ``N`` steps, in the domain all along; the
-region is then the set and those boxes). Pendulum, fitted ``P`` in the wide domain: ``python
-benchmarks/bench_roa.py --cases pendulum --domains wide --lyapunov fitted --entry-steps 300
---entry-timeout 120``; cart-pole, ``rate`` ``P`` in the wide domain, 100 s for the set and 190 s
-for the boxes: ``python benchmarks/bench_roa.py --cases cartpole --domains wide --lyapunov rate
---timeout 100 --entry-steps 400 --entry-timeout 190 --grid 48`` (commit 7a57bf8: 64
-generators per set, boxes tried nearest the set first; load average 1-2):
+reachability of the closed loop to enter it, or it and the boxes proved before, within ``N``
+steps, in the domain all along; the region is then the set and those boxes). Pendulum, fitted
+``P`` in the wide domain: ``python benchmarks/bench_roa.py --cases pendulum --domains wide
+--lyapunov fitted --entry-steps 300 --entry-timeout 120``; cart-pole, ``rate`` ``P`` in the wide
+domain, 60 s for the set and 230 s for the boxes: ``python benchmarks/bench_roa.py --cases
+cartpole --domains wide --lyapunov rate --timeout 60 --entry-steps 400 --entry-timeout 230
+--grid 48`` (2026-12-03, commit 10baf2e, load average about 1):
 
     case      V       domain  volume   basin  certified  in domain  time [s]  cpu [s]  sim  entry
-    pendulum  fitted  wide     12.45   13.48     92.7%     100.0%      39.2     45.7   ok   4556
-    cartpole  rate    wide     7.681   24.38     31.4%      86.9%     293.2    349.4   ok  12332
+    pendulum  fitted  wide        13   13.48     96.8%     100.0%      30.0     37.3   ok   2871
+    cartpole  rate    wide     13.14   24.38     53.6%      86.9%     292.4    360.5   ok  21039
 
-Pendulum: 41.5% → **92.7%** of the simulated basin (the entry boxes enter the set within 58
-steps; the search finished, grid 16², smallest width 1/256 of the box, before its 120 s; 92.5% in
-58.9 s with 24 generators per set, fb2649f): the swings through the bottom that no invariant set
-in the box can hold are covered by boxes that enter the set. Cart-pole: 2.2% → 31.4% (goal not
-met); its 4-D boxes enter within up to 240 steps, and the search was cut by its 190 s (in 120 s:
-7.1% with 24 generators, 30.0% with 64, 29.2% with 128). The check sampled 10^4 states of each
-region: each is in the invariant set at its box's step, stays in it and converges.
+Pendulum: 41.5% without entry boxes → 92.7% in 39.2 s with them (7a57bf8) → **96.8% in 30.0 s**
+(the search finished before its 120 s; boxes within 84 steps of the set): the swings through the
+bottom that no invariant set in the box can hold are covered by boxes that enter the set.
+Cart-pole: 2.2% without entry boxes → 31.7% with them in 291.2 s (7a57bf8, 100 s for the set,
+190 s for the boxes, run in the same session as the figures below) → **53.6% in 292.4 s** (goal
+met; 55.3% in 291.7 s in another run). Two changes, measured on one set (40 s) with 60 s of
+boxes each: a box's sets may end in ``S`` *and* the boxes proved before (chaining: the far boxes
+stop at the proved band around ``S``), 28.6% → 30.0% of the basin; the split side chosen by the
+simulated spread of the box's corners over 120 steps instead of the widest side, 31.0% → 38.7%
+(15 steps 34.8%, 300 steps 35.1%). With the boxes doing most of the work, 60 s for the set and
+230 s for the boxes beat 100 s and 190 s (48.9% in 292.8 s). Chained boxes' steps to the set
+reach 1855; the check ran each sampled state past its box's step. Earlier, without chaining (in
+120 s: 7.1% with 24 generators per set, 30.0% with 64, 29.2% with 128). The check sampled 10^4
+states of each region: each is in the invariant set at its box's step, stays in it and converges.
 
 Every certified set above passed the simulation check (10^4 of its states stay in it and
 converge, the decrease holds on 10^5).

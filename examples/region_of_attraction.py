@@ -23,8 +23,9 @@ script compares it with the basin of attraction simulated on a dense grid of the
    whose trajectories stay in the proof domain (no certified set in that domain can cover
    more: it is forward invariant);
 5. (``--entry_steps N``) each certified set extended by *entry boxes*: boxes of the box whose
-   states are proved, by reachability of the closed loop on sets, to be in the set within
-   ``N`` steps (so they converge too; the states that swing through the bottom and back);
+   states are proved, by reachability of the closed loop on sets, to be in the set, or in it
+   and the boxes proved before, within ``N`` steps (so they converge too; the states that swing
+   through the bottom and back);
 6. the plot of each certified set over simulated trajectories;
 7. (``--check``) each certificate against simulation: 10^4 states sampled in the certified
    region are in the invariant set after their proved number of steps, stay in it from there
