@@ -439,9 +439,11 @@ class _Search:
         self.use_milp = milp_unstable > 0 and rnet.piecewise_linear
         self.stack_lo, self.stack_hi, self.stack_depth = [lo], [hi], [np.zeros(1, int)]
         self.stack_open = [np.ones((1, union.n_polytopes), bool)]
+        # a lower bound on the margin over each stacked box (its parent's, -inf for the root)
+        self.stack_lb = [np.full(1, -np.inf)]
         self.root_width = np.where(hi - lo > 0, hi - lo, 1.0)
         self.proven_lb = np.inf  # min over the proofs of a polytope on a box of their bound
-        self.open_lb = -np.inf
+        self.inflight_lb = np.inf  # the open boxes of a batch stopped before they were stacked
         self.best_x = None
         self.best_cm = np.inf
         self.lost = False
@@ -449,7 +451,12 @@ class _Search:
 
     @property
     def lower_bound(self) -> float:
-        return -np.inf if self.lost else min(self.proven_lb, self.open_lb)
+        """The least of the proofs' bounds and of the bounds of the boxes still open (every
+        stacked one, not only the last batch's)."""
+        if self.lost:
+            return -np.inf
+        stacked = min((float(b.min()) for b in self.stack_lb if b.size), default=np.inf)
+        return min(self.proven_lb, self.inflight_lb, stacked)
 
     def run(self, until: float, work: float = np.inf) -> str:
         """Search until ``time.perf_counter()`` passes ``until`` or :attr:`work` reaches ``work``.
@@ -473,6 +480,7 @@ class _Search:
                     self.stack_hi.pop(),
                     self.stack_depth.pop(),
                     self.stack_open.pop(),
+                    self.stack_lb.pop(),
                 )
             ]
             count = parts[0][0].shape[0]
@@ -483,21 +491,26 @@ class _Search:
                         self.stack_hi.pop(),
                         self.stack_depth.pop(),
                         self.stack_open.pop(),
+                        self.stack_lb.pop(),
                     )
                 )
                 count += parts[-1][0].shape[0]
-            blo, bhi, bdep, bopen = (np.concatenate([q[i] for q in parts]) for i in range(4))
+            blo, bhi, bdep, bopen, blb = (
+                np.concatenate([q[i] for q in parts]) for i in range(5)
+            )
             if blo.shape[0] > self.batch_size:
                 self.stack_lo.append(blo[self.batch_size :])
                 self.stack_hi.append(bhi[self.batch_size :])
                 self.stack_depth.append(bdep[self.batch_size :])
                 self.stack_open.append(bopen[self.batch_size :])
+                self.stack_lb.append(blb[self.batch_size :])
                 blo, bhi, bdep = (
                     blo[: self.batch_size],
                     bhi[: self.batch_size],
                     bdep[: self.batch_size],
                 )
                 bopen = bopen[: self.batch_size]
+            self.inflight_lb = float(blb[: self.batch_size].min())  # until bounded
             self.stats["boxes"] += blo.shape[0]
             self.work += blo.shape[0]
             out = _bound_batch(
@@ -522,11 +535,12 @@ class _Search:
             bopen = bopen & ~proved
             keep = bopen.any(1)
             if not keep.any():
+                self.inflight_lb = np.inf
                 continue
             blo, bhi, bdep, bopen = blo[keep], bhi[keep], bdep[keep], bopen[keep]
             val, pbound, Lam, vertex = val[keep], pbound[keep], Lam[keep], vertex[keep]
             open_bound = np.where(bopen, pbound, np.inf)
-            self.open_lb = float(open_bound.min())
+            self.inflight_lb = float(open_bound.min())
             # candidate counterexamples: the vertices minimizing each row's bound, and the centres
             cand = np.concatenate([vertex.reshape(-1, n), (blo + bhi) / 2])
             cm = self.union.margin(self.rnet(cand))
@@ -577,6 +591,7 @@ class _Search:
                 val, pbound, Lam = val[rest], pbound[rest], Lam[rest]
                 open_bound = open_bound[rest]
                 if blo.shape[0] == 0:
+                    self.inflight_lb = np.inf
                     continue
             # split: dimension maximizing |coef| × width of the row closest to a proof, in the
             # open polytope farthest from one
@@ -627,6 +642,8 @@ class _Search:
             clo, chi = np.vstack([lo1, lo2]), np.vstack([hi1, hi2])
             cdep = np.concatenate([bdep + 1, bdep + 1])
             copen = np.vstack([bopen, bopen])
+            parent_lb = np.where(bopen, open_bound, np.inf).min(1)  # valid on each half
+            clb = np.concatenate([parent_lb, parent_lb])
             if self.branching == "bound":
                 # polytopes proven on a half by the estimate are done there; halves with none left
                 # are done, the others are bounded again
@@ -635,14 +652,21 @@ class _Search:
                 if proved.any():
                     self.proven_lb = min(self.proven_lb, float(vb[proved].min()))
                 copen = copen & ~proved
+                # the half's own estimate where it is tighter than its parent's bound
+                clb = np.maximum(clb, np.where(copen, vb, np.inf).min(1))
                 left = copen.any(1)
-                clo, chi, cdep, copen = clo[left], chi[left], cdep[left], copen[left]
+                clo, chi, cdep, copen, clb = (
+                    clo[left], chi[left], cdep[left], copen[left], clb[left]
+                )
                 if clo.shape[0] == 0:
+                    self.inflight_lb = np.inf
                     continue
             self.stack_lo.append(clo)
             self.stack_hi.append(chi)
             self.stack_depth.append(cdep)
             self.stack_open.append(copen)
+            self.stack_lb.append(clb)
+            self.inflight_lb = np.inf
         return "holds"
 
 
