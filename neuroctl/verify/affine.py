@@ -123,7 +123,9 @@ def _plus(a, b):
 
 
 def _radius(gsum, p: int, e):
-    """``sum_j |g_j| + e`` rounded up, from the computed sum ``gsum`` of ``p >= 1`` terms."""
+    """``sum_j |g_j| + e`` rounded up, from the computed sum ``gsum`` of ``p`` terms."""
+    if p == 0:
+        return np.array(e)
     s = gsum
     if p > 1:  # a sum of p non-negative terms: relative error <= gamma_{p-1}
         s = np.nextafter(s + s * _gamma(p - 1), _INF)
@@ -210,10 +212,7 @@ class AffineForm:
     @property
     def rad(self) -> np.ndarray:
         """Radius ``sum_j |g_j| + e`` (rounded up), shape ``(B, *s)``."""
-        p = self.g.shape[0]
-        if p == 0:
-            return np.array(self.e)
-        return _radius(np.abs(self.g).sum(axis=0), p, self.e)
+        return _radius(np.abs(self.g).sum(axis=0), self.g.shape[0], self.e)
 
     @property
     def lower(self) -> np.ndarray:
@@ -331,8 +330,7 @@ class AffineForm:
         # each |g| sum once: for the radii and for the rounding terms' magnitudes
         p = ga.shape[0]
         sa, sb = np.abs(ga).sum(axis=0), np.abs(gb).sum(axis=0)
-        ra = _radius(sa, p, self.e) if p else np.array(self.e)
-        rb = _radius(sb, p, other.e) if p else np.array(other.e)
+        ra, rb = _radius(sa, p, self.e), _radius(sb, p, other.e)
         c = self.c * other.c
         g = self.c * gb + other.c * ga
         mag = np.abs(c) + np.abs(self.c) * sb

@@ -148,6 +148,10 @@ class _ProvedCells:
         self.lo_box, self.grid, self.n = lo_box, grid, lo_box.size
         self.cell_width = width / grid
         self.inside = np.asarray(inside, dtype=bool)
+        # the 2**n corners of a block in a summed-area table (True: the block's upper end) and
+        # their signs in the inclusion-exclusion sum
+        self._upper_ends = np.array(list(itertools.product([False, True], repeat=self.n)))
+        self._signs = np.where((self.n - self._upper_ends.sum(axis=1)) % 2, -1, 1)
         self.update(np.zeros((0, self.n)), np.zeros((0, self.n)), np.zeros(0, dtype=np.int64),
                     np.zeros((0, self.n)), np.zeros((0, self.n)))
 
@@ -187,11 +191,8 @@ class _ProvedCells:
     def _block(self, table, first, last):
         """Sums of a cell table over the blocks ``first..last`` (shapes (Q, n), inclusive)."""
         total = np.zeros(first.shape[0], dtype=np.int64)
-        for corner in itertools.product([0, 1], repeat=self.n):
-            c = np.array(corner, dtype=bool)
-            at = np.where(c, last + 1, first)
-            sign = -1 if (self.n - int(c.sum())) % 2 else 1
-            total += sign * table[tuple(at.T)]
+        for upper, sign in zip(self._upper_ends, self._signs):
+            total += sign * table[tuple(np.where(upper, last + 1, first).T)]
         return total
 
     def _cells_met(self, first, last):
@@ -324,22 +325,23 @@ def _enter_on_sets(loop, lo, hi, level, lo_dom, hi_dom, horizons, max_generators
     return entry, chained
 
 
-def _sensitive_sides(loop, lo, hi, width, min_width, horizon):
+def _sensitive_sides(loop, corners, lo, hi, width, min_width, horizon):
     """The side of each box (shapes (B, n)) whose corners' trajectories spread apart most over
     the first ``horizon`` steps (the largest distance, relative to ``width`` and over time, of
     two corners differing in that side only), among the sides wider than ``min_width`` of
-    ``width``; shape (B,). Splitting it narrows the sets most where the flow stretches them."""
+    ``width``; shape (B,). Splitting it narrows the sets most where the flow stretches them.
+    ``corners``: the boxes' corners, shape (B, 2^n, n), in the order of
+    ``itertools.product([lower, upper], repeat=n)``."""
     from .roa import closed_loop_rollout
 
     b, n = lo.shape
-    corners = np.array(list(itertools.product([0.0, 1.0], repeat=n)))  # (2^n, n)
-    pts = lo[:, None] + corners[None] * (hi - lo)[:, None]  # (B, 2^n, n)
+    bits = np.arange(2**n)
     with np.errstate(over="ignore", invalid="ignore"):
-        xs = closed_loop_rollout(loop.plant, loop.ctrl, pts.reshape(-1, n), horizon,
-                                 reference=loop.r).reshape(b, corners.shape[0], -1, n)
+        xs = closed_loop_rollout(loop.plant, loop.ctrl, corners.reshape(-1, n), horizon,
+                                 reference=loop.r).reshape(b, 2**n, -1, n)
         spread = np.zeros((b, n))
         for i in range(n):
-            low = np.nonzero(corners[:, i] == 0)[0]
+            low = bits[(bits >> (n - 1 - i)) & 1 == 0]  # the corners at side i's lower end
             high = low + 2 ** (n - 1 - i)  # the corner differing in side i only
             gap = np.abs(xs[:, high] - xs[:, low]) / width  # (B, 2^(n-1), T, n)
             spread[:, i] = np.nan_to_num(gap.max(axis=(1, 2, 3)), nan=np.inf)
@@ -347,15 +349,13 @@ def _sensitive_sides(loop, lo, hi, width, min_width, horizon):
     return np.argmax(spread, axis=1)
 
 
-def _halves(lo, hi, width, sides=None):
-    """Each box split in two along ``sides`` (shape (B,)), by default its widest side relative
-    to ``width`` (shapes (B, n))."""
-    d = np.argmax((hi - lo) / width, axis=1) if sides is None else sides
+def _halves(lo, hi, sides):
+    """Each box (shapes (B, n)) split in two along its side in ``sides`` (shape (B,))."""
     rows = np.arange(lo.shape[0])
-    mid = 0.5 * (lo[rows, d] + hi[rows, d])
+    mid = 0.5 * (lo[rows, sides] + hi[rows, sides])
     a_hi, b_lo = hi.copy(), lo.copy()
-    a_hi[rows, d] = mid
-    b_lo[rows, d] = mid
+    a_hi[rows, sides] = mid
+    b_lo[rows, sides] = mid
     return np.concatenate([lo, b_lo]), np.concatenate([a_hi, hi])
 
 
@@ -458,9 +458,9 @@ def prove_entry_boxes(loop, *, level, in_set, lo_box, hi_box, lo_dom, hi_dom, st
         coarse = np.any(hi - lo > 4 * min_width * width, axis=1)
         again = ~done & splittable & (np.any(sim <= steps, axis=1) | coarse)
         if again.any():
-            sides = _sensitive_sides(loop, lo[again], hi[again], width, min_width,
-                                     min(steps, _SPREAD_STEPS))
-            s_lo, s_hi = _halves(lo[again], hi[again], width, sides)
+            sides = _sensitive_sides(loop, pts[again, 1:], lo[again], hi[again], width,
+                                     min_width, min(steps, _SPREAD_STEPS))
+            s_lo, s_hi = _halves(lo[again], hi[again], sides)
             queue_lo = np.concatenate([queue_lo, s_lo])
             queue_hi = np.concatenate([queue_hi, s_hi])
             # a half inherits its box's latest simulated entry step (horizon + 1 where one of
